@@ -1,0 +1,74 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "gallra",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "gallra", targets: ["gallra"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["YAML"]),
+    ],
+    targets: [
+        // System libraries, found with pkg-config (Debian: libpq-dev, libsystemd-dev).
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+
+        // libpq: connections, parameters, transactions, errors, cancellation.
+        .target(
+            name: "GallraPostgres",
+            dependencies: [
+                "CLibPQ",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // sd_notify, watchdog and the journal log handler.
+        .target(
+            name: "GallraSystemd",
+            dependencies: [
+                "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The command line: thin wiring of the layers below.
+        .executableTarget(
+            name: "gallra",
+            dependencies: [
+                "GallraPostgres",
+                "GallraSystemd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(
+            name: "GallraPostgresTests",
+            dependencies: ["GallraPostgres"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GallraSystemdTests",
+            dependencies: ["GallraSystemd"],
+            swiftSettings: swiftSettings
+        ),
+        // End-to-end tests of the built `gallra` binary.
+        .testTarget(
+            name: "GallraCLITests",
+            dependencies: ["gallra"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

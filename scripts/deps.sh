@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the system packages gallra builds, tests and demos with, when they are missing.
+# Debian/Ubuntu only; runs apt-get as root (or through sudo).
+set -euo pipefail
+
+packages=(pkg-config libpq-dev libsystemd-dev postgresql postgresql-contrib systemd util-linux procps)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "gallra: installing ${missing[*]}" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The PostgreSQL package starts a cluster of its own on install; the scripts use their own
+# throwaway clusters and never touch it.
+if ! command -v swift >/dev/null 2>&1; then
+    if [ -x /opt/swift/usr/bin/swift ]; then
+        echo "gallra: swift is in /opt/swift/usr/bin; add it to PATH" >&2
+    else
+        echo "gallra: Swift 6.2 or newer is required (https://www.swift.org/install/)" >&2
+    fi
+    exit 69
+fi

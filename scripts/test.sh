@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make test`: installs what is missing, starts a throwaway PostgreSQL cluster and a private
+# systemd-journald, runs the whole test suite against them, and stops both even when tests fail.
+# Extra arguments go to `swift test` (e.g. `scripts/test.sh --filter Postgres`).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+scripts/deps.sh
+
+work=$(mktemp -d /tmp/gallra-test.XXXXXX)
+chmod 0755 "$work"
+journald_pid=""
+cleanup() {
+    status=$?
+    [ -z "$journald_pid" ] || scripts/journald.sh stop "$journald_pid" || true
+    scripts/pg.sh stop "$work/pg" || true
+    rm -rf "$work"
+    exit $status
+}
+trap cleanup EXIT INT TERM
+
+export GALLRA_TEST_DATABASE
+GALLRA_TEST_DATABASE=$(scripts/pg.sh start "$work/pg")
+echo "test server: $GALLRA_TEST_DATABASE" >&2
+journald_pid=$(scripts/journald.sh start)
+echo "test journald: pid $journald_pid" >&2
+
+# Build outside the namespace (same result, clearer output), then run the tests inside it so
+# that sd_journal_send and journalctl in the tests reach the private journald.
+swift build --build-tests
+export GALLRA_TEST_JOURNALD=1
+export GALLRA_SOURCE_ROOT="$root"
+nsenter --mount="/proc/$journald_pid/ns/mnt" -- /usr/bin/env --chdir="$root" PATH="$PATH" \
+    "$(command -v swift)" test --skip-build "$@"
