@@ -63,12 +63,6 @@ let package = Package(
             dependencies: ["GallraSystemd"],
             swiftSettings: swiftSettings
         ),
-        // End-to-end tests of the built `gallra` binary.
-        .testTarget(
-            name: "GallraCLITests",
-            dependencies: ["gallra"],
-            swiftSettings: swiftSettings
-        ),
     ],
     swiftLanguageModes: [.v6]
 )
