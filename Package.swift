@@ -50,8 +50,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            plugins: ["BuildInfoPlugin"]
         ),
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
 
         .testTarget(
             name: "GallraPostgresTests",
@@ -61,6 +63,12 @@ let package = Package(
         .testTarget(
             name: "GallraSystemdTests",
             dependencies: ["GallraSystemd"],
+            swiftSettings: swiftSettings
+        ),
+        // End-to-end tests of the built `gallra` binary against the test server.
+        .testTarget(
+            name: "GallraCLITests",
+            dependencies: ["gallra"],
             swiftSettings: swiftSettings
         ),
     ],

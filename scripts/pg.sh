@@ -4,7 +4,8 @@
 #   scripts/pg.sh stop DIR    stop it and remove DIR
 # It listens on a unix socket in DIR and on 127.0.0.1 at a free port; local connections are
 # trusted (the cluster lives for one run and only on loopback). `password_user` has a password
-# so the password paths of libpq can be tested.
+# and must use it over TCP, so
+# the password paths of libpq can be tested.
 set -euo pipefail
 
 cmd=${1:?usage: pg.sh start|stop DIR}
@@ -37,6 +38,10 @@ start)
     chmod 0755 "$dir"
     as_postgres "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 70; }
+    # password_user must authenticate over TCP, so that libpq's password paths are exercised.
+    { echo "host all password_user 127.0.0.1/32 scram-sha-256"; cat "$dir/data/pg_hba.conf"; } >"$dir/pg_hba.new"
+    mv "$dir/pg_hba.new" "$dir/data/pg_hba.conf"
+    [ "$(id -u)" -ne 0 ] || chown postgres:postgres "$dir/data/pg_hba.conf"
     port=$(free_port)
     cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'

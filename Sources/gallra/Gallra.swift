@@ -1,11 +1,23 @@
 import ArgumentParser
-import GallraPostgres
 
 @main
 struct Gallra: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gallra",
         abstract: "Retention and purge daemon for PostgreSQL.",
-        version: "gallra 0.1.0 (libpq \(LibPQ.versionString))"
+        discussion: """
+            gallra enforces retention policies on a PostgreSQL database: it finds the subjects whose \
+            retention has ended, deletes or anonymizes their data in small transactions, and keeps a \
+            tamper-evident audit trail.
+
+            CONFIGURATION:
+              --config PATH (or $GALLRA_CONFIG, else /etc/gallra/gallra.yaml when present) is a YAML file; \
+            every key can be overridden by a GALLRA_* environment variable (database -> GALLRA_DATABASE, \
+            log.level -> GALLRA_LOG_LEVEL) and by the command line.
+
+            \(ExitStatus.helpText)
+            """,
+        version: BuildInfo.versionLine,
+        subcommands: [Check.self, Version.self]
     )
 }

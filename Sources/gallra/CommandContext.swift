@@ -1,0 +1,27 @@
+import GallraPostgres
+import GallraSystemd
+import Logging
+
+/// What a command works with once its options are read: the settings and a logger.
+struct CommandContext: Sendable {
+    let settings: Settings
+    let logger: Logger
+
+    /// Reads the settings and sets up logging; call once per process.
+    static func start(_ options: GlobalOptions) async throws -> CommandContext {
+        let settings = try await Settings.load(options)
+        GallraLogging.bootstrap(format: settings.logFormat, level: settings.logLevel)
+        var logger = Logger(label: "gallra")
+        logger.logLevel = settings.logLevel
+        return CommandContext(settings: settings, logger: logger)
+    }
+
+    /// Connects to the configured database; an unreachable server is EX_UNAVAILABLE.
+    func connect() async throws -> PostgresConnection {
+        do {
+            return try await PostgresConnection.connect(settings.database, logger: logger)
+        } catch let error as PostgresError {
+            throw CommandFailure(.unavailable, "\(error)")
+        }
+    }
+}

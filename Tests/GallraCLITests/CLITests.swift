@@ -1,0 +1,237 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("gallra command line")
+struct CommandLineTests {
+    @Test func helpListsCommandsAndExitStatuses() throws {
+        let result = try gallra("--help")
+        #expect(result.status == 0)
+        for command in ["check", "version"] {
+            #expect(result.stdout.contains(command), "help lists \(command)")
+        }
+        for status in ["64", "65", "69", "70", "75", "78"] {
+            #expect(result.stdout.contains("  \(status)  "), "help explains exit status \(status)")
+        }
+        #expect(result.stdout.contains("--database"))
+        #expect(result.stdout.contains("GALLRA_DATABASE"))
+    }
+
+    @Test func everyCommandHasHelp() throws {
+        for command in ["check", "version"] {
+            let result = try gallra(command, "--help")
+            #expect(result.status == 0)
+            #expect(result.stdout.contains("USAGE: gallra \(command)"))
+        }
+    }
+
+    @Test func versionNamesTheLibpqItRunsWith() throws {
+        let result = try gallra("version")
+        #expect(result.status == 0)
+        // pkg-config reads libpq's own metadata: an oracle independent of PQlibVersion().
+        let libpq = try run("/usr/bin/pkg-config", ["--modversion", "libpq"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(result.stdout.contains("libpq  \(libpq)"))
+        #expect(result.stdout.hasPrefix("gallra "))
+    }
+
+    @Test func versionNamesTheCommitItWasBuiltFrom() throws {
+        guard let root = ProcessInfo.processInfo.environment["GALLRA_SOURCE_ROOT"] else {
+            Issue.record("GALLRA_SOURCE_ROOT is not set: run the tests through `make test`")
+            return
+        }
+        let head = try run("/usr/bin/git", ["-C", root, "rev-parse", "--short=12", "HEAD"])
+        try #require(head.status == 0, "the source tree is a git checkout")
+        let result = try gallra("version")
+        let commit = head.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(result.stdout.contains("commit \(commit)"))
+    }
+
+    @Test func unknownOptionIsAUsageError() throws {
+        let result = try gallra("check", "--no-such-option")
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("--no-such-option"))
+    }
+
+    @Test func badLogLevelOnTheCommandLineIsAUsageError() throws {
+        let result = try gallra("check", "--log-level", "loud")
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("--log-level"))
+        #expect(result.stderr.contains("warning"), "the error lists the valid levels")
+    }
+}
+
+@Suite("gallra check")
+struct CheckTests {
+    @Test func reportsServerUserAndSchema() throws {
+        try Harness.withDatabase { name, conninfo in
+            let result = try gallra("check", "--database", conninfo)
+            #expect(result.status == 0, "stderr: \(result.stderr)")
+            let version = try Harness.psql("SHOW server_version")
+            #expect(result.stdout.contains("PostgreSQL \(version)"))
+            #expect(result.stdout.contains("database  \(name)"))
+            #expect(result.stdout.contains("user      postgres"))
+            #expect(result.stdout.contains("schema    gallra does not exist yet"))
+
+            try Harness.psql("CREATE SCHEMA gallra", database: name)
+            let again = try gallra("check", "--database", conninfo)
+            #expect(again.stdout.contains("schema    gallra exists"))
+        }
+    }
+
+    @Test func jsonReport() throws {
+        try Harness.withDatabase { name, conninfo in
+            let result = try gallra("check", "--format", "json", "--database", conninfo)
+            #expect(result.status == 0, "stderr: \(result.stderr)")
+            let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            #expect(object?["database"] as? String == name)
+            #expect(object?["user"] as? String == "postgres")
+            #expect(object?["gallra_schema"] as? Bool == false)
+            let number = try Harness.psql("SHOW server_version_num")
+            #expect(object?["server_version_num"] as? Int == Int(number))
+        }
+    }
+
+    @Test func databaseFromEnvironmentConfigFileAndCommandLine() throws {
+        try Harness.withDatabase { first, firstConninfo in
+            try Harness.withDatabase { second, secondConninfo in
+                try Harness.withTemporaryDirectory { dir in
+                    let config = "\(dir)/gallra.yaml"
+                    try "database: \"\(firstConninfo)\"\nlog:\n  level: warning\n"
+                        .write(toFile: config, atomically: true, encoding: .utf8)
+
+                    let fromFile = try gallra("check", "--config", config)
+                    #expect(fromFile.stdout.contains("database  \(first)"), "stderr: \(fromFile.stderr)")
+
+                    let env = ["GALLRA_DATABASE": secondConninfo]
+                    let envOverFile = try gallra("check", "--config", config, environment: env)
+                    #expect(envOverFile.stdout.contains("database  \(second)"), "stderr: \(envOverFile.stderr)")
+
+                    let flagOverEnv = try gallra(
+                        "check", "--config", config, "--database", firstConninfo, environment: env)
+                    #expect(flagOverEnv.stdout.contains("database  \(first)"), "stderr: \(flagOverEnv.stderr)")
+
+                    let configFromEnv = try gallra("check", environment: ["GALLRA_CONFIG": config])
+                    #expect(configFromEnv.stdout.contains("database  \(first)"), "stderr: \(configFromEnv.stderr)")
+                }
+            }
+        }
+    }
+
+    @Test func libpqEnvironmentAndServiceFilesWorkAsWithPsql() throws {
+        let host = try Harness.serverSetting("host")
+        let port = try Harness.serverSetting("port")
+        try Harness.withDatabase { name, _ in
+            // Plain libpq variables, no gallra setting at all.
+            let plain = try gallra(
+                "check", environment: ["PGHOST": host, "PGPORT": port, "PGUSER": "postgres", "PGDATABASE": name])
+            #expect(plain.status == 0, "stderr: \(plain.stderr)")
+            #expect(plain.stdout.contains("database  \(name)"))
+
+            try Harness.withTemporaryDirectory { dir in
+                // A service file and a password file, over TCP with a password-protected role.
+                let services = "\(dir)/pg_service.conf"
+                try "[shop]\nhost=127.0.0.1\nport=\(port)\ndbname=\(name)\nuser=password_user\n"
+                    .write(toFile: services, atomically: true, encoding: .utf8)
+                let passwords = "\(dir)/pgpass"
+                try "127.0.0.1:\(port):*:password_user:secret-pw\n"
+                    .write(toFile: passwords, atomically: true, encoding: .utf8)
+                chmod(passwords, 0o600)
+                let service = try gallra(
+                    "check", "--database", "service=shop",
+                    environment: ["PGSERVICEFILE": services, "PGPASSFILE": passwords])
+                #expect(service.status == 0, "stderr: \(service.stderr)")
+                #expect(service.stdout.contains("user      password_user"))
+                #expect(service.stdout.contains("127.0.0.1"))
+
+                let noPassword = try gallra(
+                    "check", "--database", "service=shop", environment: ["PGSERVICEFILE": services])
+                #expect(noPassword.status == 69)
+                #expect(noPassword.stderr.contains("password"))
+                #expect(!noPassword.stderr.contains("secret-pw"))
+            }
+        }
+    }
+
+    @Test func refusedConnectionIsUnavailableAndNamesTheTarget() throws {
+        let port = try unusedPort()
+        let result = try gallra("check", "--database", "host=127.0.0.1 port=\(port) connect_timeout=2 dbname=x")
+        #expect(result.status == 69)
+        #expect(result.stderr.contains("127.0.0.1"))
+        #expect(result.stderr.contains("\(port)"))
+        #expect(result.stderr.lowercased().contains("refused"), "the libpq message is kept: \(result.stderr)")
+        #expect(result.seconds < 3)
+    }
+
+    @Test func silentServerTimesOutWithinConnectTimeout() throws {
+        // A socket that listens but never speaks: the kernel completes the TCP handshake and
+        // libpq then waits for the server's answer until connect_timeout.
+        let listener = try SilentListener()
+        defer { listener.close() }
+        let result = try gallra(
+            "check", "--database", "host=127.0.0.1 port=\(listener.port) connect_timeout=2 dbname=x")
+        #expect(result.status == 69)
+        #expect(result.stderr.contains("\(listener.port)"))
+        #expect(result.seconds >= 1.5 && result.seconds < 5, "took \(result.seconds) s")
+    }
+
+    @Test func missingConfigFileIsAConfigurationError() throws {
+        let result = try gallra("check", "--config", "/nonexistent/gallra.yaml")
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("/nonexistent/gallra.yaml"))
+        #expect(result.stderr.contains("No such file"))
+    }
+
+    @Test func malformedConfigFileIsAConfigurationError() throws {
+        try Harness.withTemporaryDirectory { dir in
+            let config = "\(dir)/gallra.yaml"
+            try "database: [unclosed\n  : :\n".write(toFile: config, atomically: true, encoding: .utf8)
+            let result = try gallra("check", "--config", config)
+            #expect(result.status == 78)
+            #expect(result.stderr.contains(config))
+        }
+    }
+
+    @Test func badLogLevelInTheEnvironmentIsAConfigurationError() throws {
+        let result = try gallra("check", environment: ["GALLRA_LOG_LEVEL": "loud"])
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("GALLRA_LOG_LEVEL"))
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+func unusedPort() throws -> Int {
+    let listener = try SilentListener()
+    listener.close()
+    return listener.port
+}
+
+/// A TCP socket on 127.0.0.1 that accepts connections in the kernel and never answers.
+final class SilentListener: @unchecked Sendable {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard bound == 0, listen(fd, 16) == 0 else { throw HarnessError.noServer }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() {
+        _ = Glibc.close(fd)
+    }
+}
