@@ -24,6 +24,10 @@ public struct JournalLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
+    /// Sends an entry (replaced in tests to simulate an unreachable journald).
+    var sender: @Sendable ([(name: String, value: String)]) -> Int32 = JournalLogHandler.send
+    /// Where ``fallback`` lines go.
+    var fallbackFileDescriptor: Int32 = 2
 
     /// A handler for the logger `label`.
     public init(
@@ -49,9 +53,9 @@ public struct JournalLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         let record = LogRecord(event: event, label: label, handlerMetadata: metadata, provider: metadataProvider)
-        let result = Self.send(fields(for: record))
-        if result < 0, let fallback {
-            StandardErrorLogHandler.write(StandardErrorLogHandler.render(record, format: fallback), to: 2)
+        if sender(fields(for: record)) < 0, let fallback {
+            StandardErrorLogHandler.write(
+                StandardErrorLogHandler.render(record, format: fallback), to: fallbackFileDescriptor)
         }
     }
 

@@ -203,8 +203,9 @@ enum LogText {
         }.joined(separator: " ")
     }
 
+    /// C0 controls except tab, DEL, and C1 controls (some terminals act on U+009B as an escape).
     static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 && scalar != "\t" || scalar.value == 0x7F
+        scalar.value < 0x20 && scalar != "\t" || (0x7F...0x9F).contains(scalar.value)
     }
 
     private static func hex(_ value: UInt32) -> String {

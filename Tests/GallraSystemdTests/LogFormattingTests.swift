@@ -86,6 +86,11 @@ private func record(
     #expect(line == #"<3>first\nsecond\r\u{1b}[31mred empty="" note="two words" q="a\"b""# + "\n")
 }
 
+@Test func controlCharactersCannotReachATerminal() {
+    #expect(LogText.singleLine("a\u{9B}31m\u{7F}\tb") == #"a\u{9b}31m\u{7f}"# + "\tb")
+    #expect(LogText.singleLine("plain, ünïcode ✓") == "plain, ünïcode ✓")
+}
+
 @Test func terminalLinesAreForPeople() {
     #expect(
         StandardErrorLogHandler.render(record(), format: .terminal)
@@ -215,4 +220,39 @@ func destinationFollowsFormatAndStandardError(
 
 @Test func logFormatNamesAreTheCommandLineValues() {
     #expect(LogFormat.allCases.map(\.rawValue) == ["journal", "text", "json"])
+}
+
+@Test func anUnreachableJournalFallsBackToPrefixedLines() throws {
+    func loggedLines(fallback: StandardErrorLogHandler.Format?) throws -> String {
+        var fds: [Int32] = [0, 0]
+        try #require(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        var handler = JournalLogHandler(label: "gallra", fallback: fallback, metadataProvider: nil)
+        handler.sender = { _ in -ENOENT }
+        handler.fallbackFileDescriptor = fds[1]
+        var logger = Logger(label: "gallra") { _ in handler }
+        logger[metadataKey: "policy"] = "inactive-customers"
+        logger.warning("journald is gone\nstill logged")
+        close(fds[1])
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = read(fds[0], &buffer, buffer.count)
+        return String(decoding: buffer[..<max(0, count)], as: UTF8.self)
+    }
+    #expect(
+        try loggedLines(fallback: .prefixed) == #"<4>journald is gone\nstill logged policy=inactive-customers"# + "\n")
+    #expect(try loggedLines(fallback: nil) == "")
+}
+
+@Test func journalFieldsAreInASteadyOrder() {
+    let handler = JournalLogHandler(label: "gallra", identifier: "gallra-plan", metadataProvider: nil)
+    let fields = handler.fields(
+        for: LogRecord(
+            timestamp: sampleTime, level: .notice, message: "m", metadata: ["run.id": "r", "MESSAGE_ID": "abc"],
+            file: "GallraEngine/Run.swift", function: "run()", line: 12))
+    #expect(
+        fields.map(\.name) == [
+            "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE", "CODE_FUNC", "MESSAGE_ID",
+            "GALLRA_RUN_ID",
+        ])
+    #expect(fields.map(\.value) == ["m", "5", "gallra-plan", "GallraEngine/Run.swift", "12", "run()", "abc", "r"])
 }
