@@ -99,7 +99,8 @@ final class NotifyListener {
                         close(bytes.loadUnaligned(fromByteOffset: dataOffset + index * 4, as: Int32.self))
                     }
                 } else if header.cmsg_level == SOL_SOCKET && header.cmsg_type == scmCredentials {
-                    pid = bytes.loadUnaligned(fromByteOffset: dataOffset, as: pid_t.self)  // struct ucred starts with pid
+                    // struct ucred starts with the pid.
+                    pid = bytes.loadUnaligned(fromByteOffset: dataOffset, as: pid_t.self)
                 }
                 offset += (Int(header.cmsg_len) + align - 1) / align * align
             }
