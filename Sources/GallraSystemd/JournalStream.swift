@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The `JOURNAL_STREAM` check systemd documents: stderr is connected to the journal when the
