@@ -142,7 +142,7 @@ public actor PostgresConnection {
     /// is a `.clientMisuse` error. Other tasks' statements on this connection wait until the transaction ends.
     public func transaction<T: Sendable>(
         isolation: IsolationLevel = .readCommitted, readOnly: Bool = false,
-        _ body: (isolated PostgresConnection) async throws -> T
+        _ body: @Sendable (isolated PostgresConnection) async throws -> T
     ) async throws -> T {
         if let active = activeTransaction, active == Self.transactionToken {
             throw PostgresError(.clientMisuse, "transactions do not nest: this task is already in a transaction")
