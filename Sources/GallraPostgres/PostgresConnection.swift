@@ -471,10 +471,12 @@ public actor PostgresConnection {
             var error = serverError(firstError, conn: conn)
             error.query = sql
             if error.sqlState == "57014" {
-                if watch.timedOut {
+                if watch.timedOut, let timeout {
                     error.code = .timeout
+                    error.message += " (the client's timeout of \(timeout) elapsed)"
                 } else if handle.cancelWasRequested || watch.cancelSent {
                     error.code = .cancelled
+                    error.message += " (cancelled by the client)"
                 }
             }
             throw error

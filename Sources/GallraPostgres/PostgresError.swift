@@ -100,8 +100,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
 
     public var description: String {
         var text = "PostgreSQL"
-        if let severity { text += " \(severity)" } else if code != .server { text += " \(code)" }
+        if let severity { text += " \(severity)" }
         if let sqlState { text += " \(sqlState)" }
+        if code != .server { text += " [\(code)]" }
         text += ": " + (sqlState?.hasPrefix("22") == true ? Self.elidingQuotedParts(message) : message)
         var names: [String] = []
         if let tableName {

@@ -50,6 +50,7 @@ struct CancellationTests {
             #expect(error.isQueryCanceled)
             #expect(error.isClientTimeout)
             #expect(error.code == .timeout)
+            #expect(error.description.contains("timeout"))
             #expect(error.sqlState == "57014")
             #expect(elapsed >= .milliseconds(200))
             #expect(elapsed < .seconds(1))

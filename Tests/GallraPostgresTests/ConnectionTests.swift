@@ -39,15 +39,35 @@ struct ConnectionTests {
         #expect(elapsed < .seconds(2))
     }
 
-    /// A host that never answers (a TEST-NET-1 address, RFC 5737): connect_timeout bounds the wait.
-    @Test func unreachableHostTimesOutWithinConnectTimeout() async throws {
+    /// A server that accepts TCP connections but never answers (a socket that listens and never reads):
+    /// connect_timeout bounds the wait, as with psql.
+    @Test func silentServerTimesOutWithinConnectTimeout() async throws {
+        let (fd, port) = try TestServer.silentListener()
+        defer { close(fd) }
         let (outcome, elapsed) = await measure {
-            await Result { try await PostgresConnection.connect("host=192.0.2.1 port=5432 connect_timeout=2") }
+            await Result {
+                try await PostgresConnection.connect("host=127.0.0.1 port=\(port) user=postgres connect_timeout=2")
+            }
         }
         let error = try #require(outcome.failure(as: PostgresError.self))
         #expect(error.code == .connectionFailed)
-        #expect(error.description.contains("192.0.2.1"))
-        #expect(elapsed < .seconds(3))
+        #expect(error.message.contains("connect_timeout"))
+        #expect(error.description.contains("127.0.0.1:\(port)"))
+        #expect(elapsed >= .seconds(2))
+        #expect(elapsed < .milliseconds(2600))
+    }
+
+    @Test func connectingCanBeCancelled() async throws {
+        let (fd, port) = try TestServer.silentListener()
+        defer { close(fd) }
+        let connecting = Task { try await PostgresConnection.connect("host=127.0.0.1 port=\(port) user=postgres") }
+        try await Task.sleep(for: .milliseconds(200))
+        let (outcome, elapsed) = await measure {
+            connecting.cancel()
+            return await connecting.result
+        }
+        #expect(outcome.failure(as: PostgresError.self)?.code == .cancelled)
+        #expect(elapsed < .milliseconds(600))
     }
 
     @Test func invalidConninfoIsAConnectionError() async throws {

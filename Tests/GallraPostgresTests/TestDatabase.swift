@@ -35,9 +35,20 @@ enum TestServer {
 
     /// A TCP port on 127.0.0.1 that nothing listens on (bound, read, released).
     static func unusedPort() throws -> Int {
+        let (fd, port) = try boundSocket(listening: false)
+        close(fd)
+        return port
+    }
+
+    /// A socket on 127.0.0.1 that accepts connections (the kernel completes the handshake) but never answers.
+    /// The caller closes the returned descriptor.
+    static func silentListener() throws -> (Int32, Int) {
+        try boundSocket(listening: true)
+    }
+
+    private static func boundSocket(listening: Bool) throws -> (Int32, Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #expect(fd >= 0)
-        defer { close(fd) }
+        try #require(fd >= 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -47,8 +58,9 @@ enum TestServer {
                 bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
             }
         }
-        #expect(bound)
-        return Int(UInt16(bigEndian: address.sin_port))
+        try #require(bound)
+        if listening { try #require(listen(fd, 16) == 0) }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 }
 
