@@ -1,0 +1,246 @@
+import Foundation
+
+// PostgreSQL's own representations, so that every value the server can hold round-trips exactly:
+// a date is a day count and a timestamp a microsecond count, both from 2000-01-01, with the
+// extreme values standing for -infinity and infinity (DATEVAL_NOBEGIN/NOEND, DT_NOBEGIN/NOEND).
+// Calendar arithmetic is the proleptic Gregorian calendar (as PostgreSQL's), in 64-bit integers.
+
+/// A PostgreSQL `date`: days since 2000-01-01, or ±infinity.
+public struct PostgresDate: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// Days since 2000-01-01; `Int32.min` is `-infinity`, `Int32.max` is `infinity`.
+    public var daysSince2000: Int32
+
+    public init(daysSince2000: Int32) {
+        self.daysSince2000 = daysSince2000
+    }
+
+    /// A calendar date; `year` 0 is 1 BC, -1 is 2 BC (astronomical numbering). Nil if the date does not exist.
+    public init?(year: Int, month: Int, day: Int) {
+        guard (1...12).contains(month), (1...Calendrical.daysInMonth(year, month)).contains(day) else { return nil }
+        let days = Calendrical.daysFromCivil(year, month, day) - Calendrical.unixDaysAt2000
+        guard let value = Int32(exactly: days), value != .min, value != .max else { return nil }
+        self.daysSince2000 = value
+    }
+
+    public static let infinity = PostgresDate(daysSince2000: .max)
+    public static let negativeInfinity = PostgresDate(daysSince2000: .min)
+
+    public var isInfinite: Bool { daysSince2000 == .max || daysSince2000 == .min }
+
+    /// Year (astronomical: 0 is 1 BC), month and day; nil for ±infinity.
+    public var components: (year: Int, month: Int, day: Int)? {
+        guard !isInfinite else { return nil }
+        return Calendrical.civilFromDays(Int64(daysSince2000) + Calendrical.unixDaysAt2000)
+    }
+
+    /// The text PostgreSQL prints with `DateStyle = ISO`: `1969-07-20`, `0044-03-15 BC`, `infinity`.
+    public var description: String {
+        if daysSince2000 == .max { return "infinity" }
+        if daysSince2000 == .min { return "-infinity" }
+        let (year, month, day) = Calendrical.civilFromDays(Int64(daysSince2000) + Calendrical.unixDaysAt2000)
+        return Calendrical.formatDate(year, month, day) + (year <= 0 ? " BC" : "")
+    }
+
+    /// Parses PostgreSQL's ISO output (`YYYY-MM-DD[ BC]`, `infinity`, `-infinity`).
+    public init?(postgresText text: Substring) {
+        switch text {
+        case "infinity": self = .infinity
+        case "-infinity": self = .negativeInfinity
+        default:
+            var rest = text
+            let bc = rest.hasSuffix(" BC")
+            if bc { rest = rest.dropLast(3) }
+            guard let (y, m, d) = Calendrical.parseDate(rest) else { return nil }
+            self.init(year: bc ? 1 - y : y, month: m, day: d)
+        }
+    }
+
+    public static func < (lhs: PostgresDate, rhs: PostgresDate) -> Bool { lhs.daysSince2000 < rhs.daysSince2000 }
+}
+
+/// A PostgreSQL `timestamp` or `timestamptz`: microseconds since 2000-01-01 00:00:00 (UTC for `timestamptz`), or ±infinity.
+public struct PostgresTimestamp: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// Microseconds since 2000-01-01 00:00:00; `Int64.min` is `-infinity`, `Int64.max` is `infinity`.
+    public var microsecondsSince2000: Int64
+
+    public init(microsecondsSince2000: Int64) {
+        self.microsecondsSince2000 = microsecondsSince2000
+    }
+
+    /// A calendar date and time of day (astronomical years: 0 is 1 BC). Nil if a field is out of range.
+    public init?(
+        year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0, second: Int = 0, microsecond: Int = 0
+    ) {
+        guard let date = PostgresDate(year: year, month: month, day: day), (0...23).contains(hour),
+            (0...59).contains(minute), (0...59).contains(second), (0...999_999).contains(microsecond)
+        else { return nil }
+        let seconds = Int64(date.daysSince2000) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
+        self.microsecondsSince2000 = seconds * 1_000_000 + Int64(microsecond)
+    }
+
+    /// The instant of a Foundation `Date`, rounded to the microsecond.
+    public init(_ date: Date) {
+        let seconds = date.timeIntervalSince1970 - Double(Calendrical.unixSecondsAt2000)
+        self.microsecondsSince2000 = Int64((seconds * 1_000_000).rounded())
+    }
+
+    public static let infinity = PostgresTimestamp(microsecondsSince2000: .max)
+    public static let negativeInfinity = PostgresTimestamp(microsecondsSince2000: .min)
+
+    public var isInfinite: Bool { microsecondsSince2000 == .max || microsecondsSince2000 == .min }
+
+    /// The Foundation `Date` of this instant (read as UTC); nil for ±infinity. May lose sub-microsecond precision far from 2001.
+    public var date: Date? {
+        guard !isInfinite else { return nil }
+        let whole = microsecondsSince2000.floorDivided(by: 1_000_000)
+        let fraction = microsecondsSince2000 - whole * 1_000_000
+        return Date(
+            timeIntervalSince1970: Double(whole + Calendrical.unixSecondsAt2000) + Double(fraction) / 1_000_000)
+    }
+
+    /// The text PostgreSQL prints for a `timestamp` with `DateStyle = ISO`: `2024-02-29 12:34:56.000001`.
+    public var description: String { format(utcOffsetSuffix: "") }
+
+    /// The text for a `timestamptz` in UTC: `2024-02-29 12:34:56.000001+00`.
+    var timestamptzText: String { format(utcOffsetSuffix: "+00") }
+
+    private func format(utcOffsetSuffix: String) -> String {
+        if microsecondsSince2000 == .max { return "infinity" }
+        if microsecondsSince2000 == .min { return "-infinity" }
+        let days = microsecondsSince2000.floorDivided(by: 86_400_000_000)
+        var rest = microsecondsSince2000 - days * 86_400_000_000
+        let (year, month, day) = Calendrical.civilFromDays(days + Calendrical.unixDaysAt2000)
+        let microsecond = Int(rest % 1_000_000)
+        rest /= 1_000_000
+        var text = Calendrical.formatDate(year, month, day)
+        text += " " + Calendrical.pad(Int(rest / 3600), 2) + ":" + Calendrical.pad(Int(rest / 60 % 60), 2) + ":"
+        text += Calendrical.pad(Int(rest % 60), 2)
+        if microsecond != 0 {
+            var fraction = Calendrical.pad(microsecond, 6)
+            while fraction.hasSuffix("0") { fraction.removeLast() }
+            text += "." + fraction
+        }
+        return text + utcOffsetSuffix + (year <= 0 ? " BC" : "")
+    }
+
+    /// Parses PostgreSQL's ISO output: `YYYY-MM-DD HH:MM:SS[.ffffff][±HH[:MM[:SS]]][ BC]`, `infinity`, `-infinity`.
+    /// A UTC offset, when present, is applied, so the result is the UTC instant.
+    public init?(postgresText text: Substring) {
+        switch text {
+        case "infinity": self = .infinity; return
+        case "-infinity": self = .negativeInfinity; return
+        default: break
+        }
+        var rest = text
+        let bc = rest.hasSuffix(" BC")
+        if bc { rest = rest.dropLast(3) }
+        guard let space = rest.firstIndex(of: " "), let (y, m, d) = Calendrical.parseDate(rest[..<space]) else {
+            return nil
+        }
+        var time = rest[rest.index(after: space)...]
+        var offsetSeconds = 0
+        if let sign = time.lastIndex(where: { $0 == "+" || $0 == "-" }) {
+            let parts = time[time.index(after: sign)...].split(separator: ":", omittingEmptySubsequences: false)
+            guard (1...3).contains(parts.count), parts.allSatisfy({ $0.count == 2 }) else { return nil }
+            var seconds = 0
+            for (part, scale) in zip(parts, [3600, 60, 1]) {
+                guard let value = Int(part) else { return nil }
+                seconds += value * scale
+            }
+            offsetSeconds = time[sign] == "-" ? -seconds : seconds
+            time = time[..<sign]
+        }
+        let hms = time.split(separator: ":", omittingEmptySubsequences: false)
+        guard hms.count == 3, hms[0].count == 2, hms[1].count == 2, let hour = Int(hms[0]), let minute = Int(hms[1])
+        else { return nil }
+        let secondParts = hms[2].split(separator: ".", omittingEmptySubsequences: false)
+        guard (1...2).contains(secondParts.count), secondParts[0].count == 2, let second = Int(secondParts[0]) else {
+            return nil
+        }
+        var microsecond = 0
+        if secondParts.count == 2 {
+            let digits = secondParts[1]
+            guard (1...6).contains(digits.count), digits.allSatisfy(\.isASCII), let value = Int(digits) else {
+                return nil
+            }
+            microsecond = value * [1, 100_000, 10_000, 1000, 100, 10, 1][digits.count]
+        }
+        guard
+            let local = PostgresTimestamp(
+                year: bc ? 1 - y : y, month: m, day: d, hour: hour, minute: minute, second: second,
+                microsecond: microsecond)
+        else { return nil }
+        self.microsecondsSince2000 = local.microsecondsSince2000 - Int64(offsetSeconds) * 1_000_000
+    }
+
+    public static func < (lhs: PostgresTimestamp, rhs: PostgresTimestamp) -> Bool {
+        lhs.microsecondsSince2000 < rhs.microsecondsSince2000
+    }
+}
+
+/// Proleptic Gregorian calendar arithmetic (Howard Hinnant's `days_from_civil` / `civil_from_days`).
+enum Calendrical {
+    static let unixDaysAt2000: Int64 = 10_957
+    static let unixSecondsAt2000: Int64 = 946_684_800
+
+    static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int64 {
+        let y = Int64(month <= 2 ? year - 1 : year)
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let m = Int64(month)
+        let dayOfYear = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    static func civilFromDays(_ unixDays: Int64) -> (Int, Int, Int) {
+        let z = unixDays + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        return (Int(year), Int(month), Int(day))
+    }
+
+    static func daysInMonth(_ year: Int, _ month: Int) -> Int {
+        switch month {
+        case 2:
+            let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+            return leap ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// `YYYY-MM-DD` with the year as PostgreSQL prints it (BC years as their positive number, `BC` added by the caller).
+    static func formatDate(_ year: Int, _ month: Int, _ day: Int) -> String {
+        pad(year <= 0 ? 1 - year : year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
+    }
+
+    /// Parses `Y+-MM-DD` (the year as printed, at least 4 digits; BC handled by the caller).
+    static func parseDate(_ text: Substring) -> (Int, Int, Int)? {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].count >= 4, parts[1].count == 2, parts[2].count == 2,
+            parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }),
+            let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2])
+        else { return nil }
+        return (y, m, d)
+    }
+
+    static func pad(_ value: Int, _ width: Int) -> String {
+        let digits = String(value)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+    }
+}
+
+extension Int64 {
+    /// Division rounding toward negative infinity (dates before 2000 have negative counts).
+    func floorDivided(by divisor: Int64) -> Int64 {
+        let quotient = self / divisor
+        return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? quotient - 1 : quotient
+    }
+}

@@ -1,0 +1,160 @@
+/// Everything that can go wrong talking to PostgreSQL, with the server's fields kept.
+///
+/// `description` is generic on purpose: severity, SQLSTATE, the primary message and the names of the schema,
+/// table, column, type and constraint, or for connection errors the target and libpq's message. It never
+/// includes DETAIL, HINT, CONTEXT or the SQL text, which can carry row values (`Key (email)=(alice@x) already
+/// exists`); for data exceptions (class 22), whose primary messages echo the rejected input, quoted parts are
+/// elided. The full error is in `debugDescription` (`String(reflecting:)`), for debugging only.
+public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    /// What kind of failure this is; extensible, so new kinds are not a breaking change.
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        public let rawValue: String
+
+        public init(_ rawValue: String) {
+            self.rawValue = rawValue
+        }
+
+        /// The connection could not be established.
+        public static let connectionFailed = Code("connectionFailed")
+        /// The connection broke (server terminated the backend, network failure); the connection is now closed.
+        public static let connectionLost = Code("connectionLost")
+        /// The connection was closed by ``PostgresConnection/close()`` before this call.
+        public static let connectionClosed = Code("connectionClosed")
+        /// The server reported an error; see ``sqlState``.
+        public static let server = Code("server")
+        /// The client-side `timeout:` of the statement (or of connecting) elapsed; the statement was cancelled.
+        public static let timeout = Code("timeout")
+        /// The statement was cancelled on the client's request: ``PostgresConnection/cancel()`` or Swift task cancellation.
+        public static let cancelled = Code("cancelled")
+        /// The API was used in a way that cannot work (nested transaction, NUL in text, ...).
+        public static let clientMisuse = Code("clientMisuse")
+        /// A result value could not be decoded as its column type, or as the Swift type asked for.
+        public static let decoding = Code("decoding")
+        /// `COMMIT` ended in a rollback because the transaction had failed earlier.
+        public static let transactionRolledBack = Code("transactionRolledBack")
+
+        public var description: String { rawValue }
+    }
+
+    public var code: Code
+    /// The SQLSTATE (`23505`), from the server or libpq.
+    public var sqlState: String?
+    /// `ERROR`, `FATAL`, `PANIC` (not localized).
+    public var severity: String?
+    /// The primary message: the server's, libpq's, or gallra's.
+    public var message: String
+    /// The server's DETAIL. May contain row values: never log it.
+    public var detail: String?
+    /// The server's HINT. May contain row values: never log it.
+    public var hint: String?
+    /// The server's CONTEXT (call stack of functions, statements). May contain values: never log it.
+    public var context: String?
+    /// 1-based character position of the error in the SQL text.
+    public var position: Int?
+    public var schemaName: String?
+    public var tableName: String?
+    public var columnName: String?
+    public var dataTypeName: String?
+    public var constraintName: String?
+    /// The server the connection was to (connection errors and errors on a connection).
+    public var host: String?
+    public var port: String?
+    /// The SQL text of the failed statement (parameters are never part of it); only in `debugDescription`.
+    public var query: String?
+
+    public init(_ code: Code, _ message: String, sqlState: String? = nil) {
+        self.code = code
+        self.message = message
+        self.sqlState = sqlState
+    }
+
+    // MARK: Classification
+
+    public var isConnectionLost: Bool { code == .connectionLost }
+    /// 57014: cancelled by `cancel()`, task cancellation, the client timeout, `statement_timeout` or `pg_cancel_backend`.
+    public var isQueryCanceled: Bool { sqlState == "57014" || code == .timeout || code == .cancelled }
+    /// The statement was cancelled because the client-side `timeout:` elapsed.
+    public var isClientTimeout: Bool { code == .timeout }
+    /// 55P03, e.g. `lock_timeout` or `NOWAIT`.
+    public var isLockNotAvailable: Bool { sqlState == "55P03" }
+    /// 40001.
+    public var isSerializationFailure: Bool { sqlState == "40001" }
+    /// 40P01.
+    public var isDeadlock: Bool { sqlState == "40P01" }
+    /// 23505.
+    public var isUniqueViolation: Bool { sqlState == "23505" }
+    /// 23503.
+    public var isForeignKeyViolation: Bool { sqlState == "23503" }
+    /// 42P01.
+    public var isUndefinedTable: Bool { sqlState == "42P01" }
+    /// 42703.
+    public var isUndefinedColumn: Bool { sqlState == "42703" }
+    /// 42501.
+    public var isInsufficientPrivilege: Bool { sqlState == "42501" }
+    /// 25006: a write in a `READ ONLY` transaction.
+    public var isReadOnlyTransaction: Bool { sqlState == "25006" }
+    /// Worth retrying the whole transaction later: lock not available, serialization failure, deadlock.
+    public var isRetryable: Bool { isLockNotAvailable || isSerializationFailure || isDeadlock }
+
+    // MARK: Text
+
+    public var description: String {
+        var text = "PostgreSQL"
+        if let severity { text += " \(severity)" }
+        if let sqlState { text += " \(sqlState)" }
+        if code != .server { text += " [\(code)]" }
+        text += ": " + (sqlState?.hasPrefix("22") == true ? Self.elidingQuotedParts(message) : message)
+        var names: [String] = []
+        if let tableName {
+            names.append("table " + (schemaName.map { "\($0)." } ?? "") + tableName)
+        } else if let schemaName {
+            names.append("schema \(schemaName)")
+        }
+        if let columnName { names.append("column \(columnName)") }
+        if let dataTypeName { names.append("type \(dataTypeName)") }
+        if let constraintName { names.append("constraint \(constraintName)") }
+        if !names.isEmpty { text += " (" + names.joined(separator: ", ") + ")" }
+        if [.connectionFailed, .connectionLost].contains(code), let host {
+            text += " [server \(host)" + (port.map { ":\($0)" } ?? "") + "]"
+        }
+        return text
+    }
+
+    public var debugDescription: String {
+        var fields: [String] = ["code: \(code)"]
+        func add(_ name: String, _ value: String?) {
+            if let value { fields.append("\(name): \(value)") }
+        }
+        add("sqlState", sqlState)
+        add("severity", severity)
+        add("message", message)
+        add("detail", detail)
+        add("hint", hint)
+        add("context", context)
+        add("position", position.map(String.init))
+        add("schema", schemaName)
+        add("table", tableName)
+        add("column", columnName)
+        add("dataType", dataTypeName)
+        add("constraint", constraintName)
+        add("host", host)
+        add("port", port)
+        add("query", query)
+        return "PostgresError(" + fields.joined(separator: ", ") + ")"
+    }
+
+    /// `invalid input syntax for type integer: "abc"` → `invalid input syntax for type integer: "…"`.
+    static func elidingQuotedParts(_ message: String) -> String {
+        var out = ""
+        var inQuote = false
+        for character in message {
+            if character == "\"" {
+                out.append(inQuote ? "…\"" : "\"")
+                inQuote.toggle()
+            } else if !inQuote {
+                out.append(character)
+            }
+        }
+        return inQuote ? out + "…\"" : out
+    }
+}
