@@ -1,3 +1,4 @@
+import Foundation
 import GallraPostgres
 import GallraSystemd
 import Logging
@@ -9,8 +10,9 @@ struct CommandContext: Sendable {
 
     /// Reads the settings and sets up logging; call once per process.
     static func start(_ options: GlobalOptions) async throws -> CommandContext {
-        let settings = try await Settings.load(options)
-        GallraLogging.bootstrap(format: settings.logFormat, level: settings.logLevel)
+        let environment = ProcessInfo.processInfo.environment
+        let settings = try await Settings.load(options, environment: environment)
+        GallraLogging.bootstrap(format: settings.logFormat, level: settings.logLevel, environment: environment)
         var logger = Logger(label: "gallra")
         logger.logLevel = settings.logLevel
         return CommandContext(settings: settings, logger: logger)
@@ -21,7 +23,13 @@ struct CommandContext: Sendable {
         do {
             return try await PostgresConnection.connect(settings.database, logger: logger)
         } catch let error as PostgresError {
-            throw CommandFailure(.unavailable, "\(error)")
+            let target = [error.host, error.port].compactMap { $0 }.joined(separator: ":")
+            throw CommandFailure(
+                .unavailable,
+                "cannot connect to the database\(target.isEmpty ? "" : " at \(target)"): \(error.message)\n"
+                    + "Check that the server runs and the database setting (--database, GALLRA_DATABASE or "
+                    + "`database` in the configuration file) names it."
+            )
         }
     }
 }

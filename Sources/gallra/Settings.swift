@@ -91,7 +91,9 @@ struct Settings: Sendable {
         }
     }
 
-    private static func invalid(_ key: String, _ value: String?, expected: String, configPath: String?) -> CommandFailure {
+    private static func invalid(_ key: String, _ value: String?, expected: String, configPath: String?)
+        -> CommandFailure
+    {
         let variable = "GALLRA_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
         let shown = value.map { " \"\($0)\"" } ?? ""
         let sources = ["the configuration file \(configPath ?? "")", variable].filter { !$0.hasSuffix(" ") }

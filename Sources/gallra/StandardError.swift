@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Direct writes to file descriptor 2, one `write(2)` per message.
@@ -12,9 +12,9 @@ enum StandardError {
         while offset < bytes.count {
             let written = bytes.withUnsafeMutableBytes { buffer in
                 #if canImport(Glibc)
-                Glibc.write(2, buffer.baseAddress! + offset, buffer.count - offset)
+                    Glibc.write(2, buffer.baseAddress! + offset, buffer.count - offset)
                 #else
-                Darwin.write(2, buffer.baseAddress! + offset, buffer.count - offset)
+                    Darwin.write(2, buffer.baseAddress! + offset, buffer.count - offset)
                 #endif
             }
             if written <= 0 { return }

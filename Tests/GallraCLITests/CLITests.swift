@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite("gallra command line")
@@ -16,7 +16,6 @@ struct CommandLineTests {
         for status in ["64", "65", "69", "70", "75", "78"] {
             #expect(result.stdout.contains("  \(status)  "), "help explains exit status \(status)")
         }
-        #expect(result.stdout.contains("--database"))
         #expect(result.stdout.contains("GALLRA_DATABASE"))
     }
 
@@ -25,6 +24,7 @@ struct CommandLineTests {
             let result = try gallra(command, "--help")
             #expect(result.status == 0)
             #expect(result.stdout.contains("USAGE: gallra \(command)"))
+            #expect(result.stdout.contains("--help"))
         }
     }
 
@@ -48,6 +48,13 @@ struct CommandLineTests {
         let result = try gallra("version")
         let commit = head.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(result.stdout.contains("commit \(commit)"))
+    }
+
+    @Test func checkHelpShowsTheGlobalOptions() throws {
+        let result = try gallra("check", "--help")
+        for option in ["--config", "--database", "--log-format", "--log-level", "--format"] {
+            #expect(result.stdout.contains(option), "check --help shows \(option)")
+        }
     }
 
     @Test func unknownOptionIsAUsageError() throws {
@@ -91,7 +98,7 @@ struct CheckTests {
             #expect(object?["user"] as? String == "postgres")
             #expect(object?["gallra_schema"] as? Bool == false)
             let number = try Harness.psql("SHOW server_version_num")
-            #expect(object?["server_version_num"] as? Int == Int(number))
+            #expect(object?["server_version_number"] as? Int == Int(number))
         }
     }
 
@@ -215,7 +222,7 @@ final class SilentListener: @unchecked Sendable {
     let port: Int
 
     init() throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -224,11 +231,15 @@ final class SilentListener: @unchecked Sendable {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
         }
-        guard bound == 0, listen(fd, 16) == 0 else { throw HarnessError.noServer }
+        guard bound == 0, listen(fd, 16) == 0 else {
+            _ = Glibc.close(fd)
+            throw HarnessError.noServer
+        }
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
-        port = Int(UInt16(bigEndian: address.sin_port))
+        self.fd = fd
+        self.port = Int(UInt16(bigEndian: address.sin_port))
     }
 
     func close() {
