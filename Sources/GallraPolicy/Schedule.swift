@@ -73,7 +73,10 @@ public struct Schedule: Sendable, Hashable, Codable, CustomStringConvertible {
             let whole = Int64(seconds.rounded(.down))
             let firstDay = Self.localDay(of: whole, in: timeZone) - 1
             for day in firstDay...(firstDay + Self.searchDays) {
-                guard let found = pattern.fireInstants(onLocalDay: day, in: timeZone).first(where: { Double($0) > seconds })
+                guard
+                    let found = pattern.fireInstants(onLocalDay: day, in: timeZone).first(where: {
+                        Double($0) > seconds
+                    })
                 else { continue }
                 // Across a DST change the next day could in principle hold an earlier instant.
                 let following = pattern.fireInstants(onLocalDay: day + 1, in: timeZone).first { Double($0) > seconds }

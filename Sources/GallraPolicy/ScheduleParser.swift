@@ -17,7 +17,7 @@ struct ScheduleParser {
     }
 
     static let forms = ["every", "hourly", "daily", "weekly", "monthly"]
-    static let generalExample = "daily at 03:00 (or: every 6h, weekly on monday at 02:00, monthly on 1 at 04:00, 0 3 * * *)"
+    static let generalExample = "daily at 03:00"
 
     let text: String
     let tokens: [Token]
@@ -85,7 +85,8 @@ struct ScheduleParser {
         index += 1
         if !digits.isEmpty && unitText.isEmpty {
             guard index < tokens.count else {
-                throw error(.invalidInterval, nil, "'every \(digits)' needs a unit: m, h or d (e.g. every \(digits)h)", example)
+                throw error(
+                    .invalidInterval, nil, "'every \(digits)' needs a unit: m, h or d (e.g. every \(digits)h)", example)
             }
             unitText = tokens[index].lowercased
             unitColumn = tokens[index].column
@@ -151,9 +152,12 @@ struct ScheduleParser {
             }
             let token = tokens[index]
             let digits = token.text.hasPrefix(":") ? token.text.dropFirst() : token.text[...]
-            guard (1...2).contains(digits.count), digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(digits)
+            guard (1...2).contains(digits.count), digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+                let value = Int(digits)
             else {
-                throw error(.invalidTime, token.column, "expected minutes past the hour such as :15, found '\(token.text)'", example)
+                throw error(
+                    .invalidTime, token.column, "expected minutes past the hour such as :15, found '\(token.text)'",
+                    example)
             }
             guard value <= 59 else {
                 throw error(.invalidTime, token.column, "minute \(value) is out of range 0-59", example)
@@ -216,7 +220,9 @@ struct ScheduleParser {
             index += 1
         }
         guard sawDay else {
-            throw error(.invalidField, tokens.count > index ? tokens[index].column : nil, "'weekly' needs days, such as: on monday", example)
+            throw error(
+                .invalidField, tokens.count > index ? tokens[index].column : nil,
+                "'weekly' needs days, such as: on monday", example)
         }
         let time = try timeOfDay(at: &index, after: "the days", example: example)
         let zone = try optionalTimeZone(at: &index, example: example)
@@ -306,7 +312,10 @@ struct ScheduleParser {
         let example = "0 3 * * *"
         var fieldTokens = tokens
         var zone = (zone: Self.utc, name: "UTC")
-        if let last = tokens.last, tokens.count > 1, !Self.looksLikeCronField(last.text) {
+        // The last word is a zone when it looks like one, or when it is a sixth word that is no cron field.
+        if let last = tokens.last, tokens.count > 1, !Self.looksLikeCronField(last.text),
+            tokens.count == 6 || Self.looksLikeTimeZone(last.text)
+        {
             zone = try timeZone(last, example: "0 3 * * * Europe/Stockholm")
             fieldTokens.removeLast()
         }
@@ -345,13 +354,19 @@ struct ScheduleParser {
         return names.allSatisfy { dayNumbers[String($0)] != nil || monthNumbers[String($0)] != nil || Int($0) != nil }
     }
 
+    private static func looksLikeTimeZone(_ word: Substring) -> Bool {
+        if word.uppercased() == "UTC" || TimeZone(identifier: String(word)) != nil { return true }
+        return word.first?.isLetter == true && word.contains("/")
+    }
+
     private func cronField(_ token: Token, _ field: CronField) throws(ScheduleError) -> UInt64 {
         var mask: UInt64 = 0
         let example = field.example
         for (item, offset) in Self.items(of: token.text) {
             let column = token.column + offset
             guard !item.isEmpty else {
-                throw error(.invalidField, column, "the \(field.name) field '\(token.text)' has an empty list item", example)
+                throw error(
+                    .invalidField, column, "the \(field.name) field '\(token.text)' has an empty list item", example)
             }
             let parts = item.split(separator: "/", omittingEmptySubsequences: false)
             guard parts.count <= 2 else {
@@ -410,7 +425,9 @@ struct ScheduleParser {
         }
         let lowered = text.lowercased()
         if let value = field.names[lowered] { return value }
-        if lowered == "l" || lowered.hasSuffix("w") && lowered.dropLast().allSatisfy(\.isNumber) || lowered.contains("#") {
+        if lowered == "l" || lowered.hasSuffix("w") && lowered.dropLast().allSatisfy(\.isNumber)
+            || lowered.contains("#")
+        {
             throw error(
                 .invalidField, column,
                 "'\(text)' (last, nearest weekday, nth weekday) is not standard cron and not supported",
@@ -447,7 +464,8 @@ struct ScheduleParser {
             isDigits(parts[1]), let hour = Int(parts[0]), let minute = Int(parts[1])
         else {
             throw error(
-                .invalidTime, token.column, "expected a time of day as HH:MM on the 24-hour clock, found '\(token.text)'",
+                .invalidTime, token.column,
+                "expected a time of day as HH:MM on the 24-hour clock, found '\(token.text)'",
                 example)
         }
         guard hour <= 23 else {
@@ -456,7 +474,8 @@ struct ScheduleParser {
                 example.replacingOccurrences(of: "03:00", with: "00:00"))
         }
         guard minute <= 59 else {
-            throw error(.invalidTime, token.column + parts[0].count + 1, "minute \(minute) is out of range 0-59", example)
+            throw error(
+                .invalidTime, token.column + parts[0].count + 1, "minute \(minute) is out of range 0-59", example)
         }
         index += 1
         return (hour, minute)
@@ -527,7 +546,8 @@ struct ScheduleParser {
         if let number = Self.dayNumbers[lowered] { return number }
         if lowered.hasSuffix("s"), let number = Self.dayNumbers[String(lowered.dropLast())] { return number }
         var message = "unknown day '\(word)'"
-        if let suggestion = Self.closest(to: lowered, among: Self.dayNames + Self.dayNames.map { String($0.prefix(3)) }) {
+        if let suggestion = Self.closest(to: lowered, among: Self.dayNames + Self.dayNames.map { String($0.prefix(3)) })
+        {
             message += "; did you mean '\(suggestion)'?"
         } else {
             message += "; use monday ... sunday or mon ... sun"
@@ -548,7 +568,9 @@ struct ScheduleParser {
 
     static func twoDigits(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
 
-    static func clock(_ time: (hour: Int, minute: Int)) -> String { "\(twoDigits(time.hour)):\(twoDigits(time.minute))" }
+    static func clock(_ time: (hour: Int, minute: Int)) -> String {
+        "\(twoDigits(time.hour)):\(twoDigits(time.minute))"
+    }
 
     static func intervalPhrase(_ seconds: Int64) -> String {
         for (size, unit) in [(Int64(86_400), "day"), (3600, "hour"), (60, "minute"), (1, "second")]
@@ -568,7 +590,8 @@ struct ScheduleParser {
             let distance = editDistance(target, Array(candidate.lowercased()))
             guard distance <= limit else { continue }
             if let current = best,
-                distance > current.distance || (distance == current.distance && candidate.count <= current.candidate.count)
+                distance > current.distance
+                    || (distance == current.distance && candidate.count <= current.candidate.count)
             {
                 continue
             }
@@ -577,18 +600,22 @@ struct ScheduleParser {
         return best?.candidate
     }
 
+    /// Optimal string alignment distance: edits, with a swap of neighbours counting as one ("jna" → "jan").
     private static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
-        var previous = Array(0...b.count)
-        var current = previous
+        var table = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in 0...a.count { table[i][0] = i }
+        for j in 0...b.count { table[0][j] = j }
         for i in 1...a.count {
-            current[0] = i
             for j in 1...b.count {
-                current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                table[i][j] = Swift.min(table[i - 1][j] + 1, table[i][j - 1] + 1, table[i - 1][j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    table[i][j] = Swift.min(table[i][j], table[i - 2][j - 2] + 1)
+                }
             }
-            swap(&previous, &current)
         }
-        return previous[b.count]
+        return table[a.count][b.count]
     }
 }
