@@ -517,7 +517,7 @@ struct ScheduleParser {
 
     // MARK: Tables and helpers
 
-    static let utc = TimeZone(secondsFromGMT: 0)!
+    static let utc = TimeZone.gmt
 
     static let dayNames = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
     static let dayNumbers: [String: Int] = {
