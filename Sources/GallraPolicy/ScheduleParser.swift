@@ -1,0 +1,621 @@
+import Foundation
+
+/// Reads the text of a schedule (see `Schedule` for the forms) into a rule and a zone.
+struct ScheduleParser {
+    struct Parsed {
+        var rule: Schedule.Rule
+        var phrase: String
+        var timeZone: TimeZone
+        var timeZoneName: String
+    }
+
+    /// A word of the text and where it starts (1-based character column).
+    struct Token {
+        var text: Substring
+        var column: Int
+        var lowercased: String { text.lowercased() }
+    }
+
+    static let forms = ["every", "hourly", "daily", "weekly", "monthly"]
+    static let generalExample = "daily at 03:00"
+
+    let text: String
+    let tokens: [Token]
+
+    init(text: String) {
+        self.text = text
+        var tokens: [Token] = []
+        var current: Substring.Index?
+        var startColumn = 0
+        var column = 0
+        for index in text.indices {
+            column += 1
+            if text[index].isWhitespace {
+                if let start = current {
+                    tokens.append(Token(text: text[start..<index], column: startColumn))
+                    current = nil
+                }
+            } else if current == nil {
+                current = index
+                startColumn = column
+            }
+        }
+        if let start = current {
+            tokens.append(Token(text: text[start...], column: startColumn))
+        }
+        self.tokens = tokens
+    }
+
+    func parse() throws(ScheduleError) -> Parsed {
+        guard let first = tokens.first else {
+            throw error(.empty, nil, "the schedule is empty", Self.generalExample)
+        }
+        switch first.lowercased {
+        case "every": return try parseEvery()
+        case "hourly": return try parseHourly()
+        case "daily": return try parseDaily()
+        case "weekly": return try parseWeekly()
+        case "monthly": return try parseMonthly()
+        default:
+            if let character = first.text.first, character.isASCII, character.isNumber || character == "*" {
+                return try parseCron()
+            }
+            var message = "unknown schedule form '\(first.text)'"
+            if let suggestion = Self.closest(to: first.lowercased, among: Self.forms) {
+                message += "; did you mean '\(suggestion)'?"
+            } else {
+                message += "; a schedule starts with every, hourly, daily, weekly, monthly, or is a cron expression"
+            }
+            throw error(.unknownForm, first.column, message, Self.generalExample)
+        }
+    }
+
+    // MARK: Forms
+
+    private func parseEvery() throws(ScheduleError) -> Parsed {
+        let example = "every 6h"
+        var index = 1
+        guard index < tokens.count else {
+            throw error(.invalidInterval, nil, "'every' needs an interval such as 30m, 6h or 1d", example)
+        }
+        let amountToken = tokens[index]
+        let digits = amountToken.text.prefix { $0.isASCII && $0.isNumber }
+        var unitText = String(amountToken.text.dropFirst(digits.count)).lowercased()
+        var unitColumn = amountToken.column + digits.count
+        index += 1
+        if !digits.isEmpty && unitText.isEmpty {
+            guard index < tokens.count else {
+                throw error(
+                    .invalidInterval, nil, "'every \(digits)' needs a unit: m, h or d (e.g. every \(digits)h)", example)
+            }
+            unitText = tokens[index].lowercased
+            unitColumn = tokens[index].column
+            index += 1
+        }
+        guard digits.count <= 9, let amount = digits.isEmpty ? 1 : Int64(digits) else {
+            throw error(.invalidInterval, amountToken.column, "the interval \(amountToken.text) is too long", example)
+        }
+        let units: [(names: [String], seconds: Int64, name: String)] = [
+            (["s", "sec", "secs", "second", "seconds"], 1, "second"),
+            (["m", "min", "mins", "minute", "minutes"], 60, "minute"),
+            (["h", "hr", "hrs", "hour", "hours"], 3600, "hour"),
+            (["d", "day", "days"], 86_400, "day"),
+        ]
+        guard let unit = units.first(where: { $0.names.contains(unitText) }) else {
+            var message = "unknown interval unit '\(unitText)'; use m (minutes), h (hours) or d (days)"
+            if ["w", "week", "weeks", "month", "months", "mo", "y", "year", "years"].contains(unitText) {
+                message += ", or a calendar form such as weekly on monday at 02:00 or monthly on 1 at 04:00"
+            }
+            throw error(.invalidInterval, unitColumn, message, example)
+        }
+        guard amount > 0 else {
+            throw error(
+                .invalidInterval, amountToken.column, "the interval must be longer than zero (every 0\(unitText))",
+                example)
+        }
+        let seconds = amount * unit.seconds
+        guard seconds >= 60 else {
+            throw error(
+                .intervalTooShort, amountToken.column,
+                "an interval of \(amount) \(unit.name)\(amount == 1 ? "" : "s") is shorter than the minimum of one minute",
+                "every 1m")
+        }
+        guard seconds <= 366 * 86_400 else {
+            throw error(.invalidInterval, amountToken.column, "an interval can be at most 366 days", "every 30d")
+        }
+        if index < tokens.count {
+            let zoneToken = tokens[index]
+            let (_, name) = try timeZone(zoneToken, example: example)
+            guard name == "UTC" else {
+                throw error(
+                    .timeZoneNotAllowed, zoneToken.column,
+                    "a time zone has no effect on 'every', which counts elapsed time from 1970-01-01 00:00 UTC; "
+                        + "for a time of day in \(name) write a daily schedule",
+                    "daily at 00:00 \(name)")
+            }
+            index += 1
+        }
+        try expectEnd(at: index, example: example)
+        return Parsed(
+            rule: .interval(seconds: seconds), phrase: Self.intervalPhrase(seconds), timeZone: Self.utc,
+            timeZoneName: "UTC")
+    }
+
+    private func parseHourly() throws(ScheduleError) -> Parsed {
+        let example = "hourly at :15"
+        var index = 1
+        var minute = 0
+        if index < tokens.count, tokens[index].lowercased == "at" {
+            index += 1
+            guard index < tokens.count else {
+                throw error(.invalidTime, nil, "'hourly at' needs minutes past the hour, such as :15", example)
+            }
+            let token = tokens[index]
+            let digits = token.text.hasPrefix(":") ? token.text.dropFirst() : token.text[...]
+            guard (1...2).contains(digits.count), digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+                let value = Int(digits)
+            else {
+                throw error(
+                    .invalidTime, token.column, "expected minutes past the hour such as :15, found '\(token.text)'",
+                    example)
+            }
+            guard value <= 59 else {
+                throw error(.invalidTime, token.column, "minute \(value) is out of range 0-59", example)
+            }
+            minute = value
+            index += 1
+        }
+        let zone = try optionalTimeZone(at: &index, example: example)
+        try expectEnd(at: index, example: example)
+        let pattern = ScheduleCalendarPattern(
+            minutes: 1 << UInt64(minute), hours: ScheduleCalendarPattern.allHours,
+            daysOfMonth: ScheduleCalendarPattern.allDaysOfMonth, months: ScheduleCalendarPattern.allMonths,
+            daysOfWeek: ScheduleCalendarPattern.allDaysOfWeek, dayOfMonthRestricted: false, dayOfWeekRestricted: false)
+        return Parsed(
+            rule: .calendar(pattern), phrase: "hourly at :\(Self.twoDigits(minute))", timeZone: zone.zone,
+            timeZoneName: zone.name)
+    }
+
+    private func parseDaily() throws(ScheduleError) -> Parsed {
+        let example = "daily at 03:00"
+        var index = 1
+        let time = try timeOfDay(at: &index, after: "daily", example: example)
+        let zone = try optionalTimeZone(at: &index, example: example)
+        try expectEnd(at: index, example: example)
+        let pattern = ScheduleCalendarPattern(
+            minutes: 1 << UInt64(time.minute), hours: 1 << UInt64(time.hour),
+            daysOfMonth: ScheduleCalendarPattern.allDaysOfMonth, months: ScheduleCalendarPattern.allMonths,
+            daysOfWeek: ScheduleCalendarPattern.allDaysOfWeek, dayOfMonthRestricted: false, dayOfWeekRestricted: false)
+        return Parsed(
+            rule: .calendar(pattern), phrase: "daily at \(Self.clock(time))", timeZone: zone.zone,
+            timeZoneName: zone.name)
+    }
+
+    private func parseWeekly() throws(ScheduleError) -> Parsed {
+        let example = "weekly on monday at 02:00"
+        var index = 1
+        if index < tokens.count, tokens[index].lowercased == "on" { index += 1 }
+        var days: UInt64 = 0
+        var sawDay = false
+        while index < tokens.count, tokens[index].lowercased != "at", !tokens[index].text.contains(":") {
+            let token = tokens[index]
+            for (item, offset) in Self.items(of: token.text) where !item.isEmpty {
+                sawDay = true
+                let column = token.column + offset
+                let bounds = item.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+                let first = try weekday(bounds[0], column: column, example: example)
+                if bounds.count == 2 {
+                    let last = try weekday(bounds[1], column: column + bounds[0].count + 1, example: example)
+                    // A range may wrap the week: fri-mon is Friday to Monday.
+                    var day = first
+                    while true {
+                        days |= 1 << UInt64(day)
+                        if day == last { break }
+                        day = (day + 1) % 7
+                    }
+                } else {
+                    days |= 1 << UInt64(first)
+                }
+            }
+            index += 1
+        }
+        guard sawDay else {
+            throw error(
+                .invalidField, tokens.count > index ? tokens[index].column : nil,
+                "'weekly' needs days, such as: on monday", example)
+        }
+        let time = try timeOfDay(at: &index, after: "the days", example: example)
+        let zone = try optionalTimeZone(at: &index, example: example)
+        try expectEnd(at: index, example: example)
+        let pattern = ScheduleCalendarPattern(
+            minutes: 1 << UInt64(time.minute), hours: 1 << UInt64(time.hour),
+            daysOfMonth: ScheduleCalendarPattern.allDaysOfMonth, months: ScheduleCalendarPattern.allMonths,
+            daysOfWeek: days, dayOfMonthRestricted: false, dayOfWeekRestricted: true)
+        // Listed from Monday, as a week reads in Sweden (and in ISO 8601).
+        let names = [1, 2, 3, 4, 5, 6, 0].filter { days & (1 << UInt64($0)) != 0 }.map { Self.dayNames[$0] }
+        return Parsed(
+            rule: .calendar(pattern), phrase: "weekly on \(names.joined(separator: ", ")) at \(Self.clock(time))",
+            timeZone: zone.zone, timeZoneName: zone.name)
+    }
+
+    private func parseMonthly() throws(ScheduleError) -> Parsed {
+        let example = "monthly on 1 at 04:00"
+        var index = 1
+        if index < tokens.count, tokens[index].lowercased == "on" { index += 1 }
+        var days: UInt64 = 0
+        var last = false
+        var sawDay = false
+        while index < tokens.count, tokens[index].lowercased != "at", !tokens[index].text.contains(":") {
+            let token = tokens[index]
+            for (item, offset) in Self.items(of: token.text) where !item.isEmpty {
+                sawDay = true
+                let column = token.column + offset
+                let lowered = item.lowercased()
+                if lowered == "last" {
+                    last = true
+                    continue
+                }
+                var number = Substring(lowered)
+                for suffix in ["st", "nd", "rd", "th"] where number.hasSuffix(suffix) {
+                    number = number.dropLast(2)
+                }
+                guard !number.isEmpty, number.count <= 3, number.allSatisfy({ $0.isASCII && $0.isNumber }),
+                    let day = Int(number)
+                else {
+                    throw error(
+                        .invalidField, column, "expected a day of the month (1-31 or last), found '\(item)'", example)
+                }
+                guard (1...31).contains(day) else {
+                    throw error(.fieldOutOfRange, column, "day \(day) is out of range 1-31", "monthly on last at 04:00")
+                }
+                days |= 1 << UInt64(day)
+            }
+            index += 1
+        }
+        guard sawDay else {
+            throw error(
+                .invalidField, tokens.count > index ? tokens[index].column : nil,
+                "'monthly' needs days of the month, such as: on 1", example)
+        }
+        let time = try timeOfDay(at: &index, after: "the days", example: example)
+        let zone = try optionalTimeZone(at: &index, example: example)
+        try expectEnd(at: index, example: example)
+        let pattern = ScheduleCalendarPattern(
+            minutes: 1 << UInt64(time.minute), hours: 1 << UInt64(time.hour), daysOfMonth: days, lastDayOfMonth: last,
+            months: ScheduleCalendarPattern.allMonths, daysOfWeek: ScheduleCalendarPattern.allDaysOfWeek,
+            dayOfMonthRestricted: true, dayOfWeekRestricted: false)
+        var names = ScheduleCalendarPattern.members(of: days, in: 1...31).map(String.init)
+        if last { names.append("last") }
+        return Parsed(
+            rule: .calendar(pattern), phrase: "monthly on \(names.joined(separator: ", ")) at \(Self.clock(time))",
+            timeZone: zone.zone, timeZoneName: zone.name)
+    }
+
+    // MARK: Cron
+
+    private struct CronField {
+        var name: String
+        var range: ClosedRange<Int>
+        var names: [String: Int] = [:]
+        var example: String
+    }
+
+    private static let cronFields = [
+        CronField(name: "minute", range: 0...59, example: "*/15 * * * *"),
+        CronField(name: "hour", range: 0...23, example: "0 3 * * *"),
+        CronField(name: "day-of-month", range: 1...31, example: "0 4 1,15 * *"),
+        CronField(name: "month", range: 1...12, names: monthNumbers, example: "0 4 1 jan,jul *"),
+        CronField(name: "day-of-week", range: 0...7, names: dayNumbers, example: "0 2 * * mon-fri"),
+    ]
+
+    private func parseCron() throws(ScheduleError) -> Parsed {
+        let example = "0 3 * * *"
+        var fieldTokens = tokens
+        var zone = (zone: Self.utc, name: "UTC")
+        // The last word is a zone when it looks like one, or when it is a sixth word that is no cron field.
+        if let last = tokens.last, tokens.count > 1, !Self.looksLikeCronField(last.text),
+            tokens.count == 6 || Self.looksLikeTimeZone(last.text)
+        {
+            zone = try timeZone(last, example: "0 3 * * * Europe/Stockholm")
+            fieldTokens.removeLast()
+        }
+        guard fieldTokens.count == 5 else {
+            var message =
+                "a cron expression has 5 fields (minute hour day-of-month month day-of-week), found \(fieldTokens.count)"
+            if fieldTokens.count == 6 { message += "; seconds and year fields are not supported" }
+            throw error(.wrongFieldCount, nil, message, example)
+        }
+        var masks: [UInt64] = []
+        var restricted: [Bool] = []
+        for (token, field) in zip(fieldTokens, Self.cronFields) {
+            masks.append(try cronField(token, field))
+            restricted.append(!token.text.hasPrefix("*"))
+        }
+        // 7 is also Sunday.
+        let daysOfWeek = (masks[4] & ScheduleCalendarPattern.allDaysOfWeek) | (masks[4] >> 7 & 1)
+        let pattern = ScheduleCalendarPattern(
+            minutes: masks[0], hours: masks[1], daysOfMonth: masks[2], months: masks[3], daysOfWeek: daysOfWeek,
+            dayOfMonthRestricted: restricted[2], dayOfWeekRestricted: restricted[4])
+        guard pattern.canMatch else {
+            throw error(
+                .neverFires, fieldTokens[2].column,
+                "no month in '\(fieldTokens[3].text)' has a day '\(fieldTokens[2].text)', so this never fires",
+                "0 0 29 2 *")
+        }
+        return Parsed(
+            rule: .calendar(pattern), phrase: fieldTokens.map { String($0.text) }.joined(separator: " "),
+            timeZone: zone.zone, timeZoneName: zone.name)
+    }
+
+    /// Whether the last word is a cron field rather than a zone: digits and `*,/-` only, or day/month names.
+    private static func looksLikeCronField(_ word: Substring) -> Bool {
+        if word.allSatisfy({ "0123456789*,/-".contains($0) }) { return true }
+        let names = word.lowercased().split { ",-/".contains($0) }
+        return names.allSatisfy { dayNumbers[String($0)] != nil || monthNumbers[String($0)] != nil || Int($0) != nil }
+    }
+
+    private static func looksLikeTimeZone(_ word: Substring) -> Bool {
+        if word.uppercased() == "UTC" || TimeZone(identifier: String(word)) != nil { return true }
+        return word.first?.isLetter == true && word.contains("/")
+    }
+
+    private func cronField(_ token: Token, _ field: CronField) throws(ScheduleError) -> UInt64 {
+        var mask: UInt64 = 0
+        let example = field.example
+        for (item, offset) in Self.items(of: token.text) {
+            let column = token.column + offset
+            guard !item.isEmpty else {
+                throw error(
+                    .invalidField, column, "the \(field.name) field '\(token.text)' has an empty list item", example)
+            }
+            let parts = item.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count <= 2 else {
+                throw error(.invalidStep, column, "'\(item)' has more than one step", example)
+            }
+            var step = 1
+            if parts.count == 2 {
+                let stepText = parts[1]
+                guard !stepText.isEmpty, stepText.count <= 3, stepText.allSatisfy({ $0.isASCII && $0.isNumber }),
+                    let value = Int(stepText), value >= 1
+                else {
+                    throw error(
+                        .invalidStep, column + parts[0].count + 1,
+                        "the step in '\(item)' must be a whole number of at least 1", example)
+                }
+                step = value
+            }
+            let base = parts[0]
+            var low = field.range.lowerBound
+            var high = field.range.upperBound
+            if base == "*" {
+                if field.name == "day-of-week" { high = 6 }  // */2 means Sunday, Tuesday, ...; 7 would repeat Sunday
+            } else {
+                let bounds = base.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+                low = try cronValue(bounds[0], field, column: column, example: example)
+                if bounds.count == 2 {
+                    high = try cronValue(bounds[1], field, column: column + bounds[0].count + 1, example: example)
+                    guard low <= high else {
+                        throw error(
+                            .invalidField, column,
+                            "the range '\(base)' in the \(field.name) field goes backwards; write \(bounds[1])-\(bounds[0]) or a list",
+                            example)
+                    }
+                } else if parts.count == 1 {
+                    high = low
+                }
+            }
+            for value in stride(from: low, through: high, by: step) {
+                mask |= 1 << UInt64(value)
+            }
+        }
+        return mask
+    }
+
+    private func cronValue(_ text: Substring, _ field: CronField, column: Int, example: String) throws(ScheduleError)
+        -> Int
+    {
+        let range = "\(field.range.lowerBound)-\(field.range.upperBound)"
+        if !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            guard text.count <= 3, let value = Int(text), field.range.contains(value) else {
+                var message = "\(field.name) \(text) is out of range \(range)"
+                if field.name == "day-of-week" { message += " (0 and 7 are Sunday)" }
+                throw error(.fieldOutOfRange, column, message, example)
+            }
+            return value
+        }
+        let lowered = text.lowercased()
+        if let value = field.names[lowered] { return value }
+        if lowered == "l" || lowered.hasSuffix("w") && lowered.dropLast().allSatisfy(\.isNumber)
+            || lowered.contains("#")
+        {
+            throw error(
+                .invalidField, column,
+                "'\(text)' (last, nearest weekday, nth weekday) is not standard cron and not supported",
+                "monthly on last at 04:00")
+        }
+        if lowered == "?" {
+            throw error(.invalidField, column, "'?' is not standard cron; write *", example)
+        }
+        if !field.names.isEmpty, !lowered.isEmpty, lowered.allSatisfy(\.isLetter) {
+            let kind = field.name == "month" ? "month" : "day"
+            var message = "unknown \(kind) name '\(text)'"
+            if let suggestion = Self.closest(to: lowered, among: Array(field.names.keys)) {
+                message += "; did you mean '\(suggestion)'?"
+            }
+            throw error(.unknownName, column, message, example)
+        }
+        let expected = field.names.isEmpty ? "a number \(range)" : "a number \(range) or a name"
+        throw error(.invalidField, column, "expected \(expected) in the \(field.name) field, found '\(text)'", example)
+    }
+
+    // MARK: Pieces
+
+    private func timeOfDay(at index: inout Int, after what: String, example: String) throws(ScheduleError) -> (
+        hour: Int, minute: Int
+    ) {
+        if index < tokens.count, tokens[index].lowercased == "at" { index += 1 }
+        guard index < tokens.count else {
+            throw error(.invalidTime, nil, "expected a time of day after \(what), such as at 03:00", example)
+        }
+        let token = tokens[index]
+        let parts = token.text.split(separator: ":", omittingEmptySubsequences: false)
+        let isDigits: (Substring) -> Bool = { $0.allSatisfy { $0.isASCII && $0.isNumber } }
+        guard parts.count == 2, (1...2).contains(parts[0].count), parts[1].count == 2, isDigits(parts[0]),
+            isDigits(parts[1]), let hour = Int(parts[0]), let minute = Int(parts[1])
+        else {
+            throw error(
+                .invalidTime, token.column,
+                "expected a time of day as HH:MM on the 24-hour clock, found '\(token.text)'",
+                example)
+        }
+        guard hour <= 23 else {
+            throw error(
+                .invalidTime, token.column, "hour \(hour) is out of range 0-23 (midnight is 00:00)",
+                example.replacingOccurrences(of: "03:00", with: "00:00"))
+        }
+        guard minute <= 59 else {
+            throw error(
+                .invalidTime, token.column + parts[0].count + 1, "minute \(minute) is out of range 0-59", example)
+        }
+        index += 1
+        return (hour, minute)
+    }
+
+    private func optionalTimeZone(at index: inout Int, example: String) throws(ScheduleError) -> (
+        zone: TimeZone, name: String
+    ) {
+        guard index < tokens.count else { return (Self.utc, "UTC") }
+        let zone = try timeZone(tokens[index], example: example + " Europe/Stockholm")
+        index += 1
+        return zone
+    }
+
+    private func timeZone(_ token: Token, example: String) throws(ScheduleError) -> (zone: TimeZone, name: String) {
+        let name = String(token.text)
+        if name.uppercased() == "UTC" { return (Self.utc, "UTC") }
+        if let zone = TimeZone(identifier: name) { return (zone, name) }
+        var message = "unknown time zone '\(name)'"
+        if let suggestion = Self.closest(to: name, among: TimeZone.knownTimeZoneIdentifiers + ["UTC"], limit: 3) {
+            message += "; did you mean '\(suggestion)'?"
+        } else {
+            message += "; use an IANA identifier such as Europe/Stockholm, or UTC"
+        }
+        throw error(.unknownTimeZone, token.column, message, example)
+    }
+
+    private func expectEnd(at index: Int, example: String) throws(ScheduleError) {
+        guard index < tokens.count else { return }
+        let rest = tokens[index...].map { String($0.text) }.joined(separator: " ")
+        throw error(.unexpectedText, tokens[index].column, "unexpected '\(rest)' after the schedule", example)
+    }
+
+    private func error(_ code: ScheduleError.Code, _ column: Int?, _ message: String, _ example: String)
+        -> ScheduleError
+    {
+        ScheduleError(code: code, text: text, column: column, message: message, example: example)
+    }
+
+    // MARK: Tables and helpers
+
+    static let utc = TimeZone.gmt
+
+    static let dayNames = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
+    static let dayNumbers: [String: Int] = {
+        var numbers: [String: Int] = [:]
+        for (number, name) in dayNames.enumerated() {
+            numbers[name] = number
+            numbers[String(name.prefix(3))] = number
+        }
+        return numbers
+    }()
+    static let monthNumbers: [String: Int] = {
+        let names = [
+            "january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+            "november", "december",
+        ]
+        var numbers: [String: Int] = [:]
+        for (index, name) in names.enumerated() {
+            numbers[name] = index + 1
+            numbers[String(name.prefix(3))] = index + 1
+        }
+        return numbers
+    }()
+
+    private func weekday(_ word: Substring, column: Int, example: String) throws(ScheduleError) -> Int {
+        let lowered = word.lowercased()
+        if let number = Self.dayNumbers[lowered] { return number }
+        if lowered.hasSuffix("s"), let number = Self.dayNumbers[String(lowered.dropLast())] { return number }
+        var message = "unknown day '\(word)'"
+        if let suggestion = Self.closest(to: lowered, among: Self.dayNames + Self.dayNames.map { String($0.prefix(3)) })
+        {
+            message += "; did you mean '\(suggestion)'?"
+        } else {
+            message += "; use monday ... sunday or mon ... sun"
+        }
+        throw error(.unknownName, column, message, example)
+    }
+
+    /// The comma-separated items of a word, with their offsets in characters.
+    static func items(of word: Substring) -> [(item: Substring, offset: Int)] {
+        var result: [(Substring, Int)] = []
+        var offset = 0
+        for item in word.split(separator: ",", omittingEmptySubsequences: false) {
+            result.append((item, offset))
+            offset += item.count + 1
+        }
+        return result
+    }
+
+    static func twoDigits(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+
+    static func clock(_ time: (hour: Int, minute: Int)) -> String {
+        "\(twoDigits(time.hour)):\(twoDigits(time.minute))"
+    }
+
+    static func intervalPhrase(_ seconds: Int64) -> String {
+        for (size, unit) in [(Int64(86_400), "day"), (3600, "hour"), (60, "minute"), (1, "second")]
+        where seconds % size == 0 {
+            let count = seconds / size
+            return count == 1 ? "every \(unit)" : "every \(count) \(unit)s"
+        }
+        return "every \(seconds) seconds"
+    }
+
+    /// The candidate nearest to `word` (case-insensitive edit distance at most `limit`), preferring longer
+    /// candidates on a tie so that "mondy" suggests "monday" rather than "mon".
+    static func closest(to word: String, among candidates: [String], limit: Int = 2) -> String? {
+        let target = Array(word.lowercased())
+        var best: (candidate: String, distance: Int)?
+        for candidate in candidates {
+            let distance = editDistance(target, Array(candidate.lowercased()))
+            guard distance <= limit else { continue }
+            if let current = best,
+                distance > current.distance
+                    || (distance == current.distance && candidate.count <= current.candidate.count)
+            {
+                continue
+            }
+            best = (candidate, distance)
+        }
+        return best?.candidate
+    }
+
+    /// Optimal string alignment distance: edits, with a swap of neighbours counting as one ("jna" → "jan").
+    private static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var table = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in 0...a.count { table[i][0] = i }
+        for j in 0...b.count { table[0][j] = j }
+        for i in 1...a.count {
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                table[i][j] = Swift.min(table[i - 1][j] + 1, table[i][j - 1] + 1, table[i - 1][j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    table[i][j] = Swift.min(table[i][j], table[i - 2][j - 2] + 1)
+                }
+            }
+        }
+        return table[a.count][b.count]
+    }
+}
