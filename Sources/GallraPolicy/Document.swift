@@ -50,7 +50,13 @@ enum DocumentLoader {
         _ bytes: [UInt8], file: String?, limits: PolicyInputLimits
     ) -> (documents: [DocumentNode], diagnostics: [PolicyDiagnostic]) {
         func refuse(_ message: String, at location: SourceLocation? = nil) -> ([DocumentNode], [PolicyDiagnostic]) {
-            ([], [PolicyDiagnostic(location: location ?? SourceLocation(file: file, line: 1, column: 1), message: message)])
+            (
+                [],
+                [
+                    PolicyDiagnostic(
+                        location: location ?? SourceLocation(file: file, line: 1, column: 1), message: message)
+                ]
+            )
         }
         guard bytes.count <= limits.maximumBytes else {
             return refuse(
@@ -80,7 +86,7 @@ enum DocumentLoader {
         } catch let error as LoaderError {
             return refuse(error.message, at: error.location)
         } catch let error as YamlError {
-            let (message, location) = describe(error, file: file)
+            let (message, location) = describe(error, file: file, text: text)
             return refuse(message, at: location)
         } catch {
             return refuse("the file could not be read as YAML")
@@ -104,7 +110,8 @@ enum DocumentLoader {
         }
         guard depth <= limits.maximumNestingDepth else {
             throw LoaderError(
-                message: "the document nests deeper than \(limits.maximumNestingDepth) levels; a policy needs far fewer",
+                message:
+                    "the document nests deeper than \(limits.maximumNestingDepth) levels; a policy needs far fewer",
                 location: location)
         }
         // The tag as written (Yams resolves implicit tags lazily, and only for hashed mapping keys).
@@ -148,13 +155,20 @@ enum DocumentLoader {
         }
     }
 
-    private static func describe(_ error: YamlError, file: String?) -> (String, SourceLocation?) {
+    private static func describe(_ error: YamlError, file: String?, text: String) -> (String, SourceLocation?) {
+        func hint(_ problem: String, _ mark: Mark) -> String {
+            let line = text.split(separator: "\n", omittingEmptySubsequences: false).dropFirst(mark.line - 1).first
+            if line?.prefix(while: { $0 == " " || $0 == "\t" }).contains("\t") == true {
+                return "; YAML indents with spaces only, replace the tab with spaces"
+            }
+            return Self.hint(problem)
+        }
         func at(_ mark: Mark) -> SourceLocation { SourceLocation(file: file, line: mark.line, column: mark.column) }
         switch error {
         case .scanner(let context, let problem, let mark, _):
-            return ("YAML syntax: \(problem)\(contextText(context))\(hint(problem))", at(mark))
+            return ("YAML syntax: \(problem)\(contextText(context))\(hint(problem, mark))", at(mark))
         case .parser(let context, let problem, let mark, _):
-            return ("YAML syntax: \(problem)\(contextText(context))\(hint(problem))", at(mark))
+            return ("YAML syntax: \(problem)\(contextText(context))\(hint(problem, mark))", at(mark))
         case .composer(let context, let problem, let mark, _):
             return ("YAML structure: \(problem)\(contextText(context))", at(mark))
         case .reader(let problem, let offset, _, let yaml):
@@ -176,9 +190,6 @@ enum DocumentLoader {
     }
 
     private static func hint(_ problem: String) -> String {
-        if problem.contains("tab") {
-            return "; YAML indents with spaces only, replace the tab with spaces"
-        }
         if problem.contains("mapping values are not allowed") {
             return "; check the indentation, or quote a value that contains \": \""
         }
@@ -239,7 +250,9 @@ enum AnchorScanner {
         var blockScalarIndent: Int?  // skipping lines more indented than this
         var index = 0
         let count = bytes.count
-        func isBlank(_ i: Int) -> Bool { i >= count || bytes[i] == space || bytes[i] == tab || bytes[i] == newline || bytes[i] == cr }
+        func isBlank(_ i: Int) -> Bool {
+            i >= count || bytes[i] == space || bytes[i] == tab || bytes[i] == newline || bytes[i] == cr
+        }
         while index < count {
             // At the start of a line.
             let lineStart = index

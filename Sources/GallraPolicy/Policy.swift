@@ -71,27 +71,28 @@ public struct PolicyName: Sendable, Hashable, Comparable, CustomStringConvertibl
             throw PolicyNameError(
                 message: "policy name \(text.quotedForMessage) is longer than \(Self.maximumLength) characters")
         }
-        for (offset, byte) in text.utf8.enumerated() {
-            let ok: Bool =
-                switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
-                case UInt8(ascii: "-"), UInt8(ascii: "_"): offset > 0
-                default: false
-                }
-            guard ok else {
-                let lower = text.lowercased()
-                let hint =
-                    (try? PolicyName(lower)) != nil && lower != text ? "; write \(lower.quotedForMessage)" : ""
-                throw PolicyNameError(
-                    message:
-                        "policy name \(text.quotedForMessage) may hold only a-z, 0-9, - and _, and must start with a letter or digit\(hint)"
-                )
-            }
+        guard Self.isValid(text) else {
+            let lower = text.lowercased()
+            let hint = lower != text && Self.isValid(lower) ? "; write \(lower.quotedForMessage)" : ""
+            throw PolicyNameError(
+                message:
+                    "policy name \(text.quotedForMessage) may hold only a-z, 0-9, - and _, and must start with a letter or digit\(hint)"
+            )
         }
         rawValue = text
     }
 
     public var description: String { rawValue }
+
+    private static func isValid(_ text: String) -> Bool {
+        text.utf8.enumerated().allSatisfy { offset, byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+            case UInt8(ascii: "-"), UInt8(ascii: "_"): offset > 0
+            default: false
+            }
+        }
+    }
 
     public static func < (lhs: PolicyName, rhs: PolicyName) -> Bool { lhs.rawValue < rhs.rawValue }
 }
@@ -163,7 +164,7 @@ public enum Exemption: Sendable, Hashable {
     case column(ColumnName, Predicate)
     /// A related row exists (`{ exists: shop.order, where: { status: { in: [open, paid] } } }`).
     /// `via` names the linking column; `through` names intermediate tables of a longer path.
-    /// Every condition in `where` must hold for a row to count.
+    /// Every condition in `where` must hold for a row to count; conditions are ordered by column name.
     case relatedExists(
         table: QualifiedName, through: [QualifiedName], via: ColumnName?, conditions: [ColumnCondition])
 

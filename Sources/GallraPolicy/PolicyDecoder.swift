@@ -32,6 +32,8 @@ struct PolicyDecoder {
         var keyLocations: [String: SourceLocation] = [:]
         var location: SourceLocation?
         var path: String
+        /// Allowed keys suggested for misspelt ones: their absence is not reported a second time.
+        var suggested: Set<String> = []
 
         subscript(key: String) -> DocumentNode? { values[key] }
         func has(_ key: String) -> Bool { values[key] != nil }
@@ -49,11 +51,16 @@ struct PolicyDecoder {
         var fields = Fields(location: node.location, path: path)
         for (key, value) in pairs {
             guard case .scalar(let name, _) = key.kind else {
-                error("\(what): keys are plain words like \(allowed.first ?? "table"), not \(key.kindDescription)", at: key, path: path)
+                error(
+                    "\(what): keys are plain words like \(allowed.first ?? "table"), not \(key.kindDescription)",
+                    at: key, path: path)
                 continue
             }
             guard allowed.contains(name) else {
                 let hint = Suggestions.didYouMean(name, among: allowed)
+                if let suggestion = Suggestions.closest(to: name, among: allowed) {
+                    fields.suggested.insert(suggestion)
+                }
                 let options = hint.isEmpty ? "; \(what) takes \(allowed.joined(separator: ", "))" : hint
                 error("\(name): unknown key in \(what)\(options)", at: key, path: Self.child(path, name))
                 continue
@@ -68,12 +75,15 @@ struct PolicyDecoder {
     }
 
     mutating func missing(_ key: String, in fields: Fields, what: String, example: String) {
+        guard !fields.suggested.contains(key) else { return }
         error("\(what): missing key \(key); for example \(example)", at: fields.location, path: fields.path(key))
     }
 
     mutating func list(_ node: DocumentNode, path: String, what: String) -> [DocumentNode]? {
         guard case .sequence(let items) = node.kind else {
-            error("\(what): expected a list (entries starting with \"- \"), got \(node.kindDescription)", at: node, path: path)
+            error(
+                "\(what): expected a list (entries starting with \"- \"), got \(node.kindDescription)", at: node,
+                path: path)
             return nil
         }
         for (index, item) in items.enumerated() {
@@ -129,7 +139,9 @@ struct PolicyDecoder {
 
     mutating func scalar(_ node: DocumentNode, path: String, what: String) -> Scalar? {
         guard case .scalar(let text, let plain) = node.kind else {
-            error("\(what): expected a single value (text, number, true/false), got \(node.kindDescription)", at: node, path: path)
+            error(
+                "\(what): expected a single value (text, number, true/false), got \(node.kindDescription)", at: node,
+                path: path)
             return nil
         }
         return Scalar(resolving: text, plain: plain)
@@ -141,7 +153,8 @@ struct PolicyDecoder {
         {
             return Int(value)
         }
-        error("\(what): expected a positive integer up to \(maximum), got \(node.kindDescription)", at: node, path: path)
+        error(
+            "\(what): expected a positive integer up to \(maximum), got \(node.kindDescription)", at: node, path: path)
         return nil
     }
 
@@ -196,7 +209,8 @@ struct PolicyDecoder {
         if let node = fields["subject"] {
             subject = self.subject(node, path: "subject")
         } else {
-            missing("subject", in: fields, what: "policy document", example: "subject: { table: shop.customer, key: id }")
+            missing(
+                "subject", in: fields, what: "policy document", example: "subject: { table: shop.customer, key: id }")
         }
         complete = complete && subject != nil
 
@@ -283,7 +297,8 @@ struct PolicyDecoder {
         if let node = fields["key"] {
             key = column(node, path: fields.path("key"), what: "subject key")
         } else {
-            missing("key", in: fields, what: "subject", example: "subject: \(example) (the column identifying one subject)")
+            missing(
+                "key", in: fields, what: "subject", example: "subject: \(example) (the column identifying one subject)")
         }
         guard let table, let key else { return nil }
         return Subject(table: table, key: key)
@@ -311,6 +326,7 @@ struct PolicyDecoder {
         else { return nil }
         let given = Self.ruleKeys.filter { fields.has($0) }
         guard let kind = given.first else {
+            guard fields.suggested.isDisjoint(with: Self.ruleKeys) else { return nil }
             error(
                 "expires: missing the rule; give one of inactive_for, older_than, after or consent_revoked, e.g. inactive_for: 1 year",
                 at: fields.location, path: path)
@@ -324,7 +340,9 @@ struct PolicyDecoder {
         }
         let companion = Self.companions[kind]!
         var ok = true
+        var wrongCompanion = false
         for (other, otherCompanion) in Self.companions where other != kind && fields.has(otherCompanion) {
+            wrongCompanion = true
             error(
                 "\(otherCompanion): belongs with \(other), not \(kind); for \(kind) write \(Self.companionExamples[kind]!)",
                 at: fields.keyLocation(otherCompanion), path: fields.path(otherCompanion))
@@ -332,6 +350,7 @@ struct PolicyDecoder {
         }
         let period = self.period(fields[kind]!, path: fields.path(kind), what: kind)
         guard let companionNode = fields[companion] else {
+            guard !fields.suggested.contains(companion), !wrongCompanion else { return nil }
             error(
                 "expires: \(kind) needs \(companion); for example \(Self.companionExamples[kind]!)",
                 at: fields.keyLocation(kind), path: fields.path(companion))
@@ -442,7 +461,11 @@ struct PolicyDecoder {
             let table = self.table(fields["exists"]!, path: fields.path("exists"), what: "exists")
             var through: [QualifiedName] = []
             if let node = fields["through"] {
-                if let tables = self.through(node, path: fields.path("through")) { through = tables } else { ok = false }
+                if let tables = self.through(node, path: fields.path("through")) {
+                    through = tables
+                } else {
+                    ok = false
+                }
             }
             var via: ColumnName?
             if let node = fields["via"] {
@@ -471,8 +494,18 @@ struct PolicyDecoder {
                             ok = false
                         }
                     }
+                    var columns: Set<ColumnName> = []
+                    for condition in conditions where !columns.insert(condition.column).inserted {
+                        error(
+                            "where: column \(condition.column) is given twice; combine the conditions into one",
+                            at: node, path: wherePath)
+                        ok = false
+                    }
+                    conditions.sort { $0.column < $1.column }
                     if pairs.isEmpty {
-                        error("where: empty; remove it or name a column, e.g. where: { status: open }", at: node, path: wherePath)
+                        error(
+                            "where: empty; remove it or name a column, e.g. where: { status: open }", at: node,
+                            path: wherePath)
                         ok = false
                     }
                 } else {
@@ -491,7 +524,9 @@ struct PolicyDecoder {
                 example: example)
         else { return nil }
         guard let columnNode = fields["column"] else {
-            error("exemption: give column: (a column of the subject) or exists: (a related table); for example \(example)", at: fields.location, path: path)
+            error(
+                "exemption: give column: (a column of the subject) or exists: (a related table); for example \(example)",
+                at: fields.location, path: path)
             return nil
         }
         let column = self.column(columnNode, path: fields.path("column"), what: "exemption column")
@@ -571,7 +606,9 @@ struct PolicyDecoder {
             for (index, item) in items.enumerated() {
                 if let value = scalar(item, path: Self.item(path, index), what: key) {
                     if value == .null {
-                        error("\(key): null in a list never matches in SQL; use a separate is: null exemption", at: item, path: Self.item(path, index))
+                        error(
+                            "\(key): null in a list never matches in SQL; use a separate is: null exemption", at: item,
+                            path: Self.item(path, index))
                         ok = false
                     }
                     values.append(value)
@@ -593,7 +630,11 @@ struct PolicyDecoder {
         var tables: [QualifiedName] = []
         var ok = true
         for (index, item) in items.enumerated() {
-            if let table = table(item, path: Self.item(path, index), what: "through") { tables.append(table) } else { ok = false }
+            if let table = table(item, path: Self.item(path, index), what: "through") {
+                tables.append(table)
+            } else {
+                ok = false
+            }
         }
         return ok ? tables : nil
     }
@@ -742,7 +783,9 @@ struct PolicyDecoder {
             case "hash": return .hash
             case "fake_email": return .fakeEmail
             case "truncate":
-                error("truncate: needs a unit; write truncate(year), truncate(month) or truncate(day)", at: node, path: path)
+                error(
+                    "truncate: needs a unit; write truncate(year), truncate(month) or truncate(day)", at: node,
+                    path: path)
                 return nil
             case "set":
                 error("set: needs a value; write { set: 0 } or set(0)", at: node, path: path)
@@ -796,7 +839,8 @@ struct PolicyDecoder {
             let character = inner[index]
             result.append(character)
             let next = inner.index(after: index)
-            index = character == quote && next < inner.endIndex && inner[next] == quote ? inner.index(after: next) : next
+            index =
+                character == quote && next < inner.endIndex && inner[next] == quote ? inner.index(after: next) : next
         }
         return result
     }

@@ -48,11 +48,15 @@ public struct PolicyFile: Sendable {
                 found += parsed.structuralDiagnostics()
                 if !found.contains(where: { $0.severity == .error }) { policies.append(parsed) }
             }
-            diagnostics += found.sorted { ($0.location?.line ?? 0, $0.location?.column ?? 0) < ($1.location?.line ?? 0, $1.location?.column ?? 0) }
+            diagnostics += found.sorted {
+                ($0.location?.line ?? 0, $0.location?.column ?? 0) < ($1.location?.line ?? 0, $1.location?.column ?? 0)
+            }
         }
-        if loadDiagnostics.isEmpty, documents.allSatisfy({
-            if case .scalar("", true) = $0.kind { true } else { false }
-        }) {
+        if loadDiagnostics.isEmpty,
+            documents.allSatisfy({
+                if case .scalar("", true) = $0.kind { true } else { false }
+            })
+        {
             diagnostics.append(
                 PolicyDiagnostic(
                     location: SourceLocation(file: path, line: 1, column: 1),
@@ -71,7 +75,9 @@ public struct PolicyFile: Sendable {
     public static func read(path: String, limits: PolicyInputLimits = .default) -> PolicyFile {
         func failure(_ message: String) -> PolicyFile {
             var file = PolicyFile(path: path)
-            file.diagnostics = [PolicyDiagnostic(location: SourceLocation(file: path, line: 1, column: 1), message: message)]
+            file.diagnostics = [
+                PolicyDiagnostic(location: SourceLocation(file: path, line: 1, column: 1), message: message)
+            ]
             return file
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue

@@ -59,10 +59,8 @@ public struct RetentionPeriod: Sendable, Hashable, CustomStringConvertible {
             throw failure("a period must be positive; write for example \"3 days\"")
         }
         let first = trimmed.unicodeScalars.first!
-        if first == "P" || first == "p", trimmed.unicodeScalars.count > 1,
-            trimmed.unicodeScalars.dropFirst().first.map({ !$0.properties.isAlphabetic || $0 == "T" || $0 == "t" })
-                ?? false
-        {
+        let second = trimmed.unicodeScalars.dropFirst().first
+        if first == "P" || first == "p", second.map({ ("0"..."9").contains($0) || $0 == "T" || $0 == "t" }) ?? true {
             self = try Self.parseISO(trimmed, failure: failure)
         } else {
             self = try Self.parseWords(trimmed, failure: failure)
