@@ -236,3 +236,39 @@ struct BadInputTests {
         #expect(file.diagnostics.first?.location?.line == 8)
     }
 }
+
+@Suite("Bad inputs in JSON and structure")
+struct MoreBadInputTests {
+    @Test("JSON documents report positions like YAML")
+    func jsonPositions() {
+        let json = """
+            {
+              "policy": "j",
+              "subject": {"table": "shop.customer", "key": "id"},
+              "expires": {"inactive_for": "1 yaer", "activity": "seen"},
+              "data": [{"table": "shop.customer", "delete": true}]
+            }
+            """
+        let found = errors(json, path: "p.json")
+        #expect(found.count == 1)
+        #expect(found.first?.line == 4)
+        #expect(found.first?.column == 31)
+        #expect(found.first?.message.contains("did you mean \"year\"?") == true)
+    }
+
+    @Test("a data point listed twice")
+    func dataPointTwice() {
+        let found = errors(minimal + "\n  - { table: shop.customer, delete: true }")
+        #expect(
+            found.map(\.message) == [
+                "data: shop.customer is listed twice with the same path (also data[0]); merge them into one data point"
+            ])
+        #expect(found.first?.line == 8)
+    }
+
+    @Test("a where condition on the same column twice")
+    func whereTwice() {
+        let found = errors(minimal + "\nexcept:\n  - { exists: shop.order, where: { status: open, Status: paid } }")
+        #expect(found.map(\.message) == ["where: column status is given twice; combine the conditions into one"])
+    }
+}
