@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["YAML"]),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries, found with pkg-config (Debian: libpq-dev, libsystemd-dev).
@@ -28,6 +29,14 @@ let package = Package(
             dependencies: [
                 "CLibPQ",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The policy language: model, YAML/JSON documents, durations, identifiers. Pure: no network, no libpq.
+        .target(
+            name: "GallraPolicy",
+            dependencies: [
+                .product(name: "Yams", package: "Yams")
             ],
             swiftSettings: swiftSettings
         ),
@@ -64,6 +73,11 @@ let package = Package(
         .testTarget(
             name: "GallraPostgresTests",
             dependencies: ["GallraPostgres"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GallraPolicyTests",
+            dependencies: ["GallraPolicy"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,264 @@
+/// A JSON value as the canonical form writes it: numbers keep their text, objects are written with sorted keys.
+enum JSONValue: Sendable, Hashable {
+    case null
+    case bool(Bool)
+    case number(String)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    /// Compact JSON with keys sorted by their UTF-8 bytes, strings escaped minimally (`"`, `\`, control
+    /// characters), other characters written as UTF-8. The same value always gives the same bytes.
+    func write(to out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let value): out += value ? "true" : "false"
+        case .number(let text): out += text
+        case .string(let text): Self.writeString(text, to: &out)
+        case .array(let items):
+            out += "["
+            for (index, item) in items.enumerated() {
+                if index > 0 { out += "," }
+                item.write(to: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (index, key) in members.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
+                if index > 0 { out += "," }
+                Self.writeString(key, to: &out)
+                out += ":"
+                members[key]!.write(to: &out)
+            }
+            out += "}"
+        }
+    }
+
+    static func writeString(_ text: String, to out: inout String) {
+        out += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        out += "\""
+    }
+
+    /// The value as a document node without positions, for decoding through the policy decoder.
+    var node: DocumentNode {
+        switch self {
+        case .null: DocumentNode(kind: .scalar("null", plain: true))
+        case .bool(let value): DocumentNode(kind: .scalar(value ? "true" : "false", plain: true))
+        case .number(let text): DocumentNode(kind: .scalar(text, plain: true))
+        case .string(let text): DocumentNode(kind: .scalar(text, plain: false))
+        case .array(let items): DocumentNode(kind: .sequence(items.map(\.node)))
+        case .object(let members):
+            DocumentNode(
+                kind: .mapping(
+                    members.sorted { $0.key < $1.key }.map {
+                        (key: DocumentNode(kind: .scalar($0.key, plain: false)), value: $0.value.node)
+                    }))
+        }
+    }
+}
+
+extension JSONValue: Codable {
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .number(String(value))
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(String(value))
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .number(let text):
+            if let integer = Int64(text) {
+                try container.encode(integer)
+            } else {
+                try container.encode(Double(text) ?? 0)
+            }
+        case .string(let text): try container.encode(text)
+        case .array(let items): try container.encode(items)
+        case .object(let members): try container.encode(members)
+        }
+    }
+}
+
+// MARK: - The canonical document
+
+extension Policy {
+    /// The policy as canonical JSON: the document shape of a policy file, every setting spelt out (defaults
+    /// included, so that saying a default and leaving it out give the same text), keys sorted, no spaces.
+    /// Equal policies give identical bytes; store it, and digest these bytes to version policies.
+    public var canonicalJSON: String {
+        var out = ""
+        json.write(to: &out)
+        return out
+    }
+
+    /// ``canonicalJSON`` as UTF-8 bytes, for digesting.
+    public var canonicalJSONBytes: [UInt8] { Array(canonicalJSON.utf8) }
+
+    var json: JSONValue {
+        var members: [String: JSONValue] = [
+            "policy": .string(name.rawValue),
+            "state": .string(state.rawValue),
+            "subject": subject.json,
+            "expires": rule.json,
+            "data": .array(dataPoints.map(\.json)),
+            "limits": limits.json,
+        ]
+        if let description { members["description"] = .string(description) }
+        if !exemptions.isEmpty { members["except"] = .array(exemptions.map(\.json)) }
+        if let schedule { members["schedule"] = .string(schedule) }
+        return .object(members)
+    }
+}
+
+extension Subject {
+    var json: JSONValue { .object(["table": .string(table.description), "key": .string(key.description)]) }
+}
+
+extension Rule {
+    var json: JSONValue {
+        switch self {
+        case .inactiveFor(let period, .column(let column)):
+            return .object(["inactive_for": .string(period.description), "activity": .string(column.description)])
+        case .inactiveFor(let period, .latestRow(let table, let column, let via)):
+            var activity: [String: JSONValue] = [
+                "table": .string(table.description), "column": .string(column.description),
+            ]
+            if let via { activity["via"] = .string(via.description) }
+            return .object(["inactive_for": .string(period.description), "activity": .object(activity)])
+        case .olderThan(let period, let created):
+            return .object(["older_than": .string(period.description), "created": .string(created.description)])
+        case .after(let period, let event):
+            return .object(["after": .string(period.description), "event": .string(event.description)])
+        case .consentRevoked(let grace, .gallra):
+            return .object(["consent_revoked": .string(grace.description), "consent": .string("gallra")])
+        case .consentRevoked(let grace, .table(let table, let revokedAt, let via)):
+            var consent: [String: JSONValue] = [
+                "table": .string(table.description), "revoked_at": .string(revokedAt.description),
+            ]
+            if let via { consent["via"] = .string(via.description) }
+            return .object(["consent_revoked": .string(grace.description), "consent": .object(consent)])
+        }
+    }
+}
+
+extension Exemption {
+    var json: JSONValue {
+        switch self {
+        case .column(let column, let predicate):
+            var members = predicate.json
+            members["column"] = .string(column.description)
+            return .object(members)
+        case .relatedExists(let table, let through, let via, let conditions):
+            var members: [String: JSONValue] = ["exists": .string(table.description)]
+            if !through.isEmpty { members["through"] = .array(through.map { .string($0.description) }) }
+            if let via { members["via"] = .string(via.description) }
+            if !conditions.isEmpty {
+                var conditionMembers: [String: JSONValue] = [:]
+                for condition in conditions {
+                    conditionMembers[condition.column.description] = .object(condition.predicate.json)
+                }
+                members["where"] = .object(conditionMembers)
+            }
+            return .object(members)
+        }
+    }
+}
+
+extension Exemption.Predicate {
+    var json: [String: JSONValue] {
+        switch self {
+        case .is(.true): ["is": .bool(true)]
+        case .is(.false): ["is": .bool(false)]
+        case .is(.null): ["is": .null]
+        case .equals(let value): ["equals": value.json]
+        case .in(let values): ["in": .array(values.map(\.json))]
+        case .notIn(let values): ["not_in": .array(values.map(\.json))]
+        }
+    }
+}
+
+extension Scalar {
+    var json: JSONValue {
+        switch self {
+        case .string(let text): .string(text)
+        case .integer(let value): .number(String(value))
+        case .decimal(let text): .number(text)
+        case .boolean(let value): .bool(value)
+        case .null: .null
+        }
+    }
+}
+
+extension DataPoint {
+    var json: JSONValue {
+        var members: [String: JSONValue] = ["table": .string(table.description)]
+        if !through.isEmpty { members["through"] = .array(through.map { .string($0.description) }) }
+        if let via { members["via"] = .string(via.description) }
+        switch action {
+        case .delete:
+            members["delete"] = .bool(true)
+        case .anonymize(let columns):
+            var strategies: [String: JSONValue] = [:]
+            for column in columns { strategies[column.column.description] = column.strategy.json }
+            members["anonymize"] = .object(strategies)
+        }
+        return .object(members)
+    }
+}
+
+extension Strategy {
+    var json: JSONValue {
+        switch self {
+        case .null: .string("null")
+        case .redact(nil): .string("redact")
+        case .redact(let text?): .object(["redact": .string(text)])
+        case .hash: .string("hash")
+        case .fakeEmail: .string("fake_email")
+        case .truncate(let unit): .string("truncate(\(unit.rawValue))")
+        case .set(let value): .object(["set": value.json])
+        }
+    }
+}
+
+extension Limits {
+    var json: JSONValue {
+        .object([
+            "batch_size": .number(String(batchSize)),
+            "max_subjects_per_run": .number(String(maxSubjectsPerRun)),
+            "max_fraction": .number(Scalar.normalizedNumber(String(maxFraction)) ?? String(maxFraction)),
+            "pause": .string(PauseDuration.format(pauseBetweenBatches)),
+        ])
+    }
+}
