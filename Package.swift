@@ -49,12 +49,6 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The policy language: policies, durations, schedules. Pure Swift, no database.
-        .target(
-            name: "GallraPolicy",
-            path: "Sources/GallraPolicy",
-            swiftSettings: swiftSettings
-        ),
         // The command line: thin wiring of the layers below.
         .executableTarget(
             name: "gallra",
@@ -83,11 +77,6 @@ let package = Package(
         .testTarget(
             name: "GallraSystemdTests",
             dependencies: ["GallraSystemd"],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "GallraPolicyTests",
-            dependencies: ["GallraPolicy"],
             swiftSettings: swiftSettings
         ),
         // End-to-end tests of the built `gallra` binary against the test server.

@@ -33,7 +33,9 @@ if [ -z "${GALLRA_DATABASE:-}" ]; then
     }
     trap cleanup EXIT INT TERM
     step "Starting a throwaway PostgreSQL"
-    GALLRA_DATABASE=$(scripts/pg.sh start "$work/pg")
+    server=$(scripts/pg.sh start "$work/pg")
+    psql "$server" -qX -c "CREATE DATABASE shop" >/dev/null
+    GALLRA_DATABASE="$server dbname=shop"
     echo "$GALLRA_DATABASE"
 fi
 export GALLRA_DATABASE

@@ -7,8 +7,8 @@ import Testing
 
 @Suite("gallra command line")
 struct CommandLineTests {
-    @Test func helpListsCommandsAndExitStatuses() throws {
-        let result = try gallra("--help")
+    @Test func helpListsCommandsAndExitStatuses() async throws {
+        let result = try await gallra("--help")
         #expect(result.status == 0)
         for command in ["check", "version"] {
             #expect(result.stdout.contains(command), "help lists \(command)")
@@ -19,52 +19,52 @@ struct CommandLineTests {
         #expect(result.stdout.contains("GALLRA_DATABASE"))
     }
 
-    @Test func everyCommandHasHelp() throws {
+    @Test func everyCommandHasHelp() async throws {
         for command in ["check", "version"] {
-            let result = try gallra(command, "--help")
+            let result = try await gallra(command, "--help")
             #expect(result.status == 0)
             #expect(result.stdout.contains("USAGE: gallra \(command)"))
             #expect(result.stdout.contains("--help"))
         }
     }
 
-    @Test func versionNamesTheLibpqItRunsWith() throws {
-        let result = try gallra("version")
+    @Test func versionNamesTheLibpqItRunsWith() async throws {
+        let result = try await gallra("version")
         #expect(result.status == 0)
         // pkg-config reads libpq's own metadata: an oracle independent of PQlibVersion().
-        let libpq = try run("/usr/bin/pkg-config", ["--modversion", "libpq"]).stdout
+        let libpq = try await run("/usr/bin/pkg-config", ["--modversion", "libpq"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(result.stdout.contains("libpq  \(libpq)"))
         #expect(result.stdout.hasPrefix("gallra "))
     }
 
-    @Test func versionNamesTheCommitItWasBuiltFrom() throws {
+    @Test func versionNamesTheCommitItWasBuiltFrom() async throws {
         guard let root = ProcessInfo.processInfo.environment["GALLRA_SOURCE_ROOT"] else {
             Issue.record("GALLRA_SOURCE_ROOT is not set: run the tests through `make test`")
             return
         }
-        let head = try run("/usr/bin/git", ["-C", root, "rev-parse", "--short=12", "HEAD"])
+        let head = try await run("/usr/bin/git", ["-C", root, "rev-parse", "--short=12", "HEAD"])
         try #require(head.status == 0, "the source tree is a git checkout")
-        let result = try gallra("version")
+        let result = try await gallra("version")
         let commit = head.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(result.stdout.contains("commit \(commit)"))
     }
 
-    @Test func checkHelpShowsTheGlobalOptions() throws {
-        let result = try gallra("check", "--help")
+    @Test func checkHelpShowsTheGlobalOptions() async throws {
+        let result = try await gallra("check", "--help")
         for option in ["--config", "--database", "--log-format", "--log-level", "--format"] {
             #expect(result.stdout.contains(option), "check --help shows \(option)")
         }
     }
 
-    @Test func unknownOptionIsAUsageError() throws {
-        let result = try gallra("check", "--no-such-option")
+    @Test func unknownOptionIsAUsageError() async throws {
+        let result = try await gallra("check", "--no-such-option")
         #expect(result.status == 64)
         #expect(result.stderr.contains("--no-such-option"))
     }
 
-    @Test func badLogLevelOnTheCommandLineIsAUsageError() throws {
-        let result = try gallra("check", "--log-level", "loud")
+    @Test func badLogLevelOnTheCommandLineIsAUsageError() async throws {
+        let result = try await gallra("check", "--log-level", "loud")
         #expect(result.status == 64)
         #expect(result.stderr.contains("--log-level"))
         #expect(result.stderr.contains("warning"), "the error lists the valid levels")
@@ -73,72 +73,82 @@ struct CommandLineTests {
 
 @Suite("gallra check")
 struct CheckTests {
-    @Test func reportsServerUserAndSchema() throws {
-        try Harness.withDatabase { name, conninfo in
-            let result = try gallra("check", "--database", conninfo)
+    @Test func reportsServerUserAndSchema() async throws {
+        try await Harness.withDatabase { name, conninfo in
+            let result = try await gallra("check", "--database", conninfo)
             #expect(result.status == 0, "stderr: \(result.stderr)")
-            let version = try Harness.psql("SHOW server_version")
+            let version = try await Harness.psql("SHOW server_version")
             #expect(result.stdout.contains("PostgreSQL \(version)"))
             #expect(result.stdout.contains("database  \(name)"))
             #expect(result.stdout.contains("user      postgres"))
             #expect(result.stdout.contains("schema    gallra does not exist yet"))
 
-            try Harness.psql("CREATE SCHEMA gallra", database: name)
-            let again = try gallra("check", "--database", conninfo)
+            try await Harness.psql("CREATE SCHEMA gallra", database: name)
+            let again = try await gallra("check", "--database", conninfo)
             #expect(again.stdout.contains("schema    gallra exists"))
         }
     }
 
-    @Test func jsonReport() throws {
-        try Harness.withDatabase { name, conninfo in
-            let result = try gallra("check", "--format", "json", "--database", conninfo)
+    @Test func jsonReport() async throws {
+        try await Harness.withDatabase { name, conninfo in
+            let result = try await gallra("check", "--format", "json", "--database", conninfo)
             #expect(result.status == 0, "stderr: \(result.stderr)")
             let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
             #expect(object?["database"] as? String == name)
             #expect(object?["user"] as? String == "postgres")
             #expect(object?["gallra_schema"] as? Bool == false)
-            let number = try Harness.psql("SHOW server_version_num")
+            let number = try await Harness.psql("SHOW server_version_num")
             #expect(object?["server_version_number"] as? Int == Int(number))
         }
     }
 
-    @Test func databaseFromEnvironmentConfigFileAndCommandLine() throws {
-        try Harness.withDatabase { first, firstConninfo in
-            try Harness.withDatabase { second, secondConninfo in
-                try Harness.withTemporaryDirectory { dir in
+    @Test func databaseFromEnvironmentConfigFileAndCommandLine() async throws {
+        try await Harness.withDatabase { first, firstConninfo in
+            try await Harness.withDatabase { second, secondConninfo in
+                try await Harness.withTemporaryDirectory { dir in
                     let config = "\(dir)/gallra.yaml"
                     try "database: \"\(firstConninfo)\"\nlog:\n  level: warning\n"
                         .write(toFile: config, atomically: true, encoding: .utf8)
 
-                    let fromFile = try gallra("check", "--config", config)
+                    let fromFile = try await gallra("check", "--config", config)
                     #expect(fromFile.stdout.contains("database  \(first)"), "stderr: \(fromFile.stderr)")
 
                     let env = ["GALLRA_DATABASE": secondConninfo]
-                    let envOverFile = try gallra("check", "--config", config, environment: env)
+                    let envOverFile = try await gallra("check", "--config", config, environment: env)
                     #expect(envOverFile.stdout.contains("database  \(second)"), "stderr: \(envOverFile.stderr)")
 
-                    let flagOverEnv = try gallra(
+                    let flagOverEnv = try await gallra(
                         "check", "--config", config, "--database", firstConninfo, environment: env)
                     #expect(flagOverEnv.stdout.contains("database  \(first)"), "stderr: \(flagOverEnv.stderr)")
 
-                    let configFromEnv = try gallra("check", environment: ["GALLRA_CONFIG": config])
+                    let configFromEnv = try await gallra("check", environment: ["GALLRA_CONFIG": config])
                     #expect(configFromEnv.stdout.contains("database  \(first)"), "stderr: \(configFromEnv.stderr)")
                 }
             }
         }
     }
 
-    @Test func libpqEnvironmentAndServiceFilesWorkAsWithPsql() throws {
+    @Test func libpqEnvironmentAndServiceFilesWorkAsWithPsql() async throws {
         let host = try Harness.serverSetting("host")
         let port = try Harness.serverSetting("port")
-        try Harness.withDatabase { name, _ in
+        try await Harness.withDatabase { name, _ in
             // Plain libpq variables, no gallra setting at all.
-            let plain = try gallra(
+            let plain = try await gallra(
                 "check", environment: ["PGHOST": host, "PGPORT": port, "PGUSER": "postgres", "PGDATABASE": name])
             #expect(plain.status == 0, "stderr: \(plain.stderr)")
             #expect(plain.stdout.contains("database  \(name)"))
 
-            try Harness.withTemporaryDirectory { dir in
+            // A password from PGPASSWORD, over TCP.
+            let password = try await gallra(
+                "check",
+                environment: [
+                    "PGHOST": "127.0.0.1", "PGPORT": port, "PGUSER": "password_user", "PGPASSWORD": "secret-pw",
+                    "PGDATABASE": name,
+                ])
+            #expect(password.status == 0, "stderr: \(password.stderr)")
+            #expect(password.stdout.contains("user      password_user"))
+
+            try await Harness.withTemporaryDirectory { dir in
                 // A service file and a password file, over TCP with a password-protected role.
                 let services = "\(dir)/pg_service.conf"
                 try "[shop]\nhost=127.0.0.1\nport=\(port)\ndbname=\(name)\nuser=password_user\n"
@@ -147,14 +157,14 @@ struct CheckTests {
                 try "127.0.0.1:\(port):*:password_user:secret-pw\n"
                     .write(toFile: passwords, atomically: true, encoding: .utf8)
                 chmod(passwords, 0o600)
-                let service = try gallra(
+                let service = try await gallra(
                     "check", "--database", "service=shop",
                     environment: ["PGSERVICEFILE": services, "PGPASSFILE": passwords])
                 #expect(service.status == 0, "stderr: \(service.stderr)")
                 #expect(service.stdout.contains("user      password_user"))
                 #expect(service.stdout.contains("127.0.0.1"))
 
-                let noPassword = try gallra(
+                let noPassword = try await gallra(
                     "check", "--database", "service=shop", environment: ["PGSERVICEFILE": services])
                 #expect(noPassword.status == 69)
                 #expect(noPassword.stderr.contains("password"))
@@ -163,47 +173,47 @@ struct CheckTests {
         }
     }
 
-    @Test func refusedConnectionIsUnavailableAndNamesTheTarget() throws {
+    @Test func refusedConnectionIsUnavailableAndNamesTheTarget() async throws {
         let port = try unusedPort()
-        let result = try gallra("check", "--database", "host=127.0.0.1 port=\(port) connect_timeout=2 dbname=x")
+        let result = try await gallra("check", "--database", "host=127.0.0.1 port=\(port) connect_timeout=2 dbname=x")
         #expect(result.status == 69)
         #expect(result.stderr.contains("127.0.0.1"))
         #expect(result.stderr.contains("\(port)"))
         #expect(result.stderr.lowercased().contains("refused"), "the libpq message is kept: \(result.stderr)")
-        #expect(result.seconds < 3)
+        #expect(result.seconds < 5, "a refused connection fails at once, not after a timeout")
     }
 
-    @Test func silentServerTimesOutWithinConnectTimeout() throws {
+    @Test func silentServerTimesOutWithinConnectTimeout() async throws {
         // A socket that listens but never speaks: the kernel completes the TCP handshake and
         // libpq then waits for the server's answer until connect_timeout.
         let listener = try SilentListener()
         defer { listener.close() }
-        let result = try gallra(
+        let result = try await gallra(
             "check", "--database", "host=127.0.0.1 port=\(listener.port) connect_timeout=2 dbname=x")
         #expect(result.status == 69)
         #expect(result.stderr.contains("\(listener.port)"))
-        #expect(result.seconds >= 1.5 && result.seconds < 5, "took \(result.seconds) s")
+        #expect(result.seconds >= 1.5 && result.seconds < 6, "took \(result.seconds) s")
     }
 
-    @Test func missingConfigFileIsAConfigurationError() throws {
-        let result = try gallra("check", "--config", "/nonexistent/gallra.yaml")
+    @Test func missingConfigFileIsAConfigurationError() async throws {
+        let result = try await gallra("check", "--config", "/nonexistent/gallra.yaml")
         #expect(result.status == 78)
         #expect(result.stderr.contains("/nonexistent/gallra.yaml"))
         #expect(result.stderr.contains("No such file"))
     }
 
-    @Test func malformedConfigFileIsAConfigurationError() throws {
-        try Harness.withTemporaryDirectory { dir in
+    @Test func malformedConfigFileIsAConfigurationError() async throws {
+        try await Harness.withTemporaryDirectory { dir in
             let config = "\(dir)/gallra.yaml"
             try "database: [unclosed\n  : :\n".write(toFile: config, atomically: true, encoding: .utf8)
-            let result = try gallra("check", "--config", config)
+            let result = try await gallra("check", "--config", config)
             #expect(result.status == 78)
             #expect(result.stderr.contains(config))
         }
     }
 
-    @Test func badLogLevelInTheEnvironmentIsAConfigurationError() throws {
-        let result = try gallra("check", environment: ["GALLRA_LOG_LEVEL": "loud"])
+    @Test func badLogLevelInTheEnvironmentIsAConfigurationError() async throws {
+        let result = try await gallra("check", environment: ["GALLRA_LOG_LEVEL": "loud"])
         #expect(result.status == 78)
         #expect(result.stderr.contains("GALLRA_LOG_LEVEL"))
     }

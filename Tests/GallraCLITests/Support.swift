@@ -10,12 +10,25 @@ struct CommandResult: Sendable {
 }
 
 /// Runs `executable` with `arguments`; the environment is the test's own minus gallra's and
-/// libpq's variables, plus `environment`.
+/// libpq's variables, plus `environment`. The waiting happens on a thread of its own, never on
+/// one of the cooperative pool's few threads, which the other tests need.
 func run(
     _ executable: String,
     _ arguments: [String],
-    environment: [String: String] = [:],
-    currentDirectory: String? = nil
+    environment: [String: String] = [:]
+) async throws -> CommandResult {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            continuation.resume(
+                with: Result { try runBlocking(executable, arguments, environment: environment) })
+        }.start()
+    }
+}
+
+private func runBlocking(
+    _ executable: String,
+    _ arguments: [String],
+    environment: [String: String]
 ) throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
@@ -25,7 +38,6 @@ func run(
     }
     env.merge(environment) { _, new in new }
     process.environment = env
-    if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out
@@ -34,8 +46,10 @@ func run(
     let start = ContinuousClock.now
     try process.run()
     // Read both pipes to the end before waiting, so a chatty child cannot block on a full pipe.
+    // stderr is read on another thread, so that neither pipe can fill up and block the child.
+    let stderrReader = StderrReader(err.fileHandleForReading)
     let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    let stderr = stderrReader.wait()
     process.waitUntilExit()
     let elapsed = ContinuousClock.now - start
     return CommandResult(
@@ -47,8 +61,26 @@ func run(
 }
 
 /// Runs the built `gallra` binary.
-func gallra(_ arguments: String..., environment: [String: String] = [:]) throws -> CommandResult {
-    try run(Harness.gallraPath, arguments, environment: environment)
+func gallra(_ arguments: String..., environment: [String: String] = [:]) async throws -> CommandResult {
+    try await run(Harness.gallraPath, arguments, environment: environment)
+}
+
+/// Reads a pipe to its end on a thread of its own.
+private final class StderrReader: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var data = Data()
+
+    init(_ handle: FileHandle) {
+        Thread { [self] in
+            data = handle.readDataToEndOfFile()
+            done.signal()
+        }.start()
+    }
+
+    func wait() -> Data {
+        done.wait()
+        return data
+    }
 }
 
 /// Where the tests find the binary, the server and the source tree.
@@ -79,8 +111,8 @@ enum Harness {
 
     /// Runs SQL through psql as the test server's superuser: the oracle, independent of gallra.
     @discardableResult
-    static func psql(_ sql: String, database: String = "postgres") throws -> String {
-        let result = try run(
+    static func psql(_ sql: String, database: String = "postgres") async throws -> String {
+        let result = try await run(
             "/usr/bin/psql",
             ["\(try serverConninfo()) dbname=\(database)", "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql]
         )
@@ -92,19 +124,25 @@ enum Harness {
     }
 
     /// A fresh database for one test, dropped afterwards.
-    static func withDatabase<T>(_ body: (_ name: String, _ conninfo: String) throws -> T) throws -> T {
+    static func withDatabase<T>(_ body: (_ name: String, _ conninfo: String) async throws -> T) async throws -> T {
         let name = "gallra_cli_\(UUID().uuidString.prefix(8).lowercased())"
-        try psql("CREATE DATABASE \(name)")
-        defer { _ = try? psql("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
-        return try body(name, "\(try serverConninfo()) dbname=\(name)")
+        try await psql("CREATE DATABASE \(name)")
+        do {
+            let result = try await body(name, "\(try serverConninfo()) dbname=\(name)")
+            try await psql("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            return result
+        } catch {
+            _ = try? await psql("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            throw error
+        }
     }
 
     /// A scratch directory for one test, removed afterwards.
-    static func withTemporaryDirectory<T>(_ body: (String) throws -> T) throws -> T {
+    static func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async throws -> T {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("gallra-cli-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        return try body(path)
+        return try await body(path)
     }
 }
 

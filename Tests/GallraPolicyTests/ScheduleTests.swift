@@ -12,7 +12,7 @@ struct ScheduleFireCase: Sendable, CustomTestStringConvertible {
     var testDescription: String { "\(schedule) after \(after)\(note.isEmpty ? "" : " (\(note))")" }
 
     /// Follows `nextFire(after:)` from `after`, each fire time feeding the next call.
-    func check(sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func check(sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
         let parsed = try Schedule(parsing: schedule)
         var instant = try ScheduleFixture.instant(after)
         for expected in fires {

@@ -172,31 +172,6 @@ struct ConnectionTests {
     }
 }
 
-/// Settings from the environment, as psql reads them. Serialized: the environment is process-wide (other
-/// suites are unaffected: their conninfo names host, port, user and dbname explicitly).
-@Suite(.serialized)
-struct EnvironmentTests {
-    @Test func nilConninfoUsesLibpqDefaultsFromTheEnvironment() async throws {
-        try await TestDatabase.with { database, _ in
-            let settings = [
-                "PGHOST": "127.0.0.1", "PGPORT": try TestServer.setting("port"), "PGUSER": "password_user",
-                "PGPASSWORD": "secret-pw", "PGDATABASE": database.name, "PGAPPNAME": "from-env",
-            ]
-            for (key, value) in settings { setenv(key, value, 1) }
-            defer { for key in settings.keys { unsetenv(key) } }
-            for conninfo in [nil, ""] as [String?] {
-                let connection = try await PostgresConnection.connect(conninfo)
-                let row = try await connection.query(
-                    "SELECT current_user AS u, current_database() AS d, current_setting('application_name') AS a")[0]
-                #expect(row["u"] == .text("password_user"))
-                #expect(row["d"] == .text(database.name))
-                #expect(row["a"] == .text("from-env"))
-                await connection.close()
-            }
-        }
-    }
-}
-
 /// Runs `body` with file descriptor 2 redirected to a file; returns what was written there (and replays it).
 private func capturingStandardError(_ body: () async throws -> Void) async throws -> String {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("gallra-stderr-\(UUID().uuidString)")

@@ -40,7 +40,7 @@
     \set as_of now
 \endif
 
-SELECT (:'customers' ~ '^[0-9]+$' AND :'customers'::bigint BETWEEN 1 AND 100000000) AS customers_ok \gset
+SELECT coalesce(substring(:'customers' from '^[0-9]{1,9}$')::int BETWEEN 1 AND 100000000, false) AS customers_ok \gset
 \if :customers_ok
 \else
     \warn 'generate.sql: -v customers must be an integer between 1 and 100000000, not' :'customers'
