@@ -62,11 +62,17 @@ public actor PostgresConnection {
 
     /// Connects with a libpq connection string or URI, exactly as psql would; nil or empty uses libpq's defaults
     /// (environment, service file). Honours `connect_timeout` and task cancellation.
+    ///
+    /// `defaultConnectTimeout` bounds the attempt when neither the conninfo nor PGCONNECT_TIMEOUT sets
+    /// `connect_timeout`: libpq alone would wait as long as the kernel does (minutes for a host that drops
+    /// packets), and a daemon that reports its health to systemd needs an answer sooner.
     public static func connect(
-        _ conninfo: String?, logger: Logger = Logger(label: "gallra.postgres")
+        _ conninfo: String?,
+        defaultConnectTimeout: Duration = .seconds(30),
+        logger: Logger = Logger(label: "gallra.postgres")
     ) async throws -> PostgresConnection {
         let connection = PostgresConnection(logger: logger)
-        try await connection.establish(conninfo)
+        try await connection.establish(conninfo, defaultConnectTimeout: defaultConnectTimeout)
         return connection
     }
 
@@ -222,7 +228,7 @@ public actor PostgresConnection {
 
     // MARK: - Connecting
 
-    private func establish(_ conninfo: String?) throws {
+    private func establish(_ conninfo: String?, defaultConnectTimeout: Duration) throws {
         var keywords = ["fallback_application_name", "client_encoding"]
         var values = ["gallra", "UTF8"]
         if let conninfo, !conninfo.isEmpty {
@@ -237,7 +243,7 @@ public actor PostgresConnection {
         }
         handle.adopt(conn, logger: logger)
         do {
-            try pollUntilConnected(conn)
+            try pollUntilConnected(conn, defaultConnectTimeout: defaultConnectTimeout)
             guard PQsetnonblocking(conn, 1) == 0 else {
                 throw PostgresError(.connectionFailed, Self.errorMessage(conn) ?? "could not set non-blocking mode")
             }
@@ -264,8 +270,8 @@ public actor PostgresConnection {
             ])
     }
 
-    private func pollUntilConnected(_ conn: OpaquePointer) throws {
-        let timeout = Self.connectTimeout(conn)
+    private func pollUntilConnected(_ conn: OpaquePointer, defaultConnectTimeout: Duration) throws {
+        let timeout = Self.connectTimeout(conn, default: defaultConnectTimeout)
         var target = Self.target(conn)
         var deadline = timeout.map { ContinuousClock.now + $0 }
         var status = PGRES_POLLING_WRITING
@@ -293,21 +299,23 @@ public actor PostgresConnection {
         }
     }
 
-    /// `connect_timeout` as libpq reads it (conninfo, PGCONNECT_TIMEOUT): nil or ≤ 0 waits forever; 1 means 2 s.
-    private static func connectTimeout(_ conn: OpaquePointer) -> Duration? {
-        guard let options = PQconninfo(conn) else { return nil }
+    /// `connect_timeout` as libpq reads it (conninfo, PGCONNECT_TIMEOUT): unset means `defaultConnectTimeout`,
+    /// 0 or less waits forever, and 1 means 2 s (as in libpq).
+    private static func connectTimeout(_ conn: OpaquePointer, default defaultConnectTimeout: Duration) -> Duration? {
+        guard let options = PQconninfo(conn) else { return defaultConnectTimeout }
         defer { PQconninfoFree(options) }
         var option = options
         while let keyword = option.pointee.keyword {
             if String(cString: keyword) == "connect_timeout" {
-                guard let value = option.pointee.val,
-                    let seconds = Int(String(cString: value).trimmingCharacters(in: .whitespaces)), seconds > 0
-                else { return nil }
+                guard let value = option.pointee.val else { return defaultConnectTimeout }
+                let text = String(cString: value).trimmingCharacters(in: .whitespaces)
+                if text.isEmpty { return defaultConnectTimeout }
+                guard let seconds = Int(text), seconds > 0 else { return nil }
                 return .seconds(max(seconds, 2))
             }
             option += 1
         }
-        return nil
+        return defaultConnectTimeout
     }
 
     private static func target(_ conn: OpaquePointer) -> String {

@@ -57,6 +57,23 @@ struct ConnectionTests {
         #expect(elapsed < .milliseconds(2600))
     }
 
+    /// Without connect_timeout anywhere, the attempt is still bounded (libpq alone would wait for the kernel).
+    @Test func silentServerWithoutConnectTimeoutUsesTheDefaultBound() async throws {
+        let (fd, port) = try TestServer.silentListener()
+        defer { close(fd) }
+        let (outcome, elapsed) = await measure {
+            await Result {
+                try await PostgresConnection.connect(
+                    "host=127.0.0.1 port=\(port) user=postgres", defaultConnectTimeout: .seconds(2))
+            }
+        }
+        let error = try #require(outcome.failure(as: PostgresError.self))
+        #expect(error.code == .connectionFailed)
+        #expect(error.message.contains("connect_timeout"))
+        #expect(elapsed >= .seconds(2))
+        #expect(elapsed < .seconds(4))
+    }
+
     @Test func connectingCanBeCancelled() async throws {
         let (fd, port) = try TestServer.silentListener()
         defer { close(fd) }
