@@ -34,6 +34,21 @@ extension ParsedPolicy {
                 checkThrough(through, table: table, path: "except[\(index)].through", report: { error($0, $1) })
             }
         }
+        if let text = policy.schedule {
+            do {
+                _ = try Schedule(parsing: text)
+            } catch {
+                // Point at the offending character when the value sits on one line after `schedule:`.
+                var location = source.scheduleLocation
+                if let column = error.column, let start = location {
+                    location = SourceLocation(file: start.file, line: start.line, column: start.column + column - 1)
+                }
+                diagnostics.append(
+                    PolicyDiagnostic(
+                        severity: .error, location: location, path: "schedule",
+                        message: "schedule: \(error.message); for example: schedule: \(error.example)"))
+            }
+        }
         let limits = policy.limits
         if limits.batchSize > limits.maxSubjectsPerRun {
             error(

@@ -272,3 +272,22 @@ struct MoreBadInputTests {
         #expect(found.map(\.message) == ["where: column status is given twice; combine the conditions into one"])
     }
 }
+
+@Suite("Schedules in policy files")
+struct PolicyScheduleTests {
+    @Test func aValidScheduleGivesNoDiagnostic() {
+        let file = PolicyFile(parsing: minimal + "\nschedule: daily at 03:00 Europe/Stockholm\n", path: "p.yaml")
+        #expect(file.diagnostics.isEmpty)
+        #expect(file.policies.count == 1)
+    }
+
+    @Test func aBadScheduleIsAnErrorAtItsPlace() throws {
+        let found = errors(minimal + "\nschedule: daily at 24:00\n")
+        let error = try #require(found.first)
+        #expect(found.count == 1)
+        #expect(error.line == 8)
+        #expect(error.column == 20, "points at 24")
+        #expect(error.message.contains("hour 24"))
+        #expect(error.message.contains("for example: schedule: daily at 00:00"))
+    }
+}
