@@ -584,10 +584,10 @@ struct ScheduleParser {
     /// The candidate nearest to `word` (case-insensitive edit distance at most `limit`), preferring longer
     /// candidates on a tie so that "mondy" suggests "monday" rather than "mon".
     static func closest(to word: String, among candidates: [String], limit: Int = 2) -> String? {
-        let target = Array(word.lowercased())
+        let target = word.lowercased()
         var best: (candidate: String, distance: Int)?
         for candidate in candidates {
-            let distance = editDistance(target, Array(candidate.lowercased()))
+            let distance = Suggestions.editDistance(target, candidate.lowercased())
             guard distance <= limit else { continue }
             if let current = best,
                 distance > current.distance
@@ -598,24 +598,5 @@ struct ScheduleParser {
             best = (candidate, distance)
         }
         return best?.candidate
-    }
-
-    /// Optimal string alignment distance: edits, with a swap of neighbours counting as one ("jna" → "jan").
-    private static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
-        if a.isEmpty { return b.count }
-        if b.isEmpty { return a.count }
-        var table = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
-        for i in 0...a.count { table[i][0] = i }
-        for j in 0...b.count { table[0][j] = j }
-        for i in 1...a.count {
-            for j in 1...b.count {
-                let cost = a[i - 1] == b[j - 1] ? 0 : 1
-                table[i][j] = Swift.min(table[i - 1][j] + 1, table[i][j - 1] + 1, table[i - 1][j - 1] + cost)
-                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
-                    table[i][j] = Swift.min(table[i][j], table[i - 2][j - 2] + 1)
-                }
-            }
-        }
-        return table[a.count][b.count]
     }
 }
