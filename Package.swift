@@ -22,6 +22,8 @@ let package = Package(
         // System libraries, found with pkg-config (Debian: libpq-dev, libsystemd-dev).
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // libcrypto (OpenSSL), which libpq links already: SHA-256 and HMAC for the audit trail.
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // libpq: connections, parameters, transactions, errors, cancellation.
         .target(
@@ -45,6 +47,17 @@ let package = Package(
             name: "GallraSystemd",
             dependencies: [
                 "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Planning and executing runs, the audit trail, gallra's own schema and policy store.
+        .target(
+            name: "GallraEngine",
+            dependencies: [
+                "CLibCrypto",
+                "GallraPolicy",
+                "GallraPostgres",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -77,6 +90,11 @@ let package = Package(
         .testTarget(
             name: "GallraSystemdTests",
             dependencies: ["GallraSystemd"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GallraEngineTests",
+            dependencies: ["GallraEngine", "GallraPolicy", "GallraPostgres"],
             swiftSettings: swiftSettings
         ),
         // End-to-end tests of the built `gallra` binary against the test server.

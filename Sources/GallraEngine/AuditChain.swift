@@ -1,0 +1,181 @@
+/// The audit trail's hash chain: each batch writes one block holding a record per subject it
+/// processed; a block's hash covers its records and the previous block's hash, so editing,
+/// deleting, inserting or reordering any record or block breaks every hash after it.
+///
+/// Hashes are SHA-256 over an unambiguous encoding: every field is written as
+/// `<byte length>:<bytes>\n`, after a version tag, so no two different blocks encode alike.
+public enum AuditChain {
+    /// The `previous hash` of the first block.
+    public static let genesisHash = String(repeating: "0", count: 64)
+
+    /// The hash of a block's records, in their order.
+    public static func recordsHash(_ records: [AuditRecord]) -> String {
+        var encoder = FieldEncoder(tag: "gallra-audit-records-v1")
+        encoder.append(records.count)
+        for record in records {
+            encoder.append(record.subjectDigest)
+            encoder.append(record.counts.count)
+            for count in record.counts {
+                encoder.append(count.table)
+                encoder.append(count.action.rawValue)
+                encoder.append(count.rows)
+            }
+        }
+        return Digest.hex(Digest.sha256(encoder.bytes))
+    }
+
+    /// The hash that seals a block: its own fields, its records' hash and the previous block's hash.
+    public static func blockHash(
+        sequence: Int64,
+        run: String,
+        policy: String,
+        policyVersion: Int,
+        createdAtMicroseconds: Int64,
+        subjects: Int,
+        recordsHash: String,
+        previousHash: String
+    ) -> String {
+        var encoder = FieldEncoder(tag: "gallra-audit-block-v1")
+        encoder.append(String(sequence))
+        encoder.append(run)
+        encoder.append(policy)
+        encoder.append(policyVersion)
+        encoder.append(String(createdAtMicroseconds))
+        encoder.append(subjects)
+        encoder.append(recordsHash)
+        encoder.append(previousHash)
+        return Digest.hex(Digest.sha256(encoder.bytes))
+    }
+
+    /// A new block after `previous` (nil for the first block), sealed over `records`.
+    public static func seal(
+        after previous: (sequence: Int64, hash: String)?,
+        run: String,
+        policy: String,
+        policyVersion: Int,
+        createdAtMicroseconds: Int64,
+        records: [AuditRecord]
+    ) -> AuditBlock {
+        let sequence = (previous?.sequence ?? 0) + 1
+        let previousHash = previous?.hash ?? genesisHash
+        let recordsHash = recordsHash(records)
+        let hash = blockHash(
+            sequence: sequence, run: run, policy: policy, policyVersion: policyVersion,
+            createdAtMicroseconds: createdAtMicroseconds, subjects: records.count, recordsHash: recordsHash,
+            previousHash: previousHash)
+        return AuditBlock(
+            sequence: sequence, run: run, policy: policy, policyVersion: policyVersion,
+            createdAtMicroseconds: createdAtMicroseconds, subjects: records.count, recordsHash: recordsHash,
+            previousHash: previousHash, hash: hash)
+    }
+}
+
+/// One block of the audit trail: what one batch did, sealed into the chain.
+public struct AuditBlock: Sendable, Hashable, Codable {
+    /// 1, 2, 3, ... without gaps.
+    public var sequence: Int64
+    /// The run's id.
+    public var run: String
+    public var policy: String
+    public var policyVersion: Int
+    /// When the batch ran, in microseconds since 1970-01-01 UTC (exactly as stored).
+    public var createdAtMicroseconds: Int64
+    /// How many subject records the block holds.
+    public var subjects: Int
+    public var recordsHash: String
+    public var previousHash: String
+    public var hash: String
+
+    public init(
+        sequence: Int64, run: String, policy: String, policyVersion: Int, createdAtMicroseconds: Int64,
+        subjects: Int, recordsHash: String, previousHash: String, hash: String
+    ) {
+        self.sequence = sequence
+        self.run = run
+        self.policy = policy
+        self.policyVersion = policyVersion
+        self.createdAtMicroseconds = createdAtMicroseconds
+        self.subjects = subjects
+        self.recordsHash = recordsHash
+        self.previousHash = previousHash
+        self.hash = hash
+    }
+
+    /// The hash this block's fields and records call for, to compare with the stored one.
+    public func expectedHash(records: [AuditRecord]) -> (recordsHash: String, hash: String) {
+        let recordsHash = AuditChain.recordsHash(records)
+        let hash = AuditChain.blockHash(
+            sequence: sequence, run: run, policy: policy, policyVersion: policyVersion,
+            createdAtMicroseconds: createdAtMicroseconds, subjects: records.count, recordsHash: recordsHash,
+            previousHash: previousHash)
+        return (recordsHash, hash)
+    }
+}
+
+/// What happened to one subject in a batch: its digest and the rows acted on per table.
+public struct AuditRecord: Sendable, Hashable, Codable {
+    /// HMAC-SHA-256 (hex) of the subject table and key under the audit key; never the key itself.
+    public var subjectDigest: String
+    /// Rows per table and action, sorted by table then action.
+    public var counts: [AuditCount]
+
+    public init(subjectDigest: String, counts: [AuditCount]) {
+        self.subjectDigest = subjectDigest
+        self.counts = counts.sorted { ($0.table, $0.action.rawValue) < ($1.table, $1.action.rawValue) }
+    }
+}
+
+/// Rows of one table that one action touched for one subject.
+public struct AuditCount: Sendable, Hashable, Codable {
+    public enum Action: String, Sendable, Hashable, Codable, CaseIterable {
+        case deleted
+        case anonymized
+        /// Reached from the subject but kept because rows that do not expire still use it.
+        case retained
+    }
+
+    /// The schema-qualified table.
+    public var table: String
+    public var action: Action
+    public var rows: Int
+
+    public init(table: String, action: Action, rows: Int) {
+        self.table = table
+        self.action = action
+        self.rows = rows
+    }
+}
+
+/// Subject digests: HMAC-SHA-256 of `table:key` under the secret audit key, so the trail proves
+/// what happened to a subject without holding the subject's key in clear.
+public struct SubjectDigester: Sendable {
+    private let key: [UInt8]
+
+    /// `key` is the secret from the audit key file; at least 32 bytes.
+    public init(key: [UInt8]) {
+        self.key = key
+    }
+
+    /// The digest of subject `key` of `table` (schema-qualified, as the plan names it).
+    public func digest(table: String, key subjectKey: String) -> String {
+        Digest.hex(Digest.hmacSHA256(key: key, message: Array("\(table):\(subjectKey)".utf8)))
+    }
+}
+
+/// Length-prefixed fields: `<byte length>:<bytes>\n` each, after a version tag.
+private struct FieldEncoder {
+    var bytes: [UInt8]
+
+    init(tag: String) {
+        bytes = Array(tag.utf8) + [0x0a]
+    }
+
+    mutating func append(_ text: String) {
+        let utf8 = Array(text.utf8)
+        bytes += Array(String(utf8.count).utf8) + [0x3a] + utf8 + [0x0a]
+    }
+
+    mutating func append(_ number: Int) {
+        append(String(number))
+    }
+}
