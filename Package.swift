@@ -40,6 +40,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Planning and executing runs, gallra's own schema (migrations), the policy store, the catalog reader.
+        .target(
+            name: "GallraEngine",
+            dependencies: [
+                "GallraPolicy",
+                "GallraPostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // sd_notify, watchdog and the journal log handler.
         .target(
             name: "GallraSystemd",
@@ -72,6 +82,12 @@ let package = Package(
         .testTarget(
             name: "GallraPolicyTests",
             dependencies: ["GallraPolicy"],
+            swiftSettings: swiftSettings
+        ),
+        // The engine against a real server: migrations, the policy store, the catalog reader.
+        .testTarget(
+            name: "GallraEngineTests",
+            dependencies: ["GallraEngine", "GallraPostgres", "GallraPolicy"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
