@@ -87,7 +87,9 @@ let package = Package(
         // The engine against a real server: migrations, the policy store, the catalog reader.
         .testTarget(
             name: "GallraEngineTests",
-            dependencies: ["GallraEngine", "GallraPostgres", "GallraPolicy"],
+            dependencies: [
+                "GallraEngine", "GallraPostgres", "GallraPolicy", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
