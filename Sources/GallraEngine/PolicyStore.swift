@@ -218,7 +218,8 @@ public struct PolicyStore: Sendable {
             firstSource[policy.name] = source
         }
         let documents = policies.map {
-            Document(name: $0.policy.name, state: $0.policy.state, canonical: $0.policy.canonicalJSON, source: $0.source)
+            Document(
+                name: $0.policy.name, state: $0.policy.state, canonical: $0.policy.canonicalJSON, source: $0.source)
         }
         do {
             return try await connection.transaction { connection in

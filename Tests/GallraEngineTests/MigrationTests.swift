@@ -39,7 +39,8 @@ struct MigrationTests {
             #expect(try await Schema.migrate(on: connection).isEmpty)
             #expect(try await scalar("SELECT count(*) FROM gallra.schema_version", as: Int.self, on: connection) == 1)
             #expect(
-                try await scalar("SELECT max(applied_at)::text FROM gallra.schema_version", as: String.self, on: connection)
+                try await scalar(
+                    "SELECT max(applied_at)::text FROM gallra.schema_version", as: String.self, on: connection)
                     == appliedAt)
             // applied_by defaults to the database role.
             #expect(
