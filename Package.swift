@@ -42,6 +42,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Planning and executing runs, gallra's own schema (migrations), the policy store, the catalog reader.
+        .target(
+            name: "GallraEngine",
+            dependencies: [
+                "GallraPolicy",
+                "GallraPostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // sd_notify, watchdog and the journal log handler.
         .target(
             name: "GallraSystemd",
@@ -85,6 +95,14 @@ let package = Package(
         .testTarget(
             name: "GallraPolicyTests",
             dependencies: ["GallraPolicy"],
+            swiftSettings: swiftSettings
+        ),
+        // The engine against a real server: migrations, the policy store, the catalog reader.
+        .testTarget(
+            name: "GallraEngineTests",
+            dependencies: [
+                "GallraEngine", "GallraPostgres", "GallraPolicy", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

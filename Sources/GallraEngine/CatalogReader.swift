@@ -1,0 +1,228 @@
+// Reads the live database's catalog (pg_catalog) into the `Catalog` value the policy validator checks against.
+//
+// What is read: ordinary and partitioned tables, views, materialized views and foreign tables in every schema
+// but PostgreSQL's own (pg_catalog, pg_toast, temporary schemas: every `pg_*`), information_schema and
+// gallra's own. Names are kept exactly as the catalog holds them (mixed case, spaces, quotes).
+//
+// Partitions are listed with `partitionOf` set. Foreign keys that PostgreSQL clones for partitions
+// (`pg_constraint.conparentid <> 0`: a parent's foreign key copied to each partition, or a key referencing a
+// partitioned table copied per referenced partition) are left out: the parent's key describes them, and listing
+// the clones would make every link through a partitioned table look ambiguous.
+import GallraPolicy
+import GallraPostgres
+
+/// Reads `Catalog`s from a live database.
+public enum CatalogReader {
+    /// The relations gallra may see, as a subquery of OIDs (`c` is pg_class, `n` its namespace).
+    static let relationFilter = """
+        c.relkind IN ('r', 'p', 'v', 'm', 'f')
+          AND n.nspname NOT IN ('information_schema', 'gallra')
+          AND n.nspname NOT LIKE 'pg\\_%'
+        """
+
+    static var relationOIDs: String {
+        "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE \(relationFilter)"
+    }
+
+    /// The catalog as the connected role sees it (privileges are `current_user`'s). Runs in one read-only
+    /// REPEATABLE READ transaction, so all of it describes one instant; inside a transaction already open on this
+    /// task, it uses that one.
+    public static func read(on connection: PostgresConnection) async throws -> Catalog {
+        if await connection.isInTransaction {
+            return try await readQueries(on: connection)
+        }
+        return try await connection.transaction(isolation: .repeatableRead, readOnly: true) { connection in
+            try await readQueries(on: connection)
+        }
+    }
+
+    private static func readQueries(on connection: PostgresConnection) async throws -> Catalog {
+        var tables: [UInt32: CatalogTable] = [:]
+        for row in try await connection.query(relationsQuery) {
+            let kind: CatalogTable.Kind
+            switch try row.decode("kind", as: String.self) {
+            case "r": kind = .table
+            case "p": kind = .partitioned
+            case "v": kind = .view
+            case "m": kind = .materializedView
+            case "f": kind = .foreignTable
+            default: continue
+            }
+            var privileges: Set<Privilege> = []
+            if try row.decode("can_select", as: Bool.self) { privileges.insert(.select) }
+            if try row.decode("can_update", as: Bool.self) { privileges.insert(.update) }
+            if try row.decode("can_delete", as: Bool.self) { privileges.insert(.delete) }
+            let parentName = try row.decode("parent_name", as: String?.self)
+            let parentSchema = try row.decode("parent_schema", as: String?.self)
+            tables[try oid(row, "oid")] = CatalogTable(
+                name: QualifiedName(schema: try row.decode("schema", as: String.self), name: try row.decode("name")),
+                kind: kind,
+                partitionOf: parentName.map { QualifiedName(schema: parentSchema, name: $0) },
+                columns: [],
+                estimatedRows: try row.decode("reltuples", as: Double.self),
+                privileges: privileges)
+        }
+
+        for row in try await connection.query(columnsQuery) {
+            let relation = try oid(row, "attrelid")
+            guard tables[relation] != nil else { continue }
+            let category = try row.decode("category", as: String.self)
+            tables[relation]?.columns.append(
+                CatalogColumn(
+                    name: try row.decode("name"),
+                    type: try row.decode("type"),
+                    baseType: try row.decode("base_type", as: String.self),
+                    category: CatalogColumn.TypeCategory(rawValue: category) ?? .unknown,
+                    maximumLength: try row.decode("maximum_length", as: Int?.self),
+                    isNullable: !(try row.decode("not_null", as: Bool.self)),
+                    isGenerated: try row.decode("generated", as: Bool.self)))
+        }
+
+        for row in try await connection.query(indexesQuery) {
+            let relation = try oid(row, "indrelid")
+            guard tables[relation] != nil else { continue }
+            let columns = try nameList(row, "columns")
+            let isUnique = try row.decode("is_unique", as: Bool.self)
+            let isPartial = try row.decode("is_partial", as: Bool.self)
+            tables[relation]?.indexes.append(
+                CatalogIndex(name: try row.decode("name"), columns: columns, isUnique: isUnique, isPartial: isPartial))
+            let keyColumns = columns.compactMap { $0 }
+            if isUnique, !isPartial, keyColumns.count == columns.count,
+                !(try row.decode("is_primary", as: Bool.self)),
+                tables[relation]?.uniqueKeys.contains(keyColumns) == false
+            {
+                tables[relation]?.uniqueKeys.append(keyColumns)
+            }
+        }
+
+        for row in try await connection.query(constraintsQuery) {
+            let relation = try oid(row, "conrelid")
+            guard tables[relation] != nil else { continue }
+            let columns = try nameList(row, "columns").compactMap { $0 }
+            if try row.decode("type", as: String.self) == "p" {
+                tables[relation]?.primaryKey = columns
+                continue
+            }
+            let action: ForeignKey.Action =
+                switch try row.decode("on_delete", as: String.self) {
+                case "r": .restrict
+                case "c": .cascade
+                case "n": .setNull
+                case "d": .setDefault
+                default: .noAction
+                }
+            tables[relation]?.foreignKeys.append(
+                ForeignKey(
+                    name: try row.decode("name"),
+                    columns: columns,
+                    referencedTable: QualifiedName(
+                        schema: try row.decode("referenced_schema", as: String.self),
+                        name: try row.decode("referenced_name")),
+                    referencedColumns: try nameList(row, "referenced_columns").compactMap { $0 },
+                    onDelete: action))
+        }
+
+        let path = try await connection.query("SELECT array_to_json(current_schemas(false))::text AS path")
+        let searchPath = try path.first.map { try nameList($0, "path").compactMap { $0 } } ?? []
+        return Catalog(tables: Array(tables.values), searchPath: searchPath)
+    }
+
+    private static func oid(_ row: PostgresRow, _ column: String) throws -> UInt32 {
+        guard case .oid(let value) = try row.decode(column, as: PostgresValue.self) else {
+            throw PostgresError(.decoding, "column \"\(column)\" is not an oid")
+        }
+        return value
+    }
+
+    /// A JSON array of names (or nulls, for index expressions), as the queries aggregate them.
+    private static func nameList(_ row: PostgresRow, _ column: String) throws -> [String?] {
+        guard let text = try row.decode(column, as: String?.self) else { return [] }
+        guard case .array(let items) = try StoredJSON(parsing: text) else {
+            throw PostgresError(.decoding, "column \"\(column)\" is not a JSON array")
+        }
+        return items.map(\.stringValue)
+    }
+
+    static var relationsQuery: String {
+        """
+        SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
+               c.reltuples::float8 AS reltuples,
+               pn.nspname AS parent_schema, pc.relname AS parent_name,
+               has_table_privilege(c.oid, 'SELECT') AS can_select,
+               has_table_privilege(c.oid, 'UPDATE') AS can_update,
+               has_table_privilege(c.oid, 'DELETE') AS can_delete
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_inherits i ON c.relispartition AND i.inhrelid = c.oid
+        LEFT JOIN pg_class pc ON pc.oid = i.inhparent
+        LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+        WHERE \(relationFilter)
+        """
+    }
+
+    /// Columns in attnum order. Domains are resolved to their base type through any chain of domains: the base
+    /// type's name and category, the innermost length modifier, and NOT NULL if the column or any domain says so.
+    static var columnsQuery: String {
+        """
+        WITH RECURSIVE domain_base(domain, base, typmod, not_null) AS (
+            SELECT t.oid, t.typbasetype, t.typtypmod, t.typnotnull FROM pg_type t WHERE t.typtype = 'd'
+            UNION ALL
+            SELECT d.domain, t.typbasetype, CASE WHEN d.typmod >= 0 THEN d.typmod ELSE t.typtypmod END,
+                   d.not_null OR t.typnotnull
+            FROM domain_base d JOIN pg_type t ON t.oid = d.base AND t.typtype = 'd'
+        ),
+        resolved AS (
+            SELECT d.* FROM domain_base d
+            WHERE NOT EXISTS (SELECT FROM pg_type t WHERE t.oid = d.base AND t.typtype = 'd')
+        )
+        SELECT a.attrelid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+               bt.typname::text AS base_type, bt.typcategory::text AS category,
+               CASE WHEN bt.typname IN ('varchar', 'bpchar')
+                         AND COALESCE(NULLIF(a.atttypmod, -1), r.typmod, -1) >= 4
+                    THEN COALESCE(NULLIF(a.atttypmod, -1), r.typmod) - 4 END AS maximum_length,
+               a.attnotnull OR COALESCE(r.not_null, false) AS not_null,
+               a.attgenerated <> '' AS generated
+        FROM pg_attribute a
+        LEFT JOIN resolved r ON r.domain = a.atttypid
+        JOIN pg_type bt ON bt.oid = COALESCE(r.base, a.atttypid)
+        WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attrelid IN (\(relationOIDs))
+        ORDER BY a.attrelid, a.attnum
+        """
+    }
+
+    /// Valid indexes with their key columns (INCLUDE columns left out; expressions as null), by name.
+    static var indexesQuery: String {
+        """
+        SELECT i.indrelid, ic.relname AS name, i.indisunique AS is_unique, i.indisprimary AS is_primary,
+               i.indpred IS NOT NULL AS is_partial,
+               (SELECT json_agg(a.attname ORDER BY k.position)
+                FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, position)
+                LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum AND k.attnum > 0
+                WHERE k.position <= i.indnkeyatts)::text AS columns
+        FROM pg_index i
+        JOIN pg_class ic ON ic.oid = i.indexrelid
+        WHERE i.indisvalid AND i.indrelid IN (\(relationOIDs))
+        ORDER BY i.indrelid, ic.relname
+        """
+    }
+
+    /// Primary keys and foreign keys (not the clones PostgreSQL makes for partitions), columns in constraint order.
+    static var constraintsQuery: String {
+        """
+        SELECT con.conrelid, con.conname AS name, con.contype::text AS type, con.confdeltype::text AS on_delete,
+               (SELECT json_agg(a.attname ORDER BY k.position)
+                FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, position)
+                JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum)::text AS columns,
+               (SELECT json_agg(a.attname ORDER BY k.position)
+                FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, position)
+                JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum)::text AS referenced_columns,
+               rn.nspname AS referenced_schema, rc.relname AS referenced_name
+        FROM pg_constraint con
+        LEFT JOIN pg_class rc ON rc.oid = con.confrelid
+        LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+        WHERE (con.contype = 'p' OR (con.contype = 'f' AND con.conparentid = 0))
+          AND con.conrelid IN (\(relationOIDs))
+        ORDER BY con.conrelid, con.conname
+        """
+    }
+}

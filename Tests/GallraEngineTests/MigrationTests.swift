@@ -1,0 +1,165 @@
+import GallraPostgres
+import Logging
+import Testing
+
+@testable import GallraEngine
+
+@Suite("Migrations of the gallra schema")
+struct MigrationTests {
+    @Test("a fresh database gets every migration, and its version is the latest")
+    func freshDatabase() async throws {
+        try await TestDatabase.with { _, connection in
+            let before = try await Schema.status(on: connection)
+            #expect(before.currentVersion == 0)
+            #expect(before.needsMigration)
+            #expect(before.pending == Schema.migrations)
+            await #expect(throws: SchemaError.self) { try await Schema.requireCurrent(on: connection) }
+
+            let applied = try await Schema.migrate(on: connection, appliedBy: "migration test")
+            #expect(applied.map(\.version) == Array(1...Schema.latestVersion))
+            #expect(try await Schema.currentVersion(on: connection) == Schema.latestVersion)
+            #expect(try await Schema.status(on: connection).needsMigration == false)
+            try await Schema.requireCurrent(on: connection)
+
+            let rows = try await connection.query(
+                "SELECT version, description, applied_by FROM gallra.schema_version ORDER BY version")
+            #expect(try rows.map { try $0.decode("version", as: Int.self) } == Array(1...Schema.latestVersion))
+            #expect(try rows.map { try $0.decode("applied_by", as: String.self) }.allSatisfy { $0 == "migration test" })
+            #expect(try rows.first?.decode("description", as: String.self) == Schema.migrations[0].description)
+        }
+    }
+
+    @Test("migrating again applies nothing")
+    func idempotent() async throws {
+        try await TestDatabase.with { _, connection in
+            try await Schema.migrate(on: connection)
+            let appliedAt = try await scalar(
+                "SELECT max(applied_at)::text FROM gallra.schema_version", as: String.self, on: connection)
+            #expect(try await Schema.migrate(on: connection).isEmpty)
+            #expect(try await Schema.migrate(on: connection).isEmpty)
+            #expect(try await scalar("SELECT count(*) FROM gallra.schema_version", as: Int.self, on: connection) == 1)
+            #expect(
+                try await scalar(
+                    "SELECT max(applied_at)::text FROM gallra.schema_version", as: String.self, on: connection)
+                    == appliedAt)
+            // applied_by defaults to the database role.
+            #expect(
+                try await scalar("SELECT applied_by FROM gallra.schema_version", as: String.self, on: connection)
+                    == (try await scalar("SELECT current_user::text", as: String.self, on: connection)))
+        }
+    }
+
+    @Test("two processes migrating at once both succeed and each migration is applied once")
+    func concurrentMigrations() async throws {
+        try await TestDatabase.with { database, connection in
+            // Hold the migration lock so that both migrators are certainly waiting on it at the same time.
+            try await connection.execute("SELECT pg_advisory_lock($1)", [.int64(Schema.migrationLockKey)])
+            let first = try await database.connect()
+            let second = try await database.connect()
+            async let firstApplied = Schema.migrate(on: first)
+            async let secondApplied = Schema.migrate(on: second)
+            var waiting = 0
+            for _ in 0..<200 where waiting < 2 {
+                waiting = try await scalar(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", as: Int.self,
+                    on: connection)
+                if waiting < 2 { try await Task.sleep(for: .milliseconds(25)) }
+            }
+            #expect(waiting == 2)
+            try await connection.execute("SELECT pg_advisory_unlock($1)", [.int64(Schema.migrationLockKey)])
+            let applied = try await [firstApplied, secondApplied]
+            #expect(applied.map(\.count).sorted() == [0, Schema.migrations.count])
+            #expect(
+                try await scalar("SELECT count(*) FROM gallra.schema_version", as: Int.self, on: connection)
+                    == Schema.migrations.count)
+            await first.close()
+            await second.close()
+        }
+    }
+
+    @Test("a later migration is applied on its own to a database at the earlier version")
+    func upgrade() async throws {
+        try await TestDatabase.with { _, connection in
+            try await Schema.migrate(on: connection)
+            let next = Migration(
+                version: Schema.latestVersion + 1, description: "test: a later table",
+                statements: ["CREATE TABLE gallra.later (id int PRIMARY KEY)"])
+            let applied = try await Schema.migrate(
+                on: connection, migrations: Schema.migrations + [next], appliedBy: nil, logger: .init(label: "test"))
+            #expect(applied == [next])
+            #expect(try await Schema.currentVersion(on: connection) == next.version)
+            #expect(try await scalar("SELECT count(*) FROM gallra.later", as: Int.self, on: connection) == 0)
+        }
+    }
+
+    @Test("a database migrated by a newer gallra is refused with a clear error and left unchanged")
+    func newerSchemaRefused() async throws {
+        try await TestDatabase.with { _, connection in
+            try await Schema.migrate(on: connection)
+            try await connection.execute(
+                "INSERT INTO gallra.schema_version (version, description) VALUES (999, 'from the future')")
+            // A binary that would have a pending migration of its own applies nothing either.
+            let pending = Migration(
+                version: Schema.latestVersion + 1, description: "test: never applied",
+                statements: ["CREATE TABLE gallra.never (id int)"])
+            let error = await #expect(throws: SchemaError.self) {
+                try await Schema.migrate(
+                    on: connection, migrations: Schema.migrations + [pending], appliedBy: nil,
+                    logger: .init(label: "test"))
+            }
+            #expect(error?.code == .newerThanBinary)
+            #expect(
+                error?.description
+                    == "the gallra schema in this database is version 999, this gallra knows up to \(Schema.latestVersion + 1); upgrade gallra"
+            )
+            await #expect(throws: SchemaError.self) { try await Schema.migrate(on: connection) }
+            await #expect(throws: SchemaError.self) { try await Schema.requireCurrent(on: connection) }
+            #expect(try await Schema.status(on: connection).isNewerThanBinary)
+            #expect(try await scalar("SELECT count(*) FROM gallra.schema_version", as: Int.self, on: connection) == 2)
+            #expect(
+                try await scalar("SELECT to_regclass('gallra.never') IS NULL", as: Bool.self, on: connection))
+        }
+    }
+
+    @Test("gallra.policy keeps its rows: UPDATE, DELETE and TRUNCATE are refused")
+    func policyRowsAreImmutable() async throws {
+        try await TestDatabase.with { _, connection in
+            try await Schema.migrate(on: connection)
+            let store = PolicyStore(connection: connection)
+            _ = try await store.apply([(try policy("kept"), source: "kept.yaml")])
+            for statement in [
+                "UPDATE gallra.policy SET state = 'disabled'", "DELETE FROM gallra.policy",
+                "TRUNCATE gallra.policy",
+            ] {
+                let error = await #expect(throws: PostgresError.self, "\(statement)") {
+                    try await connection.execute(statement)
+                }
+                #expect(error?.sqlState == "23001")
+                #expect(error?.message.hasPrefix("gallra.policy is immutable:") == true, "\(error?.message ?? "")")
+            }
+            let error = await #expect(throws: PostgresError.self) {
+                try await connection.execute("DELETE FROM gallra.policy WHERE name = 'kept'")
+            }
+            #expect(error?.message == "gallra.policy is immutable: DELETE of policy kept version 1 refused")
+            #expect(try await scalar("SELECT count(*) FROM gallra.policy", as: Int.self, on: connection) == 1)
+        }
+    }
+
+    @Test("every table, view and column of the gallra schema is documented (COMMENT ON)")
+    func everythingCommented() async throws {
+        try await TestDatabase.with { _, connection in
+            try await Schema.migrate(on: connection)
+            let undocumented = try await connection.query(
+                """
+                SELECT c.relname || coalesce('.' || a.attname, '') AS what
+                FROM pg_class c
+                JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'gallra'
+                LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND c.relkind = 'r'
+                WHERE c.relkind IN ('r', 'v')
+                  AND (CASE WHEN a.attname IS NULL THEN obj_description(c.oid, 'pg_class')
+                            ELSE col_description(c.oid, a.attnum) END) IS NULL
+                """)
+            #expect(try undocumented.map { try $0.decode("what", as: String.self) } == [])
+        }
+    }
+}
