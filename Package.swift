@@ -42,16 +42,6 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Planning and executing runs, gallra's own schema (migrations), the policy store, the catalog reader.
-        .target(
-            name: "GallraEngine",
-            dependencies: [
-                "GallraPolicy",
-                "GallraPostgres",
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
         // sd_notify, watchdog and the journal log handler.
         .target(
             name: "GallraSystemd",
@@ -61,7 +51,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Planning and executing runs, the audit trail, gallra's own schema and policy store.
+        // Planning and executing runs, the audit trail, gallra's own schema (migrations), the policy store,
+        // the catalog reader.
         .target(
             name: "GallraEngine",
             dependencies: [
@@ -108,11 +99,6 @@ let package = Package(
         .testTarget(
             name: "GallraSystemdTests",
             dependencies: ["GallraSystemd"],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "GallraEngineTests",
-            dependencies: ["GallraEngine", "GallraPolicy", "GallraPostgres"],
             swiftSettings: swiftSettings
         ),
         // End-to-end tests of the built `gallra` binary against the test server.
