@@ -67,6 +67,8 @@ let package = Package(
         .executableTarget(
             name: "gallra",
             dependencies: [
+                "GallraEngine",
+                "GallraPolicy",
                 "GallraPostgres",
                 "GallraSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,4 +1,6 @@
 import ArgumentParser
+import GallraEngine
+import GallraPostgres
 
 /// Exit statuses from sysexits.h, so that scripts and systemd can tell failures apart.
 enum ExitStatus: Int32, CaseIterable, Sendable {
@@ -47,9 +49,35 @@ extension AsyncParsableCommand {
     func reportingFailures(_ body: () async throws -> Void) async throws {
         do {
             try await body()
-        } catch let failure as CommandFailure {
+        } catch {
+            let failure = CommandFailure(error)
             StandardError.write("gallra: \(failure.message)\n")
             throw ExitCode(failure.status.rawValue)
+        }
+    }
+}
+
+extension CommandFailure {
+    /// The exit status and message for any error a command lets through. Messages are the errors'
+    /// descriptions, which never carry row values.
+    init(_ error: any Error) {
+        switch error {
+        case let failure as CommandFailure:
+            self = failure
+        case let error as PostgresError where error.code == .connectionFailed || error.isConnectionLost:
+            self.init(.unavailable, "the database connection failed: \(error.description)")
+        case let error as PostgresError where error.isInsufficientPrivilege:
+            self.init(
+                .configuration,
+                "\(error.description)\nGrant the role gallra connects as what it needs (see the README).")
+        case let error as PostgresError:
+            self.init(.software, "unexpected database error: \(error.description)")
+        case let error as SchemaError:
+            self.init(.configuration, error.description)
+        case let error as PolicyStoreError:
+            self.init(.dataError, error.description)
+        default:
+            self.init(.software, "internal error: \(String(describing: error))")
         }
     }
 }

@@ -19,6 +19,14 @@ struct Settings: Sendable {
     /// The lowest level that is logged.
     var logLevel: Logger.Level
 
+    /// Whether a database is configured at all: a setting, or libpq's own environment.
+    var hasDatabase: Bool {
+        database != nil
+            || ["PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE", "PGPORT"].contains {
+                ProcessInfo.processInfo.environment[$0] != nil
+            }
+    }
+
     /// Reads the settings for the global options of a command.
     static func load(
         _ options: GlobalOptions,
