@@ -62,6 +62,21 @@ public struct JoinHop: Sendable, Hashable, Codable {
     /// The `via` column that chose this link, if the policy named one.
     public var via: ColumnName?
 
+    /// A hop from its parts.
+    public init(
+        from: QualifiedName, fromColumns: [ColumnName], to: QualifiedName, toColumns: [ColumnName],
+        direction: Direction, foreignKey: String?, onDelete: ForeignKey.Action?, via: ColumnName?
+    ) {
+        self.from = from
+        self.fromColumns = fromColumns
+        self.to = to
+        self.toColumns = toColumns
+        self.direction = direction
+        self.foreignKey = foreignKey
+        self.onDelete = onDelete
+        self.via = via
+    }
+
     /// The table holding the reference: `to` for a child hop, `from` for a parent hop.
     public var referencingTable: QualifiedName { direction == .child ? to : from }
     /// The referencing columns.
@@ -185,6 +200,12 @@ public struct Validation: Sendable, Hashable {
     public var diagnostics: [PolicyDiagnostic]
     /// The resolved plan, present exactly when no diagnostic is an error.
     public var resolved: ResolvedPolicy?
+
+    /// A validation from its parts.
+    public init(diagnostics: [PolicyDiagnostic], resolved: ResolvedPolicy?) {
+        self.diagnostics = diagnostics
+        self.resolved = resolved
+    }
 
     /// Whether any diagnostic is an error.
     public var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }

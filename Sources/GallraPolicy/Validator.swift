@@ -179,11 +179,22 @@ struct PolicyValidator {
 
     func missingTableMessage(_ name: QualifiedName, what: String) -> String {
         let all = catalog.tables.keys.sorted()
+        // Suggestions compare exact names ("Sales.OrderItems"), then render them in identifier syntax.
+        func closest(_ word: String, among tables: [QualifiedName], qualified: Bool, render: Bool? = nil) -> String {
+            let raw = tables.map { qualified ? "\($0.schema ?? "").\($0.name)" : $0.name }
+            guard let found = Self.suggestion(for: word, among: raw), let position = raw.firstIndex(of: found) else {
+                return ""
+            }
+            let table = tables[position]
+            let rendered = render ?? qualified ? table.description : IdentifierSyntax.render(table.name)
+            return Self.hint(rendered, found, word)
+        }
         if let schema = name.schema {
             let inSchema = all.filter { $0.schema == schema }
             if inSchema.isEmpty {
-                let hint = Self.didYouMean(name.description, among: all.map(\.description))
-                return "\(what) \(name) does not exist: schema \(IdentifierSyntax.render(schema)) holds no table gallra can see\(hint)"
+                let hint = closest("\(schema).\(name.name)", among: all, qualified: true)
+                return
+                    "\(what) \(name) does not exist: schema \(IdentifierSyntax.render(schema)) holds no table gallra can see\(hint)"
             }
             let suggestion = Self.suggestion(for: name.name, among: inSchema.map(\.name))
             let hint = suggestion.map { Self.hint(QualifiedName(schema: schema, name: $0).description, $0, name.name) }
@@ -195,10 +206,9 @@ struct PolicyValidator {
                 "\(what) \(name) is not in a schema on the search path (\(path)); write it with its schema: \(elsewhere)"
         }
         let visible = all.filter { table in catalog.searchPath.contains { $0 == table.schema } }
-        if let suggestion = Self.suggestion(for: name.name, among: visible.map(\.name)) {
-            return "\(what) \(name) does not exist\(Self.hint(IdentifierSyntax.render(suggestion), suggestion, name.name))"
-        }
-        return "\(what) \(name) does not exist\(Self.didYouMean(name.name, among: all.map(\.description)))"
+        let hint = closest(name.name, among: visible, qualified: false)
+        return
+            "\(what) \(name) does not exist\(hint.isEmpty ? closest(name.name, among: all, qualified: false, render: true) : hint)"
     }
 
     /// The closest name: the same name in another case first, then a likely typo.
@@ -243,7 +253,8 @@ struct PolicyValidator {
         let isPrimaryKey = table.primaryKey == [key.name]
         let isUnique = table.uniqueKeys.contains([key.name])
         if !isPrimaryKey && !(isUnique && !column.isNullable) {
-            let primary = table.primaryKey.map { "the primary key is (\($0.joined(separator: ", ")))" } ?? "it has no primary key"
+            let primary =
+                table.primaryKey.map { "the primary key is (\($0.joined(separator: ", ")))" } ?? "it has no primary key"
             if isUnique {
                 error(
                     "subject key \(key) is unique but nullable in \(table.name), so a subject could have no key; use the primary key, or make \(key) NOT NULL",

@@ -43,7 +43,9 @@ extension PolicyValidator {
                     if deleted.contains(child.name) { continue }
                     if !(nulled[child.name] ?? []).isDisjoint(with: key.columns) { continue }
                     let deleting =
-                        cause.map { "deleting \(step.table.name) cascades to \($0.table) (\($0.foreignKey)), whose rows" }
+                        cause.map {
+                            "deleting \(step.table.name) cascades to \($0.table) (\($0.foreignKey)), whose rows"
+                        }
                         ?? "deleting \(step.table.name) (data[\(step.dataPoint)])"
                     switch key.onDelete {
                     case .noAction, .restrict:

@@ -27,9 +27,11 @@ public func overlapDiagnostics(_ policies: [ResolvedPolicy]) -> [PolicyDiagnosti
                     messages.append(
                         "policy \(resolved.name) deletes \(step.table), as policy \(other.policy) does (data[\(other.step.dataPoint)]\(place(other)))"
                     )
-                } else if let columns = anonymized[step.table], let other = columns.values.first(where: {
-                    $0.policy != resolved.name
-                }) {
+                } else if let columns = anonymized[step.table],
+                    let other = columns.values.first(where: {
+                        $0.policy != resolved.name
+                    })
+                {
                     messages.append(
                         "policy \(resolved.name) deletes \(step.table), which policy \(other.policy) anonymizes (data[\(other.step.dataPoint)]\(place(other)))"
                     )

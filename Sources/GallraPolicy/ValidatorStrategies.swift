@@ -67,7 +67,8 @@ extension PolicyValidator {
                     "\(name) is NOT NULL in \(table.name), so null cannot be written; use \(nonNullAlternative(column, table: table)), or delete the rows"
                 )
             }
-            return ResolvedAnonymization(column: name, type: type, strategy: strategy, value: nil, detaches: outgoing?.name)
+            return ResolvedAnonymization(
+                column: name, type: type, strategy: strategy, value: nil, detaches: outgoing?.name)
         }
         let uniqueAlone = table.isUnique([column.name])
         func constantProblem(_ what: String) -> String {
