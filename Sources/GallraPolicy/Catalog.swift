@@ -6,10 +6,13 @@ public struct Catalog: Sendable, Hashable, Codable {
     public var tables: [QualifiedName: CatalogTable]
     /// The schemas unqualified names are looked up in, in order (`current_schemas(false)`).
     public var searchPath: [String]
+    /// The role gallra connects as (`current_user`), for the GRANT statements the validator proposes; nil if unknown.
+    public var role: String?
 
-    public init(tables: [CatalogTable], searchPath: [String] = ["public"]) {
+    public init(tables: [CatalogTable], searchPath: [String] = ["public"], role: String? = nil) {
         self.tables = Dictionary(tables.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.searchPath = searchPath
+        self.role = role
     }
 
     /// The table a policy's name refers to: exact when qualified, else the first match along the search path.

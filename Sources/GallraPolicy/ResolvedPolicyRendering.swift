@@ -1,0 +1,113 @@
+/// The resolved plan for people (`gallra policy validate`, `gallra policy show`): every table the policy
+/// touches, how it is reached from the subject, and the action, in the order the engine applies them.
+/// Names are written as SQL would need them (`shop."order"`).
+extension ResolvedPolicy: CustomStringConvertible {
+    public var description: String { render() }
+
+    /// The plan, one line per step, notes indented below their step.
+    public func render() -> String {
+        var lines: [String] = []
+        let policy = self.policy
+        lines.append(
+            "policy \(policy.name) (\(policy.state.rawValue)), subject \(SQLName.table(subject.table)) by \(SQLName.column(subject.key))"
+        )
+        lines.append("  expires: \(rule.rendered)")
+        for exemption in exemptions {
+            lines.append("  except: \(exemption.rendered)")
+        }
+        let width = steps.map { SQLName.table($0.table).count }.max() ?? 0
+        for (position, step) in steps.enumerated() {
+            let number = "\(position + 1)."
+            let verb: String
+            var detail: String
+            switch step.action {
+            case .delete:
+                verb = "delete"
+                detail = ""
+            case .anonymize(let columns):
+                verb = "anonymize"
+                detail = columns.map { "\(SQLName.column($0.column)): \($0.strategy)" }.joined(separator: ", ")
+            }
+            let link = step.path.isEmpty ? "the subject row" : "via \(JoinHop.rendered(step.path))"
+            detail = detail.isEmpty ? link : "\(detail)   \(link)"
+            let table = SQLName.table(step.table).padding(to: width)
+            lines.append("  \(number) \(verb.padding(to: 9)) \(table)  \(detail)")
+            let indent = String(repeating: " ", count: number.count + 3)
+            for note in step.notes {
+                lines.append("\(indent)(\(note))")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension ResolvedRule {
+    var rendered: String {
+        let place = path.isEmpty ? SQLName.column(column) : "\(SQLName.table(table)).\(SQLName.column(column))"
+        let index = index.map { "index \($0)" } ?? "no index"
+        let link = path.isEmpty ? "" : ", via \(JoinHop.rendered(path))"
+        switch kind {
+        case .inactiveFor:
+            let what = path.isEmpty ? place : "latest \(place)"
+            return "\(what) older than \(period)\(link) (\(index))"
+        case .olderThan:
+            return "\(place) older than \(period) (\(index))"
+        case .after:
+            return "\(place) more than \(period) ago; never while null (\(index))"
+        case .consentRevoked:
+            return "consent revoked (\(place)) more than \(period) ago\(link) (\(index))"
+        }
+    }
+}
+
+extension ResolvedExemption {
+    var rendered: String {
+        switch exemption {
+        case .column(let column, let predicate):
+            return "\(SQLName.column(column)) \(predicate.rendered)"
+        case .relatedExists(_, _, _, let conditions):
+            let clause =
+                conditions.isEmpty
+                ? ""
+                : " where "
+                    + conditions.map { "\(SQLName.column($0.column)) \($0.predicate.rendered)" }.joined(
+                        separator: " and ")
+            return "a row of \(SQLName.table(table)) exists\(clause), via \(JoinHop.rendered(path))"
+        }
+    }
+}
+
+extension Exemption.Predicate {
+    var rendered: String {
+        switch self {
+        case .is(let truth): "is \(truth.rawValue)"
+        case .equals(let value): "= \(value)"
+        case .in(let values): "in (\(values.map(\.description).joined(separator: ", ")))"
+        case .notIn(let values): "not in (\(values.map(\.description).joined(separator: ", ")))"
+        }
+    }
+}
+
+extension JoinHop {
+    /// `shop.order_line.order_id -> shop."order".id -> shop."order".customer_id -> shop.customer.id`, from the
+    /// data point back to the subject, then the constraints followed.
+    static func rendered(_ path: [JoinHop]) -> String {
+        func place(_ table: QualifiedName, _ columns: [ColumnName]) -> String {
+            let list = columns.count == 1 ? SQLName.column(columns[0]) : "(\(SQLName.columns(columns)))"
+            return "\(SQLName.table(table)).\(list)"
+        }
+        var parts: [String] = []
+        for hop in path.reversed() {
+            parts.append(place(hop.to, hop.toColumns))
+            parts.append(place(hop.from, hop.fromColumns))
+        }
+        let keys = path.reversed().map { $0.foreignKey ?? "no foreign key" }
+        return parts.joined(separator: " -> ") + " [\(keys.joined(separator: ", "))]"
+    }
+}
+
+extension String {
+    fileprivate func padding(to width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

@@ -1,0 +1,150 @@
+/// Strategies against column types.
+///
+/// Columns that hold a reference (part of a foreign key, or a `via` link) take only `null`: it detaches the row
+/// from what it referenced (the usual way to keep an anonymized order while deleting its customer). Any other
+/// value would point the row at another row, or at none, breaking the foreign key. Columns that others
+/// reference, primary-key columns and generated columns take no strategy at all.
+extension PolicyValidator {
+    mutating func checkAction(_ step: PendingStep) -> ResolvedStep.Action {
+        guard case .anonymize(let columns) = policy.dataPoints[step.dataPoint].action else { return .delete }
+        let prefix = "data[\(step.dataPoint)].anonymize"
+        let table = step.table
+        var resolved: [ResolvedAnonymization] = []
+        for entry in columns {
+            let path = entryPath(prefix, column: entry.column)
+            guard let column = column(entry.column, of: table, at: path, what: "anonymize", key: true) else {
+                continue
+            }
+            if let value = checkStrategy(entry.strategy, column: column, table: table, at: path) {
+                resolved.append(value)
+            }
+        }
+        return .anonymize(resolved)
+    }
+
+    /// The resolved column, or nil after reporting why the strategy does not fit.
+    mutating func checkStrategy(
+        _ strategy: Strategy, column: CatalogColumn, table: CatalogTable, at path: String
+    ) -> ResolvedAnonymization? {
+        let name = ColumnName(column.name)
+        let type = column.type
+        func fail(_ message: String) -> ResolvedAnonymization? {
+            error("anonymize: \(message)", at: path)
+            return nil
+        }
+        if column.isGenerated {
+            return fail(
+                "\(name) is a generated column of \(table.name); PostgreSQL computes it. Anonymize the columns it is computed from"
+            )
+        }
+        if table.primaryKey?.contains(column.name) == true {
+            return fail(
+                "\(name) is part of the primary key of \(table.name); changing it would make the row another row. Delete the rows instead (delete: true), or anonymize other columns"
+            )
+        }
+        let referencing = catalog.foreignKeys(referencing: table.name).filter { referencing in
+            referencing.foreignKey.referencedColumns.contains(column.name) && !isCopy(referencing.table)
+        }
+        if let first = referencing.first {
+            return fail(
+                "\(name) of \(table.name) is referenced by \(first.table.name) through \(first.foreignKey.name); changing it would break those references. Anonymize other columns, or delete the rows"
+            )
+        }
+        let isNull = strategy == .null || strategy == .set(.null)
+        let outgoing = table.foreignKeys.first { $0.columns.contains(column.name) }
+        let isVia = viaLinks[table.name]?.contains(column.name) == true
+        if outgoing != nil || isVia, !isNull {
+            let link =
+                outgoing.map { "links \(table.name) to \($0.referencedTable) (\($0.name))" }
+                ?? "links \(table.name) to the subject (via)"
+            return fail(
+                "\(name) \(link); only null may change it, which detaches the row. \(strategy) would point it at another row or break the reference"
+            )
+        }
+        if isNull {
+            guard column.isNullable else {
+                return fail(
+                    "\(name) is NOT NULL in \(table.name), so null cannot be written; use \(nonNullAlternative(column, table: table)), or delete the rows"
+                )
+            }
+            return ResolvedAnonymization(
+                column: name, type: type, strategy: strategy, value: nil, detaches: outgoing?.name)
+        }
+        let uniqueAlone = table.isUnique([column.name])
+        func constantProblem(_ what: String) -> String {
+            "\(what) writes the same value into \(name) of every anonymized row, but \(name) is unique in \(table.name), so the second row would fail; use fake_email or hash (unique per row), or null"
+        }
+        switch strategy {
+        case .null:
+            return nil  // handled above
+        case .truncate(let unit):
+            guard ColumnTypes.isDateOrTimestamp(column) else {
+                return fail(
+                    "truncate(\(unit.rawValue)) needs a date or timestamp column; \(name) is \(type). Use redact, null or set(VALUE)"
+                )
+            }
+            return ResolvedAnonymization(column: name, type: type, strategy: strategy, value: nil, detaches: nil)
+        case .fakeEmail:
+            guard column.category == .string else {
+                return fail("fake_email needs a text column; \(name) is \(type)")
+            }
+            if let length = column.maximumLength, length < 40 {
+                return fail(
+                    "fake_email writes addresses of up to 40 characters; \(name) is \(type) (at most \(length)). Widen the column, or use redact"
+                )
+            }
+            return ResolvedAnonymization(column: name, type: type, strategy: strategy, value: nil, detaches: nil)
+        case .hash:
+            if ColumnTypes.isBytea(column) {
+                return ResolvedAnonymization(column: name, type: type, strategy: strategy, value: nil, detaches: nil)
+            }
+            guard column.category == .string else {
+                return fail("hash needs a text or bytea column; \(name) is \(type)")
+            }
+            if let length = column.maximumLength, length < 64 {
+                return fail(
+                    "hash writes 64 hexadecimal characters (HMAC-SHA-256); \(name) is \(type) (at most \(length)). Widen the column, or use redact"
+                )
+            }
+            return ResolvedAnonymization(column: name, type: type, strategy: strategy, value: nil, detaches: nil)
+        case .redact(nil):
+            guard let constant = ColumnTypes.redactConstant(for: column) else {
+                return fail(
+                    "redact has no constant for \(name) (\(type)); use set(VALUE) with a valid value, or null")
+            }
+            if uniqueAlone { return fail(constantProblem("redact")) }
+            return ResolvedAnonymization(
+                column: name, type: type, strategy: strategy, value: constant, detaches: nil)
+        case .redact(let text?):
+            guard column.category == .string else {
+                return fail(
+                    "redact(\(text.quotedForMessage)) writes text; \(name) is \(type). Use redact without text for a constant of its type"
+                )
+            }
+            if let problem = ColumnTypes.misfit(.string(text), for: column) { return fail(problem) }
+            if uniqueAlone { return fail(constantProblem("redact")) }
+            return ResolvedAnonymization(
+                column: name, type: type, strategy: strategy, value: .string(text), detaches: nil)
+        case .set(let value):
+            if let problem = ColumnTypes.misfit(value, for: column) { return fail("set: \(problem)") }
+            if uniqueAlone { return fail(constantProblem("set")) }
+            return ResolvedAnonymization(column: name, type: type, strategy: strategy, value: value, detaches: nil)
+        }
+    }
+
+    /// A strategy that fits a NOT NULL column, for the message.
+    func nonNullAlternative(_ column: CatalogColumn, table: CatalogTable) -> String {
+        let unique = table.isUnique([column.name])
+        switch column.category {
+        case .string: return unique ? "fake_email or hash (unique per row)" : "redact"
+        case .dateTime: return ColumnTypes.isDateOrTimestamp(column) ? "truncate(year) or redact" : "redact"
+        default: return unique ? "a strategy unique per row" : "redact or set(VALUE)"
+        }
+    }
+
+    /// A partition's copy of its parent's foreign key: the parent's constraint covers it.
+    func isCopy(_ table: CatalogTable) -> Bool {
+        guard let parent = table.partitionOf else { return false }
+        return catalog.tables[parent] != nil
+    }
+}
