@@ -122,9 +122,11 @@ public enum CatalogReader {
                     onDelete: action))
         }
 
-        let path = try await connection.query("SELECT array_to_json(current_schemas(false))::text AS path")
+        let path = try await connection.query(
+            "SELECT array_to_json(current_schemas(false))::text AS path, current_user::text AS role")
         let searchPath = try path.first.map { try nameList($0, "path").compactMap { $0 } } ?? []
-        return Catalog(tables: Array(tables.values), searchPath: searchPath)
+        let role = try path.first?.decode("role", as: String.self)
+        return Catalog(tables: Array(tables.values), searchPath: searchPath, role: role)
     }
 
     private static func oid(_ row: PostgresRow, _ column: String) throws -> UInt32 {

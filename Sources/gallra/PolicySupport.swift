@@ -231,56 +231,19 @@ struct ShowReport: Encodable {
     var source: String
     var appliedAt: Date
     var appliedBy: String
-    var definition: JSONText
+    var definition: Policy?
     var diagnostics: [String]
     var plan: ResolvedPolicy?
 }
 
-/// JSON text embedded as JSON (not as a string) in a report.
-struct JSONText: Encodable {
-    let text: String
-
-    init(_ text: String) { self.text = text }
-
-    var object: Any? { try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) }
-
-    /// Indented, keys sorted, for people.
-    var pretty: String {
-        guard let object,
+/// JSON text indented with sorted keys, for people.
+enum JSONText {
+    static func pretty(_ text: String) -> String {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)),
             let data = try? JSONSerialization.data(
                 withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         else { return text }
         return String(decoding: data, as: UTF8.self)
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(JSONValueBox(object))
-    }
-}
-
-/// Re-encodes a JSONSerialization object through Codable.
-private struct JSONValueBox: Encodable {
-    let value: Any?
-
-    init(_ value: Any?) { self.value = value }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch value {
-        case let dictionary as [String: Any]:
-            try container.encode(dictionary.mapValues { JSONValueBox($0) })
-        case let array as [Any]:
-            try container.encode(array.map { JSONValueBox($0) })
-        case let number as NSNumber where CFGetTypeID(number) == CFBooleanGetTypeID():
-            try container.encode(number.boolValue)
-        case let number as NSNumber:
-            if let int = Int64(exactly: number) { try container.encode(int) } else { try container.encode(number.doubleValue) }
-        case let string as String:
-            try container.encode(string)
-        default:
-            try container.encodeNil()
-        }
     }
 }
 

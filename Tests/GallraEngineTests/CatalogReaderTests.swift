@@ -176,7 +176,7 @@ struct CatalogReaderTests {
             try await Schema.migrate(on: connection)
             try await execute(edgeCaseSchema, on: connection)
             let catalog = try await CatalogReader.read(on: connection)
-            let expected = Catalog(tables: Self.expectedEdgeCaseTables, searchPath: ["public"])
+            let expected = Catalog(tables: Self.expectedEdgeCaseTables, searchPath: ["public"], role: "postgres")
             #expect(catalog.searchPath == ["public"])
             #expect(catalog.tables.keys.sorted() == expected.tables.keys.sorted())
             for name in expected.tables.keys.sorted() {
@@ -227,6 +227,8 @@ struct CatalogReaderTests {
             for name in asOwner.tables.keys {
                 asOwner.tables[name]?.privileges = catalog.tables[name]?.privileges ?? []
             }
+            #expect(catalog.role == role)
+            asOwner.role = catalog.role
             #expect(asOwner == catalog)
         }
         let admin = try await PostgresConnection.connect(try TestServer.conninfo())

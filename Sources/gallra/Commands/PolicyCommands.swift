@@ -227,14 +227,14 @@ struct ShowPolicy: AsyncParsableCommand {
             let catalog = try await CatalogReader.read(on: connection)
             await connection.close()
             let file = PolicyFile(parsing: stored.definition, path: "gallra.policy \(stored.name) v\(stored.version)")
-            let validation = file.policies.first.map { validate($0, against: catalog) }
+            let validation = file.policies.first.map { $0.validate(against: catalog) }
             switch format {
             case .json:
                 try JSONOutput.print(
                     ShowReport(
                         name: stored.name, version: stored.version, state: stored.state.rawValue,
                         digest: stored.digest, source: stored.source, appliedAt: stored.appliedAt,
-                        appliedBy: stored.appliedBy, definition: JSONText(stored.definition),
+                        appliedBy: stored.appliedBy, definition: file.policies.first?.policy,
                         diagnostics: (file.diagnostics + (validation?.diagnostics ?? [])).map(\.description),
                         plan: validation?.resolved))
             case .text:
@@ -244,7 +244,7 @@ struct ShowPolicy: AsyncParsableCommand {
                     applied  \(TextTable.timestamp(stored.appliedAt)) by \(stored.appliedBy) from \(stored.source)
                     digest   \(stored.digest)
 
-                    \(JSONText(stored.definition).pretty)
+                    \(JSONText.pretty(stored.definition))
 
                     """)
                 for diagnostic in file.diagnostics + (validation?.diagnostics ?? []) {
@@ -279,7 +279,8 @@ struct PolicyHistory: AsyncParsableCommand {
             let versions = try await PolicyStore(connection: connection).history(policyName)
             await connection.close()
             guard !versions.isEmpty else {
-                throw CommandFailure(.dataError, "no policy \(name) is stored; gallra policy list shows the stored ones")
+                throw CommandFailure(
+                    .dataError, "no policy \(name) is stored; gallra policy list shows the stored ones")
             }
             switch format {
             case .json:
@@ -324,7 +325,8 @@ struct DisablePolicy: AsyncParsableCommand {
             let context = try await CommandContext.start(global)
             let connection = try await context.connect()
             try await Schema.requireCurrent(on: connection)
-            let change = try await PolicyStore(connection: connection).disable(policyName, source: "gallra policy disable")
+            let change = try await PolicyStore(connection: connection).disable(
+                policyName, source: "gallra policy disable")
             await connection.close()
             switch format {
             case .json: try JSONOutput.print(ChangeReport(change))
