@@ -30,7 +30,9 @@ cleanup() {
     rm -rf "$work"
     exit $status
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 failures=0
 ok() { echo "ok - $*"; }
