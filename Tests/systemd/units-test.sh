@@ -8,8 +8,10 @@
 # Until `gallra run` and `gallra plan` exist, the units run `gallra check` instead: copies of
 # the installed gallra.service and gallra-plan.service under other names, byte for byte, with a
 # drop-in that changes only the command and the unit type, so every sandbox setting is the
-# shipped one. Prints "ok - ..." or "not ok - ..." per check, exits 1 when any check failed,
-# and stops what it started in any case. Takes about 10 s.
+# shipped one. The life cycle of gallra.service itself (start on READY=1, reload, watchdog,
+# stop) runs with a stand-in daemon, Tests/systemd/standin-daemon.py. Prints "ok - ..." or
+# "not ok - ..." per check, exits 1 when any check failed, and stops what it started in any
+# case. Takes about 11 s.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -246,6 +248,53 @@ fi
 expect "gallra-plan.service's sandbox runs gallra too, and its output is in journalctl -u" \
     started gallra-plan-check.service
 expect "... (the check as JSON)" grep -q '"database" *: *"postgres"' <(journal gallra-plan-check.service)
+
+# --- The shipped gallra.service's life cycle, with a stand-in daemon -----------------------------
+# Until `gallra run` exists, Tests/systemd/standin-daemon.py speaks its sd_notify protocol. The
+# drop-in replaces only the command, and shortens the watchdog and restart delay for the test.
+# With the real daemon: drop ExecStart= from this drop-in (the harness's points at `gallra run`).
+install -m 0644 Tests/systemd/standin-daemon.py "$harness/standin-daemon.py"
+cat >"$harness/standin.conf" <<'UNIT'
+[Service]
+ExecStart=
+ExecStart=/usr/bin/python3 /srv/harness/standin-daemon.py
+WatchdogSec=2
+RestartSec=1
+UNIT
+in_ns sh -c 'cp /srv/harness/standin.conf /etc/systemd/system/gallra.service.d/zz-standin.conf && systemctl daemon-reload'
+show() { in_ns systemctl show gallra.service -P "$1"; }
+# wait_for PROPERTY VALUE: poll for up to 10 s
+wait_for() {
+    for _ in $(seq 1 100); do
+        [ "$(show "$1")" = "$2" ] && return 0
+        sleep 0.1
+    done
+    echo "$1=$(show "$1"), expected $2"
+    return 1
+}
+expect "systemctl start gallra returns once READY=1: active, with its STATUS=" \
+    sh -c "scripts/systemd-harness.sh exec $harness_pid systemctl start gallra.service \
+        && [ \"\$(scripts/systemd-harness.sh exec $harness_pid systemctl show gallra -P ActiveState -P StatusText)\" = \"\$(printf 'idle (stand-in); audit key 32 bytes\nactive')\" ]"
+expect "gallra.service runs as gallra, in the sandbox, with its credentials" \
+    sh -c "pid=\$(scripts/systemd-harness.sh exec $harness_pid systemctl show gallra -P MainPID) \
+        && scripts/systemd-harness.sh exec $harness_pid grep -q '^Seccomp:[[:space:]]*2' /proc/\$pid/status \
+        && [ \"\$(scripts/systemd-harness.sh exec $harness_pid stat -c %U /proc/\$pid)\" = gallra ]"
+expect "systemctl reload gallra: SIGHUP from ExecReload= in the sandbox, RELOADING=1, READY=1" \
+    sh -c "scripts/systemd-harness.sh exec $harness_pid systemctl reload gallra.service"
+expect "... back to active with the new STATUS=" wait_for StatusText "idle (stand-in); reloaded"
+pid_before=$(show MainPID)
+in_ns systemctl kill -s SIGSTOP gallra.service
+expect "a wedged daemon (SIGSTOP) is killed by the watchdog and restarted (NRestarts=1)" \
+    sh -c "$(declare -f show wait_for in_ns); harness_pid=$harness_pid; wait_for NRestarts 1 && wait_for ActiveState active \
+        && [ \"\$(show MainPID)\" != $pid_before ]"
+expect "... the journal says why" \
+    sh -c "scripts/systemd-harness.sh exec $harness_pid journalctl --no-pager -u gallra.service | grep -q 'Watchdog timeout'"
+expect "systemctl stop gallra: STOPPING=1 and a clean exit" \
+    sh -c "scripts/systemd-harness.sh exec $harness_pid systemctl stop gallra.service \
+        && [ \"\$(scripts/systemd-harness.sh exec $harness_pid systemctl show gallra -P ActiveState -P Result)\" = \"\$(printf 'success\ninactive')\" ] \
+        && scripts/systemd-harness.sh exec $harness_pid journalctl --no-pager -o cat -u gallra.service | grep -q '^stand-in: stopping'"
+expect "the daemon's stderr is in the journal with _SYSTEMD_UNIT=gallra.service" \
+    sh -c "scripts/systemd-harness.sh exec $harness_pid journalctl -o json _SYSTEMD_UNIT=gallra.service | grep -q 'stand-in: audit key of 32 bytes, config /etc/gallra/gallra.yaml'"
 
 if [ "$failures" -gt 0 ]; then
     echo "units-test.sh: $failures check(s) failed" >&2
