@@ -1,8 +1,20 @@
 # gallra — the README's commands. Each installs what it needs on a fresh Debian machine.
 PREFIX ?= /usr/local
 DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+# Units, sysusers snippet and catalog go below $(PREFIX)/lib, which systemd searches for
+# PREFIX=/usr/local (/usr/local/lib/systemd/system) as for a package's PREFIX=/usr
+# (/usr/lib/systemd/system, the same directory as /lib/systemd/system on Debian 12).
+# /etc/systemd/system stays the administrator's, for drop-ins (`systemctl edit gallra`).
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+CATALOGDIR ?= $(PREFIX)/lib/systemd/catalog
+# The configuration and the credential files live in /etc whatever the PREFIX.
+SYSCONFDIR ?= /etc
+# `make install GALLRA_BINARY=path` installs that binary instead of building a release one.
+GALLRA_BINARY ?=
 
-.PHONY: all build release test demo clean format
+.PHONY: all build release test demo clean format install uninstall
 
 all: build
 
@@ -25,3 +37,46 @@ format:
 
 clean:
 	rm -rf .build
+
+# The units name /usr/local/bin/gallra and /etc/gallra; other directories are substituted.
+SUBSTITUTE = sed -e 's|/usr/local/bin/gallra|$(BINDIR)/gallra|g' -e 's|/etc/gallra/|$(SYSCONFDIR)/gallra/|g'
+
+# Installs the binary, the units (with BINDIR and SYSCONFDIR substituted), the sysusers snippet,
+# the journal catalog when there is one, and the example configuration only when there is none:
+# an operator's file is never replaced. Without DESTDIR (a real install, not a staging tree) it
+# also creates the gallra user, updates the catalog database and reloads systemd.
+install: $(if $(GALLRA_BINARY),,release)
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/gallra
+	install -m 0755 $(or $(GALLRA_BINARY),.build/release/gallra) $(DESTDIR)$(BINDIR)/gallra
+	@for unit in gallra.service gallra-plan.service; do \
+		$(SUBSTITUTE) systemd/$$unit >$(DESTDIR)$(UNITDIR)/$$unit.tmp && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit.tmp && \
+		mv $(DESTDIR)$(UNITDIR)/$$unit.tmp $(DESTDIR)$(UNITDIR)/$$unit || exit 1; \
+	done
+	install -m 0644 systemd/gallra.sysusers $(DESTDIR)$(SYSUSERSDIR)/gallra.conf
+	@if [ -f systemd/gallra.catalog ]; then \
+		install -d -m 0755 $(DESTDIR)$(CATALOGDIR) && \
+		install -m 0644 systemd/gallra.catalog $(DESTDIR)$(CATALOGDIR)/gallra.catalog; \
+	fi
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/gallra/gallra.yaml ]; then \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/gallra/gallra.yaml (config/gallra.yaml documents every key)"; \
+	else \
+		install -m 0644 config/gallra.yaml $(DESTDIR)$(SYSCONFDIR)/gallra/gallra.yaml; \
+	fi
+	@if [ -z "$(DESTDIR)" ]; then \
+		systemd-sysusers $(SYSUSERSDIR)/gallra.conf; \
+		[ ! -f $(CATALOGDIR)/gallra.catalog ] || journalctl --update-catalog; \
+		[ ! -d /run/systemd/system ] || systemctl daemon-reload; \
+		[ -e $(SYSCONFDIR)/gallra/audit-key ] || echo "next: create the audit key: (umask 077; head -c 32 /dev/urandom >$(SYSCONFDIR)/gallra/audit-key)"; \
+	fi
+
+# Removes what install put in place except the configuration, the credentials and the user.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/gallra $(DESTDIR)$(UNITDIR)/gallra.service \
+		$(DESTDIR)$(UNITDIR)/gallra-plan.service $(DESTDIR)$(SYSUSERSDIR)/gallra.conf \
+		$(DESTDIR)$(CATALOGDIR)/gallra.catalog
+	@if [ -z "$(DESTDIR)" ]; then \
+		[ ! -d /run/systemd/system ] || systemctl daemon-reload; \
+		echo "kept $(SYSCONFDIR)/gallra and the gallra user"; \
+	fi

@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# The shipped systemd units: checked offline (systemd-analyze verify and security, make install)
+# and run under a real systemd service manager (scripts/systemd-harness.sh) with their full
+# sandbox against a throwaway PostgreSQL.
+#
+#   Tests/systemd/units-test.sh      (root; uses .build/debug/gallra, or $GALLRA_BINARY)
+#
+# Until `gallra run` and `gallra plan` exist, the units run `gallra check` instead: copies of
+# the installed gallra.service and gallra-plan.service under other names, byte for byte, with a
+# drop-in that changes only the command and the unit type, so every sandbox setting is the
+# shipped one. The life cycle of gallra.service itself (start on READY=1, reload, watchdog,
+# stop) runs with a stand-in daemon, Tests/systemd/standin-daemon.py. Prints "ok - ..." or
+# "not ok - ..." per check, exits 1 when any check failed, and stops what it started in any
+# case. Takes about 11 s.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+binary=${GALLRA_BINARY:-$root/.build/debug/gallra}
+binary=$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")
+[ "$(id -u)" -eq 0 ] || { echo "units-test.sh: needs root (namespaces, cgroups)" >&2; exit 1; }
+[ -x "$binary" ] || { echo "units-test.sh: $binary missing: swift build" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/gallra-units.XXXXXX)
+chmod 0755 "$work"
+harness="$work/harness"
+harness_pid=""
+cleanup() {
+    status=$?
+    [ -z "$harness_pid" ] || scripts/systemd-harness.sh stop "$harness_pid" || true
+    scripts/pg.sh stop "$harness/pg" >/dev/null 2>&1 || true
+    rm -rf "$work"
+    exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+failures=0
+ok() { echo "ok - $*"; }
+not_ok() {
+    echo "not ok - $*"
+    failures=$((failures + 1))
+}
+# expect NAME COMMAND...: the command succeeds.
+expect() {
+    local name=$1
+    shift
+    if "$@" >"$work/out" 2>&1; then ok "$name"; else
+        not_ok "$name"
+        sed 's/^/    /' "$work/out"
+    fi
+}
+
+# --- Offline: the unit files -------------------------------------------------------------------
+# verify fails when ExecStart= names a missing binary: check copies that name the built one.
+mkdir -p "$work/verify"
+for unit in gallra.service gallra-plan.service; do
+    sed "s|/usr/local/bin/gallra|$binary|" "systemd/$unit" >"$work/verify/$unit"
+    # It exits 0 on unknown keys and bad values, only warning: any output is a failure.
+    if systemd-analyze verify --man=no "$work/verify/$unit" >"$work/out" 2>&1 && [ ! -s "$work/out" ]; then
+        ok "systemd-analyze verify $unit: silent"
+    else
+        not_ok "systemd-analyze verify $unit: silent"
+        sed 's/^/    /' "$work/out"
+    fi
+    status=0
+    systemd-analyze security --offline=true --threshold=15 "$work/verify/$unit" >"$work/out" 2>&1 || status=$?
+    score=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' "$work/out")
+    if [ "$status" -eq 0 ] && [ -n "$score" ]; then
+        ok "systemd-analyze security $unit: exposure $score (threshold 1.5)"
+    else
+        not_ok "systemd-analyze security $unit: exposure ${score:-?} (threshold 1.5)"
+        grep '✗' "$work/out" | sed 's/^/    /' || cat "$work/out"
+    fi
+done
+mkdir -p "$work/sysusers/etc"
+expect "gallra.sysusers creates the gallra user" \
+    sh -c "systemd-sysusers --root='$work/sysusers' '$root/systemd/gallra.sysusers' \
+        && grep -q '^gallra:x:[0-9]*:[0-9]*:gallra retention daemon:/:/usr/sbin/nologin$' '$work/sysusers/etc/passwd'"
+
+# --- Offline: make install ---------------------------------------------------------------------
+install_tree() {
+    local dest=$1
+    shift
+    make --no-print-directory -s install DESTDIR="$dest" GALLRA_BINARY="$binary" "$@" >/dev/null
+    (cd "$dest" && find . -mindepth 1 \( -type f -o -type l \) -printf '%m %p\n' | sort)
+}
+expected="644 ./etc/gallra/gallra.yaml
+644 ./usr/local/lib/systemd/system/gallra-plan.service
+644 ./usr/local/lib/systemd/system/gallra.service
+644 ./usr/local/lib/sysusers.d/gallra.conf
+755 ./usr/local/bin/gallra"
+if [ -f systemd/gallra.catalog ]; then
+    expected=$(printf '%s\n644 ./usr/local/lib/systemd/catalog/gallra.catalog' "$expected" | sort)
+fi
+expect "make install DESTDIR: binary, units, sysusers, catalog if present, example config" \
+    sh -c '[ "$(cat)" = "$1" ]' - "$expected" < <(install_tree "$work/dest")
+expect "make install: with the default PREFIX the units are installed as shipped" \
+    sh -c "cmp systemd/gallra.service '$work/dest/usr/local/lib/systemd/system/gallra.service' \
+        && cmp systemd/gallra-plan.service '$work/dest/usr/local/lib/systemd/system/gallra-plan.service' \
+        && cmp systemd/gallra.sysusers '$work/dest/usr/local/lib/sysusers.d/gallra.conf' \
+        && cmp config/gallra.yaml '$work/dest/etc/gallra/gallra.yaml'"
+echo "database: \"operator's own\"" >"$work/dest/etc/gallra/gallra.yaml"
+install_tree "$work/dest" >/dev/null
+expect "make install keeps an existing /etc/gallra/gallra.yaml" \
+    grep -q "operator's own" "$work/dest/etc/gallra/gallra.yaml"
+install_tree "$work/opt" PREFIX=/opt/gallra >/dev/null
+expect "make install PREFIX=/opt/gallra: units start /opt/gallra/bin/gallra" \
+    sh -c "grep -qx 'ExecStart=/opt/gallra/bin/gallra run' '$work/opt/opt/gallra/lib/systemd/system/gallra.service' \
+        && grep -qx 'ExecStart=/opt/gallra/bin/gallra plan' '$work/opt/opt/gallra/lib/systemd/system/gallra-plan.service' \
+        && ! grep -q /usr/local '$work/opt/opt/gallra/lib/systemd/system/gallra.service'"
+make --no-print-directory -s uninstall DESTDIR="$work/opt" PREFIX=/opt/gallra >/dev/null
+expect "make uninstall leaves only the configuration" \
+    sh -c "[ \"\$(cd '$work/opt' && find . -type f)\" = ./etc/gallra/gallra.yaml ]"
+
+# --- Under a real systemd ----------------------------------------------------------------------
+mkdir -p "$harness"
+conninfo=$(scripts/pg.sh start "$harness/pg")
+port=$(cat "$harness/pg/port")
+socket_database="host=/srv/harness/pg port=$port user=postgres dbname=postgres"
+harness_pid=$(HARNESS_DB_PASSWORD=secret-pw GALLRA_BINARY="$binary" HARNESS_TIMEOUT=300 \
+    scripts/systemd-harness.sh start "$harness" "$socket_database")
+echo "# harness: systemd pid $harness_pid, database $conninfo" >&2
+in_ns() { scripts/systemd-harness.sh exec "$harness_pid" "$@"; }
+
+expect "shipped gallra.service loads, as user gallra, with the harness drop-in" \
+    sh -c "[ \"\$(scripts/systemd-harness.sh exec $harness_pid systemctl show gallra -P LoadState -P User)\" = \"\$(printf 'gallra\nloaded')\" ] \
+        && scripts/systemd-harness.sh exec $harness_pid systemctl show gallra -P ExecStart | grep -q 'path=/srv/harness/bin/gallra ; argv\[\]=/srv/harness/bin/gallra run '"
+
+# A test unit: a byte-for-byte copy of an installed shipped unit plus a drop-in.
+test_unit() {
+    local name=$1 from=$2
+    cat >"$harness/$name.conf"
+    in_ns sh -c "cp /etc/systemd/system/$from /etc/systemd/system/$name \
+        && mkdir -p /etc/systemd/system/$name.d \
+        && cp /srv/harness/$name.conf /etc/systemd/system/$name.d/test.conf"
+}
+oneshot_check='Type=oneshot
+ExecReload=
+WatchdogSec=0
+Restart=no
+ExecStart=
+ExecStart=/srv/harness/bin/gallra check'
+test_unit gallra-check.service gallra.service <<UNIT
+[Service]
+$oneshot_check
+Environment="GALLRA_DATABASE=$socket_database"
+# The credentials arrive, readable by the service user, and the sandbox is in force.
+ExecStartPre=/bin/test -s \${CREDENTIALS_DIRECTORY}/audit-key
+ExecStartPre=/usr/bin/cmp \${CREDENTIALS_DIRECTORY}/db-password /srv/harness/expected-db-password
+ExecStartPre=/bin/grep -q "^Seccomp:[[:space:]]*2" /proc/self/status
+ExecStartPre=/bin/grep -q "^NoNewPrivs:[[:space:]]*1" /proc/self/status
+ExecStartPre=/bin/grep -q "^CapEff:[[:space:]]*0000000000000000" /proc/self/status
+UNIT
+# libpq over TCP to 127.0.0.1 (IPAddressAllow=localhost) with a password from a credential.
+test_unit gallra-tcp.service gallra.service <<UNIT
+[Service]
+$oneshot_check
+LoadCredential=pgpass:/etc/gallra/pgpass
+Environment=PGPASSFILE=%d/pgpass
+Environment="GALLRA_DATABASE=host=127.0.0.1 port=$port user=password_user dbname=postgres connect_timeout=5"
+UNIT
+in_ns sh -c "umask 077 && echo '127.0.0.1:$port:*:password_user:secret-pw' >/etc/gallra/pgpass"
+# A non-loopback address of this machine: refused at once outside the sandbox, dropped inside.
+local_ip=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+(\.[0-9]+){3}$' | grep -v '^127\.' | head -n 1 || true)
+test_unit gallra-denied.service gallra.service <<UNIT
+[Service]
+$oneshot_check
+Environment="GALLRA_DATABASE=host=${local_ip:-192.0.2.1} port=1 connect_timeout=2"
+UNIT
+test_unit gallra-plan-check.service gallra-plan.service <<UNIT
+[Service]
+ExecStart=
+ExecStart=/srv/harness/bin/gallra check --format json
+Environment="GALLRA_DATABASE=$socket_database"
+# A dry run gets the database password but not the audit key.
+ExecStartPre=/bin/test -r \${CREDENTIALS_DIRECTORY}/db-password
+ExecStartPre=/bin/test ! -e \${CREDENTIALS_DIRECTORY}/audit-key
+UNIT
+in_ns systemctl daemon-reload
+
+journal() { # UNIT: the unit's messages, after the journal has caught up
+    in_ns journalctl --sync
+    in_ns journalctl --no-pager -o cat -u "$1"
+}
+started() { # UNIT: systemctl start succeeds, or print the journal of the unit
+    if in_ns systemctl start "$1" 2>"$work/err"; then return 0; fi
+    cat "$work/err"
+    journal "$1"
+    return 1
+}
+
+printf 'secret-pw' >"$harness/expected-db-password"
+expect "gallra check runs in the full sandbox of gallra.service (MemoryDenyWriteExecute, seccomp, PrivateUsers, IPAddressDeny), with its credentials" \
+    started gallra-check.service
+journal gallra-check.service >"$work/journal"
+expect "its output is in journalctl -u gallra-check" \
+    grep -Eq "^server +PostgreSQL [0-9.]+.* at /srv/harness/pg:$port$" "$work/journal"
+expect "the journal entries carry _SYSTEMD_UNIT=gallra-check.service" \
+    sh -c "scripts/systemd-harness.sh exec $harness_pid journalctl -o json _SYSTEMD_UNIT=gallra-check.service | grep -q 'schema    gallra does not exist yet'"
+# errno=13 is not the sandbox: an unprivileged process may not raise a thread's priority (nice
+# -4 for QoS user-interactive), with or without it. errno=1 would be the seccomp filter.
+expect "the Swift runtime does not run into the sandbox (seccomp, devices, /proc)" \
+    sh -c "! grep -Ei 'failed|denied|not permitted' '$work/journal' | grep -v 'Failed to set thread priority for worker thread: .* errno=13$'"
+
+in_ns rm /etc/gallra/db-password
+printf '\n' >"$harness/expected-db-password"
+expect "without /etc/gallra/db-password the unit still starts, with an empty (newline) credential" \
+    started gallra-check.service
+
+in_ns mv /etc/gallra/audit-key /etc/gallra/audit-key.away
+if in_ns systemctl start gallra-check.service 2>/dev/null; then
+    not_ok "without /etc/gallra/audit-key gallra.service does not start"
+else
+    expect "without /etc/gallra/audit-key gallra.service does not start (243/CREDENTIALS)" \
+        sh -c "scripts/systemd-harness.sh exec $harness_pid journalctl --no-pager -u gallra-check.service | grep -q 'status=243/CREDENTIALS'"
+fi
+in_ns mv /etc/gallra/audit-key.away /etc/gallra/audit-key
+
+expect "libpq gets a password from a credential and reaches 127.0.0.1 through IPAddressAllow=localhost" \
+    started gallra-tcp.service
+expect "... as password_user" grep -Eq '^user +password_user$' <(journal gallra-tcp.service)
+
+if [ -n "$local_ip" ]; then
+    outside=$("$binary" check --database "host=$local_ip port=1 connect_timeout=2" 2>&1 || true)
+    if [[ $outside == *"Connection refused"* ]]; then
+        start=$(date +%s)
+        if in_ns systemctl start gallra-denied.service 2>/dev/null; then
+            not_ok "IPAddressDeny=any drops packets to $local_ip (the connection succeeded)"
+        else
+            elapsed=$(($(date +%s) - start))
+            journal gallra-denied.service >"$work/journal"
+            if grep -q 'Connection refused' "$work/journal" || [ "$elapsed" -lt 2 ]; then
+                not_ok "IPAddressDeny=any drops packets to $local_ip (refused after ${elapsed}s: not filtered)"
+                sed 's/^/    /' "$work/journal"
+            else
+                ok "IPAddressDeny=any drops packets to $local_ip: connect_timeout ends the attempt after ${elapsed}s"
+            fi
+        fi
+    else
+        ok "IPAddressDeny=any # skip: $local_ip:1 is not refused outside the sandbox"
+    fi
+else
+    ok "IPAddressDeny=any # skip: no non-loopback IPv4 address"
+fi
+
+expect "gallra-plan.service's sandbox runs gallra too, and its output is in journalctl -u" \
+    started gallra-plan-check.service
+expect "... (the check as JSON)" grep -q '"database" *: *"postgres"' <(journal gallra-plan-check.service)
+
+# --- The shipped gallra.service's life cycle, with a stand-in daemon -----------------------------
+# Until `gallra run` exists, Tests/systemd/standin-daemon.py speaks its sd_notify protocol. The
+# drop-in replaces only the command, and shortens the watchdog and restart delay for the test.
+# With the real daemon: drop ExecStart= from this drop-in (the harness's points at `gallra run`).
+install -m 0644 Tests/systemd/standin-daemon.py "$harness/standin-daemon.py"
+cat >"$harness/standin.conf" <<'UNIT'
+[Service]
+ExecStart=
+ExecStart=/usr/bin/python3 /srv/harness/standin-daemon.py
+WatchdogSec=2
+RestartSec=1
+UNIT
+in_ns sh -c 'cp /srv/harness/standin.conf /etc/systemd/system/gallra.service.d/zz-standin.conf && systemctl daemon-reload'
+show() { in_ns systemctl show gallra.service -P "$1"; }
+# wait_for PROPERTY VALUE: poll for up to 10 s
+wait_for() {
+    for _ in $(seq 1 100); do
+        [ "$(show "$1")" = "$2" ] && return 0
+        sleep 0.1
+    done
+    echo "$1=$(show "$1"), expected $2"
+    return 1
+}
+expect "systemctl start gallra returns once READY=1: active, with its STATUS=" \
+    sh -c "scripts/systemd-harness.sh exec $harness_pid systemctl start gallra.service \
+        && [ \"\$(scripts/systemd-harness.sh exec $harness_pid systemctl show gallra -P ActiveState -P StatusText)\" = \"\$(printf 'idle (stand-in); audit key 32 bytes\nactive')\" ]"
+expect "gallra.service runs as gallra, in the sandbox, with its credentials" \
+    sh -c "pid=\$(scripts/systemd-harness.sh exec $harness_pid systemctl show gallra -P MainPID) \
+        && scripts/systemd-harness.sh exec $harness_pid grep -q '^Seccomp:[[:space:]]*2' /proc/\$pid/status \
+        && [ \"\$(scripts/systemd-harness.sh exec $harness_pid stat -c %U /proc/\$pid)\" = gallra ]"
+expect "systemctl reload gallra: SIGHUP from ExecReload= in the sandbox, RELOADING=1, READY=1" \
+    sh -c "scripts/systemd-harness.sh exec $harness_pid systemctl reload gallra.service"
+expect "... back to active with the new STATUS=" wait_for StatusText "idle (stand-in); reloaded"
+pid_before=$(show MainPID)
+in_ns systemctl kill -s SIGSTOP gallra.service
+expect "a wedged daemon (SIGSTOP) is killed by the watchdog and restarted (NRestarts=1)" \
+    sh -c "$(declare -f show wait_for in_ns); harness_pid=$harness_pid; wait_for NRestarts 1 && wait_for ActiveState active \
+        && [ \"\$(show MainPID)\" != $pid_before ]"
+expect "... the journal says why" \
+    sh -c "scripts/systemd-harness.sh exec $harness_pid journalctl --no-pager -u gallra.service | grep -q 'Watchdog timeout'"
+expect "systemctl stop gallra: STOPPING=1 and a clean exit" \
+    sh -c "scripts/systemd-harness.sh exec $harness_pid systemctl stop gallra.service \
+        && [ \"\$(scripts/systemd-harness.sh exec $harness_pid systemctl show gallra -P ActiveState -P Result)\" = \"\$(printf 'success\ninactive')\" ] \
+        && scripts/systemd-harness.sh exec $harness_pid journalctl --no-pager -o cat -u gallra.service | grep -q '^stand-in: stopping'"
+expect "the daemon's stderr is in the journal with _SYSTEMD_UNIT=gallra.service" \
+    sh -c "scripts/systemd-harness.sh exec $harness_pid journalctl -o json _SYSTEMD_UNIT=gallra.service | grep -q 'stand-in: audit key of 32 bytes, config /etc/gallra/gallra.yaml'"
+
+if [ "$failures" -gt 0 ]; then
+    echo "units-test.sh: $failures check(s) failed" >&2
+    exit 1
+fi
+echo "units-test.sh: all checks passed" >&2
