@@ -38,3 +38,6 @@ parallel="--no-parallel"
 export GALLRA_SOURCE_ROOT="$root"
 nsenter --mount="/proc/$journald_pid/ns/mnt" -- /usr/bin/env --chdir="$root" PATH="$PATH" \
     "$(command -v swift)" test --skip-build $parallel "$@"
+
+# The shipped units: offline checks, `make install`, and the hardened sandbox under a real systemd.
+Tests/systemd/units-test.sh
