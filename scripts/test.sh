@@ -32,12 +32,12 @@ echo "test journald: pid $journald_pid" >&2
 # Build outside the namespace (same result, clearer output), then run the tests inside it so
 # that sd_journal_send and journalctl in the tests reach the private journald.
 swift build --build-tests
+# The shipped units: offline checks, `make install`, and the hardened sandbox under a real systemd.
+Tests/systemd/units-test.sh
+
 export GALLRA_TEST_JOURNALD=1
 parallel="--no-parallel"
 [ "${GALLRA_TEST_PARALLEL:-0}" = 1 ] && parallel="--parallel"
 export GALLRA_SOURCE_ROOT="$root"
 nsenter --mount="/proc/$journald_pid/ns/mnt" -- /usr/bin/env --chdir="$root" PATH="$PATH" \
     "$(command -v swift)" test --skip-build $parallel "$@"
-
-# The shipped units: offline checks, `make install`, and the hardened sandbox under a real systemd.
-Tests/systemd/units-test.sh
