@@ -1,0 +1,207 @@
+import Foundation
+import Testing
+
+/// The source tree, for the shipped example policies and the demo schema.
+private func sourceRoot() throws -> String {
+    guard let root = ProcessInfo.processInfo.environment["GALLRA_SOURCE_ROOT"] else {
+        Issue.record("GALLRA_SOURCE_ROOT is not set: run the tests through `make test`")
+        throw HarnessError.noServer
+    }
+    return root
+}
+
+/// A fresh database holding the demo shop's schema (no rows needed to validate).
+private func withShopDatabase<T>(_ body: (_ name: String, _ conninfo: String) async throws -> T) async throws -> T {
+    let root = try sourceRoot()
+    return try await Harness.withDatabase { name, conninfo in
+        let load = try await run(
+            "/usr/bin/psql", [conninfo, "-qX", "-v", "ON_ERROR_STOP=1", "-f", "\(root)/config/demo/schema.sql"])
+        try #require(load.status == 0, "loading the demo schema: \(load.stderr)")
+        return try await body(name, conninfo)
+    }
+}
+
+@Suite("gallra migrate and gallra policy")
+struct PolicyCommandTests {
+    @Test func validateOfflineChecksSyntaxAndSaysSo() async throws {
+        let root = try sourceRoot()
+        let result = try await gallra("policy", "validate", "\(root)/config/policies")
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        #expect(result.stdout.contains("inactive-customers: syntax ok"))
+        #expect(result.stdout.contains("former-employees: syntax ok"))
+        #expect(result.stdout.contains("the files alone were checked"))
+    }
+
+    @Test func validateReportsATypoAtItsPlace() async throws {
+        try await Harness.withTemporaryDirectory { dir in
+            let file = "\(dir)/typo.yaml"
+            try """
+            policy: typo
+            subject: { table: shop.customer, key: id }
+            expires:
+              inactiv_for: 1 year
+              activity: last_seen_at
+            data:
+              - { table: shop.customer, delete: true }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+            let result = try await gallra("policy", "validate", file)
+            #expect(result.status == 65)
+            #expect(
+                result.stdout.contains(
+                    "\(file):4:3: error: inactiv_for: unknown key in expires; did you mean inactive_for?"))
+        }
+    }
+
+    @Test func validateAgainstTheCatalogPrintsThePlan() async throws {
+        let root = try sourceRoot()
+        try await withShopDatabase { _, conninfo in
+            let result = try await gallra("policy", "validate", "--database", conninfo, "\(root)/config/policies")
+            #expect(result.status == 0, "stdout: \(result.stdout) stderr: \(result.stderr)")
+            #expect(result.stdout.contains("policy inactive-customers (active), subject shop.customer by id"))
+            #expect(result.stdout.contains("delete    shop.customer            the subject row"))
+            #expect(result.stdout.contains("CREATE INDEX CONCURRENTLY ON shop.newsletter_log (customer_ref);"))
+
+            let json = try await gallra(
+                "policy", "validate", "--format", "json", "--database", conninfo, "\(root)/config/policies")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+            #expect(object["checked_against_catalog"] as? Bool == true)
+            let policies = try #require(object["policies"] as? [[String: Any]])
+            #expect(
+                policies.compactMap { $0["name"] as? String }.sorted()
+                    == ["former-employees", "inactive-customers", "revoked-newsletter-consent"])
+        }
+    }
+
+    @Test func aPolicyBlockedByAKeptChildIsRefusedWithTheFix() async throws {
+        try await withShopDatabase { _, conninfo in
+            try await Harness.withTemporaryDirectory { dir in
+                let file = "\(dir)/blocked.yaml"
+                // Orders are kept but still reference the customer through a RESTRICT foreign key.
+                try """
+                policy: blocked
+                subject: { table: shop.customer, key: id }
+                expires: { inactive_for: 1 year, activity: last_seen_at }
+                data:
+                  - { table: shop.order, anonymize: { email: fake_email } }
+                  - { table: shop.customer, delete: true }
+                """.write(toFile: file, atomically: true, encoding: .utf8)
+                let result = try await gallra("policy", "validate", "--database", conninfo, file)
+                #expect(result.status == 65)
+                #expect(result.stdout.contains("order_customer_id_fkey"))
+                #expect(result.stdout.contains("customer_id: null"))
+            }
+        }
+    }
+
+    @Test func migrateApplyListShowHistoryDisable() async throws {
+        let root = try sourceRoot()
+        try await withShopDatabase { name, conninfo in
+            let policies = "\(root)/config/policies"
+
+            let unmigrated = try await gallra("policy", "apply", "--database", conninfo, policies)
+            #expect(unmigrated.status == 78)
+            #expect(unmigrated.stderr.contains("run gallra migrate"))
+
+            let check = try await gallra("migrate", "--check", "--database", conninfo)
+            #expect(check.status == 78)
+            let migrate = try await gallra("migrate", "--database", conninfo)
+            #expect(migrate.status == 0, "stderr: \(migrate.stderr)")
+            #expect(migrate.stdout.contains("applied migration 1"))
+            let again = try await gallra("migrate", "--database", conninfo)
+            #expect(again.stdout.contains("nothing to do"))
+            #expect(try await gallra("migrate", "--check", "--database", conninfo).status == 0)
+
+            let dryRun = try await gallra("policy", "apply", "--dry-run", "--database", conninfo, policies)
+            #expect(dryRun.status == 0, "stderr: \(dryRun.stderr)")
+            #expect(dryRun.stdout.contains("would create inactive-customers version 1"))
+            #expect(try await Harness.psql("SELECT count(*) FROM gallra.policy", database: name) == "0")
+
+            let apply = try await gallra("policy", "apply", "--database", conninfo, policies)
+            #expect(apply.status == 0, "stderr: \(apply.stderr)")
+            #expect(apply.stdout.contains("created inactive-customers version 1"))
+            #expect(apply.stdout.contains("created former-employees version 1"))
+            #expect(apply.stderr.contains("warning: no index on shop.newsletter_log"))
+            let reapply = try await gallra("policy", "apply", "--database", conninfo, policies)
+            #expect(reapply.stdout.contains("unchanged inactive-customers (version 1)"))
+            #expect(try await Harness.psql("SELECT count(*) FROM gallra.policy", database: name) == "3")
+
+            let list = try await gallra("policy", "list", "--database", conninfo)
+            #expect(list.status == 0, "stderr: \(list.stderr)")
+            #expect(list.stdout.contains("POLICY"))
+            let row = try #require(list.stdout.split(separator: "\n").first { $0.hasPrefix("inactive-customers") })
+            #expect(row.contains("active"))
+            #expect(row.contains("yes"))
+            #expect(row.contains("daily at 03:00 Europe/Stockholm"))
+
+            let show = try await gallra("policy", "show", "inactive-customers", "--database", conninfo)
+            #expect(show.status == 0, "stderr: \(show.stderr)")
+            #expect(show.stdout.contains("policy   inactive-customers version 1 (active)"))
+            #expect(show.stdout.contains("subject shop.customer by id"))
+            let missing = try await gallra(
+                "policy", "show", "inactive-customers", "--version", "9", "--database", conninfo)
+            #expect(missing.status == 65)
+
+            let disable = try await gallra("policy", "disable", "former-employees", "--database", conninfo)
+            #expect(disable.stdout.contains("disabled former-employees: version 2"))
+            let history = try await gallra(
+                "policy", "history", "former-employees", "--format", "json", "--database", conninfo)
+            let versions = try #require(
+                try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]])
+            #expect(versions.compactMap { $0["state"] as? String } == ["active", "disabled"])
+        }
+    }
+
+    @Test func anApplyWithAnyErrorStoresNothing() async throws {
+        let root = try sourceRoot()
+        try await withShopDatabase { name, conninfo in
+            #expect(try await gallra("migrate", "--database", conninfo).status == 0)
+            try await Harness.withTemporaryDirectory { dir in
+                let bad = "\(dir)/bad.yaml"
+                try """
+                policy: bad
+                subject: { table: shop.customer, key: id }
+                expires: { inactive_for: 1 year, activity: no_such_column }
+                data:
+                  - { table: shop.customer, delete: true }
+                """.write(toFile: bad, atomically: true, encoding: .utf8)
+                let result = try await gallra(
+                    "policy", "apply", "--database", conninfo, "\(root)/config/policies/inactive-customers.yaml", bad)
+                #expect(result.status == 65)
+                #expect(result.stdout.contains("no_such_column"))
+                #expect(result.stderr.contains("nothing was stored"))
+                #expect(try await Harness.psql("SELECT count(*) FROM gallra.policy", database: name) == "0")
+
+                // The same policy twice: refused before anything is stored.
+                let copy = "\(dir)/copy.yaml"
+                try FileManager.default.copyItem(
+                    atPath: "\(root)/config/policies/inactive-customers.yaml", toPath: copy)
+                let twice = try await gallra(
+                    "policy", "apply", "--database", conninfo, "\(root)/config/policies/inactive-customers.yaml", copy)
+                #expect(twice.status == 65)
+                #expect(try await Harness.psql("SELECT count(*) FROM gallra.policy", database: name) == "0")
+            }
+        }
+    }
+
+    @Test func anInvalidRowWrittenByOtherMeansIsReportedAndTheOthersStillList() async throws {
+        let root = try sourceRoot()
+        try await withShopDatabase { name, conninfo in
+            #expect(try await gallra("migrate", "--database", conninfo).status == 0)
+            #expect(try await gallra("policy", "apply", "--database", conninfo, "\(root)/config/policies").status == 0)
+            try await Harness.psql(
+                """
+                INSERT INTO gallra.policy (name, version, state, definition, digest, source)
+                VALUES ('back-office', 1, 'active', '{"policy": "back-office", "state": "active", "subjet": {}}',
+                        repeat('0', 64), 'back office')
+                """, database: name)
+            let list = try await gallra("policy", "list", "--database", conninfo)
+            #expect(list.status == 0, "stderr: \(list.stderr)")
+            let row = try #require(list.stdout.split(separator: "\n").first { $0.hasPrefix("back-office") })
+            #expect(row.contains("NO"))
+            #expect(list.stdout.contains("back-office: "))
+            #expect(
+                list.stdout.split(separator: "\n").contains { $0.hasPrefix("inactive-customers") && $0.contains("yes") }
+            )
+        }
+    }
+}
