@@ -56,3 +56,11 @@ psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -f config/demo/check.sql
 step "gallra"
 show "$gallra" version
 show "$gallra" check
+
+step "Policies: check them against the shop's catalog and see what each would touch"
+show "$gallra" policy validate config/policies
+
+step "gallra's own schema, then the policies stored in it"
+show "$gallra" migrate
+show "$gallra" policy apply config/policies
+show "$gallra" policy list
