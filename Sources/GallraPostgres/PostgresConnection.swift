@@ -20,6 +20,18 @@
 // Results are requested in text format; the session is set to DateStyle=ISO, IntervalStyle=iso_8601,
 // extra_float_digits=3, TimeZone=UTC and bytea_output=hex right after connecting, so decoding is
 // deterministic (see `PostgresValue`).
+//
+// Notifications (LISTEN/NOTIFY, `PostgresConnection+Notifications.swift`): waiting for one is waiting for the
+// server like any other, so it happens on the connection's thread too, in the same 250 ms slices of `poll(2)` on
+// `PQsocket`, followed by `PQconsumeInput` and `PQnotifies`. The cooperative pool is never parked, and task
+// cancellation is seen within a slice without any wake-up machinery. Between slices the waiting task yields the
+// actor, so another task's statement on the same connection runs within a slice instead of after the wait.
+// Notifications can also reach us while a statement of ours runs (the server sends those that arrived during the
+// transaction when it ends, possibly before the statement's ReadyForQuery), and libpq queues them in `PQgetResult`;
+// each statement moves that queue into `notificationBuffer`, which `waitForNotification` and
+// `pendingNotifications` hand out first, oldest first. `PGConnHandle.finish()` keeps libpq's queue before
+// `PQfinish`, so a connection lost mid-statement loses none either. Like libpq's own queue, the buffer is
+// unbounded: a listener is expected to consume what it subscribed to.
 import CLibPQ
 import Foundation
 import Logging
@@ -42,10 +54,14 @@ public actor PostgresConnection {
     @TaskLocal private static var transactionToken: UInt64?
 
     private let executor: PostgresThreadExecutor
-    private let handle: PGConnHandle
-    private let logger: Logger
+    let handle: PGConnHandle
+    let logger: Logger
     private var activeTransaction: UInt64?
     private var waitingForTransaction: [CheckedContinuation<Void, Never>] = []
+    /// Notifications received and not handed out yet, oldest first (see the top of this file).
+    var notificationBuffer: [PostgresNotification] = []
+    /// A loss noticed while notifications were still buffered: thrown once they have been handed out.
+    var notificationLoss: PostgresError?
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
@@ -196,19 +212,29 @@ public actor PostgresConnection {
     /// Actor-isolated because libpq's escaping touches the connection's state. Rejects empty names, NUL
     /// characters and names longer than PostgreSQL's 63-byte limit (which the server would silently truncate).
     public func quoteIdentifier(_ name: String) throws -> String {
-        let conn = try ensureOpen()
+        try quote(name, kind: "identifier")
+    }
+
+    /// Checks a name the server keeps as an identifier (type `name`, at most 63 bytes); `kind` names it in the
+    /// error ("identifier", "channel name").
+    static func checkName(_ name: String, kind: String) throws {
         guard !name.isEmpty, !name.utf8.contains(0) else {
-            throw PostgresError(.clientMisuse, "an identifier must be non-empty and contain no NUL character")
+            throw PostgresError(.clientMisuse, "\(kind) must be non-empty and contain no NUL character")
         }
         guard name.utf8.count <= 63 else {
-            throw PostgresError(.clientMisuse, "identifier longer than 63 bytes: PostgreSQL would truncate it")
+            throw PostgresError(.clientMisuse, "\(kind) longer than 63 bytes: PostgreSQL would truncate it")
         }
+    }
+
+    func quote(_ name: String, kind: String) throws -> String {
+        let conn = try ensureOpen()
+        try Self.checkName(name, kind: kind)
         let utf8 = Array(name.utf8)
         let quoted = utf8.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { PQescapeIdentifier(conn, $0.baseAddress, $0.count) }
         }
         guard let quoted else {
-            throw PostgresError(.clientMisuse, Self.errorMessage(conn) ?? "could not quote the identifier")
+            throw PostgresError(.clientMisuse, Self.errorMessage(conn) ?? "could not quote the \(kind)")
         }
         defer { PQfreemem(quoted) }
         return String(cString: quoted)
@@ -332,7 +358,7 @@ public actor PostgresConnection {
     }
 
     @discardableResult
-    private func ensureOpen() throws -> OpaquePointer {
+    func ensureOpen() throws -> OpaquePointer {
         guard let conn = handle.conn else {
             throw PostgresError(.connectionClosed, "the connection is closed")
         }
@@ -412,6 +438,9 @@ public actor PostgresConnection {
             throw PostgresError(.clientMisuse, "the SQL text contains a NUL character")
         }
         handle.resetCancelRequest()
+        // Notifications that arrive while the statement runs (queued by libpq during PQgetResult), kept for
+        // waitForNotification; also when the statement fails or the connection is lost meanwhile.
+        defer { collectNotifications() }
         guard try send(conn) else {
             throw connectionFailure(conn, sql: sql, fallback: "could not send the statement")
         }
@@ -512,7 +541,7 @@ public actor PostgresConnection {
 
     /// Waits until the socket is ready for `events` or `deadline` (capped to one poll slice) passes.
     /// True when ready. Throws `.connectionLost` if there is no socket.
-    private static func waitForSocket(_ conn: OpaquePointer, events: Int16, until deadline: ContinuousClock.Instant?)
+    static func waitForSocket(_ conn: OpaquePointer, events: Int16, until deadline: ContinuousClock.Instant?)
         throws -> Bool
     {
         let socket = PQsocket(conn)
@@ -658,10 +687,12 @@ private struct CancelWatch {
 
 /// Owns the `PGconn`, its `PGcancel` and the notice receiver's context; finishes the connection exactly once.
 final class PGConnHandle: @unchecked Sendable {
-    // `conn` and `notices` are touched only on the connection's thread (or in deinit). `cancel` is shared with
-    // other threads through the mutex, which keeps `PQfreeCancel` from racing a `PQcancel`.
+    // `conn`, `notices` and `keptNotifications` are touched only on the connection's thread (or in deinit).
+    // `cancel` is shared with other threads through the mutex, which keeps `PQfreeCancel` from racing a `PQcancel`.
     private(set) var conn: OpaquePointer?
     private var notices: Unmanaged<NoticeReceiver>?
+    /// libpq's queue of notifications as it was when the connection was finished.
+    private var keptNotifications: [PostgresNotification] = []
     private let cancel = Mutex<CancelState>(CancelState())
 
     private struct CancelState: @unchecked Sendable {
@@ -710,12 +741,35 @@ final class PGConnHandle: @unchecked Sendable {
         }
     }
 
+    /// The notifications libpq has received and not handed out yet (`PQnotifies`), oldest first, including
+    /// those it held when the connection was finished.
+    func takeNotifications() -> [PostgresNotification] {
+        var taken = keptNotifications
+        keptNotifications = []
+        if let conn { taken += Self.drainNotifies(conn) }
+        return taken
+    }
+
+    private static func drainNotifies(_ conn: OpaquePointer) -> [PostgresNotification] {
+        var drained: [PostgresNotification] = []
+        while let notify = PQnotifies(conn) {
+            defer { PQfreemem(notify) }
+            drained.append(
+                PostgresNotification(
+                    channel: notify.pointee.relname.map { String(cString: $0) } ?? "",
+                    payload: notify.pointee.extra.map { String(cString: $0) } ?? "",
+                    backendPID: notify.pointee.be_pid))
+        }
+        return drained
+    }
+
     func finish() {
         cancel.withLock { state in
             if let object = state.object { PQfreeCancel(object) }
             state.object = nil
         }
         if let conn {
+            keptNotifications += Self.drainNotifies(conn)
             PQfinish(conn)
             self.conn = nil
         }
