@@ -154,7 +154,8 @@ public struct Planner: Sendable {
         let name = SQLText.identifier(column.name)
         func list(_ values: [Scalar]) -> String {
             let json = SQLText.recordsJSON(column: column.name, values: values.filter { $0 != .null })
-            return "SELECT v.\(name) FROM jsonb_populate_recordset(NULL::\(rowType), \(sql.bind(.json(json)))::jsonb) AS v"
+            return
+                "SELECT v.\(name) FROM jsonb_populate_recordset(NULL::\(rowType), \(sql.bind(.json(json)))::jsonb) AS v"
         }
         switch predicate {
         case .is(.true): return "\(target) IS TRUE"

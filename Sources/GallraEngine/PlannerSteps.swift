@@ -123,7 +123,8 @@ extension Planner {
         var sql = SQLBuilder()
         let table = SQLText.table(step.table)
         let columns = identityColumns(step).map { SQLText.identifier($0.name) }
-        let target = columns.count == 1 ? "x.\(columns[0])" : "(" + columns.map { "x.\($0)" }.joined(separator: ", ") + ")"
+        let target =
+            columns.count == 1 ? "x.\(columns[0])" : "(" + columns.map { "x.\($0)" }.joined(separator: ", ") + ")"
         let modify: String
         switch step.action {
         case .delete:

@@ -298,7 +298,8 @@ struct LivePolicyRun: Sendable {
                     batch.limit = limit
                     let frozen = batch
                     outcome = try await connection.transaction { connection in
-                        try await self.batch(planner: planner, plans: plans, bindings: frozen, picked: picked, on: connection)
+                        try await self.batch(
+                            planner: planner, plans: plans, bindings: frozen, picked: picked, on: connection)
                     }
                 } catch {
                     if Task.isCancelled { throw CancellationError() }
@@ -334,7 +335,8 @@ struct LivePolicyRun: Sendable {
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             let remaining =
-                report.processed > 0 ? elapsed * (Double(max(0, total - report.processed)) / Double(report.processed)) : nil
+                report.processed > 0
+                ? elapsed * (Double(max(0, total - report.processed)) / Double(report.processed)) : nil
             progress(
                 RunProgress(
                     policy: name, subjectsDone: report.processed, subjectsTotal: total,
@@ -415,8 +417,10 @@ struct LivePolicyRun: Sendable {
         for plan in plans {
             guard let capture = plan.capture else { continue }
             captured[plan.index] = try await connection.query(capture.sql, Engine.values(capture, bindings)).map {
-                (try $0.decode("subject", as: String.self), try $0.decode("row", as: String.self),
-                    try $0.decode("shared", as: Bool.self))
+                (
+                    try $0.decode("subject", as: String.self), try $0.decode("row", as: String.self),
+                    try $0.decode("shared", as: Bool.self)
+                )
             }
         }
 
@@ -450,7 +454,8 @@ struct LivePolicyRun: Sendable {
                 var seen: Set<[String]> = []
                 for pair in pairs where seen.insert([pair.subject, pair.row]).inserted {
                     if acted.contains(pair.row) {
-                        perSubject[pair.subject, default: [:]][AuditCountKey(table: table, action: action), default: 0] +=
+                        perSubject[pair.subject, default: [:]][
+                            AuditCountKey(table: table, action: action), default: 0] +=
                             1
                     } else if shared.contains(pair.row) {
                         perSubject[pair.subject, default: [:]][

@@ -47,7 +47,8 @@ struct EngineDryRunTests {
             #expect(draft.failure == nil)
             #expect(draft.expiring > 0)
 
-            let live = try await DemoShop.engine(connection).run(Array(policies.prefix(1)), options: DemoShop.options(.live))
+            let live = try await DemoShop.engine(connection).run(
+                Array(policies.prefix(1)), options: DemoShop.options(.live))
             let done = try #require(live.policies.first)
             #expect(done.expiring == planned.expiring)
             #expect(done.exempted == planned.exempted)

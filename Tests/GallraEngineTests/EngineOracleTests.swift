@@ -30,7 +30,10 @@ enum InactiveCustomersOracle {
     static let untouched: [(String, String)] = [
         ("customer", "SELECT * FROM shop.customer WHERE id NOT IN (SELECT id FROM exp_customer)"),
         ("address", "SELECT * FROM shop.address WHERE id NOT IN (SELECT id FROM exp_address)"),
-        ("address kept columns", "SELECT id, postal_code, city, country FROM shop.address WHERE id IN (SELECT id FROM exp_address)"),
+        (
+            "address kept columns",
+            "SELECT id, postal_code, city, country FROM shop.address WHERE id IN (SELECT id FROM exp_address)"
+        ),
         ("order", #"SELECT * FROM shop."order" WHERE id NOT IN (SELECT id FROM exp_order)"#),
         (
             "order kept columns",
@@ -43,21 +46,30 @@ enum InactiveCustomersOracle {
         ("wishlist_item", "SELECT * FROM shop.wishlist_item WHERE customer_id NOT IN (SELECT id FROM exp_customer)"),
         ("cart", "SELECT * FROM shop.cart WHERE id NOT IN (SELECT id FROM exp_cart)"),
         ("cart_item", "SELECT * FROM shop.cart_item WHERE cart_id NOT IN (SELECT id FROM exp_cart)"),
-        ("newsletter_consent", "SELECT * FROM shop.newsletter_consent WHERE customer_id NOT IN (SELECT id FROM exp_customer)"),
+        (
+            "newsletter_consent",
+            "SELECT * FROM shop.newsletter_consent WHERE customer_id NOT IN (SELECT id FROM exp_customer)"
+        ),
         ("newsletter_log", "SELECT * FROM shop.newsletter_log WHERE customer_ref NOT IN (SELECT id FROM exp_customer)"),
     ]
 
     /// Rows that must be gone: (table, expected count query before the run, rows left query after).
     static let deleted: [(table: String, rows: String)] = [
         ("shop.customer", "SELECT count(*) FROM shop.customer WHERE id IN (SELECT id FROM exp_customer)"),
-        ("shop.wishlist_item", "SELECT count(*) FROM shop.wishlist_item WHERE customer_id IN (SELECT id FROM exp_customer)"),
+        (
+            "shop.wishlist_item",
+            "SELECT count(*) FROM shop.wishlist_item WHERE customer_id IN (SELECT id FROM exp_customer)"
+        ),
         ("shop.cart", "SELECT count(*) FROM shop.cart WHERE id IN (SELECT id FROM exp_cart)"),
         ("shop.cart_item", "SELECT count(*) FROM shop.cart_item WHERE cart_id IN (SELECT id FROM exp_cart)"),
         (
             "shop.newsletter_consent",
             "SELECT count(*) FROM shop.newsletter_consent WHERE customer_id IN (SELECT id FROM exp_customer)"
         ),
-        ("shop.newsletter_log", "SELECT count(*) FROM shop.newsletter_log WHERE customer_ref IN (SELECT id FROM exp_customer)"),
+        (
+            "shop.newsletter_log",
+            "SELECT count(*) FROM shop.newsletter_log WHERE customer_ref IN (SELECT id FROM exp_customer)"
+        ),
     ]
 
     static func untouchedChecksums(on connection: PostgresConnection) async throws -> [String: String] {
@@ -120,7 +132,9 @@ struct EngineOracleTests {
                 """#, as: Int.self, on: connection)
             #expect(anonymizedOrders == expectedOrders)
             #expect(
-                try await scalar(#"SELECT count(DISTINCT email) FROM shop."order" WHERE email LIKE 'anon-%'"#, as: Int.self, on: connection)
+                try await scalar(
+                    #"SELECT count(DISTINCT email) FROM shop."order" WHERE email LIKE 'anon-%'"#, as: Int.self,
+                    on: connection)
                     == expectedOrders)
             let anonymizedAddresses = try await scalar(
                 """
@@ -201,7 +215,9 @@ struct EngineOracleTests {
                     SELECT * FROM shop.employee WHERE employment_ended_on IS NULL
                        OR employment_ended_on >= '\(DemoShop.asOfText)'::timestamptz - interval '2 years'
                     """, on: connection) == kept)
-            #expect(try await scalar("SELECT count(*) FROM gallra.processed", as: Int.self, on: connection) == expected.count)
+            #expect(
+                try await scalar("SELECT count(*) FROM gallra.processed", as: Int.self, on: connection)
+                    == expected.count)
             let sums = try await checksumEverything(on: connection)
             let second = try await DemoShop.engine(connection).run(
                 [policy], options: DemoShop.options(.live, allowLarge: true))

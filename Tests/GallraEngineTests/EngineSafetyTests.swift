@@ -131,14 +131,16 @@ struct EngineSafetyTests {
             let first = try await DemoShop.engine(connection).run([policy], options: DemoShop.options(.live))
             #expect(first.policies.first?.processed == due.count - 1)
             #expect(
-                try await scalar("SELECT count(*) FROM shop.customer WHERE id = $1", [.int64(locked)], as: Int.self, on: connection)
+                try await scalar(
+                    "SELECT count(*) FROM shop.customer WHERE id = $1", [.int64(locked)], as: Int.self, on: connection)
                     == 1)
             try await holder.execute("ROLLBACK")
             await holder.close()
             let second = try await DemoShop.engine(connection).run([policy], options: DemoShop.options(.live))
             #expect(second.policies.first?.processed == 1)
             #expect(
-                try await scalar("SELECT count(*) FROM shop.customer WHERE id = $1", [.int64(locked)], as: Int.self, on: connection)
+                try await scalar(
+                    "SELECT count(*) FROM shop.customer WHERE id = $1", [.int64(locked)], as: Int.self, on: connection)
                     == 0)
         }
     }
@@ -161,9 +163,12 @@ struct EngineSafetyTests {
             let expiring = reports.compactMap { $0.policies.first?.expiring }.max() ?? 0
             #expect(processed == expiring)
             #expect(reports.allSatisfy { $0.policies.first?.failure == nil })
-            #expect(try await scalar("SELECT count(*) FROM gallra.audit_subject", as: Int.self, on: connection) == processed)
             #expect(
-                try await scalar("SELECT count(DISTINCT subject_digest) FROM gallra.audit_subject", as: Int.self, on: connection)
+                try await scalar("SELECT count(*) FROM gallra.audit_subject", as: Int.self, on: connection) == processed
+            )
+            #expect(
+                try await scalar(
+                    "SELECT count(DISTINCT subject_digest) FROM gallra.audit_subject", as: Int.self, on: connection)
                     == processed)
             let again = try await DemoShop.engine(connection).run(
                 [policy], options: DemoShop.options(.live, allowLarge: true))
