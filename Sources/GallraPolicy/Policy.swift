@@ -136,7 +136,8 @@ public enum Rule: Sendable, Hashable {
         case column(ColumnName)
         /// The latest row of a related table (`activity: { table: shop.order, column: placed_at }`);
         /// `via` names the linking column where no single foreign key links the tables.
-        /// A subject with no such row falls back to no activity at all: it expires.
+        /// A subject with no such row (or with a related row whose column is null) does not expire: without a
+        /// known date gallra keeps the subject.
         case latestRow(table: QualifiedName, column: ColumnName, via: ColumnName?)
     }
 

@@ -107,7 +107,8 @@ public struct ResolvedRule: Sendable, Hashable, Codable {
     /// Its type as `format_type` prints it.
     public var columnType: String
     /// Empty when the column is on the subject table; otherwise the one hop from the subject to `table`
-    /// (`inactive_for` takes the latest related row; a subject without one has no activity and expires).
+    /// (`inactive_for` takes the latest related row; a subject without one, or with one whose column is null,
+    /// does not expire).
     public var path: [JoinHop]
     /// The index that serves the rule (on the column, or on the related table's link), nil when none does.
     public var index: String?

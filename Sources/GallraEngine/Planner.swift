@@ -1,0 +1,435 @@
+import Foundation
+import GallraPolicy
+
+/// Turns a resolved policy into the SQL of a run: which subjects are due, and what each data point's step does
+/// to exactly the subjects of one batch (or, for a dry run, to all due subjects at once).
+///
+/// Pure: no connection, no clock. Identifiers are always double-quoted (``SQLText/identifier(_:)``); every
+/// value (the instant, the period, subject keys, exemption and anonymization values, the hash secret) is a
+/// bound parameter described by a ``PlanParameter`` that the executor fills in. Type names come from the
+/// catalog (`format_type`) and are checked against a strict pattern before they are spliced into casts.
+///
+/// Semantics fixed here (and in docs/policy-language.md):
+/// - A null activity, creation or event value never expires (a subject without a known date is kept).
+/// - `inactive_for` on the latest row of a related table expires a subject only when it has at least one
+///   such row and every one of them is older than the period; a subject without a related row, or with a
+///   related row whose column is null, does not expire.
+/// - `consent_revoked` expires a subject when some consent row was revoked before the grace period and no
+///   consent row is still in force (revoked_at null, or revoked later).
+/// - Exemptions: `is true|false|null` are SQL `IS TRUE|FALSE|NULL`; `equals` never matches a null column
+///   (`equals: null` means `is: null`); `in` matches a null column only when the list holds `null`;
+///   `not_in` never exempts a null column. A subject is due when the rule holds, no exemption holds and (for a
+///   policy that keeps the subject row) the policy has not processed it before.
+public struct Planner: Sendable {
+    /// The plan's policy.
+    public let resolved: ResolvedPolicy
+    /// `"schema"."table"` of the subject table.
+    let subjectTable: String
+    /// `"key"`.
+    let keyColumn: String
+
+    /// A planner for `resolved`; fails when a name or a type name cannot be used in SQL.
+    public init(_ resolved: ResolvedPolicy) throws(PlanError) {
+        self.resolved = resolved
+        try SQLText.checkTypeName(resolved.subject.keyType)
+        for name in Self.names(in: resolved) { try SQLText.checkIdentifier(name) }
+        for step in resolved.steps {
+            if case .anonymize(let columns) = step.action {
+                for column in columns { try SQLText.checkTypeName(column.type) }
+            }
+            if step.identifyRowsBefore != nil, step.relation != .referenced {
+                throw PlanError(
+                    "data[\(step.dataPoint)] (\(step.table)) must be identified before an earlier step breaks its path; the engine supports this only for rows the subject points to. Reorder the data points or add a direct link"
+                )
+            }
+            if step.relation == .referenced, step.path.last.map({ $0.direction != .parent }) ?? true {
+                throw PlanError(
+                    "data[\(step.dataPoint)] (\(step.table)) is reached through a parent link followed by child links; the engine supports rows the subject points to only at the end of the path"
+                )
+            }
+        }
+        subjectTable = SQLText.table(resolved.subject.table)
+        keyColumn = SQLText.identifier(resolved.subject.key.name)
+    }
+
+    static func names(in resolved: ResolvedPolicy) -> [String] {
+        var names: [String] = []
+        func add(_ table: QualifiedName) {
+            names.append(table.name)
+            if let schema = table.schema { names.append(schema) }
+        }
+        func add(_ path: [JoinHop]) {
+            for hop in path {
+                add(hop.from)
+                add(hop.to)
+                names += hop.fromColumns.map(\.name) + hop.toColumns.map(\.name)
+            }
+        }
+        add(resolved.subject.table)
+        names.append(resolved.subject.key.name)
+        add(resolved.rule.table)
+        names.append(resolved.rule.column.name)
+        add(resolved.rule.path)
+        for exemption in resolved.exemptions {
+            add(exemption.table)
+            add(exemption.path)
+            switch exemption.exemption {
+            case .column(let column, _): names.append(column.name)
+            case .relatedExists(_, _, _, let conditions): names += conditions.map(\.column.name)
+            }
+        }
+        for step in resolved.steps {
+            add(step.table)
+            add(step.path)
+            if case .anonymize(let columns) = step.action { names += columns.map(\.column.name) }
+            for reference in step.referencedBy {
+                add(reference.table)
+                names += reference.columns.map(\.name) + reference.referencedColumns.map(\.name)
+            }
+        }
+        return names
+    }
+
+    /// Whether the policy deletes the subject row: otherwise processed subjects are remembered in
+    /// `gallra.processed` and excluded from later runs of the policy (convergence).
+    public var deletesSubjectRow: Bool {
+        resolved.steps.contains { $0.relation == .subject && $0.action == .delete }
+    }
+
+    // MARK: - Which subjects are due
+
+    /// The subject key of `alias` as SQL.
+    func key(_ alias: String) -> String { "\(alias).\(keyColumn)" }
+
+    /// `$asOf - $period`: the instant before which a date has expired.
+    func cutoff(_ sql: inout SQLBuilder) -> String {
+        "(\(sql.bind(.asOf))::timestamptz - \(sql.bind(.interval(resolved.rule.period.postgresInterval)))::interval)"
+    }
+
+    /// The rule alone, for the subject row `alias`.
+    func rule(_ sql: inout SQLBuilder, alias: String) -> String {
+        let rule = resolved.rule
+        let column = SQLText.identifier(rule.column.name)
+        let cutoff = cutoff(&sql)
+        guard !rule.path.isEmpty else {
+            // A null date compares as null: it never expires.
+            return "\(alias).\(column) < \(cutoff)"
+        }
+        // The latest related row (inactive_for) and consent rows (consent_revoked) read alike: some row is
+        // older than the cutoff, and none is newer or unknown.
+        let old = SQLPath(rule.path, from: alias, prefix: "r")
+        let young = SQLPath(rule.path, from: alias, prefix: "q")
+        return """
+            (EXISTS (SELECT FROM \(old.from) WHERE \(old.conditions(and: ["\(old.last).\(column) < \(cutoff)"]))) \
+            AND NOT EXISTS (SELECT FROM \(young.from) WHERE \(young.conditions(and: ["(\(young.last).\(column) >= \(cutoff) OR \(young.last).\(column) IS NULL)"]))))
+            """
+    }
+
+    /// Whether some exemption holds for `alias` (never null), or nil when the policy has none.
+    func exempt(_ sql: inout SQLBuilder, alias: String) -> String? {
+        guard !resolved.exemptions.isEmpty else { return nil }
+        let parts = resolved.exemptions.enumerated().map { index, exemption -> String in
+            switch exemption.exemption {
+            case .column(let column, let predicate):
+                return predicateSQL(
+                    &sql, predicate, column: column, alias: alias, table: exemption.table)
+            case .relatedExists(_, _, _, let conditions):
+                let path = SQLPath(exemption.path, from: alias, prefix: "x\(index)_")
+                let checks = conditions.map {
+                    predicateSQL(&sql, $0.predicate, column: $0.column, alias: path.last, table: exemption.table)
+                }
+                return "EXISTS (SELECT FROM \(path.from) WHERE \(path.conditions(and: checks)))"
+            }
+        }
+        return "coalesce(" + parts.map { "(\($0))" }.joined(separator: " OR ") + ", false)"
+    }
+
+    /// One exemption condition on `alias`.`column` of `table`; values are bound and typed through the table's row type.
+    func predicateSQL(
+        _ sql: inout SQLBuilder, _ predicate: Exemption.Predicate, column: ColumnName, alias: String,
+        table: QualifiedName
+    ) -> String {
+        let target = "\(alias).\(SQLText.identifier(column.name))"
+        let rowType = SQLText.table(table)
+        let name = SQLText.identifier(column.name)
+        func list(_ values: [Scalar]) -> String {
+            let json = SQLText.recordsJSON(column: column.name, values: values.filter { $0 != .null })
+            return
+                "SELECT v.\(name) FROM jsonb_populate_recordset(NULL::\(rowType), \(sql.bind(.json(json)))::jsonb) AS v"
+        }
+        switch predicate {
+        case .is(.true): return "\(target) IS TRUE"
+        case .is(.false): return "\(target) IS FALSE"
+        case .is(.null), .equals(.null): return "\(target) IS NULL"
+        case .equals(let value):
+            return "coalesce(\(target) IN (\(list([value]))), false)"
+        case .in(let values):
+            let nulls = values.contains(.null) ? " OR \(target) IS NULL" : ""
+            return "(coalesce(\(target) IN (\(list(values))), false)\(nulls))"
+        case .notIn(let values):
+            return "(\(target) IS NOT NULL AND \(target) NOT IN (\(list(values))))"
+        }
+    }
+
+    /// Subjects this policy has already processed (their row remains) are not due again.
+    func notProcessed(_ sql: inout SQLBuilder, alias: String) -> String? {
+        guard !deletesSubjectRow else { return nil }
+        return
+            "NOT EXISTS (SELECT FROM gallra.processed AS p WHERE p.policy = \(sql.bind(.policyName)) AND p.subject_key = \(key(alias))::text)"
+    }
+
+    /// Due: the rule holds, not processed before, and no exemption holds. `exempted` flips the exemption.
+    func due(_ sql: inout SQLBuilder, alias: String, exempted: Bool = false) -> String {
+        var parts = [rule(&sql, alias: alias)]
+        if let processed = notProcessed(&sql, alias: alias) { parts.append(processed) }
+        if let exempt = exempt(&sql, alias: alias) {
+            parts.append(exempted ? exempt : "NOT \(exempt)")
+        } else if exempted {
+            parts.append("false")
+        }
+        return parts.joined(separator: "\n  AND ")
+    }
+
+    /// Counts the due and the exempted subjects (`expiring`, `exempted`) at `$asOf`.
+    public func countSubjects() -> PlannedStatement {
+        var sql = SQLBuilder()
+        var rulePart = [rule(&sql, alias: "s")]
+        if let processed = notProcessed(&sql, alias: "s") { rulePart.append(processed) }
+        let exempt = exempt(&sql, alias: "s") ?? "false"
+        let text = """
+            SELECT count(*) FILTER (WHERE NOT \(exempt)) AS expiring, count(*) FILTER (WHERE \(exempt)) AS exempted
+            FROM \(subjectTable) AS s
+            WHERE \(rulePart.joined(separator: "\n  AND "))
+            """
+        return sql.statement(text)
+    }
+
+    /// The subject table's size for the `max_fraction` guard: `count(*)` (exact) for small or never analyzed tables.
+    public func countTable() -> PlannedStatement {
+        PlannedStatement(sql: "SELECT count(*) AS rows FROM \(subjectTable)", parameters: [])
+    }
+
+    /// The next batch: up to `$limit` due subjects after `$afterKey` in key order, locked, skipping rows
+    /// another transaction holds (they are left for a later run). Returns `key` as text.
+    public func pickBatch(afterKey: Bool) -> PlannedStatement {
+        var sql = SQLBuilder()
+        let due = due(&sql, alias: "s")
+        let after = afterKey ? "\n  AND \(key("s")) > \(sql.bind(.afterKey))::text::\(resolved.subject.keyType)" : ""
+        let text = """
+            SELECT \(key("s"))::text AS key
+            FROM \(subjectTable) AS s
+            WHERE \(due)\(after)
+            ORDER BY \(key("s"))
+            LIMIT \(sql.bind(.limit))
+            FOR UPDATE OF s SKIP LOCKED
+            """
+        return sql.statement(text)
+    }
+
+    /// Of the batch's locked subjects, those still due on a fresh snapshot (taken after the locks were
+    /// granted): a subject another run processed meanwhile drops out. Returns `key` as text, in key order.
+    public func confirmBatch() -> PlannedStatement {
+        var sql = SQLBuilder()
+        let member = member(&sql, .batch, key: key("s"))
+        let due = due(&sql, alias: "s")
+        let text = """
+            SELECT \(key("s"))::text AS key
+            FROM \(subjectTable) AS s
+            WHERE \(member)
+              AND \(due)
+            ORDER BY \(key("s"))
+            """
+        return sql.statement(text)
+    }
+
+    /// The first `$limit` due subjects' keys, for a dry run's `--show-keys`.
+    public func firstKeys() -> PlannedStatement {
+        var sql = SQLBuilder()
+        let due = due(&sql, alias: "s")
+        let text = """
+            SELECT \(key("s"))::text AS key FROM \(subjectTable) AS s
+            WHERE \(due)
+            ORDER BY \(key("s")) LIMIT \(sql.bind(.limit))
+            """
+        return sql.statement(text)
+    }
+
+    /// Which subjects a step acts for: the batch's keys (bound as one jsonb array of texts), or every due subject.
+    public enum SubjectSet: Sendable, Hashable {
+        case batch
+        case due
+    }
+
+    /// Whether `key` (a subject key expression) belongs to `set`.
+    func member(_ sql: inout SQLBuilder, _ set: SubjectSet, key keyExpression: String) -> String {
+        switch set {
+        case .batch:
+            return
+                "\(keyExpression) = ANY (ARRAY(SELECT jsonb_array_elements_text(\(sql.bind(.keys))::jsonb))::\(resolved.subject.keyType)[])"
+        case .due:
+            return "\(keyExpression) IN (SELECT \(key("e")) FROM \(subjectTable) AS e WHERE \(due(&sql, alias: "e")))"
+        }
+    }
+}
+
+/// Why a policy cannot be planned.
+public struct PlanError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+
+    init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// A value the executor binds to a planned statement.
+public enum PlanParameter: Sendable, Hashable {
+    /// The run's instant (`timestamptz`).
+    case asOf
+    /// The batch's subject keys: a jsonb array of texts.
+    case keys
+    /// The last key of the previous batch, as text.
+    case afterKey
+    /// A row limit (`bigint`).
+    case limit
+    /// The policy's hash secret (text, hex), derived from the audit key.
+    case salt
+    /// The policy's name (text).
+    case policyName
+    /// Captured rows to act on: a jsonb array of objects keyed by column name.
+    case rows
+    /// A constant interval.
+    case interval(String)
+    /// A constant jsonb document.
+    case json(String)
+    /// A constant text, or null.
+    case text(String?)
+}
+
+/// SQL text and the parameters `$1`, `$2`, ... in order.
+public struct PlannedStatement: Sendable, Hashable {
+    public var sql: String
+    public var parameters: [PlanParameter]
+}
+
+/// Collects bound parameters while SQL text is written; equal parameters share one placeholder.
+struct SQLBuilder {
+    var parameters: [PlanParameter] = []
+
+    mutating func bind(_ parameter: PlanParameter) -> String {
+        if let index = parameters.firstIndex(of: parameter) { return "$\(index + 1)" }
+        parameters.append(parameter)
+        return "$\(parameters.count)"
+    }
+
+    func statement(_ sql: String) -> PlannedStatement {
+        PlannedStatement(sql: sql, parameters: parameters)
+    }
+}
+
+/// A join path written as FROM items and join conditions, starting from an alias already in scope.
+struct SQLPath {
+    /// `"shop"."order" AS r1, ...` (may be empty when the last alias is bound outside).
+    var items: [String] = []
+    /// `r1."customer_id" = s."id"`, ...
+    var joins: [String] = []
+    /// The alias of the path's last table.
+    var last: String
+
+    /// `path` from `start`; the hops' tables get aliases `prefix1`, `prefix2`, ...; `lastAlias` names the last
+    /// table, which gets no FROM item when it is `bound` (already in scope).
+    init(_ path: [JoinHop], from start: String, prefix: String, lastAlias: String? = nil, bound: Bool = true) {
+        var previous = start
+        last = start
+        for (index, hop) in path.enumerated() {
+            let isLast = index == path.count - 1
+            let alias = isLast ? (lastAlias ?? "\(prefix)\(index + 1)") : "\(prefix)\(index + 1)"
+            if !(isLast && lastAlias != nil && bound) { items.append("\(SQLText.table(hop.to)) AS \(alias)") }
+            for (to, from) in zip(hop.toColumns, hop.fromColumns) {
+                joins.append("\(alias).\(SQLText.identifier(to.name)) = \(previous).\(SQLText.identifier(from.name))")
+            }
+            previous = alias
+            last = alias
+        }
+    }
+
+    var from: String { items.joined(separator: ", ") }
+
+    func conditions(and extra: [String]) -> String {
+        let all = joins + extra
+        return all.isEmpty ? "true" : all.joined(separator: " AND ")
+    }
+}
+
+/// Quoting and checks for SQL text.
+public enum SQLText {
+    /// `"name"` with `"` doubled, as `PQescapeIdentifier` writes it (names are checked by ``checkIdentifier(_:)``).
+    public static func identifier(_ name: String) -> String {
+        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    /// `"schema"."table"`.
+    public static func table(_ name: QualifiedName) -> String {
+        (name.schema.map { identifier($0) + "." } ?? "") + identifier(name.name)
+    }
+
+    /// A string literal (`'it''s'`), for column names used as JSON keys; never for values.
+    static func literal(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
+    }
+
+    static func checkIdentifier(_ name: String) throws(PlanError) {
+        guard !name.isEmpty, !name.utf8.contains(0), name.utf8.count <= 63 else {
+            throw PlanError("\(name.debugDescription) cannot be used as an identifier (empty, NUL, or over 63 bytes)")
+        }
+    }
+
+    /// Type names as `format_type` prints them: letters, digits, `_`, spaces, parentheses, dots, commas,
+    /// double quotes and array brackets; nothing that could end a cast.
+    static func checkTypeName(_ type: String) throws(PlanError) {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789_ ().,\"[]")
+        guard !type.isEmpty, type.allSatisfy({ allowed.contains($0) }) else {
+            throw PlanError("the type name \(type.debugDescription) cannot be used in a cast")
+        }
+    }
+
+    /// `[{"column": "value"}, ...]`: values as JSON strings (their PostgreSQL text), nulls as null.
+    static func recordsJSON(column: String, values: [Scalar]) -> String {
+        let objects = values.map { value -> String in
+            "{" + jsonString(column) + ":" + (text(of: value).map(jsonString) ?? "null") + "}"
+        }
+        return "[" + objects.joined(separator: ",") + "]"
+    }
+
+    /// The PostgreSQL input text of a scalar.
+    static func text(of value: Scalar) -> String? {
+        switch value {
+        case .string(let text): text
+        case .integer(let number): String(number)
+        case .decimal(let text): text
+        case .boolean(let flag): flag ? "true" : "false"
+        case .null: nil
+        }
+    }
+
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    out += String(format: "\\u%04x", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,239 @@
+import GallraPolicy
+
+/// The SQL of one data point's step.
+public struct StepPlan: Sendable, Hashable {
+    /// The step's place in ``ResolvedPolicy/steps`` (the apply order).
+    public var index: Int
+    public var step: ResolvedStep
+    /// Rows the subject owns, or the subject row: acts on the batch's subjects and returns `subject, rows`
+    /// (rows per subject key). Nil for rows the subject points to.
+    public var act: PlannedStatement?
+    /// Rows the subject points to: identifies and locks them at batch start, returning `subject, row, shared`
+    /// (`row` identifies the row by its referenced key as a JSON object; `shared` when something outside the
+    /// batch's subjects' data still references it).
+    public var capture: PlannedStatement?
+    /// Rows the subject points to: acts on the captured, unshared rows (`$rows`), returning `row` per row changed.
+    public var actOnRows: PlannedStatement?
+    /// A dry run's count over every due subject: `acted, retained`.
+    public var count: PlannedStatement
+
+    /// Whether the step deletes (else it anonymizes).
+    public var deletes: Bool { step.action == .delete }
+}
+
+extension Planner {
+    /// Every step's SQL, in apply order.
+    public func stepPlans() -> [StepPlan] {
+        resolved.steps.enumerated().map { index, step in
+            switch step.relation {
+            case .subject, .owned:
+                return StepPlan(
+                    index: index, step: step, act: act(step), capture: nil, actOnRows: nil, count: countOwned(step))
+            case .referenced:
+                return StepPlan(
+                    index: index, step: step, act: nil, capture: capture(step), actOnRows: actOnRows(step),
+                    count: countReferenced(step))
+            }
+        }
+    }
+
+    // MARK: - Owned rows and the subject row
+
+    /// `WITH d AS (DELETE|UPDATE ... RETURNING subject) SELECT subject, count(*)`: per-subject row counts only.
+    func act(_ step: ResolvedStep) -> PlannedStatement {
+        var sql = SQLBuilder()
+        let table = SQLText.table(step.table)
+        let modify: String
+        if step.path.isEmpty {
+            let member = member(&sql, .batch, key: key("x"))
+            switch step.action {
+            case .delete:
+                modify = "DELETE FROM \(table) AS x WHERE \(member) RETURNING \(key("x"))::text AS subject"
+            case .anonymize(let columns):
+                let set = assignments(&sql, columns)
+                modify = "UPDATE \(table) AS x SET \(set) WHERE \(member) RETURNING \(key("x"))::text AS subject"
+            }
+        } else {
+            let path = SQLPath(step.path, from: "s", prefix: "j", lastAlias: "x")
+            let using = (["\(subjectTable) AS s"] + path.items).joined(separator: ", ")
+            switch step.action {
+            case .delete:
+                let member = member(&sql, .batch, key: key("s"))
+                modify =
+                    "DELETE FROM \(table) AS x USING \(using) WHERE \(path.conditions(and: [member])) RETURNING \(key("s"))::text AS subject"
+            case .anonymize(let columns):
+                let set = assignments(&sql, columns)
+                let member = member(&sql, .batch, key: key("s"))
+                modify =
+                    "UPDATE \(table) AS x SET \(set) FROM \(using) WHERE \(path.conditions(and: [member])) RETURNING \(key("s"))::text AS subject"
+            }
+        }
+        return sql.statement(
+            "WITH d AS (\(modify))\nSELECT subject, count(*) AS rows FROM d GROUP BY subject")
+    }
+
+    /// A dry run's count of the rows a subject or owned step acts on for every due subject (each row once).
+    func countOwned(_ step: ResolvedStep) -> PlannedStatement {
+        var sql = SQLBuilder()
+        let table = SQLText.table(step.table)
+        let reached = reachedCondition(&sql, step.path, row: "x", set: .due)
+        return sql.statement("SELECT count(*) AS acted, 0::bigint AS retained FROM \(table) AS x WHERE \(reached)")
+    }
+
+    /// Whether row `row` of a path's last table is reached from a subject of `set` along `path`.
+    func reachedCondition(_ sql: inout SQLBuilder, _ path: [JoinHop], row: String, set: SubjectSet) -> String {
+        guard !path.isEmpty else { return member(&sql, set, key: key(row)) }
+        let joined = SQLPath(path, from: "s", prefix: "k", lastAlias: row)
+        let from = (["\(subjectTable) AS s"] + joined.items).joined(separator: ", ")
+        return
+            "EXISTS (SELECT FROM \(from) WHERE \(joined.conditions(and: [member(&sql, set, key: key("s"))])))"
+    }
+
+    // MARK: - Rows the subject points to
+
+    /// The columns identifying a row the subject points to: the referenced key of the path's last (parent) hop.
+    func identityColumns(_ step: ResolvedStep) -> [ColumnName] {
+        step.path.last?.toColumns ?? []
+    }
+
+    /// `jsonb_build_object('id', x."id")::text`.
+    func identity(_ step: ResolvedStep, alias: String) -> String {
+        let pairs = identityColumns(step).map { "\(SQLText.literal($0.name)), \(alias).\(SQLText.identifier($0.name))" }
+        return "jsonb_build_object(\(pairs.joined(separator: ", ")))::text"
+    }
+
+    /// Identifies and locks the rows the batch's subjects point to, with whether each is shared.
+    func capture(_ step: ResolvedStep) -> PlannedStatement {
+        var sql = SQLBuilder()
+        let path = SQLPath(step.path, from: "s", prefix: "j", lastAlias: "x", bound: false)
+        let from = (["\(subjectTable) AS s"] + path.items).joined(separator: ", ")
+        let shared = shared(&sql, step, row: "x", set: .batch)
+        let member = member(&sql, .batch, key: key("s"))
+        let text = """
+            SELECT \(key("s"))::text AS subject, \(identity(step, alias: "x")) AS row, \(shared) AS shared
+            FROM \(from)
+            WHERE \(path.conditions(and: [member]))
+            FOR UPDATE OF x
+            """
+        return sql.statement(text)
+    }
+
+    /// Acts on captured rows by their key (`$rows`, a JSON array of objects), returning each changed row's identity.
+    func actOnRows(_ step: ResolvedStep) -> PlannedStatement {
+        var sql = SQLBuilder()
+        let table = SQLText.table(step.table)
+        let columns = identityColumns(step).map { SQLText.identifier($0.name) }
+        let target =
+            columns.count == 1 ? "x.\(columns[0])" : "(" + columns.map { "x.\($0)" }.joined(separator: ", ") + ")"
+        let modify: String
+        switch step.action {
+        case .delete:
+            modify = "DELETE FROM \(table) AS x"
+        case .anonymize(let anonymizations):
+            modify = "UPDATE \(table) AS x SET \(assignments(&sql, anonymizations))"
+        }
+        let rows = columns.map { "v.\($0)" }.joined(separator: ", ")
+        let text = """
+            WITH d AS (\(modify)
+                WHERE \(target) IN (SELECT \(rows) FROM jsonb_populate_recordset(NULL::\(table), \(sql.bind(.rows))::jsonb) AS v)
+                RETURNING \(identity(step, alias: "x")) AS row)
+            SELECT row FROM d
+            """
+        return sql.statement(text)
+    }
+
+    /// A dry run's count of the rows every due subject points to: `acted` (not shared) and `retained` (shared).
+    func countReferenced(_ step: ResolvedStep) -> PlannedStatement {
+        var sql = SQLBuilder()
+        let table = SQLText.table(step.table)
+        let shared = shared(&sql, step, row: "x", set: .due)
+        let reached = reachedCondition(&sql, step.path, row: "x", set: .due)
+        let text = """
+            SELECT count(*) FILTER (WHERE NOT c.shared) AS acted, count(*) FILTER (WHERE c.shared) AS retained
+            FROM (SELECT \(shared) AS shared FROM \(table) AS x WHERE \(reached)) AS c
+            """
+        return sql.statement(text)
+    }
+
+    /// Whether row `row` of a referenced step's table is still referenced, through one of the foreign keys
+    /// referencing the table, by a row that is not the data of a subject of `set`:
+    /// - a subject-table row of a subject outside the set;
+    /// - a row of a table an owned or subject step of this policy acts on, not reached from a subject of the
+    ///   set along that step's path (for a delete: only steps that delete the row or null the reference count,
+    ///   since any other row keeps referencing it);
+    /// - any row of any other table (a store).
+    func shared(_ sql: inout SQLBuilder, _ step: ResolvedStep, row: String, set: SubjectSet) -> String {
+        guard !step.referencedBy.isEmpty else { return "false" }
+        let parts = step.referencedBy.enumerated().map { number, reference -> String in
+            let other = "o\(number + 1)"
+            let joins = zip(reference.columns, reference.referencedColumns).map {
+                "\(other).\(SQLText.identifier($0.name)) = \(row).\(SQLText.identifier($1.name))"
+            }
+            var belongs: [String] = []
+            let owners = resolved.steps.filter { candidate in
+                candidate.relation != .referenced && candidate.table == reference.table
+                    && keepsNoReference(candidate, reference: reference, target: step)
+            }
+            for owner in owners {
+                belongs.append(reachedCondition(&sql, owner.path, row: other, set: set))
+            }
+            if reference.table == resolved.subject.table, step.action != .delete,
+                !owners.contains(where: { $0.relation == .subject })
+            {
+                belongs.append(member(&sql, set, key: key(other)))
+            }
+            let outside = belongs.isEmpty ? "" : " AND NOT (" + belongs.joined(separator: " OR ") + ")"
+            return
+                "EXISTS (SELECT FROM \(SQLText.table(reference.table)) AS \(other) WHERE \(joins.joined(separator: " AND "))\(outside))"
+        }
+        return "(" + parts.joined(separator: " OR ") + ")"
+    }
+
+    /// Whether a row `owner` acts on stops sharing a row of `target` once the batch is done: always for an
+    /// anonymize of the target; for a delete, only when `owner` deletes the row or nulls the reference.
+    func keepsNoReference(_ owner: ResolvedStep, reference: ForeignKeyReference, target: ResolvedStep) -> Bool {
+        guard target.action == .delete else { return true }
+        switch owner.action {
+        case .delete: return true
+        case .anonymize(let columns):
+            let nulled = Set(columns.filter { $0.strategy == .null }.map(\.column))
+            return reference.columns.allSatisfy { nulled.contains($0) }
+        }
+    }
+
+    // MARK: - Anonymization
+
+    /// `"email" = <expression>, ...` for the target alias `x`.
+    func assignments(_ sql: inout SQLBuilder, _ columns: [ResolvedAnonymization]) -> String {
+        columns.map { "\(SQLText.identifier($0.column.name)) = \(strategyExpression(&sql, $0))" }
+            .joined(separator: ", ")
+    }
+
+    /// The new value of one column of row `x`.
+    ///
+    /// `hash` and `fake_email` use `$salt`, a per-policy secret the executor derives from the audit key
+    /// (HMAC(audit key, "hash:" + policy)): salted SHA-256 computed by the server, without pgcrypto, so the
+    /// audit key itself never leaves gallra. The result is a keyed pseudonym, not anonymization.
+    func strategyExpression(_ sql: inout SQLBuilder, _ column: ResolvedAnonymization) -> String {
+        let name = "x.\(SQLText.identifier(column.column.name))"
+        let type = column.type
+        switch column.strategy {
+        case .null:
+            return "NULL"
+        case .redact, .set:
+            let value = column.value.flatMap { SQLText.text(of: $0) }
+            return "\(sql.bind(.text(value)))::text::\(type)"
+        case .hash:
+            if type == "bytea" {
+                return "sha256(convert_to(\(sql.bind(.salt)), 'UTF8') || \(name))"
+            }
+            return "encode(sha256(convert_to(\(sql.bind(.salt)) || \(name)::text, 'UTF8')), 'hex')::\(type)"
+        case .fakeEmail:
+            // Unique per row: the hash covers the whole old row (its key included); 5 + 19 + 16 = 40 characters.
+            return
+                "(CASE WHEN \(name) IS NULL THEN NULL ELSE 'anon-' || substr(encode(sha256(convert_to(\(sql.bind(.salt)) || x::text, 'UTF8')), 'hex'), 1, 19) || '@example.invalid' END)::\(type)"
+        case .truncate(let unit):
+            return "date_trunc('\(unit.rawValue)', \(name))::\(type)"
+        }
+    }
+}

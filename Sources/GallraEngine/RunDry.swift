@@ -1,0 +1,83 @@
+import Foundation
+import GallraPolicy
+import GallraPostgres
+
+extension Engine {
+    /// A dry run: one `READ ONLY` transaction at `REPEATABLE READ`, so it cannot write and every count reads
+    /// the same snapshot. Counts are set-based over every due subject at the instant (no batches).
+    ///
+    /// The numbers equal what a live run at the same instant then does for subjects and for rows deleted or
+    /// anonymized. Retained rows can differ: a live batch treats a shared row as shared while its other users
+    /// are outside the batch, even when they expire in a later batch of the same run (the row is then retained
+    /// in one batch and acted on in a later one), where a dry run judges against all due subjects at once.
+    func dryRun(_ policies: [RunPolicy], options: RunOptions) async throws -> RunReport {
+        try await Schema.requireCurrent(on: connection)
+        let given = options.asOf.map(PostgresTimestamp.init)
+        let (asOf, reports) = try await connection.transaction(isolation: .repeatableRead, readOnly: true) {
+            connection in
+            let asOf: PostgresTimestamp
+            if let given {
+                asOf = given
+            } else {
+                let row = try await connection.query("SELECT now() AS now").first
+                guard let row else { throw PostgresError(.decoding, "SELECT now() returned no row") }
+                asOf = try row.decode("now", as: PostgresTimestamp.self)
+            }
+            var reports: [PolicyRunReport] = []
+            for policy in policies {
+                var report = PolicyRunReport(
+                    name: policy.resolved.name.rawValue, version: policy.version, state: policy.state)
+                do {
+                    try await connection.execute("SAVEPOINT gallra_policy")
+                    try await Self.dryPolicy(policy, options: options, asOf: asOf, into: &report, on: connection)
+                    try await connection.execute("RELEASE SAVEPOINT gallra_policy")
+                } catch {
+                    if Task.isCancelled { throw error }
+                    report.failure = Self.describe(error)
+                    try await connection.execute("ROLLBACK TO SAVEPOINT gallra_policy")
+                }
+                reports.append(report)
+            }
+            return (asOf, reports)
+        }
+        return RunReport(
+            runID: UUID().uuidString.lowercased(), mode: .dry, asOf: Self.iso8601(asOf), trigger: options.trigger,
+            outcome: Self.outcome(reports), policies: reports, auditHead: nil)
+    }
+
+    static func dryPolicy(
+        _ policy: RunPolicy, options: RunOptions, asOf: PostgresTimestamp, into report: inout PolicyRunReport,
+        on connection: isolated PostgresConnection
+    ) async throws {
+        let planner = try Planner(policy.resolved)
+        let limits = policy.resolved.policy.limits
+        var bindings = Bindings(asOf: asOf, policyName: policy.resolved.name.rawValue)
+        let counts = planner.countSubjects()
+        let row = try await connection.query(counts.sql, values(counts, bindings)).first
+        report.expiring = try row?.decode("expiring", as: Int.self) ?? 0
+        report.exempted = try row?.decode("exempted", as: Int.self) ?? 0
+        let refusal = try await LivePolicyRun.guardRefusal(
+            planner: planner, expiring: report.expiring, limits: limits, on: connection)
+        if !options.allowLarge { report.refused = refusal }
+        let cap = options.allowLarge ? Int.max : limits.maxSubjectsPerRun
+        report.processed = report.refused == nil ? min(report.expiring, cap) : 0
+        report.batches = (report.processed + limits.batchSize - 1) / max(1, limits.batchSize)
+        for plan in planner.stepPlans() {
+            let result = try await connection.query(plan.count.sql, values(plan.count, bindings)).first
+            report.steps.append(
+                StepCounts(
+                    dataPoint: plan.step.dataPoint, table: plan.step.table.description,
+                    action: plan.deletes ? "delete" : "anonymize",
+                    rows: try result?.decode("acted", as: Int.self) ?? 0,
+                    retained: try result?.decode("retained", as: Int.self) ?? 0))
+        }
+        report.tables = LivePolicyRun.tables(report.steps)
+        if options.showKeys > 0 {
+            bindings.limit = options.showKeys
+            let first = planner.firstKeys()
+            report.keys = try await connection.query(first.sql, values(first, bindings)).map {
+                try $0.decode("key", as: String.self)
+            }
+        }
+    }
+}

@@ -1,0 +1,501 @@
+import Foundation
+import GallraPolicy
+import GallraPostgres
+import Logging
+import Synchronization
+
+/// Runs policies: live (batched, audited deletes and anonymizations) or dry (one read-only transaction that
+/// counts what a live run at the same instant would do).
+///
+/// A live batch is one transaction: pick up to `batch_size` due subjects `FOR UPDATE SKIP LOCKED` in key
+/// order, identify and lock the rows they point to, run every step on exactly those subjects, append one
+/// audit block, remember processed subjects whose row remains, commit. Rows never travel through gallra:
+/// statements return per-subject counts, and for rows the subject points to their keys.
+public struct Engine: Sendable {
+    /// The session-level advisory lock held by the one live runner of a database.
+    public static let runnerLockKey: Int64 = 0x6761_6C6C_7261_0002
+
+    let connection: PostgresConnection
+    let auditKey: AuditKey?
+    let logger: Logger
+
+    /// An engine on `connection`; live runs need `auditKey` (dry runs work without).
+    public init(connection: PostgresConnection, auditKey: AuditKey?, logger: Logger = Logger(label: "gallra.engine")) {
+        self.connection = connection
+        self.auditKey = auditKey
+        self.logger = logger
+    }
+
+    // MARK: - The runner lock
+
+    /// Waits for the runner lock (session level: held until released or the connection closes).
+    public static func acquireRunnerLock(on connection: PostgresConnection) async throws {
+        try await connection.execute("SELECT pg_advisory_lock($1)", [.int64(runnerLockKey)])
+    }
+
+    /// Takes the runner lock if no other session holds it.
+    public static func tryAcquireRunnerLock(on connection: PostgresConnection) async throws -> Bool {
+        let result = try await connection.query("SELECT pg_try_advisory_lock($1) AS locked", [.int64(runnerLockKey)])
+        return try result.first?.decode("locked", as: Bool.self) ?? false
+    }
+
+    /// Releases the runner lock.
+    public static func releaseRunnerLock(on connection: PostgresConnection) async throws {
+        try await connection.execute("SELECT pg_advisory_unlock($1)", [.int64(runnerLockKey)])
+    }
+
+    // MARK: - Running
+
+    /// Runs `policies` in order. A failing policy is recorded and the others go on; cancellation stops the run
+    /// between batches (a batch in flight rolls back) with outcome `interrupted`.
+    public func run(
+        _ policies: [RunPolicy], options: RunOptions, progress: @escaping @Sendable (RunProgress) -> Void = { _ in }
+    ) async throws -> RunReport {
+        switch options.mode {
+        case .dry: return try await dryRun(policies, options: options)
+        case .live: return try await liveRun(policies, options: options, progress: progress)
+        }
+    }
+
+    func liveRun(
+        _ policies: [RunPolicy], options: RunOptions, progress: @escaping @Sendable (RunProgress) -> Void
+    ) async throws -> RunReport {
+        guard let auditKey else {
+            throw RunError(
+                "live runs need the audit key (audit.key_file in the configuration, or the credential audit-key) to write the audit trail; dry runs work without it"
+            )
+        }
+        try await Schema.requireCurrent(on: connection)
+        let asOf = try await instant(options.asOf)
+        let runID = UUID().uuidString.lowercased()
+        try await connection.execute(
+            """
+            INSERT INTO gallra.run (id, mode, trigger, as_of, host, pid, gallra_version)
+            VALUES ($1::uuid, 'live', $2, $3, $4, $5, $6)
+            """,
+            [
+                .text(runID), .text(options.trigger), .timestamptz(asOf), .text(ProcessInfo.processInfo.hostName),
+                .int32(ProcessInfo.processInfo.processIdentifier), options.gallraVersion.map { .text($0) } ?? .null,
+            ])
+        var logger = logger
+        logger[metadataKey: "run.id"] = "\(runID)"
+        var reports: [PolicyRunReport] = []
+        var interrupted = false
+        for policy in policies {
+            var report = PolicyRunReport(
+                name: policy.resolved.name.rawValue, version: policy.version, state: policy.state)
+            guard policy.state == .active else {
+                report.skipped = "the policy is \(policy.state.rawValue): live runs act only on active policies"
+                reports.append(report)
+                continue
+            }
+            if interrupted || Task.isCancelled {
+                interrupted = true
+                report.skipped = "the run was interrupted before this policy"
+                reports.append(report)
+                continue
+            }
+            let live = LivePolicyRun(
+                engine: self, policy: policy, options: options, asOf: asOf, runID: runID, auditKey: auditKey,
+                logger: logger, progress: progress)
+            do {
+                try await live.run(&report)
+            } catch {
+                if Task.isCancelled || error is CancellationError {
+                    interrupted = true
+                } else {
+                    report.failure = Self.describe(error)
+                    logger.error(
+                        "policy failed: \(report.failure ?? "")", metadata: ["policy": "\(report.name)"])
+                }
+            }
+            reports.append(report)
+        }
+        let outcome = interrupted ? .interrupted : Self.outcome(reports)
+        // The closing update runs even when the task was cancelled (a detached task is not).
+        let connection = self.connection
+        let counts = try Self.countsJSON(reports)
+        let head = try await Task.detached { () async throws -> RunReport.AuditHead? in
+            try await connection.execute(
+                "UPDATE gallra.run SET finished_at = clock_timestamp(), outcome = $2, counts = $3 WHERE id = $1::uuid",
+                [.text(runID), .text(outcome.rawValue), .jsonb(counts)])
+            let row = try await connection.query("SELECT sequence, hash FROM gallra.audit_head").first
+            return try row.map {
+                RunReport.AuditHead(
+                    sequence: try $0.decode("sequence", as: Int64.self), hash: try $0.decode("hash", as: String.self))
+            }
+        }.value
+        logger.notice(
+            "run finished: \(outcome.rawValue); audit head \(head.map { "\($0.sequence) \($0.hash)" } ?? "none")",
+            metadata: ["audit.sequence": "\(head?.sequence ?? 0)", "audit.hash": "\(head?.hash ?? "")"])
+        return RunReport(
+            runID: runID, mode: .live, asOf: Self.iso8601(asOf), trigger: options.trigger, outcome: outcome,
+            policies: reports, auditHead: head)
+    }
+
+    /// The run's instant: the given one, or the server's `now()`.
+    func instant(_ given: Date?) async throws -> PostgresTimestamp {
+        if let given { return PostgresTimestamp(given) }
+        let row = try await connection.query("SELECT now() AS now").first
+        guard let row else { throw PostgresError(.decoding, "SELECT now() returned no row") }
+        return try row.decode("now", as: PostgresTimestamp.self)
+    }
+
+    static func outcome(_ reports: [PolicyRunReport]) -> RunReport.Outcome {
+        if reports.contains(where: { $0.failure != nil }) { return .failed }
+        if reports.contains(where: { $0.refused != nil }) { return .refused }
+        if reports.contains(where: { !$0.skippedBatches.isEmpty }) { return .partial }
+        return .done
+    }
+
+    static func countsJSON(_ reports: [PolicyRunReport]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return String(decoding: try encoder.encode(reports), as: UTF8.self)
+    }
+
+    static func iso8601(_ timestamp: PostgresTimestamp) -> String {
+        guard let date = timestamp.date else { return timestamp.description }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
+    /// An error's text for reports and logs: generic (``PostgresError`` never includes row values).
+    static func describe(_ error: any Error) -> String {
+        String(describing: error)
+    }
+
+    /// Errors that concern one batch (lock conflicts, timeouts, serialization failures, deadlocks, and
+    /// constraint or trigger errors raised by the batch's rows): retried, then the batch is skipped. Anything
+    /// else (a missing table, a privilege, a lost connection) fails the policy.
+    static func isBatchError(_ error: any Error) -> Bool {
+        guard let error = error as? PostgresError, error.code != .cancelled else { return false }
+        if error.isRetryable || error.isQueryCanceled { return true }
+        guard error.code == .server || error.code == .transactionRolledBack, let state = error.sqlState else {
+            return false
+        }
+        return state.hasPrefix("23") || state.hasPrefix("22") || state.hasPrefix("P0") || state.hasPrefix("40")
+    }
+
+    // MARK: - Binding
+
+    /// Runtime values of one statement.
+    struct Bindings {
+        var asOf: PostgresTimestamp
+        var policyName: String
+        var keys: String = "[]"
+        var afterKey: String?
+        var limit: Int = 0
+        var salt: String = ""
+        var rows: String = "[]"
+    }
+
+    static func values(_ statement: PlannedStatement, _ bindings: Bindings) -> [PostgresValue] {
+        statement.parameters.map { parameter in
+            switch parameter {
+            case .asOf: .timestamptz(bindings.asOf)
+            case .keys: .jsonb(bindings.keys)
+            case .afterKey: bindings.afterKey.map { .text($0) } ?? .null
+            case .limit: .int64(Int64(bindings.limit))
+            case .salt: .text(bindings.salt)
+            case .policyName: .text(bindings.policyName)
+            case .rows: .jsonb(bindings.rows)
+            case .interval(let text): .interval(text)
+            case .json(let text): .jsonb(text)
+            case .text(let text): text.map { .text($0) } ?? .null
+            }
+        }
+    }
+
+    /// A JSON array of strings.
+    static func jsonArray(_ texts: [String]) -> String {
+        "[" + texts.map(SQLText.jsonString).joined(separator: ",") + "]"
+    }
+}
+
+/// The batch's picked keys, kept outside the transaction so that a skipped batch's range is known.
+final class PickedKeys: Sendable {
+    private let keys = Mutex<[String]>([])
+
+    func set(_ value: [String]) { keys.withLock { $0 = value } }
+    var value: [String] { keys.withLock { $0 } }
+}
+
+/// What one committed batch did.
+struct BatchOutcome: Sendable {
+    /// Keys picked (and locked), in key order; empty when no due subject is left.
+    var picked: [String]
+    /// Subjects processed (still due once locked).
+    var subjects: Int
+    /// Per step: rows acted on, rows retained.
+    var steps: [(rows: Int, retained: Int)]
+}
+
+/// One policy of a live run.
+struct LivePolicyRun: Sendable {
+    let engine: Engine
+    let policy: RunPolicy
+    let options: RunOptions
+    let asOf: PostgresTimestamp
+    let runID: String
+    let auditKey: AuditKey
+    let logger: Logger
+    let progress: @Sendable (RunProgress) -> Void
+
+    var name: String { policy.resolved.name.rawValue }
+
+    func run(_ report: inout PolicyRunReport) async throws {
+        let planner = try Planner(policy.resolved)
+        let plans = planner.stepPlans()
+        let connection = engine.connection
+        let limits = policy.resolved.policy.limits
+        var bindings = Engine.Bindings(asOf: asOf, policyName: name)
+        bindings.salt = Digest.hex(Digest.hmacSHA256(key: auditKey.bytes, message: Array("hash:\(name)".utf8)))
+
+        let counts = planner.countSubjects()
+        let row = try await connection.query(counts.sql, Engine.values(counts, bindings)).first
+        report.expiring = try row?.decode("expiring", as: Int.self) ?? 0
+        report.exempted = try row?.decode("exempted", as: Int.self) ?? 0
+        report.steps = plans.map {
+            StepCounts(
+                dataPoint: $0.step.dataPoint, table: $0.step.table.description,
+                action: $0.deletes ? "delete" : "anonymize", rows: 0, retained: 0)
+        }
+        defer { report.tables = Self.tables(report.steps) }
+        if let refusal = try await Self.guardRefusal(
+            planner: planner, expiring: report.expiring, limits: limits, on: connection)
+        {
+            if options.allowLarge {
+                logger.warning(
+                    "guard overridden with --allow-large: \(refusal)", metadata: ["policy": "\(name)"])
+            } else {
+                report.refused = refusal
+                logger.critical("policy refused: \(refusal)", metadata: ["policy": "\(name)"])
+                return
+            }
+        }
+
+        let cap = options.allowLarge ? Int.max : limits.maxSubjectsPerRun
+        let total = min(report.expiring, cap)
+        let started = ContinuousClock.now
+        var rowsDone = 0
+        var last: String?
+        var number = 0
+        while report.processed < cap {
+            try Task.checkCancellation()
+            number += 1
+            let limit = min(limits.batchSize, cap - report.processed)
+            let picked = PickedKeys()
+            var attempt = 0
+            var outcome: BatchOutcome?
+            while outcome == nil {
+                attempt += 1
+                do {
+                    var batch = bindings
+                    batch.afterKey = last
+                    batch.limit = limit
+                    let frozen = batch
+                    outcome = try await connection.transaction { connection in
+                        try await self.batch(
+                            planner: planner, plans: plans, bindings: frozen, picked: picked, on: connection)
+                    }
+                } catch {
+                    if Task.isCancelled { throw CancellationError() }
+                    guard Engine.isBatchError(error) else { throw error }
+                    if attempt < options.maxAttempts {
+                        try await Task.sleep(for: backoff(attempt))
+                        continue
+                    }
+                    let keys = picked.value
+                    guard let lastKey = keys.last else { throw error }
+                    let postgres = error as? PostgresError
+                    report.skippedBatches.append(
+                        BatchFailure(
+                            batch: number, subjects: keys.count, attempts: attempt, error: Engine.describe(error),
+                            sqlState: postgres?.sqlState))
+                    logger.error(
+                        "batch \(number) skipped after \(attempt) attempts: \(Engine.describe(error))",
+                        metadata: ["policy": "\(name)"])
+                    last = lastKey
+                    break
+                }
+            }
+            guard let outcome else { continue }
+            guard let lastKey = outcome.picked.last else { break }
+            last = lastKey
+            report.batches += outcome.subjects > 0 ? 1 : 0
+            report.processed += outcome.subjects
+            for (index, counts) in outcome.steps.enumerated() {
+                report.steps[index].rows += counts.rows
+                report.steps[index].retained += counts.retained
+                rowsDone += counts.rows
+            }
+            let elapsed = ContinuousClock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let remaining =
+                report.processed > 0
+                ? elapsed * (Double(max(0, total - report.processed)) / Double(report.processed)) : nil
+            progress(
+                RunProgress(
+                    policy: name, subjectsDone: report.processed, subjectsTotal: total,
+                    rowsPerSecond: seconds > 0 ? Double(rowsDone) / seconds : 0, estimatedRemaining: remaining))
+            if limits.pauseBetweenBatches > .zero { try await Task.sleep(for: limits.pauseBetweenBatches) }
+        }
+    }
+
+    /// Exponential backoff with up to 50 % jitter.
+    func backoff(_ attempt: Int) -> Duration {
+        let base = options.retryBackoff * (1 << min(attempt - 1, 10))
+        return base + base * Double.random(in: 0..<0.5)
+    }
+
+    /// The guard's verdict: nil when the policy is within its limits.
+    static func guardRefusal(
+        planner: Planner, expiring: Int, limits: Limits, on connection: PostgresConnection
+    ) async throws -> GuardRefusal? {
+        let estimate = planner.resolved.subject.estimatedRows
+        var rows = Int(max(estimate, 0))
+        if estimate < 100_000 {
+            let count = planner.countTable()
+            rows = try await connection.query(count.sql).first?.decode("rows", as: Int.self) ?? 0
+        }
+        let fraction = Double(expiring) > limits.maxFraction * Double(rows)
+        guard expiring > limits.maxSubjectsPerRun || (expiring > 0 && fraction) else { return nil }
+        return GuardRefusal(
+            expiring: expiring, tableRows: rows, maxSubjectsPerRun: limits.maxSubjectsPerRun,
+            maxFraction: limits.maxFraction)
+    }
+
+    /// Rows per table and action from the steps' counts.
+    static func tables(_ steps: [StepCounts]) -> [TableCounts] {
+        var tables: [String: TableCounts] = [:]
+        var order: [String] = []
+        for step in steps {
+            if tables[step.table] == nil {
+                order.append(step.table)
+                tables[step.table] = TableCounts(table: step.table, deleted: 0, anonymized: 0, retained: 0)
+            }
+            if step.action == "delete" {
+                tables[step.table]?.deleted += step.rows
+            } else {
+                tables[step.table]?.anonymized += step.rows
+            }
+            tables[step.table]?.retained += step.retained
+        }
+        return order.compactMap { tables[$0] }
+    }
+
+    /// One batch, inside its transaction.
+    func batch(
+        planner: Planner, plans: [StepPlan], bindings: Engine.Bindings, picked: PickedKeys,
+        on connection: isolated PostgresConnection
+    ) async throws -> BatchOutcome {
+        try await connection.execute(
+            "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)",
+            [.text(Self.milliseconds(options.statementTimeout)), .text(Self.milliseconds(options.lockTimeout))])
+        var bindings = bindings
+        let pick = planner.pickBatch(afterKey: bindings.afterKey != nil)
+        let keys = try await connection.query(pick.sql, Engine.values(pick, bindings)).map {
+            try $0.decode("key", as: String.self)
+        }
+        picked.set(keys)
+        guard !keys.isEmpty else { return BatchOutcome(picked: [], subjects: 0, steps: []) }
+        bindings.keys = Engine.jsonArray(keys)
+        let confirm = planner.confirmBatch()
+        let subjects = try await connection.query(confirm.sql, Engine.values(confirm, bindings)).map {
+            try $0.decode("key", as: String.self)
+        }
+        guard !subjects.isEmpty else {
+            return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, 0) })
+        }
+        bindings.keys = Engine.jsonArray(subjects)
+
+        // Rows the subjects point to: identified and locked before any step breaks the path to them.
+        var captured: [Int: [(subject: String, row: String, shared: Bool)]] = [:]
+        for plan in plans {
+            guard let capture = plan.capture else { continue }
+            captured[plan.index] = try await connection.query(capture.sql, Engine.values(capture, bindings)).map {
+                (
+                    try $0.decode("subject", as: String.self), try $0.decode("row", as: String.self),
+                    try $0.decode("shared", as: Bool.self)
+                )
+            }
+        }
+
+        var perSubject: [String: [AuditCountKey: Int]] = [:]
+        var stepCounts: [(rows: Int, retained: Int)] = []
+        for plan in plans {
+            let table = plan.step.table.description
+            let action: AuditCount.Action = plan.deletes ? .deleted : .anonymized
+            if let act = plan.act {
+                var rows = 0
+                for row in try await connection.query(act.sql, Engine.values(act, bindings)) {
+                    let subject = try row.decode("subject", as: String.self)
+                    let count = try row.decode("rows", as: Int.self)
+                    perSubject[subject, default: [:]][AuditCountKey(table: table, action: action), default: 0] += count
+                    rows += count
+                }
+                stepCounts.append((rows, 0))
+            } else if let actOnRows = plan.actOnRows {
+                let pairs = captured[plan.index] ?? []
+                let shared = Set(pairs.filter(\.shared).map(\.row))
+                let candidates = Array(Set(pairs.map(\.row)).subtracting(shared)).sorted()
+                var acted: Set<String> = []
+                if !candidates.isEmpty {
+                    var rowBindings = bindings
+                    rowBindings.rows = "[" + candidates.joined(separator: ",") + "]"
+                    acted = Set(
+                        try await connection.query(actOnRows.sql, Engine.values(actOnRows, rowBindings)).map {
+                            try $0.decode("row", as: String.self)
+                        })
+                }
+                var seen: Set<[String]> = []
+                for pair in pairs where seen.insert([pair.subject, pair.row]).inserted {
+                    if acted.contains(pair.row) {
+                        perSubject[pair.subject, default: [:]][
+                            AuditCountKey(table: table, action: action), default: 0] +=
+                            1
+                    } else if shared.contains(pair.row) {
+                        perSubject[pair.subject, default: [:]][
+                            AuditCountKey(table: table, action: .retained), default: 0] += 1
+                    }
+                }
+                stepCounts.append((acted.count, shared.count))
+            }
+        }
+
+        let digester = auditKey.digester
+        let subjectTable = policy.resolved.subject.table.description
+        let records = subjects.map { subject in
+            AuditRecord(
+                subjectDigest: digester.digest(table: subjectTable, key: subject),
+                counts: (perSubject[subject] ?? [:]).map {
+                    AuditCount(table: $0.key.table, action: $0.key.action, rows: $0.value)
+                })
+        }
+        try await AuditTrail.append(
+            records: records, run: runID, policy: name, policyVersion: policy.version, on: connection)
+        if !planner.deletesSubjectRow {
+            try await connection.execute(
+                """
+                INSERT INTO gallra.processed (policy, subject_key, run)
+                SELECT $1, k, $2::uuid FROM jsonb_array_elements_text($3::jsonb) AS k
+                """,
+                [.text(name), .text(runID), .jsonb(bindings.keys)])
+        }
+        return BatchOutcome(picked: keys, subjects: subjects.count, steps: stepCounts)
+    }
+
+    static func milliseconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        return "\(seconds * 1000 + attoseconds / 1_000_000_000_000_000)ms"
+    }
+}
+
+/// A table and action of a subject's audit counts.
+struct AuditCountKey: Hashable {
+    var table: String
+    var action: AuditCount.Action
+}

@@ -1,0 +1,211 @@
+import Foundation
+import GallraPolicy
+
+/// A policy to run: its resolved plan, the stored version applied, and its state.
+public struct RunPolicy: Sendable {
+    public var resolved: ResolvedPolicy
+    /// The version in `gallra.policy` (recorded in the audit trail).
+    public var version: Int
+    /// Live runs act only on active policies; dry runs include drafts (marked in the report).
+    public var state: Policy.State
+
+    public init(resolved: ResolvedPolicy, version: Int, state: Policy.State) {
+        self.resolved = resolved
+        self.version = version
+        self.state = state
+    }
+}
+
+/// How to run.
+public struct RunOptions: Sendable {
+    /// Live (batched deletes and anonymizations, audited) or dry (one read-only transaction that counts).
+    public enum Mode: String, Sendable, Hashable, Codable {
+        case live
+        case dry
+    }
+
+    public var mode: Mode
+    /// The instant expiry is evaluated at; nil: the server's `now()`, read once at the start.
+    public var asOf: Date?
+    /// Overrides the blast-radius guard (`--allow-large`).
+    public var allowLarge: Bool
+    /// What started the run: `schedule`, `manual`, `signal`, `notify`, `erase`.
+    public var trigger: String
+    /// `statement_timeout` of each statement of a batch.
+    public var statementTimeout: Duration
+    /// `lock_timeout` of each statement of a batch: a lock conflict retries the batch later.
+    public var lockTimeout: Duration
+    /// Attempts per batch before it is skipped.
+    public var maxAttempts: Int
+    /// Dry runs: list up to this many due subject keys per policy (0: none).
+    public var showKeys: Int
+    /// The first backoff after a failed attempt (doubled each attempt, with jitter).
+    public var retryBackoff: Duration
+    /// The gallra version, recorded in `gallra.run`.
+    public var gallraVersion: String?
+
+    public init(
+        mode: Mode, asOf: Date? = nil, allowLarge: Bool = false, trigger: String = "manual",
+        statementTimeout: Duration = .seconds(60), lockTimeout: Duration = .seconds(2), maxAttempts: Int = 4,
+        showKeys: Int = 0, retryBackoff: Duration = .milliseconds(200), gallraVersion: String? = nil
+    ) {
+        self.mode = mode
+        self.asOf = asOf
+        self.allowLarge = allowLarge
+        self.trigger = trigger
+        self.statementTimeout = statementTimeout
+        self.lockTimeout = lockTimeout
+        self.maxAttempts = max(1, maxAttempts)
+        self.showKeys = showKeys
+        self.retryBackoff = retryBackoff
+        self.gallraVersion = gallraVersion
+    }
+}
+
+/// Progress after each batch, for `STATUS=` and a terminal's progress line.
+public struct RunProgress: Sendable, Hashable {
+    public var policy: String
+    public var subjectsDone: Int
+    public var subjectsTotal: Int
+    /// Rows deleted or anonymized per second so far in this policy.
+    public var rowsPerSecond: Double
+    /// The estimated time left for this policy, nil before the first batch.
+    public var estimatedRemaining: Duration?
+}
+
+/// What a run did (live) or would do (dry). Holds counts and digests of nothing: no row values, no keys
+/// except a dry run's `--show-keys`.
+public struct RunReport: Sendable, Hashable, Codable {
+    /// How a run ended.
+    public enum Outcome: String, Sendable, Hashable, Codable {
+        /// Every policy ran to the end.
+        case done
+        /// Some batches were skipped (lock conflicts, errors); a later run picks them up.
+        case partial
+        /// The guard refused a policy.
+        case refused
+        /// A policy failed.
+        case failed
+        /// Cancelled (the daemon is stopping); committed batches stay done.
+        case interrupted
+    }
+
+    /// The audit chain's head after the run, to log outside the database.
+    public struct AuditHead: Sendable, Hashable, Codable {
+        public var sequence: Int64
+        public var hash: String
+    }
+
+    /// The run's id (`gallra.run.id`; a dry run's id is not stored).
+    public var runID: String
+    public var mode: RunOptions.Mode
+    /// The instant expiry was evaluated at (ISO 8601, UTC).
+    public var asOf: String
+    public var trigger: String
+    public var outcome: Outcome
+    public var policies: [PolicyRunReport]
+    /// Live runs: the audit head after the last batch.
+    public var auditHead: AuditHead?
+}
+
+/// One policy's part of a run.
+public struct PolicyRunReport: Sendable, Hashable, Codable {
+    public var name: String
+    public var version: Int
+    public var state: Policy.State
+    /// Subjects due at the run's instant (rule holds, not exempted, not processed before).
+    public var expiring: Int
+    /// Subjects the rule expires but an exemption keeps.
+    public var exempted: Int
+    /// Live: subjects processed (audited). Dry: the subjects a live run would process (`expiring`, unless refused).
+    public var processed: Int
+    /// Set when the guard refused the policy.
+    public var refused: GuardRefusal?
+    /// Set when the policy failed (the others went on); never holds row values.
+    public var failure: String?
+    /// Set when a live run left the policy out (not active).
+    public var skipped: String?
+    /// Batches skipped after their attempts ran out.
+    public var skippedBatches: [BatchFailure]
+    /// Rows per table and action, summed over the data points.
+    public var tables: [TableCounts]
+    /// Rows per data point, in apply order.
+    public var steps: [StepCounts]
+    /// Live: batches committed. Dry: the batches a live run would take.
+    public var batches: Int
+    /// Dry runs with `showKeys`: the first due subject keys.
+    public var keys: [String]?
+
+    init(name: String, version: Int, state: Policy.State) {
+        self.name = name
+        self.version = version
+        self.state = state
+        expiring = 0
+        exempted = 0
+        processed = 0
+        skippedBatches = []
+        tables = []
+        steps = []
+        batches = 0
+    }
+}
+
+/// Why the blast-radius guard refused a policy, with the numbers and the override.
+public struct GuardRefusal: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var expiring: Int
+    /// The subject table's rows (exact, or the planner's estimate for large tables).
+    public var tableRows: Int
+    public var maxSubjectsPerRun: Int
+    public var maxFraction: Double
+
+    public var description: String {
+        let percent = tableRows > 0 ? Double(expiring) / Double(tableRows) * 100 : 100
+        return
+            "\(expiring) subjects are due (\(String(format: "%.1f", percent)) % of \(tableRows) rows), over the limits max_subjects_per_run \(maxSubjectsPerRun) / max_fraction \(maxFraction); raise the limits in the policy, or run once with --allow-large"
+    }
+}
+
+/// A batch skipped after its attempts: which keys (as a range of the key order, never the keys of a live run)
+/// and why.
+public struct BatchFailure: Sendable, Hashable, Codable {
+    /// The batch's number in the policy's run (1-based).
+    public var batch: Int
+    /// Subjects in the batch.
+    public var subjects: Int
+    public var attempts: Int
+    /// The last error, without row values (``GallraPostgres/PostgresError``'s generic description).
+    public var error: String
+    /// The SQLSTATE, when the server reported one.
+    public var sqlState: String?
+}
+
+/// Rows of one table.
+public struct TableCounts: Sendable, Hashable, Codable {
+    public var table: String
+    public var deleted: Int
+    public var anonymized: Int
+    public var retained: Int
+}
+
+/// Rows of one data point.
+public struct StepCounts: Sendable, Hashable, Codable {
+    /// `data[dataPoint]` in the policy file.
+    public var dataPoint: Int
+    public var table: String
+    public var action: String
+    /// Rows deleted or anonymized.
+    public var rows: Int
+    /// Rows kept because they are shared.
+    public var retained: Int
+}
+
+/// Errors that stop a run before it starts.
+public struct RunError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+
+    init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import GallraPostgres
+import Testing
+
+@testable import GallraEngine
+@testable import GallraPolicy
+
+/// The planner's SQL, without a server: shapes, quoting, and that every value is a bound parameter.
+@Suite("Planner SQL")
+struct PlannerTests {
+    static let customer = QualifiedName(schema: "shop", name: "customer")
+    static let order = QualifiedName(schema: "shop", name: "order")
+    static let address = QualifiedName(schema: "shop", name: "address")
+
+    static func hop(
+        _ from: QualifiedName, _ fromColumn: String, _ to: QualifiedName, _ toColumn: String,
+        _ direction: JoinHop.Direction
+    ) -> JoinHop {
+        JoinHop(
+            from: from, fromColumns: [ColumnName(fromColumn)], to: to, toColumns: [ColumnName(toColumn)],
+            direction: direction, foreignKey: nil, onDelete: nil, via: nil)
+    }
+
+    static func step(
+        _ table: QualifiedName, _ path: [JoinHop], _ relation: ResolvedStep.Relation, _ action: ResolvedStep.Action,
+        referencedBy: [ForeignKeyReference] = []
+    ) -> ResolvedStep {
+        ResolvedStep(
+            dataPoint: 0, location: nil, table: table, isPartitioned: false, path: path, relation: relation,
+            action: action, identifyRowsBefore: nil, referencedBy: referencedBy, notes: [], estimatedRows: -1)
+    }
+
+    static func resolved(
+        exemptions: [ResolvedExemption] = [], steps: [ResolvedStep], rulePath: [JoinHop] = []
+    ) throws -> ResolvedPolicy {
+        let policy = try Policy(parsing: policyYAML("p"))
+        return ResolvedPolicy(
+            policy: policy,
+            subject: ResolvedSubject(
+                table: customer, key: ColumnName("id"), keyType: "bigint", keyCategory: .numeric,
+                isPartitioned: false, estimatedRows: -1),
+            rule: ResolvedRule(
+                kind: .inactiveFor, period: try RetentionPeriod(parsing: "1 year"),
+                table: rulePath.isEmpty ? customer : order,
+                column: ColumnName(rulePath.isEmpty ? "last_seen_at" : "placed_at"),
+                columnType: "timestamp with time zone", path: rulePath, index: nil),
+            exemptions: exemptions, steps: steps)
+    }
+
+    static let orderHop = hop(customer, "id", order, "customer_id", .child)
+    static let addressHop = hop(customer, "address_id", address, "id", .parent)
+
+    @Test func dueSubjectsAreKeysetPickedLockedAndSkipLocked() throws {
+        let planner = try Planner(
+            Self.resolved(
+                exemptions: [
+                    ResolvedExemption(
+                        index: 0, exemption: .column(ColumnName("legal_hold"), .is(.true)), table: Self.customer,
+                        path: [])
+                ],
+                steps: [Self.step(Self.customer, [], .subject, .delete)]))
+        let pick = planner.pickBatch(afterKey: true)
+        #expect(pick.sql.contains(#"s."last_seen_at" < ($1::timestamptz - $2::interval)"#))
+        #expect(pick.sql.contains(#"NOT coalesce((s."legal_hold" IS TRUE), false)"#))
+        #expect(pick.sql.contains(#"AND s."id" > $3::text::bigint"#))
+        #expect(pick.sql.contains(#"ORDER BY s."id""#))
+        #expect(pick.sql.contains("LIMIT $4\nFOR UPDATE OF s SKIP LOCKED"))
+        #expect(pick.parameters == [.asOf, .interval("1 year"), .afterKey, .limit])
+        // A policy that deletes the subject row needs no memory of processed subjects.
+        #expect(!pick.sql.contains("gallra.processed"))
+    }
+
+    @Test func aPolicyKeepingTheSubjectRowExcludesProcessedSubjects() throws {
+        let planner = try Planner(
+            Self.resolved(steps: [Self.step(Self.order, [Self.orderHop], .owned, .delete)]))
+        let count = planner.countSubjects()
+        #expect(
+            count.sql.contains(
+                #"NOT EXISTS (SELECT FROM gallra.processed AS p WHERE p.policy = $3 AND p.subject_key = s."id"::text)"#)
+        )
+        #expect(count.parameters.contains(.policyName))
+    }
+
+    @Test func latestRelatedRowNeedsARowAndNoRecentOrUnknownOne() throws {
+        let planner = try Planner(
+            Self.resolved(steps: [Self.step(Self.customer, [], .subject, .delete)], rulePath: [Self.orderHop]))
+        let sql = planner.countSubjects().sql
+        #expect(
+            sql.contains(
+                #"EXISTS (SELECT FROM "shop"."order" AS r1 WHERE r1."customer_id" = s."id" AND r1."placed_at" < "#))
+        #expect(
+            sql.contains(
+                #"AND NOT EXISTS (SELECT FROM "shop"."order" AS q1 WHERE q1."customer_id" = s."id" AND (q1."placed_at" >= "#
+            ))
+        #expect(sql.contains(#"OR q1."placed_at" IS NULL)"#))
+    }
+
+    @Test func exemptionValuesAreBoundAndTypedThroughTheRowType() throws {
+        let planner = try Planner(
+            Self.resolved(
+                exemptions: [
+                    ResolvedExemption(
+                        index: 0, exemption: .column(ColumnName("country"), .in([.string("SE'; DROP"), .null])),
+                        table: Self.customer, path: []),
+                    ResolvedExemption(
+                        index: 1, exemption: .column(ColumnName("status"), .notIn([.string("closed")])),
+                        table: Self.customer, path: []),
+                ],
+                steps: [Self.step(Self.customer, [], .subject, .delete)]))
+        let count = planner.countSubjects()
+        #expect(!count.sql.contains("DROP"))
+        #expect(count.sql.contains(#"jsonb_populate_recordset(NULL::"shop"."customer", $3::jsonb)"#))
+        #expect(count.sql.contains(#"OR s."country" IS NULL)"#))
+        #expect(count.sql.contains(#"(s."status" IS NOT NULL AND s."status" NOT IN ("#))
+        #expect(count.parameters.contains(.json(#"[{"country":"SE'; DROP"}]"#)))
+    }
+
+    @Test func ownedStepsReturnPerSubjectCountsOnly() throws {
+        let anonymize = ResolvedStep.Action.anonymize([
+            ResolvedAnonymization(
+                column: ColumnName("email"), type: "text", strategy: .fakeEmail, value: nil, detaches: nil),
+            ResolvedAnonymization(
+                column: ColumnName("full_name"), type: "text", strategy: .redact(nil), value: .string("[redacted]"),
+                detaches: nil),
+            ResolvedAnonymization(
+                column: ColumnName("birth_date"), type: "date", strategy: .truncate(.year), value: nil, detaches: nil),
+            ResolvedAnonymization(
+                column: ColumnName("national_id"), type: "text", strategy: .hash, value: nil, detaches: nil),
+        ])
+        let planner = try Planner(
+            Self.resolved(steps: [
+                Self.step(Self.order, [Self.orderHop], .owned, anonymize),
+                Self.step(Self.customer, [], .subject, .delete),
+            ]))
+        let plans = planner.stepPlans()
+        let update = try #require(plans[0].act)
+        #expect(
+            update.sql.hasPrefix(#"WITH d AS (UPDATE "shop"."order" AS x SET "email" = (CASE WHEN x."email" IS NULL"#))
+        #expect(
+            update.sql.contains(
+                #"'anon-' || substr(encode(sha256(convert_to($1 || x::text, 'UTF8')), 'hex'), 1, 19) || '@example.invalid'"#
+            ))
+        #expect(update.sql.contains(#""full_name" = $2::text::text"#))
+        #expect(update.sql.contains(#""birth_date" = date_trunc('year', x."birth_date")::date"#))
+        #expect(
+            update.sql.contains(
+                #""national_id" = encode(sha256(convert_to($1 || x."national_id"::text, 'UTF8')), 'hex')::text"#))
+        #expect(
+            update.sql.contains(
+                #"FROM "shop"."customer" AS s WHERE x."customer_id" = s."id" AND s."id" = ANY (ARRAY(SELECT jsonb_array_elements_text($3::jsonb))::bigint[])"#
+            ))
+        #expect(update.sql.hasSuffix("SELECT subject, count(*) AS rows FROM d GROUP BY subject"))
+        #expect(update.parameters == [.salt, .text("[redacted]"), .keys])
+        let delete = try #require(plans[1].act)
+        #expect(delete.sql.contains(#"DELETE FROM "shop"."customer" AS x WHERE x."id" = ANY ("#))
+    }
+
+    @Test func rowsTheSubjectPointsToAreCapturedLockedAndJudgedShared() throws {
+        let store = QualifiedName(schema: "shop", name: "store")
+        let planner = try Planner(
+            Self.resolved(steps: [
+                Self.step(
+                    Self.address, [Self.addressHop], .referenced,
+                    .anonymize([
+                        ResolvedAnonymization(
+                            column: ColumnName("phone"), type: "text", strategy: .null, value: nil, detaches: nil)
+                    ]),
+                    referencedBy: [
+                        ForeignKeyReference(
+                            table: Self.customer, columns: [ColumnName("address_id")], foreignKey: "c",
+                            referencedColumns: [ColumnName("id")]),
+                        ForeignKeyReference(
+                            table: store, columns: [ColumnName("address_id")], foreignKey: "s",
+                            referencedColumns: [ColumnName("id")]),
+                    ]),
+                Self.step(Self.customer, [], .subject, .delete),
+            ]))
+        let plan = planner.stepPlans()[0]
+        let capture = try #require(plan.capture)
+        #expect(capture.sql.contains(#"jsonb_build_object('id', x."id")::text AS row"#))
+        #expect(
+            capture.sql.contains(
+                #"EXISTS (SELECT FROM "shop"."customer" AS o1 WHERE o1."address_id" = x."id" AND NOT (o1."id" = ANY ("#)
+        )
+        #expect(capture.sql.contains(#"EXISTS (SELECT FROM "shop"."store" AS o2 WHERE o2."address_id" = x."id")"#))
+        #expect(capture.sql.hasSuffix("FOR UPDATE OF x"))
+        let act = try #require(plan.actOnRows)
+        #expect(
+            act.sql.contains(
+                #"WHERE x."id" IN (SELECT v."id" FROM jsonb_populate_recordset(NULL::"shop"."address", $1::jsonb) AS v)"#
+            ))
+        #expect(act.parameters == [.rows])
+        #expect(plan.count.sql.contains("count(*) FILTER (WHERE c.shared) AS retained"))
+    }
+
+    @Test func identifiersAreQuotedAndBadTypeNamesRefused() throws {
+        #expect(SQLText.identifier(#"Mixed "Case""#) == #""Mixed ""Case""""#)
+        #expect(SQLText.table(QualifiedName(schema: "Shop", name: "Order Items")) == #""Shop"."Order Items""#)
+        var policy = try Self.resolved(steps: [Self.step(Self.customer, [], .subject, .delete)])
+        policy.subject.keyType = "bigint); DROP TABLE x; --"
+        #expect(throws: PlanError.self) { try Planner(policy) }
+    }
+}
