@@ -267,7 +267,9 @@ public struct Planner: Sendable {
             return
                 "\(keyExpression) = ANY (ARRAY(SELECT jsonb_array_elements_text(\(sql.bind(.keys))::jsonb))::\(resolved.subject.keyType)[])"
         case .due:
-            return "\(keyExpression) IN (SELECT \(key("e")) FROM \(subjectTable) AS e WHERE \(due(&sql, alias: "e")))"
+            // Correlated, so that checking one row costs one key lookup, not a scan of every due subject.
+            return
+                "EXISTS (SELECT FROM \(subjectTable) AS e WHERE \(key("e")) = \(keyExpression) AND \(due(&sql, alias: "e")))"
         }
     }
 }

@@ -103,11 +103,17 @@ extension Planner {
     }
 
     /// Identifies and locks the rows the batch's subjects point to, with whether each is shared.
+    ///
+    /// Sharing is judged against every subject due at the run's instant, not the batch alone: a row two due
+    /// subjects use is acted on in the first of their batches (it is theirs alone), exactly as the dry run
+    /// counts it. Judged against the batch, the first batch would retain it, and the later batch would find it
+    /// referenced by the first subject's kept, detached rows (anonymized orders) and retain it for good. A
+    /// subject under an exemption is never due, so what it uses is always retained.
     func capture(_ step: ResolvedStep) -> PlannedStatement {
         var sql = SQLBuilder()
         let path = SQLPath(step.path, from: "s", prefix: "j", lastAlias: "x", bound: false)
         let from = (["\(subjectTable) AS s"] + path.items).joined(separator: ", ")
-        let shared = shared(&sql, step, row: "x", set: .batch)
+        let shared = shared(&sql, step, row: "x", set: .due)
         let member = member(&sql, .batch, key: key("s"))
         let text = """
             SELECT \(key("s"))::text AS subject, \(identity(step, alias: "x")) AS row, \(shared) AS shared

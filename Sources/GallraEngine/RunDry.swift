@@ -7,9 +7,9 @@ extension Engine {
     /// the same snapshot. Counts are set-based over every due subject at the instant (no batches).
     ///
     /// The numbers equal what a live run at the same instant then does for subjects and for rows deleted or
-    /// anonymized. Retained rows can differ: a live batch treats a shared row as shared while its other users
-    /// are outside the batch, even when they expire in a later batch of the same run (the row is then retained
-    /// in one batch and acted on in a later one), where a dry run judges against all due subjects at once.
+    /// anonymized, and both judge shared rows against every due subject. A row the subject points to and two
+    /// due subjects in different batches use is counted once here; a live run acts on it in the first of those
+    /// batches and counts it again in the later one (the second change has no further effect).
     func dryRun(_ policies: [RunPolicy], options: RunOptions) async throws -> RunReport {
         try await Schema.requireCurrent(on: connection)
         let given = options.asOf.map(PostgresTimestamp.init)
