@@ -56,6 +56,7 @@ struct VerifyAudit: AsyncParsableCommand {
     }
 
     func run() async throws {
+        var intact = true
         try await reportingFailures {
             let context = try await CommandContext.start(global)
             let connection = try await context.connect()
@@ -66,8 +67,10 @@ struct VerifyAudit: AsyncParsableCommand {
             case .json: try JSONOutput.print(VerifyReport(result))
             case .text: Swift.print(VerifyReport.text(result))
             }
-            if !result.isIntact { throw ExitCode(ExitStatus.dataError.rawValue) }
+            intact = result.isIntact
         }
+        // The report above says what is wrong: only the status is left to give.
+        if !intact { throw ExitCode(ExitStatus.dataError.rawValue) }
     }
 }
 
