@@ -17,6 +17,12 @@ public enum AuditTrail {
         policyVersion: Int,
         on connection: isolated PostgresConnection
     ) async throws -> AuditBlock {
+        // The block is sealed over the run id as PostgreSQL prints the stored uuid (lower case), so that
+        // `verify`, which recomputes from the stored columns, sees the same text.
+        guard let runID = UUID(uuidString: run) else {
+            throw PostgresError(.clientMisuse, "the run id given to the audit trail is not a UUID")
+        }
+        let run = runID.uuidString.lowercased()
         let head = try await connection.query(
             "SELECT sequence, hash, clock_timestamp() AS now FROM gallra.audit_head FOR UPDATE")
         guard let row = head.first else {

@@ -76,6 +76,10 @@ extension CommandFailure {
             self.init(.configuration, error.description)
         case let error as PolicyStoreError:
             self.init(.dataError, error.description)
+        case let error as AuditTrailError:
+            self.init(.dataError, error.description)
+        case let error as ValidationError:
+            self.init(.usage, error.message)
         default:
             self.init(.software, "internal error: \(String(describing: error))")
         }

@@ -18,6 +18,6 @@ struct Gallra: AsyncParsableCommand {
             \(ExitStatus.helpText)
             """,
         version: BuildInfo.versionLine,
-        subcommands: [Check.self, Migrate.self, PolicyCommand.self, Version.self]
+        subcommands: [Check.self, Migrate.self, PolicyCommand.self, AuditCommand.self, Version.self]
     )
 }

@@ -18,6 +18,9 @@ struct Settings: Sendable {
     var logFormat: LogFormat?
     /// The lowest level that is logged.
     var logLevel: Logger.Level
+    /// The audit key file (`audit.key_file`); by default the systemd credential
+    /// `$CREDENTIALS_DIRECTORY/audit-key` when systemd passes credentials, else none.
+    var auditKeyFile: String?
 
     /// Whether a database is configured at all: a setting, or libpq's own environment.
     var hasDatabase: Bool {
@@ -50,7 +53,8 @@ struct Settings: Sendable {
         }
         let reader = ConfigReader(providers: providers)
 
-        var settings = Settings(configPath: configPath, database: nil, logFormat: nil, logLevel: .info)
+        var settings = Settings(
+            configPath: configPath, database: nil, logFormat: nil, logLevel: .info, auditKeyFile: nil)
         settings.database = try await value("database", in: reader, configPath: configPath, isSecret: true)
         if let format = try await value("log.format", in: reader, configPath: configPath), format != "auto" {
             guard let parsed = LogFormat(rawValue: format) else {
@@ -65,6 +69,9 @@ struct Settings: Sendable {
             }
             settings.logLevel = parsed
         }
+        settings.auditKeyFile =
+            try await value("audit.key_file", in: reader, configPath: configPath)
+            ?? environment["CREDENTIALS_DIRECTORY"].flatMap { $0.isEmpty ? nil : $0 + "/audit-key" }
         return settings
     }
 
