@@ -127,7 +127,12 @@ public struct Engine: Sendable {
         }.value
         logger.notice(
             "run finished: \(outcome.rawValue); audit head \(head.map { "\($0.sequence) \($0.hash)" } ?? "none")",
-            metadata: ["audit.sequence": "\(head?.sequence ?? 0)", "audit.hash": "\(head?.hash ?? "")"])
+            // GALLRA_AUDIT_HEAD in the journal: a copy of the chain's head outside the database
+            // (`gallra audit verify --expect-head`).
+            metadata: [
+                "audit.sequence": "\(head?.sequence ?? 0)", "audit.head": "\(head?.hash ?? "")",
+                "run.outcome": "\(outcome.rawValue)",
+            ])
         return RunReport(
             runID: runID, mode: .live, asOf: Self.iso8601(asOf), trigger: options.trigger, outcome: outcome,
             policies: reports, auditHead: head)

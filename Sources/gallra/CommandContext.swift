@@ -1,4 +1,5 @@
 import Foundation
+import GallraEngine
 import GallraPostgres
 import GallraSystemd
 import Logging
@@ -16,6 +17,23 @@ struct CommandContext: Sendable {
         var logger = Logger(label: "gallra")
         logger.logLevel = settings.logLevel
         return CommandContext(settings: settings, logger: logger)
+    }
+
+    /// The audit key for live runs: `audit.key_file`, or the systemd credential `audit-key`. Missing or
+    /// unreadable is a configuration error (dry runs need no key).
+    func auditKey() throws -> AuditKey {
+        guard let path = settings.auditKeyFile else {
+            throw CommandFailure(
+                .configuration,
+                "no audit key: live runs write the audit trail and need its key. Set audit.key_file in the "
+                    + "configuration (or GALLRA_AUDIT_KEY_FILE), or pass the credential audit-key under systemd; "
+                    + "make a key with: head -c 48 /dev/urandom | base64 > /etc/gallra/audit-key")
+        }
+        do {
+            return try AuditKey.read(path: path)
+        } catch {
+            throw CommandFailure(.configuration, error.message)
+        }
     }
 
     /// Connects to the configured database; an unreachable server is EX_UNAVAILABLE.

@@ -18,6 +18,8 @@ struct Gallra: AsyncParsableCommand {
             \(ExitStatus.helpText)
             """,
         version: BuildInfo.versionLine,
-        subcommands: [Check.self, Migrate.self, PolicyCommand.self, AuditCommand.self, Version.self]
+        subcommands: [
+            Run.self, Plan.self, PolicyCommand.self, AuditCommand.self, Migrate.self, Check.self, Version.self,
+        ]
     )
 }

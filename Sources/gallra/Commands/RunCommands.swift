@@ -1,0 +1,298 @@
+import ArgumentParser
+import Foundation
+import GallraEngine
+import GallraPolicy
+import GallraPostgres
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Options shared by `run` and `plan`: which policies, at which instant.
+struct RunSelection: ParsableArguments {
+    @Option(name: .customLong("policy"), help: "Only this policy (repeatable). Default: every stored policy.")
+    var policies: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "Evaluate expiry at this instant instead of now, e.g. 2027-01-01T00:00:00Z.", valueName: "timestamp"))
+    var asOf: String?
+
+    @Option(help: "Output format: text or json.")
+    var format: OutputFormat = .text
+
+    func validate() throws {
+        if let asOf, Self.parseInstant(asOf) == nil {
+            throw ValidationError(
+                "--as-of \(asOf): not a timestamp; write it as ISO 8601, e.g. 2027-01-01T00:00:00Z or 2027-01-01")
+        }
+        for name in policies {
+            if (try? PolicyName(name)) == nil { throw ValidationError("--policy \(name): not a policy name") }
+        }
+    }
+
+    var instant: Date? { asOf.flatMap(Self.parseInstant) }
+
+    /// ISO 8601 with a zone, or a date alone (midnight UTC).
+    static func parseInstant(_ text: String) -> Date? {
+        let full = ISO8601DateFormatter()
+        full.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = full.date(from: text) { return date }
+        full.formatOptions = [.withInternetDateTime]
+        if let date = full.date(from: text) { return date }
+        let day = ISO8601DateFormatter()
+        day.formatOptions = [.withFullDate]
+        return day.date(from: text)
+    }
+}
+
+/// The stored policies a run acts on, each validated against the live catalog.
+struct RunnablePolicies {
+    var policies: [RunPolicy] = []
+    /// Policies that cannot run, with why (invalid rows, validation errors).
+    var invalid: [(name: String, reason: String)] = []
+
+    static func load(
+        on connection: PostgresConnection, names: [String], includeDrafts: Bool
+    ) async throws -> RunnablePolicies {
+        let store = PolicyStore(connection: connection)
+        let load = try await store.loadAll()
+        let catalog = try await CatalogReader.read(on: connection)
+        let wanted = Set(names)
+        let known = Set(load.policies.map(\.stored.name) + load.invalid.map(\.name))
+        if let unknown = wanted.subtracting(known).sorted().first {
+            throw CommandFailure(.dataError, "no policy \(unknown) is stored; gallra policy list shows the stored ones")
+        }
+        var result = RunnablePolicies()
+        for invalid in load.invalid where wanted.isEmpty || wanted.contains(invalid.name) {
+            result.invalid.append((invalid.name, invalid.reason))
+        }
+        for stored in load.policies where wanted.isEmpty || wanted.contains(stored.stored.name) {
+            switch stored.policy.state {
+            case .disabled: continue
+            case .draft where !includeDrafts: continue
+            default: break
+            }
+            let validation = StoredPolicies.validate(stored, against: catalog)
+            if let resolved = validation.resolved {
+                result.policies.append(
+                    RunPolicy(resolved: resolved, version: stored.stored.version, state: stored.policy.state))
+            } else {
+                let reason = validation.errors.map(\.message).joined(separator: "; ")
+                result.invalid.append((stored.stored.name, reason))
+            }
+        }
+        return result
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply the active policies now: delete and anonymize what has expired, with an audit record.",
+        discussion: """
+            With --once, evaluates every active policy (or those named with --policy) at one instant and \
+            processes the expiring subjects in batches: each batch is one transaction that acts on every data \
+            point of its subjects and appends a block to the audit trail. A policy that would touch more \
+            subjects than its limits allow is refused (exit 75) unless --allow-large is given. Only one live \
+            run per database at a time. --dry-run does what `gallra plan` does.
+
+            Exit status: 0 done; 65 a policy is invalid (the others ran); 75 a policy was refused by its \
+            limits or batches were skipped (run again later); 69 the database cannot be reached; 78 no audit \
+            key, or the schema needs `gallra migrate`.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var selection: RunSelection
+
+    @Flag(help: "Run the due policies once and exit.")
+    var once = false
+
+    @Flag(help: "Show what would happen; change nothing.")
+    var dryRun = false
+
+    @Flag(help: "Override the policies' max_subjects_per_run and max_fraction limits for this run.")
+    var allowLarge = false
+
+    func validate() throws {
+        guard once || dryRun else {
+            throw ValidationError(
+                "gallra run needs --once (run the due policies now and exit) or --dry-run; the long-running service "
+                    + "mode is not part of this version")
+        }
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let context = try await CommandContext.start(global)
+            let key = dryRun ? nil : try context.auditKey()
+            let connection = try await context.connect()
+            try await Schema.requireCurrent(on: connection)
+            if !dryRun {
+                guard try await Engine.tryAcquireRunnerLock(on: connection) else {
+                    await connection.close()
+                    throw CommandFailure(
+                        .temporaryFailure,
+                        "another gallra is running policies on this database; try again when it has finished")
+                }
+            }
+            let runnable = try await RunnablePolicies.load(
+                on: connection, names: selection.policies, includeDrafts: dryRun)
+            let options = RunOptions(
+                mode: dryRun ? .dry : .live, asOf: selection.instant, allowLarge: allowLarge, trigger: "manual",
+                gallraVersion: BuildInfo.version)
+            let progress = ProgressLine(enabled: selection.format == .text && isatty(2) == 1)
+            let report = try await Engine(connection: connection, auditKey: key, logger: context.logger).run(
+                runnable.policies, options: options, progress: { progress.show($0) })
+            progress.finish()
+            await connection.close()
+            try RunOutput.print(report, invalid: runnable.invalid, format: selection.format)
+            try RunOutput.exitStatus(report, invalid: runnable.invalid)
+        }
+    }
+}
+
+struct Plan: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what a run would do now (or at --as-of), changing nothing.",
+        discussion: """
+            A dry run in one READ ONLY transaction: for each policy (drafts included, marked), the subjects \
+            expiring and exempted, whether the limits would refuse it, and per data point the rows that \
+            would be deleted, anonymized or retained (shared with rows that do not expire). The numbers are \
+            those a live run at the same instant does.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var selection: RunSelection
+
+    @Option(help: "List up to N expiring subject keys per policy.")
+    var showKeys: Int = 0
+
+    func run() async throws {
+        try await reportingFailures {
+            let context = try await CommandContext.start(global)
+            let connection = try await context.connect()
+            try await Schema.requireCurrent(on: connection)
+            let runnable = try await RunnablePolicies.load(
+                on: connection, names: selection.policies, includeDrafts: true)
+            let options = RunOptions(
+                mode: .dry, asOf: selection.instant, trigger: "manual", showKeys: max(0, showKeys))
+            let report = try await Engine(connection: connection, auditKey: nil, logger: context.logger).run(
+                runnable.policies, options: options)
+            await connection.close()
+            try RunOutput.print(report, invalid: runnable.invalid, format: selection.format)
+            if !runnable.invalid.isEmpty {
+                throw CommandFailure(.dataError, "\(runnable.invalid.count) policy(ies) invalid; see above")
+            }
+        }
+    }
+}
+
+/// A progress line on a terminal: `inactive-customers 1500/2959 subjects, 5200 rows/s, 00:12 left`.
+final class ProgressLine: @unchecked Sendable {
+    private let enabled: Bool
+    private let lock = NSLock()
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func show(_ progress: RunProgress) {
+        guard enabled else { return }
+        var line = "\(progress.policy) \(progress.subjectsDone)/\(progress.subjectsTotal) subjects"
+        line += String(format: ", %.0f rows/s", progress.rowsPerSecond)
+        if let left = progress.estimatedRemaining {
+            let seconds = Int(left.components.seconds)
+            line += String(format: ", %02d:%02d left", seconds / 60, seconds % 60)
+        }
+        lock.withLock { StandardError.write("\r\u{1B}[K" + line) }
+    }
+
+    func finish() {
+        guard enabled else { return }
+        lock.withLock { StandardError.write("\r\u{1B}[K") }
+    }
+}
+
+/// How `run` and `plan` report.
+enum RunOutput {
+    static func print(_ report: RunReport, invalid: [(name: String, reason: String)], format: OutputFormat) throws {
+        switch format {
+        case .json:
+            try JSONOutput.print(
+                RunJSON(report: report, invalid: invalid.map { RunJSON.Invalid(policy: $0.name, reason: $0.reason) }))
+        case .text:
+            let dry = report.mode == .dry
+            Swift.print(
+                dry
+                    ? "plan as of \(report.asOf) (dry run: nothing was changed)"
+                    : "run \(report.runID) as of \(report.asOf): \(report.outcome.rawValue)")
+            for policy in report.policies {
+                Swift.print("")
+                var title = "\(policy.name) v\(policy.version)"
+                if policy.state == .draft { title += " (draft: dry runs only)" }
+                Swift.print(title)
+                if let skipped = policy.skipped {
+                    Swift.print("  skipped: \(skipped)")
+                    continue
+                }
+                Swift.print(
+                    "  \(policy.expiring) subjects expiring, \(policy.exempted) exempted, "
+                        + "\(policy.processed) \(dry ? "would be processed" : "processed") in \(policy.batches) "
+                        + "batch\(policy.batches == 1 ? "" : "es")")
+                if let refused = policy.refused { Swift.print("  REFUSED: \(refused)") }
+                if let failure = policy.failure { Swift.print("  FAILED: \(failure)") }
+                for batch in policy.skippedBatches {
+                    Swift.print(
+                        "  batch \(batch.batch) skipped after \(batch.attempts) attempts: \(batch.error)")
+                }
+                if !policy.tables.isEmpty {
+                    let table = TextTable(header: [
+                        "  TABLE", dry ? "WOULD DELETE" : "DELETED",
+                        dry ? "WOULD ANONYMIZE" : "ANONYMIZED", "RETAINED",
+                    ])
+                    for counts in policy.tables {
+                        table.add([
+                            "  " + counts.table, String(counts.deleted), String(counts.anonymized),
+                            String(counts.retained),
+                        ])
+                    }
+                    Swift.print(table.render())
+                }
+                if let keys = policy.keys, !keys.isEmpty {
+                    Swift.print("  first keys: \(keys.joined(separator: ", "))")
+                }
+            }
+            for entry in invalid {
+                Swift.print("\n\(entry.name): INVALID, not run: \(entry.reason)")
+            }
+            if let head = report.auditHead {
+                Swift.print("\naudit head: block \(head.sequence) \(head.hash)")
+            }
+        }
+    }
+
+    static func exitStatus(_ report: RunReport, invalid: [(name: String, reason: String)]) throws {
+        if !invalid.isEmpty {
+            throw CommandFailure(.dataError, "\(invalid.count) policy(ies) invalid and not run; see above")
+        }
+        switch report.outcome {
+        case .done: return
+        case .partial, .refused:
+            throw CommandFailure(
+                .temporaryFailure, "the run did what it could (\(report.outcome.rawValue)); see above")
+        case .failed: throw CommandFailure(.software, "a policy failed; see above")
+        case .interrupted: throw CommandFailure(.temporaryFailure, "the run was interrupted")
+        }
+    }
+}
+
+struct RunJSON: Encodable {
+    struct Invalid: Encodable {
+        var policy: String
+        var reason: String
+    }
+
+    var report: RunReport
+    var invalid: [Invalid]
+}
