@@ -64,3 +64,27 @@ step "gallra's own schema, then the policies stored in it"
 show "$gallra" migrate
 show "$gallra" policy apply config/policies
 show "$gallra" policy list
+
+step "The plan: what a run would do now (a dry run in a read-only transaction)"
+show "$gallra" plan --show-keys 5
+
+step "A live run: batches of small transactions, each with its audit block"
+# The audit key makes the trail's subject digests; a real installation keeps it in
+# /etc/gallra/audit-key (a systemd credential).
+keydir=$(mktemp -d /tmp/gallra-demo-key.XXXXXX)
+(umask 077; head -c 48 /dev/urandom | base64 >"$keydir/audit-key")
+export GALLRA_AUDIT_KEY_FILE="$keydir/audit-key"
+# One customer the run will erase, to look up in the audit trail afterwards.
+subject=$(psql "$GALLRA_DATABASE" -qAtX -c \
+    "SELECT min(id) FROM shop.customer WHERE last_seen_at < now() - interval '1 year' AND NOT legal_hold")
+show "$gallra" run --once
+
+step "The audit trail: what was done, when, under which policy; and proof it was not altered"
+show "$gallra" audit runs
+show "$gallra" audit show --limit 5
+[ -z "$subject" ] || show "$gallra" audit lookup --subject "shop.customer:$subject"
+show "$gallra" audit verify
+
+step "A second plan finds nothing left to do"
+show "$gallra" plan
+rm -rf "$keydir"

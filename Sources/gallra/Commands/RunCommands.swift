@@ -52,6 +52,8 @@ struct RunnablePolicies {
     var policies: [RunPolicy] = []
     /// Policies that cannot run, with why (invalid rows, validation errors).
     var invalid: [(name: String, reason: String)] = []
+    /// The validator's warnings per policy (missing indexes, cascades), for the plan.
+    var warnings: [String: [String]] = [:]
 
     static func load(
         on connection: PostgresConnection, names: [String], includeDrafts: Bool
@@ -75,6 +77,9 @@ struct RunnablePolicies {
             default: break
             }
             let validation = StoredPolicies.validate(stored, against: catalog)
+            if !validation.warnings.isEmpty {
+                result.warnings[stored.stored.name] = validation.warnings.map(\.message)
+            }
             if let resolved = validation.resolved {
                 result.policies.append(
                     RunPolicy(resolved: resolved, version: stored.stored.version, state: stored.policy.state))
@@ -147,7 +152,7 @@ struct Run: AsyncParsableCommand {
                 runnable.policies, options: options, progress: { progress.show($0) })
             progress.finish()
             await connection.close()
-            try RunOutput.print(report, invalid: runnable.invalid, format: selection.format)
+            try RunOutput.print(report, invalid: runnable.invalid, warnings: [:], format: selection.format)
             try RunOutput.exitStatus(report, invalid: runnable.invalid)
         }
     }
@@ -182,7 +187,8 @@ struct Plan: AsyncParsableCommand {
             let report = try await Engine(connection: connection, auditKey: nil, logger: context.logger).run(
                 runnable.policies, options: options)
             await connection.close()
-            try RunOutput.print(report, invalid: runnable.invalid, format: selection.format)
+            try RunOutput.print(
+                report, invalid: runnable.invalid, warnings: runnable.warnings, format: selection.format)
             if !runnable.invalid.isEmpty {
                 throw CommandFailure(.dataError, "\(runnable.invalid.count) policy(ies) invalid; see above")
             }
@@ -216,11 +222,16 @@ final class ProgressLine: @unchecked Sendable {
 
 /// How `run` and `plan` report.
 enum RunOutput {
-    static func print(_ report: RunReport, invalid: [(name: String, reason: String)], format: OutputFormat) throws {
+    static func print(
+        _ report: RunReport, invalid: [(name: String, reason: String)], warnings: [String: [String]],
+        format: OutputFormat
+    ) throws {
         switch format {
         case .json:
             try JSONOutput.print(
-                RunJSON(report: report, invalid: invalid.map { RunJSON.Invalid(policy: $0.name, reason: $0.reason) }))
+                RunJSON(
+                    report: report, invalid: invalid.map { RunJSON.Invalid(policy: $0.name, reason: $0.reason) },
+                    warnings: warnings))
         case .text:
             let dry = report.mode == .dry
             Swift.print(
@@ -259,6 +270,7 @@ enum RunOutput {
                     }
                     Swift.print(table.render())
                 }
+                for warning in warnings[policy.name] ?? [] { Swift.print("  warning: \(warning)") }
                 if let keys = policy.keys, !keys.isEmpty {
                     Swift.print("  first keys: \(keys.joined(separator: ", "))")
                 }
@@ -295,4 +307,6 @@ struct RunJSON: Encodable {
 
     var report: RunReport
     var invalid: [Invalid]
+    /// The validator's warnings per policy (plans only).
+    var warnings: [String: [String]]
 }
