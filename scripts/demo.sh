@@ -85,6 +85,6 @@ show "$gallra" audit show --limit 5
 [ -z "$subject" ] || show "$gallra" audit lookup --subject "shop.customer:$subject"
 show "$gallra" audit verify
 
-step "A second plan finds nothing left to do"
+step "A second plan: the active policies have nothing left to do (a draft is only ever planned)"
 show "$gallra" plan
 rm -rf "$keydir"
