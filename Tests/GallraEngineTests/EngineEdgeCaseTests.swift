@@ -435,6 +435,52 @@ struct EngineEdgeCaseTests {
         }
     }
 
+    /// A keyed pseudonym of a row two due subjects share is computed once, whatever the batches.
+    @Test(arguments: [1, 100])
+    func aSharedRowIsHashedOnceWhateverTheBatches(batchSize: Int) async throws {
+        try await TestDatabase.with { database, connection in
+            try await EdgeCase.load(Self.addressSchema, into: database, on: connection)
+            let policy = try await EdgeCase.policy(
+                """
+                policy: hashed-addresses
+                state: active
+                subject: { table: geo.account, key: id }
+                expires: { inactive_for: 1 year, activity: last_login }
+                except:
+                  - { column: legal_hold, is: true }
+                data:
+                  - { table: geo.address, anonymize: { phone: hash } }
+                  - { table: geo.account, delete: true }
+                limits: { batch_size: \(batchSize), max_fraction: 1 }
+                """, on: connection)
+            try await execute(["CREATE TEMP TABLE address_before AS SELECT * FROM geo.address"], on: connection)
+
+            _ = try await EdgeCase.run(policy, on: connection)
+
+            let salt = Digest.hex(
+                Digest.hmacSHA256(key: DemoShop.keyBytes, message: Array("hash:hashed-addresses".utf8)))
+            let hashedOnce = try await keys(
+                """
+                SELECT a.id::text AS k FROM geo.address a JOIN address_before b USING (id)
+                WHERE a.phone = encode(sha256(convert_to($1 || b.phone, 'UTF8')), 'hex')
+                ORDER BY a.id
+                """, [.text(salt)], on: connection)
+            withKnownIssue(
+                """
+                A row two due subjects share is acted on in the first of their batches and again in the later one \
+                (RunExecutor captures it per batch, with nothing recording that this run already changed it): \
+                harmless for null, redact, set and truncate, but hash and fake_email are applied twice, so address 5 \
+                ends as hash(hash(phone)) with batches of one. Needs a persistent record of acted-on referenced rows \
+                (a subject-independent gallra.processed for rows), which also covers a run cut short between batches.
+                """
+            ) {
+                #expect(hashedOnce == ["1", "5"])
+            } when: {
+                batchSize == 1
+            }
+        }
+    }
+
     // MARK: - ON DELETE RESTRICT
 
     static let restrictSchema = """
