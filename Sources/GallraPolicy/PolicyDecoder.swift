@@ -587,11 +587,8 @@ struct PolicyDecoder {
             return nil
         case "equals":
             guard let value = scalar(node, path: path, what: "equals") else { return nil }
-            if value == .null {
-                error("equals: null never equals anything in SQL; write is: null", at: node, path: path)
-                return nil
-            }
-            return .equals(value)
+            // As documented (and as the short form `column: null` reads): `equals: null` means `is: null`.
+            return value == .null ? .is(.null) : .equals(value)
         default:
             guard case .sequence(let items) = node.kind else {
                 error("\(key): expected a list like [open, paid], got \(node.kindDescription)", at: node, path: path)
@@ -605,10 +602,12 @@ struct PolicyDecoder {
             var ok = true
             for (index, item) in items.enumerated() {
                 if let value = scalar(item, path: Self.item(path, index), what: key) {
-                    if value == .null {
+                    // `in: [a, null]` also matches a null column (documented); a null in `not_in` would exclude
+                    // nothing, since not_in never exempts a null column.
+                    if value == .null, key != "in" {
                         error(
-                            "\(key): null in a list never matches in SQL; use a separate is: null exemption", at: item,
-                            path: Self.item(path, index))
+                            "\(key): null in the list has no effect (not_in never exempts a null column); remove it, or add a separate is: null exemption",
+                            at: item, path: Self.item(path, index))
                         ok = false
                     }
                     values.append(value)

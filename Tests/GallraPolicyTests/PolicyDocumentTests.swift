@@ -284,6 +284,38 @@ struct PolicyDocumentTests {
         #expect(try Policy(parsing: policy.canonicalJSON) == policy)
     }
 
+    @Test(
+        "null in exemptions: equals: null is is: null, in may hold null, not_in may not",
+        arguments: [
+            ("{ column: c, equals: null }", Exemption.column(column("c"), .is(.null))),
+            ("{ column: c, in: [a, null] }", .column(column("c"), .in([.string("a"), .null]))),
+        ])
+    func nullInExemptions(exemption: String, expected: Exemption) throws {
+        let policy = try Policy(
+            parsing: """
+                policy: p
+                subject: { table: t, key: id }
+                expires: { older_than: 1 year, created: created_at }
+                except: [ \(exemption) ]
+                data: [ { table: t, delete: true } ]
+                """)
+        #expect(policy.exemptions == [expected])
+        #expect(try Policy(parsing: policy.canonicalJSON) == policy)
+    }
+
+    @Test func nullInANotInListIsRefused() {
+        let file = PolicyFile(
+            parsing: """
+                policy: p
+                subject: { table: t, key: id }
+                expires: { older_than: 1 year, created: created_at }
+                except: [ { column: c, not_in: [a, null] } ]
+                data: [ { table: t, delete: true } ]
+                """)
+        #expect(file.policies.isEmpty)
+        #expect(file.diagnostics.map(\.message).contains { $0.contains("not_in never exempts a null column") })
+    }
+
     @Test("a file may hold several policies separated by ---")
     func severalPolicies() {
         let file = PolicyFile(
