@@ -8,8 +8,10 @@ import Testing
 struct EngineDryRunTests {
     /// Sums of inserted, updated and deleted tuples over all tables, as the statistics collector reports them.
     static func tupleWrites(on connection: PostgresConnection) async throws -> Int {
-        // Statistics are flushed asynchronously: wait for pending reports, then read a fresh snapshot.
-        try await Task.sleep(for: .milliseconds(1200))
+        // A backend's statistics are flushed when it goes idle, at most once a second unless forced: force
+        // this backend's (the engine runs on it) before reading a fresh snapshot. Other backends (psql
+        // loading the shop) flushed theirs when they exited.
+        try await connection.execute("SELECT pg_stat_force_next_flush()")
         try await connection.execute("SELECT pg_stat_clear_snapshot()")
         return try await scalar(
             "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint FROM pg_stat_all_tables",
