@@ -299,6 +299,8 @@ public enum PlanParameter: Sendable, Hashable {
     case salt
     /// The policy's name (text).
     case policyName
+    /// The live run's id (text, a UUID).
+    case runID
     /// Captured rows to act on: a jsonb array of objects keyed by column name.
     case rows
     /// A constant interval.

@@ -10,9 +10,11 @@ public struct StepPlan: Sendable, Hashable {
     public var act: PlannedStatement?
     /// Rows the subject points to: identifies and locks them at batch start, returning `subject, row, shared`
     /// (`row` identifies the row by its referenced key as a JSON object; `shared` when something outside the
-    /// batch's subjects' data still references it).
+    /// batch's subjects' data still references it). Rows the policy anonymized before (in an earlier batch or
+    /// run, recorded in `gallra.processed_row`) and that still hold what it wrote are left out.
     public var capture: PlannedStatement?
-    /// Rows the subject points to: acts on the captured, unshared rows (`$rows`), returning `row` per row changed.
+    /// Rows the subject points to: acts on the captured, unshared rows (`$rows`), returning `row` per row changed;
+    /// an anonymize also records each row in `gallra.processed_row` (same statement, so same transaction).
     public var actOnRows: PlannedStatement?
     /// A dry run's count over every due subject: `acted, retained`.
     public var count: PlannedStatement
@@ -102,6 +104,34 @@ extension Planner {
         return "jsonb_build_object(\(pairs.joined(separator: ", ")))::text"
     }
 
+    /// The step's path from the subject as text (`geo.account.address_id -> geo.address.id`): with the table, it
+    /// tells apart two data points on one table (a billing and a shipping address) in `gallra.processed_row`.
+    func pathText(_ step: ResolvedStep) -> String {
+        step.path.map { hop in
+            "\(hop.from).\(hop.fromColumns.map(\.name).joined(separator: ",")) -> "
+                + "\(hop.to).\(hop.toColumns.map(\.name).joined(separator: ","))"
+        }.joined(separator: ", ")
+    }
+
+    /// SHA-256 (hex) of an anonymize step's columns of row `alias` as a jsonb array: what the step wrote, as
+    /// recorded in `gallra.processed_row`; nil for a delete.
+    func fingerprint(_ step: ResolvedStep, alias: String) -> String? {
+        guard case .anonymize(let columns) = step.action else { return nil }
+        let values = columns.map { "\(alias).\(SQLText.identifier($0.column.name))" }.joined(separator: ", ")
+        return "encode(sha256(convert_to(jsonb_build_array(\(values))::text, 'UTF8')), 'hex')"
+    }
+
+    /// Whether the policy has not anonymized row `row` of a referenced step before, or has but the row no longer
+    /// holds what it wrote (the application changed it since): nil for a delete (a deleted row is gone).
+    func notProcessedRow(_ sql: inout SQLBuilder, _ step: ResolvedStep, row: String) -> String? {
+        guard let fingerprint = fingerprint(step, alias: row) else { return nil }
+        return """
+            NOT EXISTS (SELECT FROM gallra.processed_row AS pr WHERE pr.policy = \(sql.bind(.policyName)) \
+            AND pr.table_name = \(sql.bind(.text(step.table.description))) AND pr.path = \(sql.bind(.text(pathText(step)))) \
+            AND pr.row_key = \(identity(step, alias: row)) AND pr.fingerprint = \(fingerprint))
+            """
+    }
+
     /// Identifies and locks the rows the batch's subjects point to, with whether each is shared.
     ///
     /// Sharing is judged against every subject due at the run's instant, not the batch alone: a row two due
@@ -109,22 +139,29 @@ extension Planner {
     /// counts it. Judged against the batch, the first batch would retain it, and the later batch would find it
     /// referenced by the first subject's kept, detached rows (anonymized orders) and retain it for good. A
     /// subject under an exemption is never due, so what it uses is always retained.
+    ///
+    /// A row the policy anonymized in an earlier batch or run (`gallra.processed_row`) is not captured: the
+    /// later subject's batch neither acts on it again (a second `hash` or `fake_email` would pseudonymise the
+    /// pseudonym) nor counts it.
     func capture(_ step: ResolvedStep) -> PlannedStatement {
         var sql = SQLBuilder()
         let path = SQLPath(step.path, from: "s", prefix: "j", lastAlias: "x", bound: false)
         let from = (["\(subjectTable) AS s"] + path.items).joined(separator: ", ")
         let shared = shared(&sql, step, row: "x", set: .due)
-        let member = member(&sql, .batch, key: key("s"))
+        var conditions = [member(&sql, .batch, key: key("s"))]
+        if let notProcessed = notProcessedRow(&sql, step, row: "x") { conditions.append(notProcessed) }
         let text = """
             SELECT \(key("s"))::text AS subject, \(identity(step, alias: "x")) AS row, \(shared) AS shared
             FROM \(from)
-            WHERE \(path.conditions(and: [member]))
+            WHERE \(path.conditions(and: conditions))
             FOR UPDATE OF x
             """
         return sql.statement(text)
     }
 
     /// Acts on captured rows by their key (`$rows`, a JSON array of objects), returning each changed row's identity.
+    /// An anonymize records each row it changed in `gallra.processed_row`, with the fingerprint of what it wrote
+    /// (a record from before, for a row changed since, is replaced). A delete records nothing: the row is gone.
     func actOnRows(_ step: ResolvedStep) -> PlannedStatement {
         var sql = SQLBuilder()
         let table = SQLText.table(step.table)
@@ -139,24 +176,40 @@ extension Planner {
             modify = "UPDATE \(table) AS x SET \(assignments(&sql, anonymizations))"
         }
         let rows = columns.map { "v.\($0)" }.joined(separator: ", ")
+        let rowsParameter = sql.bind(.rows)
+        var returning = "\(identity(step, alias: "x")) AS row"
+        var record = ""
+        if let fingerprint = fingerprint(step, alias: "x") {
+            returning += ", \(fingerprint) AS fingerprint"
+            record = """
+                ,
+                r AS (INSERT INTO gallra.processed_row (policy, table_name, path, row_key, fingerprint, run)
+                    SELECT \(sql.bind(.policyName)), \(sql.bind(.text(step.table.description))), \(sql.bind(.text(pathText(step)))), d.row, d.fingerprint, \(sql.bind(.runID))::uuid FROM d
+                    ON CONFLICT (policy, table_name, path, row_key) DO UPDATE
+                    SET fingerprint = EXCLUDED.fingerprint, run = EXCLUDED.run, processed_at = now())
+                """
+        }
         let text = """
             WITH d AS (\(modify)
-                WHERE \(target) IN (SELECT \(rows) FROM jsonb_populate_recordset(NULL::\(table), \(sql.bind(.rows))::jsonb) AS v)
-                RETURNING \(identity(step, alias: "x")) AS row)
+                WHERE \(target) IN (SELECT \(rows) FROM jsonb_populate_recordset(NULL::\(table), \(rowsParameter)::jsonb) AS v)
+                RETURNING \(returning))\(record)
             SELECT row FROM d
             """
         return sql.statement(text)
     }
 
     /// A dry run's count of the rows every due subject points to: `acted` (not shared) and `retained` (shared).
+    /// Rows the policy anonymized before and that still hold what it wrote are left out, as a live run leaves
+    /// them out.
     func countReferenced(_ step: ResolvedStep) -> PlannedStatement {
         var sql = SQLBuilder()
         let table = SQLText.table(step.table)
         let shared = shared(&sql, step, row: "x", set: .due)
-        let reached = reachedCondition(&sql, step.path, row: "x", set: .due)
+        var conditions = [reachedCondition(&sql, step.path, row: "x", set: .due)]
+        if let notProcessed = notProcessedRow(&sql, step, row: "x") { conditions.append(notProcessed) }
         let text = """
             SELECT count(*) FILTER (WHERE NOT c.shared) AS acted, count(*) FILTER (WHERE c.shared) AS retained
-            FROM (SELECT \(shared) AS shared FROM \(table) AS x WHERE \(reached)) AS c
+            FROM (SELECT \(shared) AS shared FROM \(table) AS x WHERE \(conditions.joined(separator: " AND "))) AS c
             """
         return sql.statement(text)
     }

@@ -6,10 +6,12 @@ extension Engine {
     /// A dry run: one `READ ONLY` transaction at `REPEATABLE READ`, so it cannot write and every count reads
     /// the same snapshot. Counts are set-based over every due subject at the instant (no batches).
     ///
-    /// The numbers equal what a live run at the same instant then does for subjects and for rows deleted or
-    /// anonymized, and both judge shared rows against every due subject. A row the subject points to and two
-    /// due subjects in different batches use is counted once here; a live run acts on it in the first of those
-    /// batches and counts it again in the later one (the second change has no further effect).
+    /// The numbers equal what a live run at the same instant then does, whatever its batches: subjects, rows
+    /// deleted, anonymized and retained. Both judge shared rows against every due subject, so a row the subject
+    /// points to that two due subjects in different batches use is acted on once, in the first of those batches;
+    /// the live run records it in `gallra.processed_row` and the later batch leaves it out, as do later runs and
+    /// this count (so a dry run after a run cut short between batches predicts the rest exactly). A shared row
+    /// such subjects use is retained in each of their batches and counted once per run, as here.
     func dryRun(_ policies: [RunPolicy], options: RunOptions) async throws -> RunReport {
         try await Schema.requireCurrent(on: connection)
         let given = options.asOf.map(PostgresTimestamp.init)

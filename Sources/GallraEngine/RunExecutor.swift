@@ -190,6 +190,8 @@ public struct Engine: Sendable {
     struct Bindings {
         var asOf: PostgresTimestamp
         var policyName: String
+        /// The live run's id (dry runs write nothing and leave it empty).
+        var runID: String = ""
         var keys: String = "[]"
         var afterKey: String?
         var limit: Int = 0
@@ -206,6 +208,7 @@ public struct Engine: Sendable {
             case .limit: .int64(Int64(bindings.limit))
             case .salt: .text(bindings.salt)
             case .policyName: .text(bindings.policyName)
+            case .runID: .text(bindings.runID)
             case .rows: .jsonb(bindings.rows)
             case .interval(let text): .interval(text)
             case .json(let text): .jsonb(text)
@@ -234,8 +237,8 @@ struct BatchOutcome: Sendable {
     var picked: [String]
     /// Subjects processed (still due once locked).
     var subjects: Int
-    /// Per step: rows acted on, rows retained.
-    var steps: [(rows: Int, retained: Int)]
+    /// Per step: rows acted on, and the rows retained (their identities, for rows the subject points to).
+    var steps: [(rows: Int, retained: Set<String>)]
 }
 
 /// One policy of a live run.
@@ -256,7 +259,7 @@ struct LivePolicyRun: Sendable {
         let plans = planner.stepPlans()
         let connection = engine.connection
         let limits = policy.resolved.policy.limits
-        var bindings = Engine.Bindings(asOf: asOf, policyName: name)
+        var bindings = Engine.Bindings(asOf: asOf, policyName: name, runID: runID)
         bindings.salt = Digest.hex(Digest.hmacSHA256(key: auditKey.bytes, message: Array("hash:\(name)".utf8)))
 
         let counts = planner.countSubjects()
@@ -286,6 +289,9 @@ struct LivePolicyRun: Sendable {
         let total = min(report.expiring, cap)
         let started = ContinuousClock.now
         var rowsDone = 0
+        // A shared row two subjects in different batches use is retained in each batch: counted once per run,
+        // as the dry run counts it (only shared rows are held here, never more than the run reaches).
+        var retained = plans.map { _ in Set<String>() }
         var last: String?
         var number = 0
         while report.processed < cap {
@@ -334,7 +340,8 @@ struct LivePolicyRun: Sendable {
             report.processed += outcome.subjects
             for (index, counts) in outcome.steps.enumerated() {
                 report.steps[index].rows += counts.rows
-                report.steps[index].retained += counts.retained
+                retained[index].formUnion(counts.retained)
+                report.steps[index].retained = retained[index].count
                 rowsDone += counts.rows
             }
             let elapsed = ContinuousClock.now - started
@@ -413,7 +420,7 @@ struct LivePolicyRun: Sendable {
             try $0.decode("key", as: String.self)
         }
         guard !subjects.isEmpty else {
-            return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, 0) })
+            return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, []) })
         }
         bindings.keys = Engine.jsonArray(subjects)
 
@@ -430,7 +437,7 @@ struct LivePolicyRun: Sendable {
         }
 
         var perSubject: [String: [AuditCountKey: Int]] = [:]
-        var stepCounts: [(rows: Int, retained: Int)] = []
+        var stepCounts: [(rows: Int, retained: Set<String>)] = []
         for plan in plans {
             let table = plan.step.table.description
             let action: AuditCount.Action = plan.deletes ? .deleted : .anonymized
@@ -442,7 +449,7 @@ struct LivePolicyRun: Sendable {
                     perSubject[subject, default: [:]][AuditCountKey(table: table, action: action), default: 0] += count
                     rows += count
                 }
-                stepCounts.append((rows, 0))
+                stepCounts.append((rows, []))
             } else if let actOnRows = plan.actOnRows {
                 let pairs = captured[plan.index] ?? []
                 let shared = Set(pairs.filter(\.shared).map(\.row))
@@ -467,7 +474,7 @@ struct LivePolicyRun: Sendable {
                             AuditCountKey(table: table, action: .retained), default: 0] += 1
                     }
                 }
-                stepCounts.append((acted.count, shared.count))
+                stepCounts.append((acted.count, shared))
             }
         }
 

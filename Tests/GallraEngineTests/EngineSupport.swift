@@ -67,6 +67,7 @@ func checksumEverything(on connection: PostgresConnection) async throws -> [Stri
     var sums: [String: String] = [:]
     let gallra = [
         "gallra.run", "gallra.audit_head", "gallra.audit_block", "gallra.audit_subject", "gallra.processed",
+        "gallra.processed_row",
         "gallra.policy",
     ]
     for table in DemoShop.tables + gallra {

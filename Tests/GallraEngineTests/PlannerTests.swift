@@ -184,12 +184,21 @@ struct PlannerTests {
             ), "a customer shares the address unless it is due itself")
         #expect(capture.sql.contains(#"EXISTS (SELECT FROM "shop"."store" AS o2 WHERE o2."address_id" = x."id")"#))
         #expect(capture.sql.hasSuffix("FOR UPDATE OF x"))
+        // Rows the policy anonymized before, still as it left them, are neither captured nor counted.
+        let path = "shop.customer.address_id -> shop.address.id"
+        let done =
+            #"AND pr.row_key = jsonb_build_object('id', x."id")::text AND pr.fingerprint = encode(sha256(convert_to(jsonb_build_array(x."phone")::text, 'UTF8')), 'hex'))"#
+        #expect(capture.sql.contains("NOT EXISTS (SELECT FROM gallra.processed_row AS pr WHERE pr.policy = "))
+        #expect(capture.sql.contains(done))
+        #expect(capture.parameters.contains(.text(path)))
+        #expect(plan.count.sql.contains(done))
         let act = try #require(plan.actOnRows)
         #expect(
             act.sql.contains(
                 #"WHERE x."id" IN (SELECT v."id" FROM jsonb_populate_recordset(NULL::"shop"."address", $1::jsonb) AS v)"#
             ))
-        #expect(act.parameters == [.rows])
+        #expect(act.sql.contains("INSERT INTO gallra.processed_row"))
+        #expect(act.parameters == [.rows, .policyName, .text("shop.address"), .text(path), .runID])
         #expect(plan.count.sql.contains("count(*) FILTER (WHERE c.shared) AS retained"))
     }
 
