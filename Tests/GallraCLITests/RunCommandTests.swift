@@ -287,6 +287,38 @@ struct RunCommandTests {
     }
 }
 
+extension RunCommandTests {
+    @Test func twoRunsStartedAtOnceNeverProcessASubjectTwice() async throws {
+        try await DemoShop.with(customers: 1500) { shop in
+            // Small batches: the first run is still working when the second asks for the runner lock.
+            try await shop.applyEdited("inactive-customers", [("batch_size: 500", "batch_size: 10")])
+            let due = try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due")
+            let runs = try (0..<2).map { index in
+                try BackgroundProcess(
+                    Harness.gallraPath,
+                    [
+                        "run", "--once", "--policy", "inactive-customers", "--as-of", DemoShop.asOf, "--database",
+                        shop.conninfo,
+                    ],
+                    environment: shop.keyEnvironment, output: "\(shop.directory)/run-\(index).log")
+            }
+            var statuses: [Int32] = []
+            for run in runs { statuses.append(await run.wait().status) }
+            let logs = (0..<2).map {
+                (try? String(contentsOfFile: "\(shop.directory)/run-\($0).log", encoding: .utf8)) ?? ""
+            }
+            #expect(statuses.sorted() == [0, 75], "\(logs)")
+            #expect(logs.contains { $0.contains("another gallra is running policies on this database") })
+            #expect(try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due") == "0")
+            #expect(
+                try await shop.psql(
+                    "SELECT count(*) || ' ' || count(DISTINCT subject_digest) FROM gallra.audit_subject")
+                    == "\(due) \(due)")
+            #expect(try await shop.psql("SELECT count(DISTINCT run) FROM gallra.audit_block") == "1")
+        }
+    }
+}
+
 /// Polls `condition` (a query returning a boolean) until it holds, for up to `seconds`.
 func waitFor(
     _ what: String, _ shop: DemoShop, seconds: Double = 20, _ condition: () -> String
