@@ -255,12 +255,14 @@ struct RunCommandTests {
                 "run", "--once", "--as-of", DemoShop.asOf, "--policy", "inactive-customers", "--format", "json",
                 environment: shop.keyEnvironment)
             let report = try #require(try policies(try jsonObject(first))["inactive-customers"])
-            // What the engine reports: the locked subject is not picked (SKIP LOCKED), no batch fails, the run is
-            // done; the report's processed falls one short of expiring.
-            #expect(first.status == 0, "\(first.stdout) \(first.stderr)")
+            // The locked subject is not picked (SKIP LOCKED) and no batch fails; the run says it is still due and
+            // ends partial: exit 75, run again later.
+            #expect(first.status == 75, "\(first.stdout) \(first.stderr)")
             #expect(report["expiring"] as? Int == keys.count)
             #expect(report["processed"] as? Int == keys.count - 1)
+            #expect(report["still_due"] as? Int == 1)
             #expect((report["skipped_batches"] as? [Any])?.isEmpty == true)
+            #expect((try jsonObject(first)["report"] as? [String: Any])?["outcome"] as? String == "partial")
             #expect(try await shop.psql(row) == original, "the locked customer is untouched")
             #expect(try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due") == "1")
             let digest = shop.digest(customer: Int(locked) ?? 0)
@@ -280,6 +282,7 @@ struct RunCommandTests {
                 environment: shop.keyEnvironment)
             #expect(later.status == 0, "\(later.stderr)")
             #expect(try policies(try jsonObject(later))["inactive-customers"]?["processed"] as? Int == 1)
+            #expect(try policies(try jsonObject(later))["inactive-customers"]?["still_due"] as? Int == 0)
             #expect(try await shop.psql("SELECT count(*) FROM shop.customer WHERE id = \(locked)") == "0")
             #expect(try await shop.psql(records) == "1")
             #expect(try await shop.gallra("audit", "verify").status == 0)
