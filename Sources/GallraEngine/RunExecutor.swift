@@ -149,7 +149,7 @@ public struct Engine: Sendable {
     static func outcome(_ reports: [PolicyRunReport]) -> RunReport.Outcome {
         if reports.contains(where: { $0.failure != nil }) { return .failed }
         if reports.contains(where: { $0.refused != nil }) { return .refused }
-        if reports.contains(where: { !$0.skippedBatches.isEmpty }) { return .partial }
+        if reports.contains(where: { !$0.skippedBatches.isEmpty || $0.stillDue > 0 }) { return .partial }
         return .done
     }
 
@@ -354,6 +354,17 @@ struct LivePolicyRun: Sendable {
                     policy: name, subjectsDone: report.processed, subjectsTotal: total,
                     rowsPerSecond: seconds > 0 ? Double(rowsDone) / seconds : 0, estimatedRemaining: remaining))
             if limits.pauseBetweenBatches > .zero { try await Task.sleep(for: limits.pauseBetweenBatches) }
+        }
+        if report.processed < total {
+            // Subjects the batches did not take: those of skipped batches, and those another transaction had
+            // locked when their batch picked (SKIP LOCKED), or no longer due. Say how many are left.
+            let row = try await connection.query(counts.sql, Engine.values(counts, bindings)).first
+            report.stillDue = try row?.decode("expiring", as: Int.self) ?? 0
+            if report.stillDue > 0 {
+                logger.warning(
+                    "\(report.stillDue) subject(s) still due after the last batch (in skipped batches or locked by another transaction); a later run takes them",
+                    metadata: ["policy": "\(name)"])
+            }
         }
     }
 

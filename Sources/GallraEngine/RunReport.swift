@@ -80,7 +80,8 @@ public struct RunReport: Sendable, Hashable, Codable {
     public enum Outcome: String, Sendable, Hashable, Codable {
         /// Every policy ran to the end.
         case done
-        /// Some batches were skipped (lock conflicts, errors); a later run picks them up.
+        /// Some batches were skipped (lock conflicts, errors), or some due subjects were locked by another
+        /// transaction; a later run picks them up.
         case partial
         /// The guard refused a policy.
         case refused
@@ -127,6 +128,9 @@ public struct PolicyRunReport: Sendable, Hashable, Codable {
     public var skipped: String?
     /// Batches skipped after their attempts ran out.
     public var skippedBatches: [BatchFailure]
+    /// Live: subjects still due when the policy's batches ended (in skipped batches, or locked by another
+    /// transaction when their batch picked, `SKIP LOCKED`); a later run takes them. The run is then `partial`.
+    public var stillDue: Int
     /// Rows per table and action, summed over the data points.
     public var tables: [TableCounts]
     /// Rows per data point, in apply order.
@@ -144,6 +148,7 @@ public struct PolicyRunReport: Sendable, Hashable, Codable {
         exempted = 0
         processed = 0
         skippedBatches = []
+        stillDue = 0
         tables = []
         steps = []
         batches = 0

@@ -130,6 +130,8 @@ struct EngineSafetyTests {
             try await holder.execute("SELECT FROM shop.customer WHERE id = $1 FOR UPDATE", [.int64(locked)])
             let first = try await DemoShop.engine(connection).run([policy], options: DemoShop.options(.live))
             #expect(first.policies.first?.processed == due.count - 1)
+            #expect(first.policies.first?.stillDue == 1)
+            #expect(first.outcome == .partial, "a subject left due: run again later")
             #expect(
                 try await scalar(
                     "SELECT count(*) FROM shop.customer WHERE id = $1", [.int64(locked)], as: Int.self, on: connection)
@@ -138,6 +140,7 @@ struct EngineSafetyTests {
             await holder.close()
             let second = try await DemoShop.engine(connection).run([policy], options: DemoShop.options(.live))
             #expect(second.policies.first?.processed == 1)
+            #expect(second.outcome == .done)
             #expect(
                 try await scalar(
                     "SELECT count(*) FROM shop.customer WHERE id = $1", [.int64(locked)], as: Int.self, on: connection)

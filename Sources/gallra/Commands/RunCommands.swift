@@ -103,8 +103,8 @@ struct Run: AsyncParsableCommand {
             run per database at a time. --dry-run does what `gallra plan` does.
 
             Exit status: 0 done; 65 a policy is invalid (the others ran); 75 a policy was refused by its \
-            limits or batches were skipped (run again later); 69 the database cannot be reached; 78 no audit \
-            key, or the schema needs `gallra migrate`.
+            limits, batches were skipped, or due subjects were locked by another transaction (run again \
+            later); 69 the database cannot be reached; 78 no audit key, or the schema needs `gallra migrate`.
             """
     )
 
@@ -253,6 +253,11 @@ enum RunOutput {
                         + "batch\(policy.batches == 1 ? "" : "es")")
                 if let refused = policy.refused { Swift.print("  REFUSED: \(refused)") }
                 if let failure = policy.failure { Swift.print("  FAILED: \(failure)") }
+                if policy.stillDue > 0 {
+                    Swift.print(
+                        "  \(policy.stillDue) subject\(policy.stillDue == 1 ? "" : "s") still due (in skipped batches "
+                            + "or locked by another transaction): run again later")
+                }
                 for batch in policy.skippedBatches {
                     Swift.print(
                         "  batch \(batch.batch) skipped after \(batch.attempts) attempts: \(batch.error)")

@@ -1,0 +1,336 @@
+import Foundation
+import Testing
+
+/// The customers `inactive-customers` expires at the demo's instant, by hand: not seen for a year (a null
+/// last_seen_at never expires, docs/policy-language.md), not under legal hold.
+let expiringCustomersSQL = """
+    SELECT id FROM shop.customer
+    WHERE last_seen_at < \(DemoShop.asOfSQL) - interval '1 year' AND legal_hold IS NOT TRUE
+    """
+
+/// The policies of a run or plan report, by name.
+private func policies(_ object: [String: Any]) throws -> [String: [String: Any]] {
+    let report = try #require(object["report"] as? [String: Any], "no report in \(object)")
+    let list = try #require(report["policies"] as? [[String: Any]])
+    return Dictionary(uniqueKeysWithValues: list.map { ($0["name"] as? String ?? "?", $0) })
+}
+
+/// A policy report's rows per table: table -> (deleted, anonymized, retained).
+private func tables(_ policy: [String: Any]) -> [String: [Int]] {
+    var result: [String: [Int]] = [:]
+    for table in policy["tables"] as? [[String: Any]] ?? [] {
+        result[table["table"] as? String ?? "?"] = ["deleted", "anonymized", "retained"].map { table[$0] as? Int ?? -1 }
+    }
+    return result
+}
+
+@Suite("gallra run --once and gallra plan")
+struct RunCommandTests {
+    @Test func thePlanChangesNothingAndNamesWhatTheRunThenDoes() async throws {
+        try await DemoShop.with(customers: 1500) { shop in
+            let expiring = try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due")
+            let before = try await shop.checksums()
+
+            let plan = try await shop.gallra("plan", "--as-of", DemoShop.asOf, "--format", "json")
+            #expect(plan.status == 0, "\(plan.stderr)")
+            #expect(try await shop.checksums() == before, "the plan changed nothing")
+            let planned = try policies(try jsonObject(plan))
+            #expect(Set(planned.keys) == ["inactive-customers", "former-employees", "revoked-newsletter-consent"])
+            let inactive = try #require(planned["inactive-customers"])
+            #expect("\(inactive["expiring"] as? Int ?? -1)" == expiring, "the hand-written count of due customers")
+            #expect(inactive["processed"] as? Int == inactive["expiring"] as? Int)
+            #expect((planned["former-employees"]?["expiring"] as? Int ?? 0) > 0)
+            #expect(planned["revoked-newsletter-consent"]?["state"] as? String == "draft")
+
+            let live = try await shop.gallra(
+                "run", "--once", "--as-of", DemoShop.asOf, "--format", "json", environment: shop.keyEnvironment)
+            #expect(live.status == 0, "\(live.stdout) \(live.stderr)")
+            let done = try policies(try jsonObject(live))
+            for name in ["inactive-customers", "former-employees"] {
+                let dry = try #require(planned[name])
+                let run = try #require(done[name])
+                #expect(run["expiring"] as? Int == dry["expiring"] as? Int, "\(name): subjects due")
+                #expect(run["processed"] as? Int == dry["processed"] as? Int, "\(name): subjects processed")
+                #expect(run["exempted"] as? Int == dry["exempted"] as? Int, "\(name): subjects exempted")
+                let dryTables = tables(dry)
+                let liveTables = tables(run)
+                #expect(Set(dryTables.keys) == Set(liveTables.keys))
+                for (table, wouldDo) in dryTables {
+                    let did = liveTables[table] ?? []
+                    if table == "shop.address" {
+                        // An address two due subjects of different batches use may be counted by both.
+                        #expect(did[0] >= wouldDo[0] && did[1] >= wouldDo[1], "\(name) \(table): \(did) \(wouldDo)")
+                    } else {
+                        #expect(did == wouldDo, "\(name) \(table): live \(did), planned \(wouldDo)")
+                    }
+                }
+            }
+            #expect(done["revoked-newsletter-consent"] == nil, "a draft is left out of a live run")
+            #expect(try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due") == "0")
+            #expect(
+                try await shop.psql("SELECT count(*) FROM gallra.audit_subject")
+                    == "\((done["inactive-customers"]?["processed"] as? Int ?? 0) + (done["former-employees"]?["processed"] as? Int ?? 0))"
+            )
+            #expect(try await shop.gallra("audit", "verify").status == 0)
+
+            let again = try await shop.gallra("plan", "--as-of", DemoShop.asOf, "--format", "json")
+            #expect(again.status == 0, "\(again.stderr)")
+            let replanned = try policies(try jsonObject(again))
+            for name in ["inactive-customers", "former-employees"] {
+                #expect(replanned[name]?["expiring"] as? Int == 0, "\(name) converged")
+            }
+            let second = try await shop.gallra(
+                "run", "--once", "--as-of", DemoShop.asOf, "--format", "json", environment: shop.keyEnvironment)
+            #expect(second.status == 0)
+            for (name, policy) in try policies(try jsonObject(second)) where name != "revoked-newsletter-consent" {
+                #expect(policy["processed"] as? Int == 0, "\(name): a second run touches nothing")
+            }
+        }
+    }
+
+    @Test func liveRunsNeedAKeyAndAMigratedSchemaDryRunsDoNot() async throws {
+        try await DemoShop.with(customers: 200, migrate: false, policies: false) { shop in
+            let unmigrated = try await shop.gallra("run", "--once", environment: shop.keyEnvironment)
+            #expect(unmigrated.status == 78, "\(unmigrated.stderr)")
+            #expect(unmigrated.stderr.contains("gallra migrate"))
+            #expect(try await shop.psql("SELECT count(*) FROM pg_namespace WHERE nspname = 'gallra'") == "0")
+
+            #expect(try await shop.gallra("migrate").status == 0)
+            try await shop.apply("\(shop.root)/config/policies")
+            let before = try await shop.checksums()
+
+            let keyless = try await shop.gallra("run", "--once", "--as-of", DemoShop.asOf)
+            #expect(keyless.status == 78)
+            #expect(keyless.stderr.contains("no audit key"))
+            #expect(keyless.stderr.contains("GALLRA_AUDIT_KEY_FILE"))
+            #expect(try await shop.checksums() == before)
+
+            let short = shop.directory + "/short-key"
+            try "only-31-bytes-of-secret-0123456\n".write(toFile: short, atomically: true, encoding: .utf8)
+            let shortKey = try await shop.gallra(
+                "run", "--once", "--as-of", DemoShop.asOf, environment: ["GALLRA_AUDIT_KEY_FILE": short])
+            #expect(shortKey.status == 78)
+            #expect(shortKey.stderr.contains("31 bytes, at least 32"), "\(shortKey.stderr)")
+            let missing = try await shop.gallra(
+                "run", "--once", "--as-of", DemoShop.asOf, environment: ["GALLRA_AUDIT_KEY_FILE": short + ".gone"])
+            #expect(missing.status == 78)
+            #expect(missing.stderr.contains("does not exist"))
+            #expect(try await shop.checksums() == before)
+
+            let dry = try await shop.gallra("run", "--once", "--dry-run", "--as-of", DemoShop.asOf)
+            #expect(dry.status == 0, "\(dry.stderr)")
+            #expect(dry.stdout.contains("dry run: nothing was changed"))
+            #expect(dry.stdout.contains("inactive-customers v1"))
+            #expect(try await shop.checksums() == before)
+        }
+    }
+
+    @Test func theGuardRefusesALargePolicyWithTheNumbersUntilAllowLarge() async throws {
+        try await DemoShop.with(customers: 600) { shop in
+            try await shop.applyEdited("inactive-customers", [("max_fraction: 0.35", "max_fraction: 0.05")])
+            let expiring = try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due")
+            let rows = try await shop.psql("SELECT count(*) FROM shop.customer")
+            let customers = "SELECT md5(string_agg(c::text, ',' ORDER BY id)) FROM shop.customer AS c"
+            let before = try await shop.psql(customers)
+
+            let refused = try await shop.gallra(
+                "run", "--once", "--as-of", DemoShop.asOf, "--policy", "inactive-customers",
+                environment: shop.keyEnvironment)
+            #expect(refused.status == 75, "\(refused.stdout) \(refused.stderr)")
+            for output in [refused.stdout, refused.stderr] {
+                #expect(output.contains("\(expiring) subjects are due"), "\(output)")
+                #expect(output.contains("of \(rows) rows"))
+                #expect(output.contains("max_fraction 0.05"))
+                #expect(output.contains("--allow-large"))
+            }
+            #expect(refused.stdout.contains("REFUSED"))
+            #expect(try await shop.psql(customers) == before, "a refused policy touches nothing")
+            #expect(try await shop.psql("SELECT count(*) FROM gallra.audit_subject") == "0")
+
+            let allowed = try await shop.gallra(
+                "run", "--once", "--as-of", DemoShop.asOf, "--policy", "inactive-customers", "--allow-large",
+                environment: shop.keyEnvironment)
+            #expect(allowed.status == 0, "\(allowed.stdout) \(allowed.stderr)")
+            #expect(allowed.stderr.contains("--allow-large"), "the override is logged")
+            #expect(try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due") == "0")
+            #expect(try await shop.psql("SELECT count(*) FROM gallra.audit_subject") == expiring)
+        }
+    }
+
+    @Test func anInvalidStoredPolicyDoesNotStopTheOthers() async throws {
+        try await DemoShop.with(customers: 300) { shop in
+            // A stored row whose digest does not match its definition: loaded as invalid.
+            try await shop.psql(
+                """
+                INSERT INTO gallra.policy (name, version, state, definition, digest)
+                VALUES ('broken', 1, 'active', '{"policy": "broken", "state": "active"}', repeat('0', 64))
+                """)
+            let expiring = try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due")
+            #expect(Int(expiring) ?? 0 > 0)
+
+            let plan = try await shop.gallra("plan", "--as-of", DemoShop.asOf)
+            #expect(plan.status == 65)
+            #expect(plan.stdout.contains("broken: INVALID"))
+            #expect(plan.stdout.contains("inactive-customers v1"))
+
+            let result = try await shop.gallra(
+                "run", "--once", "--as-of", DemoShop.asOf, environment: shop.keyEnvironment)
+            #expect(result.status == 65, "\(result.stdout) \(result.stderr)")
+            #expect(result.stdout.contains("broken: INVALID, not run"))
+            #expect(result.stderr.contains("invalid"))
+            #expect(try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due") == "0")
+            #expect(
+                try await shop.psql("SELECT count(*) FROM gallra.audit_block WHERE policy = 'inactive-customers'")
+                    != "0")
+
+            let unknown = try await shop.gallra(
+                "run", "--once", "--policy", "no-such", "--as-of", DemoShop.asOf, environment: shop.keyEnvironment)
+            #expect(unknown.status == 65)
+            #expect(unknown.stderr.contains("no policy no-such is stored"))
+        }
+    }
+
+    @Test func anotherRunnerHoldingTheLockMeansTryAgainLater() async throws {
+        try await DemoShop.with(customers: 200) { shop in
+            let holder = try BackgroundProcess(
+                "/usr/bin/psql",
+                [
+                    "\(shop.conninfo) application_name=lock_holder", "-qAtX",
+                    "-c", "SELECT pg_advisory_lock(x'67616c6c72610002'::bigint)", "-c", "SELECT pg_sleep(60)",
+                ],
+                output: shop.directory + "/holder.log")
+            defer { holder.kill() }
+            try await waitFor("the other session holds the runner lock", shop) {
+                """
+                SELECT count(*) = 1 FROM pg_locks JOIN pg_stat_activity USING (pid)
+                WHERE locktype = 'advisory' AND granted AND application_name = 'lock_holder'
+                  AND classid = x'67616c6c'::int AND objid = x'72610002'::int
+                """
+            }
+            let before = try await shop.checksums()
+            let busy = try await shop.gallra(
+                "run", "--once", "--as-of", DemoShop.asOf, environment: shop.keyEnvironment)
+            #expect(busy.status == 75, "\(busy.stderr)")
+            #expect(busy.stderr.contains("another gallra is running policies on this database"))
+            #expect(try await shop.checksums() == before)
+            // A dry run takes no lock.
+            #expect(try await shop.gallra("plan", "--as-of", DemoShop.asOf).status == 0)
+
+            // The other session ends (a killed psql's backend would sleep on until pg_sleep returns).
+            try await shop.psql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lock_holder'")
+            _ = await holder.wait()
+            try await waitFor("the lock is released", shop) {
+                "SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'lock_holder'"
+            }
+            let free = try await shop.gallra(
+                "run", "--once", "--as-of", DemoShop.asOf, environment: shop.keyEnvironment)
+            #expect(free.status == 0, "\(free.stderr)")
+        }
+    }
+
+    @Test func aLockedSubjectIsSkippedAndProcessedByALaterRun() async throws {
+        try await DemoShop.with(customers: 600) { shop in
+            // A due customer in the middle of the key order, with orders and a wishlist.
+            let keys = try await shop.psql("\(expiringCustomersSQL) ORDER BY id").split(separator: "\n").map {
+                String($0)
+            }
+            try #require(keys.count > 20)
+            let locked = keys[keys.count / 2]
+            let holder = try BackgroundProcess(
+                "/usr/bin/psql",
+                [
+                    "\(shop.conninfo) application_name=row_holder", "-qAtX", "-c", "BEGIN",
+                    "-c", "SELECT id FROM shop.customer WHERE id = \(locked) FOR UPDATE", "-c", "SELECT pg_sleep(60)",
+                ],
+                output: shop.directory + "/holder.log")
+            defer { holder.kill() }
+            try await waitFor("the other session holds the row", shop) {
+                "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'row_holder' AND wait_event = 'PgSleep'"
+            }
+            let row = "SELECT md5(c::text) FROM shop.customer AS c WHERE id = \(locked)"
+            let original = try await shop.psql(row)
+
+            let first = try await shop.gallra(
+                "run", "--once", "--as-of", DemoShop.asOf, "--policy", "inactive-customers", "--format", "json",
+                environment: shop.keyEnvironment)
+            let report = try #require(try policies(try jsonObject(first))["inactive-customers"])
+            // The locked subject is not picked (SKIP LOCKED) and no batch fails; the run says it is still due and
+            // ends partial: exit 75, run again later.
+            #expect(first.status == 75, "\(first.stdout) \(first.stderr)")
+            #expect(report["expiring"] as? Int == keys.count)
+            #expect(report["processed"] as? Int == keys.count - 1)
+            #expect(report["still_due"] as? Int == 1)
+            #expect((report["skipped_batches"] as? [Any])?.isEmpty == true)
+            #expect((try jsonObject(first)["report"] as? [String: Any])?["outcome"] as? String == "partial")
+            #expect(try await shop.psql(row) == original, "the locked customer is untouched")
+            #expect(try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due") == "1")
+            let digest = shop.digest(customer: Int(locked) ?? 0)
+            let records = "SELECT count(*) FROM gallra.audit_subject WHERE subject_digest = '\(digest)'"
+            #expect(try await shop.psql(records) == "0")
+            #expect(try await shop.psql("SELECT count(*) FROM gallra.audit_subject") == "\(keys.count - 1)")
+
+            // The other session ends (a killed psql's backend would sleep on until pg_sleep returns).
+            try await shop.psql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'row_holder'")
+            _ = await holder.wait()
+            try await waitFor("the row is released", shop) {
+                "SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'row_holder'"
+            }
+            let later = try await shop.gallra(
+                "run", "--once", "--as-of", DemoShop.asOf, "--policy", "inactive-customers", "--format", "json",
+                environment: shop.keyEnvironment)
+            #expect(later.status == 0, "\(later.stderr)")
+            #expect(try policies(try jsonObject(later))["inactive-customers"]?["processed"] as? Int == 1)
+            #expect(try policies(try jsonObject(later))["inactive-customers"]?["still_due"] as? Int == 0)
+            #expect(try await shop.psql("SELECT count(*) FROM shop.customer WHERE id = \(locked)") == "0")
+            #expect(try await shop.psql(records) == "1")
+            #expect(try await shop.gallra("audit", "verify").status == 0)
+        }
+    }
+}
+
+extension RunCommandTests {
+    @Test func twoRunsStartedAtOnceNeverProcessASubjectTwice() async throws {
+        try await DemoShop.with(customers: 1500) { shop in
+            // Small batches: the first run is still working when the second asks for the runner lock.
+            try await shop.applyEdited("inactive-customers", [("batch_size: 500", "batch_size: 10")])
+            let due = try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due")
+            let runs = try (0..<2).map { index in
+                try BackgroundProcess(
+                    Harness.gallraPath,
+                    [
+                        "run", "--once", "--policy", "inactive-customers", "--as-of", DemoShop.asOf, "--database",
+                        shop.conninfo,
+                    ],
+                    environment: shop.keyEnvironment, output: "\(shop.directory)/run-\(index).log")
+            }
+            var statuses: [Int32] = []
+            for run in runs { statuses.append(await run.wait().status) }
+            let logs = (0..<2).map {
+                (try? String(contentsOfFile: "\(shop.directory)/run-\($0).log", encoding: .utf8)) ?? ""
+            }
+            #expect(statuses.sorted() == [0, 75], "\(logs)")
+            #expect(logs.contains { $0.contains("another gallra is running policies on this database") })
+            #expect(try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due") == "0")
+            #expect(
+                try await shop.psql(
+                    "SELECT count(*) || ' ' || count(DISTINCT subject_digest) FROM gallra.audit_subject")
+                    == "\(due) \(due)")
+            #expect(try await shop.psql("SELECT count(DISTINCT run) FROM gallra.audit_block") == "1")
+        }
+    }
+}
+
+/// Polls `condition` (a query returning a boolean) until it holds, for up to `seconds`.
+func waitFor(
+    _ what: String, _ shop: DemoShop, seconds: Double = 20, _ condition: () -> String
+) async throws {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try await shop.psql(condition()) == "t" { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    Issue.record("timed out waiting until \(what)")
+    throw HarnessError.psqlFailed
+}
