@@ -44,6 +44,15 @@ public struct Engine: Sendable {
         try await connection.execute("SELECT pg_advisory_unlock($1)", [.int64(runnerLockKey)])
     }
 
+    /// Marks the live runs left `running` by a gallra that died (killed, or its host lost) as `interrupted`;
+    /// their committed batches stay done and audited. Call it only while holding the runner lock: then no
+    /// other live run can be in progress. Returns how many runs it closed.
+    @discardableResult
+    public static func closeAbandonedRuns(on connection: PostgresConnection) async throws -> Int {
+        try await connection.execute(
+            "UPDATE gallra.run SET outcome = 'interrupted' WHERE mode = 'live' AND outcome = 'running'")
+    }
+
     // MARK: - Running
 
     /// Runs `policies` in order. A failing policy is recorded and the others go on; cancellation stops the run

@@ -141,6 +141,12 @@ struct Run: AsyncParsableCommand {
                         .temporaryFailure,
                         "another gallra is running policies on this database; try again when it has finished")
                 }
+                let abandoned = try await Engine.closeAbandonedRuns(on: connection)
+                if abandoned > 0 {
+                    context.logger.warning(
+                        "\(abandoned) earlier run(s) had stopped without finishing (killed?); marked interrupted",
+                        metadata: ["runs": "\(abandoned)"])
+                }
             }
             let runnable = try await RunnablePolicies.load(
                 on: connection, names: selection.policies, includeDrafts: dryRun)
