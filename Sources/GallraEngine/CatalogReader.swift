@@ -139,7 +139,7 @@ public enum CatalogReader {
     /// A JSON array of names (or nulls, for index expressions), as the queries aggregate them.
     private static func nameList(_ row: PostgresRow, _ column: String) throws -> [String?] {
         guard let text = try row.decode(column, as: String?.self) else { return [] }
-        guard case .array(let items) = try StoredJSON(parsing: text) else {
+        guard case .array(let items) = try JSONValue(parsing: text) else {
             throw PostgresError(.decoding, "column \"\(column)\" is not a JSON array")
         }
         return items.map(\.stringValue)

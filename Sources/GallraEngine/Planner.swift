@@ -400,10 +400,9 @@ public enum SQLText {
 
     /// `[{"column": "value"}, ...]`: values as JSON strings (their PostgreSQL text), nulls as null.
     static func recordsJSON(column: String, values: [Scalar]) -> String {
-        let objects = values.map { value -> String in
-            "{" + jsonString(column) + ":" + (text(of: value).map(jsonString) ?? "null") + "}"
-        }
-        return "[" + objects.joined(separator: ",") + "]"
+        JSONValue.array(
+            values.map { value in .object([column: text(of: value).map(JSONValue.string) ?? .null]) }
+        ).canonicalText
     }
 
     /// The PostgreSQL input text of a scalar.
@@ -415,25 +414,5 @@ public enum SQLText {
         case .boolean(let flag): flag ? "true" : "false"
         case .null: nil
         }
-    }
-
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }

@@ -249,20 +249,20 @@ public struct PolicyStore: Sendable {
                     "no policy named \(name.rawValue) is stored; gallra policy list shows the stored ones")
             }
             if latest.state == .disabled { return .unchanged(name, version: latest.version) }
-            let old = try StoredJSON(parsing: latest.definition)
+            let old = try JSONValue(parsing: latest.definition)
             guard case .object(var members) = old else {
                 throw PolicyStoreError(
                     .unknownPolicy, policy: name.rawValue,
                     "the stored definition of \(name.rawValue) version \(latest.version) is not a JSON object")
             }
             members["state"] = .string(Policy.State.disabled.rawValue)
-            let new = StoredJSON.object(members)
+            let new = JSONValue.object(members)
             let version = latest.version + 1
             try await Self.insert(
                 Document(name: name, state: .disabled, canonical: new.canonicalText, source: source), version: version,
                 appliedBy: appliedBy, on: connection)
             let diff = PolicyDiff(
-                oldState: latest.state, newState: .disabled, changes: StoredJSON.differences(from: old, to: new))
+                oldState: latest.state, newState: .disabled, changes: JSONValue.differences(from: old, to: new))
             return .updated(name, from: latest.version, to: version, diff: diff)
         }
     }
@@ -312,7 +312,7 @@ public struct PolicyStore: Sendable {
         var candidates: [Candidate] = versions.map { stored in
             var candidate = Candidate(stored: stored, reasons: [])
             do {
-                candidate.storedCanonical = try StoredJSON(parsing: stored.definition).canonicalText
+                candidate.storedCanonical = try JSONValue(parsing: stored.definition).canonicalText
             } catch {
                 candidate.reasons.append("the definition is \(error)")
                 return candidate
@@ -408,9 +408,9 @@ public struct PolicyStore: Sendable {
             }
             let version = current.version + 1
             try await insert(document, version: version, appliedBy: appliedBy, on: connection)
-            let new = try StoredJSON(parsing: document.canonical)
+            let new = try JSONValue(parsing: document.canonical)
             let changed =
-                (try? StoredJSON(parsing: current.definition)).map { StoredJSON.differences(from: $0, to: new) }
+                (try? JSONValue(parsing: current.definition)).map { JSONValue.differences(from: $0, to: new) }
                 ?? [PolicyDiff.Change(path: "", kind: .changed, old: current.definition, new: document.canonical)]
             changes.append(
                 .updated(
@@ -437,7 +437,7 @@ public struct PolicyStore: Sendable {
     /// SHA-256 (hex) of each text's UTF-8 bytes, computed by PostgreSQL, in order.
     static func sha256Hex(_ texts: [String], on connection: PostgresConnection) async throws -> [String] {
         guard !texts.isEmpty else { return [] }
-        let array = StoredJSON.array(texts.map { .string($0) }).canonicalText
+        let array = JSONValue.array(texts.map { .string($0) }).canonicalText
         let result = try await connection.query(
             """
             SELECT encode(sha256(convert_to(t.text, 'UTF8')), 'hex') AS digest

@@ -228,7 +228,7 @@ public struct Engine: Sendable {
 
     /// A JSON array of strings.
     static func jsonArray(_ texts: [String]) -> String {
-        "[" + texts.map(SQLText.jsonString).joined(separator: ",") + "]"
+        JSONValue.array(texts.map(JSONValue.string)).canonicalText
     }
 }
 

@@ -1,5 +1,6 @@
-/// A JSON value as the canonical form writes it: numbers keep their text, objects are written with sorted keys.
-enum JSONValue: Sendable, Hashable {
+/// A JSON value as gallra's canonical form writes it: numbers keep their text, objects are written with sorted
+/// keys. Policies are stored and digested in this form.
+public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case number(String)
@@ -74,7 +75,7 @@ enum JSONValue: Sendable, Hashable {
 }
 
 extension JSONValue: Codable {
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
@@ -93,7 +94,7 @@ extension JSONValue: Codable {
         }
     }
 
-    func encode(to encoder: any Encoder) throws {
+    public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .null: try container.encodeNil()

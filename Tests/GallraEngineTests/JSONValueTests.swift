@@ -5,7 +5,7 @@ import Testing
 @testable import GallraEngine
 
 @Suite("Stored definitions: canonical text and differences")
-struct StoredJSONTests {
+struct JSONValueTests {
     /// A policy whose text needs escaping: quotes, backslashes, control characters, non-ASCII, astral scalars.
     static let awkward = """
         policy: awkward
@@ -23,7 +23,7 @@ struct StoredJSONTests {
     @Test("the canonical text of a parsed canonical document is the document itself")
     func canonicalRoundTrip() throws {
         let policy = try Policy(parsing: Self.awkward)
-        #expect(try StoredJSON(parsing: policy.canonicalJSON).canonicalText == policy.canonicalJSON)
+        #expect(try JSONValue(parsing: policy.canonicalJSON).canonicalText == policy.canonicalJSON)
     }
 
     @Test("stored as jsonb and read back, the document's canonical text and digest are unchanged")
@@ -35,7 +35,7 @@ struct StoredJSONTests {
             _ = try await store.apply([(policy, source: "awkward.yaml")])
             let stored = try #require(try await store.latest(policy.name))
             #expect(stored.definition != policy.canonicalJSON)  // jsonb prints its own way...
-            #expect(try StoredJSON(parsing: stored.definition).canonicalText == policy.canonicalJSON)  // ...same text
+            #expect(try JSONValue(parsing: stored.definition).canonicalText == policy.canonicalJSON)  // ...same text
             let load = try await store.loadAll()
             #expect(load.invalid == [])
             #expect(load.policies.map(\.policy) == [policy])
@@ -44,23 +44,23 @@ struct StoredJSONTests {
 
     @Test("differences name the paths that changed, were added or removed")
     func differences() throws {
-        let old = try StoredJSON(parsing: #"{"a":1,"b":{"c":[1,2,3],"d":"x"},"e":true}"#)
-        let new = try StoredJSON(parsing: #"{"a":1,"b":{"c":[1,5],"d":{"x":1}},"f":null}"#)
+        let old = try JSONValue(parsing: #"{"a":1,"b":{"c":[1,2,3],"d":"x"},"e":true}"#)
+        let new = try JSONValue(parsing: #"{"a":1,"b":{"c":[1,5],"d":{"x":1}},"f":null}"#)
         #expect(
-            StoredJSON.differences(from: old, to: new) == [
+            JSONValue.differences(from: old, to: new) == [
                 .init(path: "b.c[1]", kind: .changed, old: "2", new: "5"),
                 .init(path: "b.c[2]", kind: .removed, old: "3"),
                 .init(path: "b.d", kind: .changed, old: #""x""#, new: #"{"x":1}"#),
                 .init(path: "e", kind: .removed, old: "true"),
                 .init(path: "f", kind: .added, new: "null"),
             ])
-        #expect(StoredJSON.differences(from: old, to: old) == [])
+        #expect(JSONValue.differences(from: old, to: old) == [])
     }
 
     @Test(
         "text that is not JSON is refused with its byte offset",
         arguments: ["", "{", #"{"a" 1}"#, "[1,]", "tru", "1 2"])
     func notJSON(_ text: String) {
-        #expect(throws: StoredJSON.SyntaxError.self) { try StoredJSON(parsing: text) }
+        #expect(throws: JSONValue.SyntaxError.self) { try JSONValue(parsing: text) }
     }
 }

@@ -1,29 +1,19 @@
-/// A JSON value as stored in `gallra.policy.definition`, read back from PostgreSQL's `jsonb` text.
-///
-/// gallra needs its own small reader for three things the policy language does not offer: re-deriving the
-/// canonical text of a stored document whatever the policy language version that wrote it (to check its
-/// digest), the field-level difference between two versions, and changing one member (`state`) of a
-/// document that may not decode as a policy at all. Numbers keep their text, as in the canonical form.
-enum StoredJSON: Sendable, Hashable {
-    case null
-    case bool(Bool)
-    case number(String)
-    case string(String)
-    case array([StoredJSON])
-    case object([String: StoredJSON])
-
+/// Reading JSON text into a ``JSONValue``: stored policy documents are read back from PostgreSQL's `jsonb`
+/// text to re-derive their canonical text (to check a digest), to compare two versions, and to change one
+/// member of a document that may not decode as a policy at all. Numbers keep their text.
+extension JSONValue {
     /// Why a text is not JSON; the position is a byte offset (the text is a definition, never row data).
-    struct SyntaxError: Error, Sendable, CustomStringConvertible {
-        var offset: Int
-        var message: String
-        var description: String { "not valid JSON at byte \(offset): \(message)" }
+    public struct SyntaxError: Error, Sendable, CustomStringConvertible {
+        public var offset: Int
+        public var message: String
+        public var description: String { "not valid JSON at byte \(offset): \(message)" }
     }
 
     /// Documents nest a few levels; a deeper one is refused rather than risking the stack.
-    static let maximumDepth = 128
+    public static let maximumDepth = 128
 
     /// Parses JSON text (RFC 8259; the whole text must be one value).
-    init(parsing text: String) throws(SyntaxError) {
+    public init(parsing text: String) throws(SyntaxError) {
         var parser = Parser(bytes: Array(text.utf8))
         parser.skipWhitespace()
         self = try parser.value(depth: 0)
@@ -35,100 +25,20 @@ enum StoredJSON: Sendable, Hashable {
 
     /// Compact JSON with keys sorted by their UTF-8 bytes and minimal escaping: the same rules as
     /// `Policy.canonicalJSON`, so a stored canonical document reads back to the bytes that were digested.
-    var canonicalText: String {
+    public var canonicalText: String {
         var out = ""
         write(to: &out)
         return out
     }
 
-    private func write(to out: inout String) {
-        switch self {
-        case .null: out += "null"
-        case .bool(let value): out += value ? "true" : "false"
-        case .number(let text): out += text
-        case .string(let text): Self.writeString(text, to: &out)
-        case .array(let items):
-            out += "["
-            for (index, item) in items.enumerated() {
-                if index > 0 { out += "," }
-                item.write(to: &out)
-            }
-            out += "]"
-        case .object(let members):
-            out += "{"
-            for (index, key) in members.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
-                if index > 0 { out += "," }
-                Self.writeString(key, to: &out)
-                out += ":"
-                members[key]?.write(to: &out)
-            }
-            out += "}"
-        }
-    }
-
-    private static func writeString(_ text: String, to out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
-    }
-
     /// A member of an object; nil for other values.
-    subscript(key: String) -> StoredJSON? {
+    public subscript(key: String) -> JSONValue? {
         if case .object(let members) = self { members[key] } else { nil }
     }
 
     /// The text of a string value.
-    var stringValue: String? {
+    public var stringValue: String? {
         if case .string(let text) = self { text } else { nil }
-    }
-
-    /// What differs between `old` and `new`, member by member and item by item, in document order
-    /// (object keys sorted). Paths use the policy file's notation: `expires.inactive_for`, `data[2].anonymize.email`.
-    static func differences(from old: StoredJSON, to new: StoredJSON, path: String = "") -> [PolicyDiff.Change] {
-        switch (old, new) {
-        case (.object(let oldMembers), .object(let newMembers)):
-            let keys = Set(oldMembers.keys).union(newMembers.keys).sorted {
-                $0.utf8.lexicographicallyPrecedes($1.utf8)
-            }
-            return keys.flatMap { key -> [PolicyDiff.Change] in
-                let childPath = path.isEmpty ? key : path + "." + key
-                switch (oldMembers[key], newMembers[key]) {
-                case (let before?, let after?): return differences(from: before, to: after, path: childPath)
-                case (let before?, nil): return [.init(path: childPath, kind: .removed, old: before.canonicalText)]
-                case (nil, let after?): return [.init(path: childPath, kind: .added, new: after.canonicalText)]
-                case (nil, nil): return []
-                }
-            }
-        case (.array(let oldItems), .array(let newItems)):
-            return (0..<max(oldItems.count, newItems.count)).flatMap { index -> [PolicyDiff.Change] in
-                let childPath = path + "[\(index)]"
-                if index >= newItems.count {
-                    return [.init(path: childPath, kind: .removed, old: oldItems[index].canonicalText)]
-                }
-                if index >= oldItems.count {
-                    return [.init(path: childPath, kind: .added, new: newItems[index].canonicalText)]
-                }
-                return differences(from: oldItems[index], to: newItems[index], path: childPath)
-            }
-        default:
-            guard old != new else { return [] }
-            return [.init(path: path, kind: .changed, old: old.canonicalText, new: new.canonicalText)]
-        }
     }
 }
 
@@ -144,17 +54,17 @@ private struct Parser {
         while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
     }
 
-    private func error(_ message: String) -> StoredJSON.SyntaxError {
-        StoredJSON.SyntaxError(offset: index, message: message)
+    private func error(_ message: String) -> JSONValue.SyntaxError {
+        JSONValue.SyntaxError(offset: index, message: message)
     }
 
-    mutating func value(depth: Int) throws(StoredJSON.SyntaxError) -> StoredJSON {
-        guard depth < StoredJSON.maximumDepth else { throw error("nested deeper than \(StoredJSON.maximumDepth)") }
+    mutating func value(depth: Int) throws(JSONValue.SyntaxError) -> JSONValue {
+        guard depth < JSONValue.maximumDepth else { throw error("nested deeper than \(JSONValue.maximumDepth)") }
         guard index < bytes.count else { throw error("unexpected end of text") }
         switch bytes[index] {
         case UInt8(ascii: "{"):
             index += 1
-            var members: [String: StoredJSON] = [:]
+            var members: [String: JSONValue] = [:]
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                 index += 1
@@ -173,7 +83,7 @@ private struct Parser {
             }
         case UInt8(ascii: "["):
             index += 1
-            var items: [StoredJSON] = []
+            var items: [JSONValue] = []
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
                 index += 1
@@ -201,13 +111,13 @@ private struct Parser {
         }
     }
 
-    private mutating func expect(_ character: Unicode.Scalar) throws(StoredJSON.SyntaxError) {
+    private mutating func expect(_ character: Unicode.Scalar) throws(JSONValue.SyntaxError) {
         guard index < bytes.count, bytes[index] == UInt8(ascii: character) else { throw error("expected \(character)") }
         index += 1
     }
 
     /// After an item: true at the closing bracket, false after a comma.
-    private mutating func endOrComma(_ closing: Unicode.Scalar) throws(StoredJSON.SyntaxError) -> Bool {
+    private mutating func endOrComma(_ closing: Unicode.Scalar) throws(JSONValue.SyntaxError) -> Bool {
         guard index < bytes.count else { throw error("unexpected end of text") }
         if bytes[index] == UInt8(ascii: closing) {
             index += 1
@@ -217,7 +127,7 @@ private struct Parser {
         return false
     }
 
-    private mutating func literal(_ word: String) throws(StoredJSON.SyntaxError) {
+    private mutating func literal(_ word: String) throws(JSONValue.SyntaxError) {
         let expected = Array(word.utf8)
         guard index + expected.count <= bytes.count, Array(bytes[index..<index + expected.count]) == expected else {
             throw error("expected \(word)")
@@ -225,7 +135,7 @@ private struct Parser {
         index += expected.count
     }
 
-    private mutating func number() throws(StoredJSON.SyntaxError) -> String {
+    private mutating func number() throws(JSONValue.SyntaxError) -> String {
         let start = index
         func digits() -> Int {
             let begin = index
@@ -248,7 +158,7 @@ private struct Parser {
         return String(decoding: bytes[start..<index], as: UTF8.self)
     }
 
-    private mutating func string() throws(StoredJSON.SyntaxError) -> String {
+    private mutating func string() throws(JSONValue.SyntaxError) -> String {
         index += 1  // the opening quote
         var scalars = String.UnicodeScalarView()
         var run = index  // start of the bytes not yet copied
@@ -302,7 +212,7 @@ private struct Parser {
         throw error("unterminated string")
     }
 
-    private mutating func hex4() throws(StoredJSON.SyntaxError) -> UInt32 {
+    private mutating func hex4() throws(JSONValue.SyntaxError) -> UInt32 {
         guard index + 4 <= bytes.count else { throw error("short \\u escape") }
         var value: UInt32 = 0
         for byte in bytes[index..<index + 4] {
