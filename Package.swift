@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["YAML"]),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // System libraries, found with pkg-config (Debian: libpq-dev, libsystemd-dev).
@@ -63,10 +64,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The long-running service: lifecycle, schedule, signals, reload, triggers, watchdog.
+        .target(
+            name: "GallraDaemon",
+            dependencies: [
+                "GallraEngine",
+                "GallraPolicy",
+                "GallraPostgres",
+                "GallraSystemd",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The command line: thin wiring of the layers below.
         .executableTarget(
             name: "gallra",
             dependencies: [
+                "GallraDaemon",
                 "GallraEngine",
                 "GallraPolicy",
                 "GallraPostgres",
@@ -96,6 +112,12 @@ let package = Package(
             dependencies: [
                 "GallraEngine", "GallraPostgres", "GallraPolicy", .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // The daemon's pure parts: the scheduler.
+        .testTarget(
+            name: "GallraDaemonTests",
+            dependencies: ["GallraDaemon", "GallraPolicy"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,8 +1,8 @@
 extension Schema {
-    /// Version 3: rows a policy's subjects point to that the policy has anonymized, so that it does not act on
+    /// Version 4: rows a policy's subjects point to that the policy has anonymized, so that it does not act on
     /// them again in a later batch or run.
-    static let migration3ProcessedRows = Migration(
-        version: 3,
+    static let migration4 = Migration(
+        version: 4,
         description: "processed_row (rows a policy's subjects point to that it anonymized)",
         statements: [
             """

@@ -39,6 +39,18 @@ public struct Engine: Sendable {
         return try result.first?.decode("locked", as: Bool.self) ?? false
     }
 
+    /// The server process holding the runner lock of the current database, if any.
+    public static func runnerLockHolder(on connection: PostgresConnection) async throws -> Int32? {
+        let result = try await connection.query(
+            """
+            SELECT pid FROM pg_locks
+            WHERE locktype = 'advisory' AND granted AND objsubid = 1
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND classid = ($1::bigint >> 32)::oid AND objid = ($1::bigint & 4294967295)::oid
+            """, [.int64(runnerLockKey)])
+        return try result.first?.decode("pid", as: Int32.self)
+    }
+
     /// Releases the runner lock.
     public static func releaseRunnerLock(on connection: PostgresConnection) async throws {
         try await connection.execute("SELECT pg_advisory_unlock($1)", [.int64(runnerLockKey)])
@@ -88,6 +100,9 @@ public struct Engine: Sendable {
             ])
         var logger = logger
         logger[metadataKey: "run.id"] = "\(runID)"
+        logger.notice(
+            "run started (\(options.trigger)): \(policies.map(\.resolved.name.rawValue).joined(separator: ", "))",
+            metadata: JournalEvent.runStarted.metadata(["run.trigger": "\(options.trigger)", "dry_run": "false"]))
         var reports: [PolicyRunReport] = []
         var interrupted = false
         for policy in policies {
@@ -118,6 +133,7 @@ public struct Engine: Sendable {
                         "policy failed: \(report.failure ?? "")", metadata: ["policy": "\(report.name)"])
                 }
             }
+            if report.skipped == nil { Self.logProcessed(report, dryRun: false, logger: logger) }
             reports.append(report)
         }
         let outcome = interrupted ? .interrupted : Self.outcome(reports)
@@ -134,17 +150,52 @@ public struct Engine: Sendable {
                     sequence: try $0.decode("sequence", as: Int64.self), hash: try $0.decode("hash", as: String.self))
             }
         }.value
+        let subjects = reports.reduce(0) { $0 + $1.processed }
+        let rows = reports.reduce(0) { $0 + $1.steps.reduce(0) { $0 + $1.rows } }
         logger.notice(
-            "run finished: \(outcome.rawValue); audit head \(head.map { "\($0.sequence) \($0.hash)" } ?? "none")",
+            "run finished: \(outcome.rawValue); \(subjects) subjects processed, \(rows) rows changed",
+            metadata: JournalEvent.runFinished.metadata([
+                "run.outcome": "\(outcome.rawValue)", "subjects": "\(subjects)", "rows": "\(rows)", "dry_run": "false",
+            ]))
+        logger.notice(
+            "audit head: \(head.map { "block \($0.sequence) \($0.hash)" } ?? "none")",
             // GALLRA_AUDIT_HEAD in the journal: a copy of the chain's head outside the database
             // (`gallra audit verify --expect-head`).
-            metadata: [
+            metadata: JournalEvent.auditHead.metadata([
                 "audit.sequence": "\(head?.sequence ?? 0)", "audit.head": "\(head?.hash ?? "")",
                 "run.outcome": "\(outcome.rawValue)",
-            ])
+            ]))
         return RunReport(
             runID: runID, mode: .live, asOf: Self.iso8601(asOf), trigger: options.trigger, outcome: outcome,
             policies: reports, auditHead: head)
+    }
+
+    /// The "policy processed" event of one policy of a run, and one line per table and action with rows.
+    public static func logProcessed(_ report: PolicyRunReport, dryRun: Bool, logger: Logger) {
+        let rows = report.steps.reduce(0) { $0 + $1.rows }
+        var metadata: Logger.Metadata = [
+            "policy": "\(report.name)", "policy.version": "\(report.version)", "subjects": "\(report.processed)",
+            "rows": "\(rows)", "dry_run": "\(dryRun)",
+        ]
+        if let refused = report.refused { metadata["policy.refused"] = "\(refused.expiring)" }
+        let text =
+            "\(report.name) v\(report.version): \(report.processed) subjects \(dryRun ? "would be " : "")processed, "
+            + "\(rows) rows \(dryRun ? "would change" : "changed"), \(report.expiring) expiring, "
+            + "\(report.exempted) exempted"
+        logger.notice("\(text)", metadata: JournalEvent.policyProcessed.metadata(metadata))
+        for table in report.tables {
+            for (action, count) in [
+                ("delete", table.deleted), ("anonymize", table.anonymized), ("retain", table.retained),
+            ]
+            where count > 0 {
+                logger.info(
+                    "\(report.name): \(table.table) \(action) \(count) rows\(dryRun ? " (dry run)" : "")",
+                    metadata: [
+                        "policy": "\(report.name)", "policy.version": "\(report.version)", "table": "\(table.table)",
+                        "action": "\(action)", "rows": "\(count)", "dry_run": "\(dryRun)",
+                    ])
+            }
+        }
     }
 
     /// The run's instant: the given one, or the server's `now()`.
@@ -289,7 +340,11 @@ struct LivePolicyRun: Sendable {
                     "guard overridden with --allow-large: \(refusal)", metadata: ["policy": "\(name)"])
             } else {
                 report.refused = refusal
-                logger.critical("policy refused: \(refusal)", metadata: ["policy": "\(name)"])
+                logger.critical(
+                    "policy refused: \(refusal)",
+                    metadata: JournalEvent.policyRefused.metadata([
+                        "policy": "\(name)", "policy.version": "\(policy.version)", "subjects": "\(report.expiring)",
+                    ]))
                 return
             }
         }
@@ -337,7 +392,9 @@ struct LivePolicyRun: Sendable {
                             sqlState: postgres?.sqlState))
                     logger.error(
                         "batch \(number) skipped after \(attempt) attempts: \(Engine.describe(error))",
-                        metadata: ["policy": "\(name)"])
+                        metadata: JournalEvent.batchSkipped.metadata([
+                            "policy": "\(name)", "policy.version": "\(policy.version)", "subjects": "\(keys.count)",
+                        ]))
                     last = lastKey
                     break
                 }

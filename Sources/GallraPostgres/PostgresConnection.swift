@@ -82,13 +82,17 @@ public actor PostgresConnection {
     /// `defaultConnectTimeout` bounds the attempt when neither the conninfo nor PGCONNECT_TIMEOUT sets
     /// `connect_timeout`: libpq alone would wait as long as the kernel does (minutes for a host that drops
     /// packets), and a daemon that reports its health to systemd needs an answer sooner.
+    ///
+    /// `password` (e.g. from a systemd credential) is passed as libpq's `password` keyword *before* the conninfo,
+    /// so a password written in the conninfo still wins; nil or empty passes none (PGPASSWORD, .pgpass apply).
     public static func connect(
         _ conninfo: String?,
+        password: String? = nil,
         defaultConnectTimeout: Duration = .seconds(30),
         logger: Logger = Logger(label: "gallra.postgres")
     ) async throws -> PostgresConnection {
         let connection = PostgresConnection(logger: logger)
-        try await connection.establish(conninfo, defaultConnectTimeout: defaultConnectTimeout)
+        try await connection.establish(conninfo, password: password, defaultConnectTimeout: defaultConnectTimeout)
         return connection
     }
 
@@ -254,12 +258,17 @@ public actor PostgresConnection {
 
     // MARK: - Connecting
 
-    private func establish(_ conninfo: String?, defaultConnectTimeout: Duration) throws {
+    private func establish(_ conninfo: String?, password: String?, defaultConnectTimeout: Duration) throws {
         var keywords = ["fallback_application_name", "client_encoding"]
         var values = ["gallra", "UTF8"]
         if let conninfo, !conninfo.isEmpty {
             keywords.insert("dbname", at: 0)  // first, so that client_encoding after it wins
             values.insert(conninfo, at: 0)
+        }
+        if let password, !password.isEmpty {
+            // Before the expanded conninfo: libpq keeps the last value of a keyword, so the conninfo's own wins.
+            keywords.insert("password", at: 0)
+            values.insert(password, at: 0)
         }
         let started = withCStringArray(keywords) { keywords in
             withCStringArray(values) { values in PQconnectStartParams(keywords, values, 1) }

@@ -39,7 +39,8 @@ struct CommandContext: Sendable {
     /// Connects to the configured database; an unreachable server is EX_UNAVAILABLE.
     func connect() async throws -> PostgresConnection {
         do {
-            return try await PostgresConnection.connect(settings.database, logger: logger)
+            return try await PostgresConnection.connect(
+                settings.database, password: settings.databasePassword, logger: logger)
         } catch let error as PostgresError {
             let target = [error.host, error.port].compactMap { $0 }.joined(separator: ":")
             throw CommandFailure(

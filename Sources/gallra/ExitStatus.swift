@@ -74,6 +74,8 @@ extension CommandFailure {
             self.init(.software, "unexpected database error: \(error.description)")
         case let error as SchemaError:
             self.init(.configuration, error.description)
+        case let error as UnknownPolicyError:
+            self.init(.dataError, error.description)
         case let error as PolicyStoreError:
             self.init(.dataError, error.description)
         case let error as AuditTrailError:

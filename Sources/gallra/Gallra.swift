@@ -19,7 +19,7 @@ struct Gallra: AsyncParsableCommand {
             """,
         version: BuildInfo.versionLine,
         subcommands: [
-            Run.self, Plan.self, PolicyCommand.self, AuditCommand.self, Migrate.self, Check.self, Version.self,
+            Run.self, Trigger.self, Plan.self, PolicyCommand.self, AuditCommand.self, Migrate.self, Check.self, Version.self,
         ]
     )
 }

@@ -43,12 +43,7 @@ enum PolicyNames {
 /// Stored policies checked against the catalog.
 enum StoredPolicies {
     static func validate(_ stored: StoredPolicy, against catalog: Catalog) -> Validation {
-        let file = PolicyFile(
-            parsing: stored.stored.definition, path: "gallra.policy \(stored.stored.name) v\(stored.stored.version)")
-        guard let parsed = file.policies.first else {
-            return Validation(diagnostics: file.diagnostics, resolved: nil)
-        }
-        return GallraPolicy.validate(parsed, against: catalog)
+        stored.validate(against: catalog)
     }
 }
 

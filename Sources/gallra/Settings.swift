@@ -1,5 +1,6 @@
 import Configuration
 import Foundation
+import GallraPolicy
 import GallraSystemd
 import Logging
 import SystemPackage
@@ -21,6 +22,16 @@ struct Settings: Sendable {
     /// The audit key file (`audit.key_file`); by default the systemd credential
     /// `$CREDENTIALS_DIRECTORY/audit-key` when systemd passes credentials, else none.
     var auditKeyFile: String?
+
+    /// The database password from the systemd credential `db-password` (one trailing newline stripped; empty
+    /// means none). A password in the `database` conninfo still wins. Never logged.
+    var databasePassword: String?
+    /// The schedule of policies that name none (`schedule.default`).
+    var defaultSchedule = "daily at 03:00"
+    /// The longest wait between two attempts to reach the database (`daemon.retry_max`, seconds).
+    var retryMax: Duration = .seconds(60)
+    /// How often a standby tries to become the runner (`daemon.standby_retry`, seconds).
+    var standbyRetry: Duration = .seconds(5)
 
     /// Whether a database is configured at all: a setting, or libpq's own environment.
     var hasDatabase: Bool {
@@ -72,7 +83,45 @@ struct Settings: Sendable {
         settings.auditKeyFile =
             try await value("audit.key_file", in: reader, configPath: configPath)
             ?? environment["CREDENTIALS_DIRECTORY"].flatMap { $0.isEmpty ? nil : $0 + "/audit-key" }
+        if let schedule = try await value("schedule.default", in: reader, configPath: configPath) {
+            do {
+                _ = try Schedule(parsing: schedule)
+            } catch {
+                throw invalid("schedule.default", schedule, expected: "a schedule (\(error))", configPath: configPath)
+            }
+            settings.defaultSchedule = schedule
+        }
+        if let seconds = try await positiveSeconds("daemon.retry_max", in: reader, configPath: configPath) {
+            settings.retryMax = seconds
+        }
+        if let seconds = try await positiveSeconds("daemon.standby_retry", in: reader, configPath: configPath) {
+            settings.standbyRetry = seconds
+        }
+        if let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty,
+            let data = FileManager.default.contents(atPath: directory + "/db-password")
+        {
+            var password = String(decoding: data, as: UTF8.self)
+            if password.hasSuffix("\n") { password.removeLast() }
+            settings.databasePassword = password.isEmpty ? nil : password
+        }
         return settings
+    }
+
+    /// A whole number of seconds, written as a YAML number or a string.
+    private static func positiveSeconds(_ key: String, in reader: ConfigReader, configPath: String?) async throws
+        -> Duration?
+    {
+        let text: String?
+        if let number = try? await reader.fetchInt(forKey: ConfigKey(key)) {
+            text = String(number)
+        } else {
+            text = try await value(key, in: reader, configPath: configPath)
+        }
+        guard let text else { return nil }
+        guard let seconds = Int(text), seconds > 0 else {
+            throw invalid(key, text, expected: "a whole number of seconds, at least 1", configPath: configPath)
+        }
+        return .seconds(seconds)
     }
 
     /// `--config`, else `GALLRA_CONFIG`, else the default path when that file exists.

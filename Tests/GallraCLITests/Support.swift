@@ -149,4 +149,5 @@ enum Harness {
 enum HarnessError: Error {
     case noServer
     case psqlFailed
+    case timeout
 }

@@ -107,6 +107,12 @@ struct ApplyPolicies: AsyncParsableCommand {
             }
             let changes = try await PolicyStore(connection: connection).apply(
                 report.policies.map { ($0.parsed.policy, $0.file) }, dryRun: dryRun)
+            if !dryRun {
+                // A running daemon picks the changes up at once.
+                for change in changes where change.storesVersion {
+                    try? await connection.notify(NotificationChannel.policy, payload: change.name.rawValue)
+                }
+            }
             await connection.close()
             report.printDiagnostics()
             switch format {
@@ -327,6 +333,9 @@ struct DisablePolicy: AsyncParsableCommand {
             try await Schema.requireCurrent(on: connection)
             let change = try await PolicyStore(connection: connection).disable(
                 policyName, source: "gallra policy disable")
+            if change.storesVersion {
+                try? await connection.notify(NotificationChannel.policy, payload: change.name.rawValue)
+            }
             await connection.close()
             switch format {
             case .json: try JSONOutput.print(ChangeReport(change))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GallraDaemon
 import GallraEngine
 import GallraPolicy
 import GallraPostgres
@@ -47,55 +48,17 @@ struct RunSelection: ParsableArguments {
     }
 }
 
-/// The stored policies a run acts on, each validated against the live catalog.
-struct RunnablePolicies {
-    var policies: [RunPolicy] = []
-    /// Policies that cannot run, with why (invalid rows, validation errors).
-    var invalid: [(name: String, reason: String)] = []
-    /// The validator's warnings per policy (missing indexes, cascades), for the plan.
-    var warnings: [String: [String]] = [:]
-
-    static func load(
-        on connection: PostgresConnection, names: [String], includeDrafts: Bool
-    ) async throws -> RunnablePolicies {
-        let store = PolicyStore(connection: connection)
-        let load = try await store.loadAll()
-        let catalog = try await CatalogReader.read(on: connection)
-        let wanted = Set(names)
-        let known = Set(load.policies.map(\.stored.name) + load.invalid.map(\.name))
-        if let unknown = wanted.subtracting(known).sorted().first {
-            throw CommandFailure(.dataError, "no policy \(unknown) is stored; gallra policy list shows the stored ones")
-        }
-        var result = RunnablePolicies()
-        for invalid in load.invalid where wanted.isEmpty || wanted.contains(invalid.name) {
-            result.invalid.append((invalid.name, invalid.reason))
-        }
-        for stored in load.policies where wanted.isEmpty || wanted.contains(stored.stored.name) {
-            switch stored.policy.state {
-            case .disabled: continue
-            case .draft where !includeDrafts: continue
-            default: break
-            }
-            let validation = StoredPolicies.validate(stored, against: catalog)
-            if !validation.warnings.isEmpty {
-                result.warnings[stored.stored.name] = validation.warnings.map(\.message)
-            }
-            if let resolved = validation.resolved {
-                result.policies.append(
-                    RunPolicy(resolved: resolved, version: stored.stored.version, state: stored.policy.state))
-            } else {
-                let reason = validation.errors.map(\.message).joined(separator: "; ")
-                result.invalid.append((stored.stored.name, reason))
-            }
-        }
-        return result
-    }
-}
-
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Apply the active policies now: delete and anonymize what has expired, with an audit record.",
         discussion: """
+            Without --once, runs as the service (what gallra.service starts): connects (retrying while the \
+            database is down), migrates, and runs each active policy on its schedule (schedule.default when it \
+            names none) and drafts as logged dry runs; a schedule missed while it was down runs once at start. \
+            One gallra per database runs policies, others wait as standbys. SIGHUP re-reads the configuration and \
+            policies, SIGUSR1 or `gallra trigger` runs now, SIGTERM stops after the batch in flight. It speaks \
+            sd_notify (READY=1, STATUS=, WATCHDOG=1, RELOADING=1, STOPPING=1) and logs to the journal.
+
             With --once, evaluates every active policy (or those named with --policy) at one instant and \
             processes the expiring subjects in batches: each batch is one transaction that acts on every data \
             point of its subjects and appends a block to the audit trail. A policy that would touch more \
@@ -122,13 +85,20 @@ struct Run: AsyncParsableCommand {
 
     func validate() throws {
         guard once || dryRun else {
-            throw ValidationError(
-                "gallra run needs --once (run the due policies now and exit) or --dry-run; the long-running service "
-                    + "mode is not part of this version")
+            if !selection.policies.isEmpty || selection.asOf != nil || allowLarge || selection.format != .text {
+                throw ValidationError(
+                    "--policy, --as-of, --allow-large and --format go with --once or --dry-run; the service "
+                        + "(gallra run alone) runs every policy on its schedule")
+            }
+            return
         }
     }
 
     func run() async throws {
+        guard once || dryRun else {
+            try await reportingFailures { try await runService() }
+            return
+        }
         try await reportingFailures {
             let context = try await CommandContext.start(global)
             let key = dryRun ? nil : try context.auditKey()
@@ -160,6 +130,78 @@ struct Run: AsyncParsableCommand {
             await connection.close()
             try RunOutput.print(report, invalid: runnable.invalid, warnings: [:], format: selection.format)
             try RunOutput.exitStatus(report, invalid: runnable.invalid)
+        }
+    }
+}
+
+extension Run {
+    /// `gallra run` as the long-running service.
+    func runService() async throws {
+        let context = try await CommandContext.start(global)
+        let configuration = try Self.daemonConfiguration(context)
+        let global = self.global
+        let logger = context.logger
+        try await Daemon.run(
+            configuration: configuration,
+            reloadConfiguration: {
+                let settings = try await Settings.load(global)
+                return try Self.daemonConfiguration(CommandContext(settings: settings, logger: logger))
+            }, logger: context.logger)
+    }
+
+    static func daemonConfiguration(_ context: CommandContext) throws -> DaemonConfiguration {
+        let settings = context.settings
+        let schedule: Schedule
+        do {
+            schedule = try Schedule(parsing: settings.defaultSchedule)
+        } catch {
+            throw CommandFailure(.configuration, "schedule.default: \(error)")
+        }
+        return DaemonConfiguration(
+            database: settings.database, password: settings.databasePassword, auditKey: try context.auditKey(),
+            defaultSchedule: schedule, reconnect: Backoff(initial: .seconds(1), maximum: settings.retryMax),
+            standbyRetry: settings.standbyRetry, gallraVersion: BuildInfo.version)
+    }
+}
+
+struct Trigger: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make the running gallra service run policies now.",
+        discussion: """
+            Sends a notification (NOTIFY gallra_trigger) on the database; the service that runs the policies \
+            there runs the named policies (default: every active policy, and drafts as dry runs) at once, \
+            whatever their schedules. `systemctl kill -s USR1 gallra` does the same for every policy. \
+            Follow the run with `journalctl -u gallra -f` or `gallra audit runs`.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .customLong("policy"), help: "Run this policy (repeatable). Default: every active policy.")
+    var policies: [String] = []
+
+    func validate() throws {
+        for name in policies {
+            if (try? PolicyName(name)) == nil { throw ValidationError("--policy \(name): not a policy name") }
+        }
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let context = try await CommandContext.start(global)
+            let connection = try await context.connect()
+            let holder = try await Engine.runnerLockHolder(on: connection)
+            try await connection.notify(
+                NotificationChannel.trigger, payload: TriggerRequest(policies: policies).payload)
+            await connection.close()
+            let what = policies.isEmpty ? "every active policy" : policies.joined(separator: ", ")
+            if holder == nil {
+                StandardError.write(
+                    "gallra: warning: no gallra service is running policies on this database now; the trigger "
+                        + "(\(what)) is lost unless one starts listening\n")
+            } else {
+                Swift.print("triggered: \(what)")
+            }
         }
     }
 }

@@ -1,0 +1,149 @@
+import Foundation
+import GallraEngine
+import GallraSystemd
+import Logging
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// Something that happened outside the main loop, for the loop to act on.
+enum DaemonEvent: Sendable, Hashable {
+    /// SIGHUP: re-read the configuration and the policies.
+    case reload
+    /// SIGUSR1 (`signal`) or `gallra trigger` (`notify`): run now.
+    case trigger(TriggerRequest, source: String)
+    /// A policy was stored (`gallra_policy`).
+    case policiesChanged
+    /// The LISTEN connection failed: the database is probably gone.
+    case listenerLost(String)
+}
+
+/// Events posted by the signal task and the listener, taken by the main loop in order.
+final class Mailbox: Sendable {
+    private let events = Mutex<[DaemonEvent]>([])
+
+    func post(_ event: DaemonEvent) { events.withLock { $0.append(event) } }
+
+    func take() -> DaemonEvent? {
+        events.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+    }
+}
+
+/// The main loop's last sign of life, which the watchdog task checks before each ping.
+final class Heartbeat: Sendable {
+    private let last = Mutex<ContinuousClock.Instant>(.now)
+
+    func beat() { last.withLock { $0 = .now } }
+
+    func isFresh(within limit: Duration) -> Bool {
+        last.withLock { ContinuousClock.now - $0 } <= limit
+    }
+}
+
+/// The gallra daemon as a swift-service-lifecycle `Service`: connects (retrying while the database is down),
+/// migrates, becomes the one runner of the database or a standby, runs the policies on their schedules and on
+/// triggers, and stops gracefully (`STOPPING=1`, the batch in flight committed or rolled back).
+public struct GallraService: Service {
+    let configuration: DaemonConfiguration
+    let reloadConfiguration: @Sendable () async throws -> DaemonConfiguration
+    let logger: Logger
+    let notifier: SystemdNotifier
+
+    /// A service with its first configuration and the way to read a new one on SIGHUP.
+    public init(
+        configuration: DaemonConfiguration,
+        reloadConfiguration: @escaping @Sendable () async throws -> DaemonConfiguration,
+        logger: Logger,
+        notifier: SystemdNotifier = SystemdNotifier()
+    ) {
+        self.configuration = configuration
+        self.reloadConfiguration = reloadConfiguration
+        self.logger = logger
+        self.notifier = notifier
+    }
+
+    public func run() async throws {
+        let mailbox = Mailbox()
+        let heartbeat = Heartbeat()
+        let (configuration, reloadConfiguration, logger, notifier) = (
+            self.configuration, self.reloadConfiguration, self.logger, self.notifier
+        )
+        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await signal in signals {
+                    if signal == .sighup {
+                        mailbox.post(.reload)
+                    } else if signal == .sigusr1 {
+                        mailbox.post(.trigger(TriggerRequest(), source: "signal"))
+                    }
+                }
+            }
+            if let interval = notifier.watchdogPingInterval {
+                group.addTask {
+                    await Self.pingWatchdog(
+                        every: interval, while: heartbeat, stallTimeout: configuration.stallTimeout,
+                        notifier: notifier, logger: logger)
+                }
+            }
+            await withGracefulShutdownHandler {
+                await cancelWhenGracefulShutdown {
+                    let loop = DaemonLoop(
+                        configuration: configuration, reloadConfiguration: reloadConfiguration, logger: logger,
+                        notifier: notifier, mailbox: mailbox, heartbeat: heartbeat)
+                    await loop.run()
+                }
+            } onGracefulShutdown: {
+                logger.notice(
+                    "stopping: no new batch is taken; the batch in flight commits or is rolled back",
+                    metadata: JournalEvent.stopping.metadata())
+                try? notifier.stopping(status: "stopping: finishing or cancelling the batch in flight")
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// `WATCHDOG=1` every `interval` while the main loop shows signs of life: it beats while it waits, between
+    /// batches and while it retries the database, so neither a long query nor an outage stops the pings; a loop
+    /// silent for `stallTimeout` (or a stopped process) does, and systemd restarts the service.
+    static func pingWatchdog(
+        every interval: Duration, while heartbeat: Heartbeat, stallTimeout: Duration, notifier: SystemdNotifier,
+        logger: Logger
+    ) async {
+        var stalled = false
+        while !Task.isCancelled {
+            if heartbeat.isFresh(within: stallTimeout) {
+                do {
+                    try notifier.watchdog()
+                } catch {
+                    logger.warning("\(error)")
+                }
+                stalled = false
+            } else if !stalled {
+                stalled = true
+                logger.critical(
+                    "the main loop has shown no sign of life for \(stallTimeout); watchdog pings stop, so systemd restarts gallra"
+                )
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+}
+
+/// Runs gallra's service in a `ServiceGroup`: SIGTERM and SIGINT shut it down gracefully within
+/// `maximumGracefulShutdownDuration` (below the unit's `TimeoutStopSec=60s`).
+public enum Daemon {
+    public static func run(
+        configuration: DaemonConfiguration,
+        reloadConfiguration: @escaping @Sendable () async throws -> DaemonConfiguration,
+        logger: Logger,
+        maximumGracefulShutdownDuration: Duration = .seconds(45)
+    ) async throws {
+        let service = GallraService(
+            configuration: configuration, reloadConfiguration: reloadConfiguration, logger: logger)
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = maximumGracefulShutdownDuration
+        try await ServiceGroup(configuration: groupConfiguration).run()
+    }
+}

@@ -1,0 +1,39 @@
+import Logging
+
+/// The kinds of event gallra logs for operators, each with a fixed `MESSAGE_ID` that `systemd/gallra.catalog`
+/// explains (`journalctl -x`), so that `journalctl MESSAGE_ID=...` finds every event of a kind.
+///
+/// The ids are fixed forever: monitoring and the catalog refer to them. Add new kinds; never change an id.
+public enum JournalEvent: String, Sendable, CaseIterable {
+    case runStarted = "1cc91e9da714472ea1cda2bfbe3802fe"
+    case runFinished = "8f7f4f3e7f9c45beafc589f64fabb20c"
+    case policyProcessed = "64ea9f621ca1482592cdbf281586ff73"
+    case policyRefused = "132358728f1b493db84afd9b384ed213"
+    case policyInvalid = "da035686501e4c04ba4cd57c8ef2a08e"
+    case batchSkipped = "a9517f601c144af380185a40a58ed75b"
+    case databaseUnreachable = "25503ea507f74aafae31c273356c0a40"
+    case databaseBack = "7b5092f2da284a32ab42b3afe4f282fe"
+    case auditHead = "6598745a0bca4a0a9c200b07973d9027"
+    case reload = "4cf11a4242ea4856aa548ef60b7286ac"
+    case standby = "04e54d038a2d487e864c327db9ba9682"
+    case leader = "156912201ce047d1b61337a4bca82875"
+    case stopping = "3f8a43270bab468293993465e88d4138"
+
+    /// The `MESSAGE_ID` field (a journal field name already, so the journal handler passes it through).
+    public var id: String { rawValue }
+
+    /// `metadata` with this event's `MESSAGE_ID` added.
+    public func metadata(_ metadata: Logger.Metadata = [:]) -> Logger.Metadata {
+        var metadata = metadata
+        metadata["MESSAGE_ID"] = "\(rawValue)"
+        return metadata
+    }
+}
+
+/// The LISTEN/NOTIFY channels between gallra commands and the daemon.
+public enum NotificationChannel {
+    /// `gallra trigger`: run now. The payload is a ``TriggerRequest`` as JSON.
+    public static let trigger = "gallra_trigger"
+    /// A policy was stored (`gallra policy apply`, `disable`): reload the policies. The payload names it.
+    public static let policy = "gallra_policy"
+}
