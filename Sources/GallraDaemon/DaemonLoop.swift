@@ -139,6 +139,12 @@ final class DaemonLoop {
             heartbeat.beat()
             if try await Engine.tryAcquireRunnerLock(on: connection) {
                 leading = true
+                let abandoned = try await Engine.closeAbandonedRuns(on: connection)
+                if abandoned > 0 {
+                    logger.warning(
+                        "\(abandoned) earlier run(s) had stopped without finishing; marked interrupted",
+                        metadata: ["runs": "\(abandoned)"])
+                }
                 logger.notice(
                     standby
                         ? "taking over: the other gallra is gone; this one now runs the policies on this database"
