@@ -4,7 +4,7 @@
 --   psql "$DB" -v ON_ERROR_STOP=1 -v as_of='2026-11-29 00:00:00+00' -v salt='...' -f bench/limit.sql
 --
 -- Same semantics as config/policies/inactive-customers.yaml: subjects are customers not seen
--- (or, never seen, not created) for a year and not under legal hold; their wishlist, cart and
+-- for a year (never seen: NULL, not expiring, as gallra reads the rule) and not under legal hold; their wishlist, cart and
 -- cart items, newsletter consents and newsletter log are deleted; their orders are anonymized
 -- (fake_email, redact, null, truncate(year)) and detached; the addresses they point to (their
 -- own and their orders' shipping addresses) are anonymized unless a store, a customer who
@@ -18,7 +18,7 @@ SET LOCAL work_mem = '64MB';
 
 CREATE TEMP TABLE s ON COMMIT DROP AS
     SELECT id, address_id FROM shop.customer
-    WHERE coalesce(last_seen_at, created_at) < :'as_of'::timestamptz - interval '1 year'
+    WHERE last_seen_at < :'as_of'::timestamptz - interval '1 year'
       AND NOT legal_hold
     FOR UPDATE;
 ALTER TABLE s ADD PRIMARY KEY (id);

@@ -31,6 +31,6 @@ INSERT INTO bench.audit_subject (subject_digest, counts)
 VALUES (encode(sha256(convert_to(%2$L || 'shop.customer:' || %1$s, 'UTF8')), 'hex'), '[]');
 COMMIT;$f$, id, :'salt')
 FROM shop.customer
-WHERE coalesce(last_seen_at, created_at) < :'as_of'::timestamptz - interval '1 year' AND NOT legal_hold
+WHERE last_seen_at < :'as_of'::timestamptz - interval '1 year' AND NOT legal_hold
 ORDER BY id
 LIMIT :limit;

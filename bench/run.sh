@@ -103,7 +103,7 @@ tpl="$server dbname=$TPL"
 psql "$tpl" -qX -v ON_ERROR_STOP=1 -f config/demo/schema.sql >/dev/null 2>&1
 psql "$tpl" -qX -v ON_ERROR_STOP=1 -v customers="$N" -v as_of="$AS_OF" -f config/demo/generate.sql >&2
 GALLRA_DATABASE="$tpl" "$gallra" migrate >/dev/null
-expiring_sql="coalesce(last_seen_at, created_at) < timestamptz '$AS_OF' - interval '1 year' AND NOT legal_hold"
+expiring_sql="last_seen_at < timestamptz '$AS_OF' - interval '1 year' AND NOT legal_hold"
 psql "$tpl" -qX -v ON_ERROR_STOP=1 >/dev/null <<SQL
 CREATE SCHEMA bench;
 CREATE TABLE bench.audit_subject (ordinal bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -220,20 +220,9 @@ PY
 gallra_counts() { # FILE: "subjects rows" from gallra run --format json
     python3 - "$1" <<'PY'
 import json, sys
-text = open(sys.argv[1]).read()
-doc = json.loads(text)
-subjects = rows = 0
-def walk(x):
-    global subjects, rows
-    if isinstance(x, dict):
-        for k, v in x.items():
-            if k in ("processed",) and isinstance(v, int): subjects += v
-            elif k in ("deleted", "anonymized") and isinstance(v, int): rows += v
-            else: walk(v)
-    elif isinstance(x, list):
-        for v in x: walk(v)
-walk(doc)
-print(subjects, rows)
+doc = json.load(open(sys.argv[1]))
+ps = doc["report"]["policies"]
+print(sum(p["processed"] for p in ps), sum(s["rows"] for p in ps for s in p["steps"]))
 PY
 }
 
