@@ -14,7 +14,7 @@ SYSCONFDIR ?= /etc
 # `make install GALLRA_BINARY=path` installs that binary instead of building a release one.
 GALLRA_BINARY ?=
 
-.PHONY: all build release test demo clean format install uninstall
+.PHONY: all build release test demo bench clean format install uninstall
 
 all: build
 
@@ -31,6 +31,11 @@ test:
 
 demo:
 	scripts/demo.sh
+
+# The benchmark (docs/benchmark.md): BENCH_N=100000 make bench for a quick one.
+bench:
+	scripts/deps.sh
+	bench/run.sh
 
 format:
 	swift format --in-place --recursive Package.swift Sources Tests

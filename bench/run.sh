@@ -1,0 +1,431 @@
+#!/usr/bin/env bash
+# `make bench`: gallra against what PostgreSQL itself can do, on the demo shop (docs/benchmark.md).
+#
+#   BENCH_N=100000 bench/run.sh [--json FILE]
+#
+# Builds release, starts a throwaway PostgreSQL (or uses the server of $GALLRA_DATABASE, whose
+# role must be allowed to create databases), generates the demo shop at BENCH_N customers once
+# into a template database, and runs each measurement on a fresh copy of it (CREATE DATABASE ...
+# TEMPLATE) at the same instant (as of 2026-11-29 00:00 UTC). Prints a table, and one JSON
+# object per run on stdout (or into FILE with --json).
+#
+# Environment:
+#   BENCH_N               customers (default 1000000; about 31% expire)
+#   BENCH_NAIVE           subjects the naive baseline purges (default 20000; its figures are per
+#                         subject, the wall time is scaled to all subjects)
+#   BENCH_BATCHES         gallra batch sizes (default "1000 10000")
+#   BENCH_RATE            pgbench rate in transactions/s for the live-shop runs (default 200)
+#   BENCH_OLTP_SECONDS    length of the idle pgbench run (default 20)
+#   BENCH_WAL_COMPRESSION wal_compression of the throwaway server (default off; lz4, pglz)
+#   BENCH_SKIP            space-separated run groups to skip: naive anonymize plan live
+#   BENCH_KEEP=1          keep the throwaway server and the work directory
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+json_file=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --json) json_file=${2:?--json FILE}; shift 2 ;;
+    *) echo "usage: bench/run.sh [--json FILE]" >&2; exit 64 ;;
+    esac
+done
+
+N=${BENCH_N:-1000000}
+NAIVE=${BENCH_NAIVE:-20000}
+BATCHES=${BENCH_BATCHES:-1000 10000}
+RATE=${BENCH_RATE:-200}
+OLTP_SECONDS=${BENCH_OLTP_SECONDS:-20}
+WALC=${BENCH_WAL_COMPRESSION:-off}
+SKIP=" ${BENCH_SKIP:-} "
+AS_OF='2026-11-29 00:00:00+00'
+AS_OF_ISO='2026-11-29T00:00:00Z'
+TPL=gallra_bench_tpl
+RUNDB=gallra_bench_run
+
+skipped() { [[ "$SKIP" == *" $1 "* ]]; }
+log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+
+command -v pgbench >/dev/null || PATH=$PATH:$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+if [ ! -x /usr/bin/time ]; then
+    log "installing GNU time"
+    apt-get install -y -qq time >/dev/null
+fi
+
+work=$(mktemp -d /tmp/gallra-bench.XXXXXX)
+chmod 0755 "$work"
+own_server=0
+cleanup() {
+    status=$?
+    [ -z "${sampler_pid:-}" ] || kill "$sampler_pid" 2>/dev/null || true
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+        echo "kept $work (server: ${server:-none})" >&2
+    else
+        [ "$own_server" = 0 ] || scripts/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
+        rm -rf "$work"
+    fi
+    exit $status
+}
+trap cleanup EXIT INT TERM
+
+log "building gallra (release)"
+swift build -c release 2>&1 | tail -n 1 >&2
+gallra="$(swift build -c release --show-bin-path)/gallra"
+
+if [ -z "${GALLRA_DATABASE:-}" ]; then
+    log "starting a throwaway PostgreSQL"
+    server=$(scripts/pg.sh start "$work/pg")
+    own_server=1
+    # Benchmark settings: no checkpoint in the middle of a run (every run starts just after one,
+    # so each pays the same full-page images), and the WAL compression asked for.
+    psql "$server" -qX -v ON_ERROR_STOP=1 >/dev/null <<SQL
+ALTER SYSTEM SET max_wal_size = '20GB';
+ALTER SYSTEM SET checkpoint_timeout = '1h';
+ALTER SYSTEM SET wal_compression = '$WALC';
+ALTER SYSTEM SET maintenance_work_mem = '512MB';
+SELECT pg_reload_conf();
+SQL
+else
+    server="$GALLRA_DATABASE"
+fi
+q() { psql "$server dbname=${2:-$RUNDB}" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
+# libpq conninfo parts for pganonymize
+host=$(psql "$server dbname=postgres" -qAtX -c "SELECT coalesce(inet_server_addr()::text, current_setting('unix_socket_directories'))" | cut -d, -f1)
+port=$(psql "$server dbname=postgres" -qAtX -c "SHOW port")
+user=$(psql "$server dbname=postgres" -qAtX -c "SELECT current_user")
+
+log "generating the demo shop: $N customers into template $TPL"
+q "DROP DATABASE IF EXISTS $RUNDB" postgres
+q "DROP DATABASE IF EXISTS $TPL" postgres
+q "CREATE DATABASE $TPL" postgres
+tpl="$server dbname=$TPL"
+psql "$tpl" -qX -v ON_ERROR_STOP=1 -f config/demo/schema.sql >/dev/null 2>&1
+psql "$tpl" -qX -v ON_ERROR_STOP=1 -v customers="$N" -v as_of="$AS_OF" -f config/demo/generate.sql >&2
+GALLRA_DATABASE="$tpl" "$gallra" migrate >/dev/null
+expiring_sql="last_seen_at < timestamptz '$AS_OF' - interval '1 year' AND NOT legal_hold"
+psql "$tpl" -qX -v ON_ERROR_STOP=1 >/dev/null <<SQL
+CREATE SCHEMA bench;
+CREATE TABLE bench.audit_subject (ordinal bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                                  subject_digest text NOT NULL, counts jsonb NOT NULL);
+CREATE INDEX ON bench.audit_subject (subject_digest);
+-- Customers for the live shop's pgbench scripts, numbered from 1.
+CREATE TABLE bench.active AS SELECT row_number() OVER (ORDER BY id) AS i, id FROM shop.customer
+    WHERE NOT ($expiring_sql);
+ALTER TABLE bench.active ADD PRIMARY KEY (i);
+CREATE TABLE bench.expiring AS SELECT row_number() OVER (ORDER BY id) AS i, id FROM shop.customer
+    WHERE $expiring_sql;
+ALTER TABLE bench.expiring ADD PRIMARY KEY (i);
+VACUUM ANALYZE;
+SQL
+n_active=$(q "SELECT count(*) FROM bench.active" $TPL)
+n_expiring=$(q "SELECT count(*) FROM bench.expiring" $TPL)
+n_products=$(q "SELECT count(*) FROM shop.product" $TPL)
+log "$n_expiring of $N customers expire"
+
+keyfile="$work/audit-key"
+(umask 077; head -c 48 /dev/urandom | base64 >"$keyfile")
+export GALLRA_AUDIT_KEY_FILE="$keyfile"
+salt=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+
+# The gallra policies: the demo policy with the batch size asked for and no run limit, and an
+# anonymize-only policy on the same orders.
+policy() { # batch_size file
+    sed -e "s/^policy: inactive-customers/policy: bench-inactive-customers/" \
+        -e "s/^limits:.*/limits: { batch_size: $1, max_subjects_per_run: 100000000, max_fraction: 0.5 }/" \
+        config/policies/inactive-customers.yaml >"$2"
+}
+cat >"$work/anonymize-orders.yaml" <<'YAML'
+policy: bench-anonymize-orders
+state: active
+subject: { table: shop.customer, key: id }
+expires: { inactive_for: 1 year, activity: last_seen_at }
+except:
+  - { column: legal_hold, is: true }
+data:
+  - table: shop.order
+    anonymize:
+      email: fake_email
+      full_name: redact
+      phone: null
+      birth_date: truncate(year)
+      customer_id: null
+limits: { batch_size: 1000, max_subjects_per_run: 100000000, max_fraction: 0.5 }
+YAML
+
+fresh() { # a fresh copy of the template, after a checkpoint
+    q "DROP DATABASE IF EXISTS $RUNDB" postgres
+    q "CREATE DATABASE $RUNDB TEMPLATE $TPL" postgres
+    q "CHECKPOINT" postgres
+}
+db="$server dbname=$RUNDB"
+
+results="$work/results.jsonl"
+: >"$results"
+# Longest transaction on the run database, sampled every 0.2 s.
+start_sampler() {
+    printf "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0) FROM pg_stat_activity WHERE datname = '%s' AND pid <> pg_backend_pid() AND application_name <> 'pgbench' AND xact_start IS NOT NULL;\n\\\\watch 0.2\n" "$RUNDB" \
+        | psql "$server dbname=postgres" -qAtX >"$work/sampler" 2>/dev/null &
+    sampler_pid=$!
+}
+stop_sampler() {
+    kill "$sampler_pid" 2>/dev/null || true
+    wait "$sampler_pid" 2>/dev/null || true
+    sampler_pid=""
+    sort -g "$work/sampler" | tail -n 1
+}
+# measure NAME KIND CMD...: runs CMD on a fresh copy (the caller prepared it), records wall time,
+# WAL, longest transaction and, for gallra, peak RSS. CMD prints "subjects|rows" on fd 3's file.
+measure() {
+    local name=$1 kind=$2
+    shift 2
+    local lsn0 t0 t1 wal longest rss=""
+    lsn0=$(q "SELECT pg_current_wal_lsn()" postgres)
+    start_sampler
+    t0=$(date +%s.%N)
+    if [ "$kind" = gallra ]; then
+        /usr/bin/time -v -o "$work/time.$name" "$@" >"$work/out.$name" 2>"$work/err.$name" || {
+            s=$?; [ $s = 75 ] || { cat "$work/err.$name" >&2; return $s; }; }
+        rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.$name")
+    else
+        "$@" >"$work/out.$name" 2>"$work/err.$name" || { cat "$work/err.$name" >&2; return 1; }
+    fi
+    t1=$(date +%s.%N)
+    longest=$(stop_sampler)
+    wal=$(q "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0')" postgres)
+    echo "$name $kind $t0 $t1 $wal ${longest:-0} ${rss:-0}" >"$work/m.$name"
+}
+record() { # NAME SUBJECTS ROWS [SCALE_TO_SUBJECTS] [extra json]
+    local name=$1 subjects=$2 rows=$3 scale=${4:-} extra=${5:-"{}"}
+    read -r _ kind t0 t1 wal longest rss <"$work/m.$name"
+    python3 - "$name" "$kind" "$t0" "$t1" "$wal" "$longest" "$rss" "$subjects" "$rows" "$scale" "$extra" "$N" "$WALC" >>"$results" <<'PY'
+import json, sys
+name, kind, t0, t1, wal, longest, rss, subjects, rows, scale, extra, n, walc = sys.argv[1:]
+wall = float(t1) - float(t0)
+subjects, rows = int(subjects), int(rows)
+r = {"run": name, "kind": kind, "bench_n": int(n), "wal_compression": walc,
+     "wall_s": round(wall, 3), "subjects": subjects, "rows": rows,
+     "subjects_per_s": round(subjects / wall, 1) if wall else None,
+     "rows_per_s": round(rows / wall, 1) if wall else None,
+     "wal_bytes": int(float(wal)), "wal_bytes_per_subject": round(float(wal) / subjects, 1) if subjects else None,
+     "longest_xact_s": round(float(longest), 3),
+     "peak_rss_kb": int(rss) or None}
+if scale:
+    r["scaled_to_subjects"] = int(scale)
+    r["scaled_wall_s"] = round(wall * int(scale) / subjects, 1) if subjects else None
+r.update(json.loads(extra))
+print(json.dumps(r))
+PY
+}
+gallra_counts() { # FILE: "subjects rows" from gallra run --format json
+    python3 - "$1" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+ps = doc["report"]["policies"]
+print(sum(p["processed"] for p in ps), sum(s["rows"] for p in ps for s in p["steps"]))
+PY
+}
+
+# 1. The limit.
+log "1. the limit: one set-based transaction (bench/limit.sql)"
+fresh
+measure limit sql psql "$db" -qAtX -v ON_ERROR_STOP=1 -v as_of="$AS_OF" -v salt="$salt" -f bench/limit.sql
+IFS='|' read -r lim_subjects lim_rows <"$work/out.limit"
+record limit "$lim_subjects" "$lim_rows"
+
+# 2. The naive way.
+if ! skipped naive; then
+    log "2. the naive way: one transaction per subject, one statement per table ($NAIVE subjects)"
+    fresh
+    # newsletter_log.customer_ref has no index on purpose (gallra's validator warns); one
+    # statement per subject would scan the table each time, so the naive run gets the index
+    # (built before the clock starts): its figures are an upper bound of the naive way.
+    q "CREATE INDEX ON shop.newsletter_log (customer_ref); CHECKPOINT" >/dev/null
+    psql "$db" -qAtX -v ON_ERROR_STOP=1 -v as_of="$AS_OF" -v salt="$salt" -v limit="$NAIVE" \
+        -f bench/naive.sql >"$work/naive-script.sql"
+    naive_subjects=$(grep -c '^BEGIN;' "$work/naive-script.sql")
+    measure naive sql psql "$db" -X -v ON_ERROR_STOP=1 -f "$work/naive-script.sql"
+    naive_rows=$(awk '/^(DELETE|UPDATE) [0-9]+$/ {s += $2} END {print s + 0}' "$work/out.naive")
+    record naive "$naive_subjects" "$naive_rows" "$lim_subjects"
+fi
+
+# 4. gallra run --once.
+for b in $BATCHES; do
+    log "4. gallra run --once, batch $b"
+    fresh
+    policy "$b" "$work/policy-$b.yaml"
+    GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-$b.yaml" >/dev/null
+    GALLRA_DATABASE="$db" measure "gallra-b$b" gallra "$gallra" run --once --as-of "$AS_OF_ISO" --format json
+    read -r g_subjects g_rows < <(gallra_counts "$work/out.gallra-b$b")
+    record "gallra-b$b" "$g_subjects" "$g_rows"
+done
+
+# 3. Anonymization only: pganonymize vs gallra on the same order columns of the same rows.
+if ! skipped anonymize; then
+    venv="$work/venv"
+    log "3. anonymization only: installing pganonymize 0.13.0 in $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q pganonymize==0.13.0 psycopg2-binary >&2
+    cat >"$work/pganonymize.yaml" <<YAML
+tables:
+  - order:
+      primary_key: id
+      chunk_size: 10000
+      search: "customer_id IN (SELECT id FROM shop.customer WHERE $expiring_sql)"
+      fields:
+        - email:
+            provider:
+              name: md5
+            append: "@example.invalid"
+        - full_name:
+            provider:
+              name: set
+              value: "[redacted]"
+        - phone:
+            provider:
+              name: clear
+        - birth_date:
+            provider:
+              name: clear
+        - customer_id:
+            provider:
+              name: clear
+YAML
+    fresh
+    anon_rows=$(q "SELECT count(*) FROM shop.\"order\" WHERE customer_id IN (SELECT id FROM shop.customer WHERE $expiring_sql)")
+    measure pganonymize sql "$venv/bin/pganonymize" --schema "$work/pganonymize.yaml" --dbname "$RUNDB" \
+        --host "$host" --port "$port" --user "$user" --init-sql "SET search_path = shop, public"
+    record pganonymize "$lim_subjects" "$anon_rows" "" '{"note": "rows = orders anonymized; birth_date cleared (no truncate provider)"}'
+    fresh
+    GALLRA_DATABASE="$db" "$gallra" policy apply "$work/anonymize-orders.yaml" >/dev/null
+    GALLRA_DATABASE="$db" measure gallra-anonymize gallra "$gallra" run --once --as-of "$AS_OF_ISO" --format json
+    read -r g_subjects g_rows < <(gallra_counts "$work/out.gallra-anonymize")
+    record gallra-anonymize "$g_subjects" "$g_rows"
+fi
+
+# gallra plan vs the equivalent COUNT(*) queries.
+if ! skipped plan; then
+    log "4. gallra plan vs COUNT(*)"
+    fresh
+    policy 1000 "$work/policy-plan.yaml"
+    GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-plan.yaml" >/dev/null
+    q "ANALYZE" >/dev/null
+    GALLRA_DATABASE="$db" measure gallra-plan gallra "$gallra" plan --as-of "$AS_OF_ISO" --format json
+    record gallra-plan "$lim_subjects" 0
+    cat >"$work/count.sql" <<SQL
+CREATE TEMP TABLE s AS SELECT id, address_id FROM shop.customer WHERE $expiring_sql;
+SELECT count(*) FROM s;
+SELECT count(*) FROM shop.wishlist_item w JOIN s ON w.customer_id = s.id;
+SELECT count(*) FROM shop.cart_item ci JOIN shop.cart ca ON ci.cart_id = ca.id JOIN s ON ca.customer_id = s.id;
+SELECT count(*) FROM shop.cart ca JOIN s ON ca.customer_id = s.id;
+SELECT count(*) FROM shop.newsletter_consent nc JOIN s ON nc.customer_id = s.id;
+SELECT count(*) FROM shop.newsletter_log nl JOIN s ON nl.customer_ref = s.id;
+SELECT count(*) FROM shop."order" o JOIN s ON o.customer_id = s.id;
+SELECT count(DISTINCT a) FROM (SELECT address_id a FROM s UNION ALL
+    SELECT o.shipping_address_id FROM shop."order" o JOIN s ON o.customer_id = s.id) x;
+SQL
+    measure count-queries sql psql "$db" -qAtX -v ON_ERROR_STOP=1 -f "$work/count.sql"
+    record count-queries "$lim_subjects" 0
+fi
+
+# Live shop impact.
+if ! skipped live; then
+    oltp() { # NAME SECONDS: pgbench at a fixed rate; per-transaction log in $work/pgbench.NAME.*
+        (cd "$work" && PGAPPNAME=pgbench pgbench "$server dbname=$RUNDB" -n -R "$RATE" -T "$2" -c 4 -j 2 \
+            -D n_active="$n_active" -D n_expiring="$n_expiring" -D n_products="$n_products" \
+            -f "$root/bench/oltp/read.sql@50" -f "$root/bench/oltp/update.sql@29" \
+            -f "$root/bench/oltp/order.sql@20" -f "$root/bench/oltp/returning.sql@1" \
+            -l --log-prefix="pgbench.$1" >"$work/pgbench.$1.out" 2>&1)
+    }
+    latencies() { # NAME T0 T1: p50/p99/max in ms of transactions completed in [T0, T1], max of returning
+        cat "$work"/pgbench."$1".* 2>/dev/null | grep -v '^pgbench\|^transaction\|^$' >"$work/lat.$1" || true
+        python3 - "$work/lat.$1" "$2" "$3" <<'PY'
+import json, sys
+path, t0, t1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+lat, ret = [], []
+for line in open(path):
+    f = line.split()
+    if len(f) < 6 or not f[0].isdigit(): continue
+    when = int(f[4]) + int(f[5]) / 1e6
+    if not (t0 <= when <= t1): continue
+    ms = int(f[2]) / 1000.0
+    lat.append(ms)
+    if f[3] == "3": ret.append(ms)
+lat.sort()
+pct = lambda p: round(lat[min(len(lat) - 1, int(p * len(lat)))], 2) if lat else None
+print(json.dumps({"oltp_transactions": len(lat), "oltp_p50_ms": pct(0.5), "oltp_p99_ms": pct(0.99),
+                  "oltp_max_ms": round(lat[-1], 2) if lat else None,
+                  "returning_max_ms": round(max(ret), 2) if ret else None, "returning_n": len(ret)}))
+PY
+    }
+    log "live shop: pgbench -R $RATE, idle for ${OLTP_SECONDS}s"
+    fresh
+    t0=$(date +%s.%N); oltp idle "$OLTP_SECONDS"; t1=$(date +%s.%N)
+    echo "oltp-idle oltp $t0 $t1 0 0 0" >"$work/m.oltp-idle"
+    record oltp-idle 0 0 "" "$(latencies idle "$t0" "$t1")"
+    idle_p99=$(tail -n 1 "$results" | python3 -c 'import json,sys; print(json.load(sys.stdin)["oltp_p99_ms"])')
+
+    live_run() { # NAME KIND EXPECTED_SECONDS CMD...
+        local name=$1 kind=$2 secs=$3
+        shift 3
+        oltp "$name" "$(python3 -c "import math; print(int(math.ceil($secs * 1.5)) + 10)")" &
+        local pg=$!
+        sleep 3
+        measure "$name" "$kind" "$@"
+        wait "$pg" || true
+    }
+    lim_wall=$(grep '"run": "limit"' "$results" | python3 -c 'import json,sys; print(json.load(sys.stdin)["wall_s"])')
+    log "live shop during the limit (one statement)"
+    fresh
+    live_run live-limit sql "$lim_wall" psql "$db" -qAtX -v ON_ERROR_STOP=1 -v as_of="$AS_OF" -v salt="$salt" -f bench/limit.sql
+    read -r _ _ t0 t1 _ <"$work/m.live-limit"
+    IFS='|' read -r s r <"$work/out.live-limit"
+    record live-limit "$s" "$r" "" "$(latencies live-limit "$t0" "$t1")"
+
+    g_wall=$(grep '"run": "gallra-b1000"' "$results" | python3 -c 'import json,sys; print(json.load(sys.stdin)["wall_s"])' 2>/dev/null || echo "$lim_wall")
+    log "live shop during gallra run --once (batch 1000, full speed)"
+    fresh
+    policy 1000 "$work/policy-live.yaml"
+    GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-live.yaml" >/dev/null
+    GALLRA_DATABASE="$db" live_run live-gallra-b1000 gallra "$g_wall" "$gallra" run --once --as-of "$AS_OF_ISO" --format json
+    read -r _ _ t0 t1 _ <"$work/m.live-gallra-b1000"
+    read -r s r < <(gallra_counts "$work/out.live-gallra-b1000")
+    record live-gallra-b1000 "$s" "$r" "" "$(latencies live-gallra-b1000 "$t0" "$t1")"
+fi
+
+# Report: ratios against the limit of this invocation.
+python3 - "$results" ${json_file:+"$json_file"} <<'PY'
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+limit = next(r for r in runs if r["run"] == "limit")
+idle = next((r for r in runs if r["run"] == "oltp-idle"), None)
+for r in runs:
+    if r["kind"] == "oltp" or not r["rows"]:
+        continue
+    r["rows_per_s_vs_limit"] = round(r["rows_per_s"] / limit["rows_per_s"], 3)
+    if r.get("wal_bytes_per_subject") and not r["run"].startswith("live"):
+        r["wal_per_subject_vs_limit"] = round(r["wal_bytes_per_subject"] / limit["wal_bytes_per_subject"], 3)
+    if idle and r.get("oltp_p99_ms") and idle.get("oltp_p99_ms"):
+        r["oltp_p99_vs_idle"] = round(r["oltp_p99_ms"] / idle["oltp_p99_ms"], 2)
+plan = next((r for r in runs if r["run"] == "gallra-plan"), None)
+cnt = next((r for r in runs if r["run"] == "count-queries"), None)
+if plan and cnt:
+    plan["wall_vs_count_queries"] = round(plan["wall_s"] / cnt["wall_s"], 2)
+anon = next((r for r in runs if r["run"] == "gallra-anonymize"), None)
+pga = next((r for r in runs if r["run"] == "pganonymize"), None)
+if anon and pga:
+    anon["rows_per_s_vs_pganonymize"] = round(anon["rows_per_s"] / pga["rows_per_s"], 2)
+cols = ["run", "wall_s", "subjects", "rows", "subjects_per_s", "rows_per_s", "rows_per_s_vs_limit",
+        "wal_bytes_per_subject", "wal_per_subject_vs_limit", "longest_xact_s", "peak_rss_kb",
+        "oltp_p50_ms", "oltp_p99_ms", "oltp_max_ms", "returning_max_ms"]
+short = ["run", "wall s", "subj", "rows", "subj/s", "rows/s", "x limit", "WAL B/subj", "WAL x", "longest s",
+         "RSS kB", "p50 ms", "p99 ms", "max ms", "ret max ms"]
+table = [short] + [["" if r.get(c) is None else str(r.get(c)) for c in cols] for r in runs]
+width = [max(len(row[i]) for row in table) for i in range(len(cols))]
+for row in table:
+    print("  ".join(v.rjust(w) for v, w in zip(row, width)), file=sys.stderr if len(sys.argv) > 2 else sys.stdout)
+out = open(sys.argv[2], "w") if len(sys.argv) > 2 else sys.stdout
+print("", file=sys.stderr if len(sys.argv) > 2 else sys.stdout)
+for r in runs:
+    print(json.dumps(r), file=out)
+PY
