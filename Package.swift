@@ -120,16 +120,22 @@ let package = Package(
             dependencies: ["GallraDaemon", "GallraPolicy"],
             swiftSettings: swiftSettings
         ),
+        // Test helpers shared by test targets (a unix-datagram NOTIFY_SOCKET recorder).
+        .target(
+            name: "GallraTestSupport",
+            path: "Tests/GallraTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "GallraSystemdTests",
-            dependencies: ["GallraSystemd"],
+            dependencies: ["GallraSystemd", "GallraTestSupport"],
             swiftSettings: swiftSettings
         ),
         // End-to-end tests of the built `gallra` binary against the test server. The engine is there to set up
         // data the binary reads (an audit trail), never to stand in for the binary.
         .testTarget(
             name: "GallraCLITests",
-            dependencies: ["gallra", "GallraEngine", "GallraPostgres"],
+            dependencies: ["gallra", "GallraEngine", "GallraPostgres", "GallraTestSupport"],
             swiftSettings: swiftSettings
         ),
     ],

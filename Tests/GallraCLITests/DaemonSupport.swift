@@ -1,3 +1,4 @@
+import GallraTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -20,7 +21,7 @@ final class NotifyRecorder: Sendable {
     private let finished = Atomic<Bool>(false)
 
     init() throws {
-        let listener = try NotifyListener(abstract: false)
+        let listener = try NotifyListener(abstract: false, receiveTimeout: .milliseconds(250))
         address = listener.address
         Thread { [self] in
             while !stopped.load(ordering: .relaxed) {

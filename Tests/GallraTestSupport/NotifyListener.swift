@@ -1,5 +1,3 @@
-// A copy of Tests/GallraSystemdTests/NotifyListener.swift (test targets cannot share files), with a short
-// receive timeout for the recorder below.
 import Foundation
 
 #if canImport(Glibc)
@@ -8,21 +6,22 @@ import Foundation
 
 /// A stand-in for the service manager's notification socket: a unix datagram socket with
 /// `SO_PASSCRED` that hands back each datagram with the sender's pid.
-final class NotifyListener: @unchecked Sendable {
-    struct Datagram {
-        var text: String
-        var senderPID: pid_t?
+public final class NotifyListener: @unchecked Sendable {
+    public struct Datagram: Sendable {
+        public var text: String
+        public var senderPID: pid_t?
 
         /// The datagram's `NAME=value` assignments, in order.
-        var assignments: [String] { text.split(separator: "\n").map(String.init) }
+        public var assignments: [String] { text.split(separator: "\n").map(String.init) }
     }
 
     /// The value for `NOTIFY_SOCKET`: a path, or `@name` for the abstract namespace.
-    let address: String
+    public let address: String
     private let fd: Int32
 
-    /// Binds a listener to a fresh path in the temporary directory, or to a fresh abstract name.
-    init(abstract: Bool) throws {
+    /// Binds a listener to a fresh path in the temporary directory, or to a fresh abstract name. A receive
+    /// waits at most `receiveTimeout` (never hang a test run on a datagram that does not come).
+    public init(abstract: Bool, receiveTimeout: Duration = .seconds(2)) throws {
         let name = "gallra-notify-\(UUID().uuidString.prefix(8))"
         address = abstract ? "@\(name)" : "\(NSTemporaryDirectory())\(name).sock"
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -30,8 +29,8 @@ final class NotifyListener: @unchecked Sendable {
 
         var on: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, socklen_t(MemoryLayout<Int32>.size))
-        // Short receive timeouts, so the recording thread notices when it should stop.
-        var timeout = timeval(tv_sec: 0, tv_usec: 250_000)
+        let (seconds, attoseconds) = receiveTimeout.components
+        var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
 
         var socketAddress = sockaddr_un()
@@ -58,7 +57,7 @@ final class NotifyListener: @unchecked Sendable {
     }
 
     /// The next datagram; file descriptors passed with it are closed.
-    func receive() throws -> Datagram {
+    public func receive() throws -> Datagram {
         var data = [UInt8](repeating: 0, count: 4096)
         var control = [UInt8](repeating: 0, count: 512)
         let received = data.withUnsafeMutableBytes { dataBytes in
