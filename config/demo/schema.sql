@@ -71,7 +71,7 @@ COMMENT ON TABLE shop.customer IS
     'customer never logged in (account created at a newsletter sign-up or a store); '
     'legal_hold = true while a dispute or an authority''s request forbids erasure.';
 COMMENT ON COLUMN shop.customer.last_seen_at IS
-    'Last login; NULL = never logged in (count the account as inactive since created_at).';
+    'Last login; NULL = never logged in. gallra never expires a NULL activity: a policy on created_at (older_than) covers such accounts.';
 COMMENT ON COLUMN shop.customer.legal_hold IS
     'Exempt from erasure while true (dispute, fraud investigation, authority request).';
 CREATE INDEX customer_last_seen_at_idx ON shop.customer (last_seen_at);
