@@ -98,7 +98,7 @@ let package = Package(
 
         .testTarget(
             name: "GallraPostgresTests",
-            dependencies: ["GallraPostgres"],
+            dependencies: ["GallraPostgres", "GallraTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -110,7 +110,8 @@ let package = Package(
         .testTarget(
             name: "GallraEngineTests",
             dependencies: [
-                "GallraEngine", "GallraPostgres", "GallraPolicy", .product(name: "Logging", package: "swift-log"),
+                "GallraEngine", "GallraPostgres", "GallraPolicy", "GallraTestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -123,6 +124,7 @@ let package = Package(
         // Test helpers shared by test targets (a unix-datagram NOTIFY_SOCKET recorder).
         .target(
             name: "GallraTestSupport",
+            dependencies: ["GallraPostgres", .product(name: "Logging", package: "swift-log")],
             path: "Tests/GallraTestSupport",
             swiftSettings: swiftSettings
         ),

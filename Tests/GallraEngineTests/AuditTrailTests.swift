@@ -1,3 +1,4 @@
+import GallraTestSupport
 import Foundation
 import GallraEngine
 import GallraPostgres

@@ -1,3 +1,4 @@
+import GallraTestSupport
 import GallraPolicy
 import GallraPostgres
 import Testing

@@ -1,64 +1,12 @@
 import Foundation
 import GallraPolicy
 import GallraPostgres
+import GallraTestSupport
 import Logging
 import Testing
 
-// Test support, copied from GallraPostgresTests/TestDatabase.swift (test targets cannot share files).
-
-/// The PostgreSQL server `make test` starts (`scripts/test.sh` exports its conninfo as GALLRA_TEST_DATABASE).
-enum TestServer {
-    struct NotConfigured: Error, CustomStringConvertible {
-        var description: String { "GALLRA_TEST_DATABASE is not set: run the tests through `make test`" }
-    }
-
-    /// The server's conninfo; a missing server is a test failure, never a skip.
-    static func conninfo() throws -> String {
-        guard let value = ProcessInfo.processInfo.environment["GALLRA_TEST_DATABASE"], !value.isEmpty else {
-            Issue.record("GALLRA_TEST_DATABASE is not set: run the tests through `make test` (scripts/test.sh)")
-            throw NotConfigured()
-        }
-        return value
-    }
-}
-
 /// A fresh database for one test, dropped afterwards even when the test fails.
-struct TestDatabase: Sendable {
-    let name: String
-    /// The server's conninfo with ` dbname=<name>` appended (later keywords win in libpq conninfo strings).
-    let conninfo: String
-
-    static func with<T>(_ body: (TestDatabase, PostgresConnection) async throws -> T) async throws -> T {
-        let base = try TestServer.conninfo()
-        let name = "gallra_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
-        let admin = try await PostgresConnection.connect(base)
-        try await admin.execute("CREATE DATABASE \(name)")
-        let database = TestDatabase(name: name, conninfo: base + " dbname=" + name)
-        do {
-            let connection = try await database.connect()
-            let result: T
-            do {
-                result = try await body(database, connection)
-            } catch {
-                await connection.close()
-                throw error
-            }
-            await connection.close()
-            try await admin.execute("DROP DATABASE \(name) WITH (FORCE)")
-            await admin.close()
-            return result
-        } catch {
-            _ = try? await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-            await admin.close()
-            throw error
-        }
-    }
-
-    func connect() async throws -> PostgresConnection {
-        try await PostgresConnection.connect(
-            conninfo, logger: Logger(label: "gallra.test", factory: { _ in SwiftLogNoOpLogHandler() }))
-    }
-
+extension TestDatabase {
     /// Runs a SQL script (several statements) with psql, as an operator would load a schema file.
     func runScript(_ path: String) throws {
         let process = Process()

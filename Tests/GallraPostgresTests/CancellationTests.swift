@@ -1,3 +1,4 @@
+import GallraTestSupport
 import GallraPostgres
 import Testing
 
