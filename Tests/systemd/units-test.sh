@@ -5,13 +5,13 @@
 #
 #   Tests/systemd/units-test.sh      (root; uses .build/debug/gallra, or $GALLRA_BINARY)
 #
-# Until `gallra run` and `gallra plan` exist, the units run `gallra check` instead: copies of
-# the installed gallra.service and gallra-plan.service under other names, byte for byte, with a
-# drop-in that changes only the command and the unit type, so every sandbox setting is the
-# shipped one. The life cycle of gallra.service itself (start on READY=1, reload, watchdog,
-# stop) runs with a stand-in daemon, Tests/systemd/standin-daemon.py. Prints "ok - ..." or
-# "not ok - ..." per check, exits 1 when any check failed, and stops what it started in any
-# case. Takes about 11 s.
+# The sandbox checks run `gallra check` in copies of the installed gallra.service and
+# gallra-plan.service under other names, byte for byte, with a drop-in that changes only the
+# command and the unit type, so every sandbox setting is the shipped one. Then the shipped
+# gallra.service itself runs the real `gallra run` (start on READY=1, trigger, reload, watchdog,
+# stop) and gallra-plan.service the real `gallra plan`, with only the harness's drop-in (binary,
+# database) and a shorter watchdog. Prints "ok - ..." or "not ok - ..." per check, exits 1 when
+# any check failed, and stops what it started in any case. Takes about 16 s.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -249,52 +249,103 @@ expect "gallra-plan.service's sandbox runs gallra too, and its output is in jour
     started gallra-plan-check.service
 expect "... (the check as JSON)" grep -q '"database" *: *"postgres"' <(journal gallra-plan-check.service)
 
-# --- The shipped gallra.service's life cycle, with a stand-in daemon -----------------------------
-# Until `gallra run` exists, Tests/systemd/standin-daemon.py speaks its sd_notify protocol. The
-# drop-in replaces only the command, and shortens the watchdog and restart delay for the test.
-# With the real daemon: drop ExecStart= from this drop-in (the harness's points at `gallra run`).
-install -m 0644 Tests/systemd/standin-daemon.py "$harness/standin-daemon.py"
-cat >"$harness/standin.conf" <<'UNIT'
+# --- The shipped gallra.service's life cycle, with the real `gallra run` ------------------------
+# The harness's drop-in already points ExecStart= at /srv/harness/bin/gallra run with the test
+# database; this one only shortens the watchdog and the restart delay for the test. The database
+# gets the demo shop (a few customers), gallra's schema and the example policies from outside
+# the namespace first, so the daemon starts as leader with valid policies.
+psql_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/psql
+gallra_outside() { "$binary" "$@" --config "$root/config/gallra.yaml" --database "$conninfo" --log-format text; }
+prepare_database() {
+    "$psql_bin" "$conninfo" -qX -v ON_ERROR_STOP=1 -f config/demo/schema.sql \
+        && "$psql_bin" "$conninfo" -qX -v ON_ERROR_STOP=1 -v customers=50 -f config/demo/generate.sql \
+        && gallra_outside migrate && gallra_outside policy apply config/policies
+}
+expect "the test database: demo shop, gallra migrate, gallra policy apply config/policies" prepare_database
+cat >"$harness/lifecycle.conf" <<'UNIT'
 [Service]
-ExecStart=
-ExecStart=/usr/bin/python3 /srv/harness/standin-daemon.py
-WatchdogSec=2
+WatchdogSec=3
 RestartSec=1
 UNIT
-in_ns sh -c 'cp /srv/harness/standin.conf /etc/systemd/system/gallra.service.d/zz-standin.conf && systemctl daemon-reload'
+in_ns sh -c 'cp /srv/harness/lifecycle.conf /etc/systemd/system/gallra.service.d/zz-test.conf && systemctl daemon-reload'
 show() { in_ns systemctl show gallra.service -P "$1"; }
-# wait_for PROPERTY VALUE: poll for up to 10 s
+# wait_for PROPERTY VALUE: poll for up to 15 s
 wait_for() {
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 150); do
         [ "$(show "$1")" = "$2" ] && return 0
         sleep 0.1
     done
     echo "$1=$(show "$1"), expected $2"
     return 1
 }
-expect "systemctl start gallra returns once READY=1: active, with its STATUS=" \
-    sh -c "scripts/systemd-harness.sh exec $harness_pid systemctl start gallra.service \
-        && [ \"\$(scripts/systemd-harness.sh exec $harness_pid systemctl show gallra -P ActiveState -P StatusText)\" = \"\$(printf 'idle (stand-in); audit key 32 bytes\nactive')\" ]"
-expect "gallra.service runs as gallra, in the sandbox, with its credentials" \
+# journal_json_has PATTERN: an entry of _SYSTEMD_UNIT=gallra.service (JSON) matches, within 15 s
+journal_json_has() {
+    for _ in $(seq 1 30); do
+        in_ns journalctl --sync
+        in_ns journalctl -o json _SYSTEMD_UNIT=gallra.service >"$work/journal.json"
+        grep -Eq "$1" "$work/journal.json" && return 0
+        sleep 0.5
+    done
+    echo "no entry of _SYSTEMD_UNIT=gallra.service matches $1; the unit's journal:"
+    in_ns journalctl --no-pager -o cat -u gallra.service | tail -n 20
+    return 1
+}
+# The MESSAGE_IDs of Sources/GallraEngine/JournalEvent.swift.
+id_leader=156912201ce047d1b61337a4bca82875
+id_reload=4cf11a4242ea4856aa548ef60b7286ac
+id_run_finished=8f7f4f3e7f9c45beafc589f64fabb20c
+id_stopping=3f8a43270bab468293993465e88d4138
+
+status_text=""
+if in_ns systemctl start gallra.service 2>"$work/err"; then
+    state=$(show ActiveState)
+    status_text=$(show StatusText)
+    if [ "$state" = active ] && [ -n "$status_text" ]; then
+        ok "systemctl start gallra returns once READY=1: active, STATUS=$status_text"
+    else
+        not_ok "systemctl start gallra returns once READY=1: ActiveState=$state StatusText=$status_text"
+    fi
+else
+    not_ok "systemctl start gallra returns once READY=1"
+    sed 's/^/    /' "$work/err"
+    in_ns journalctl --no-pager -o cat -u gallra.service | tail -n 20 | sed 's/^/    /'
+fi
+expect "gallra.service runs as gallra, in the sandbox" \
     sh -c "pid=\$(scripts/systemd-harness.sh exec $harness_pid systemctl show gallra -P MainPID) \
         && scripts/systemd-harness.sh exec $harness_pid grep -q '^Seccomp:[[:space:]]*2' /proc/\$pid/status \
         && [ \"\$(scripts/systemd-harness.sh exec $harness_pid stat -c %U /proc/\$pid)\" = gallra ]"
-expect "systemctl reload gallra: SIGHUP from ExecReload= in the sandbox, RELOADING=1, READY=1" \
-    sh -c "scripts/systemd-harness.sh exec $harness_pid systemctl reload gallra.service"
-expect "... back to active with the new STATUS=" wait_for StatusText "idle (stand-in); reloaded"
+expect "it leads: the leader event (MESSAGE_ID) with _SYSTEMD_UNIT=gallra.service" \
+    journal_json_has "\"MESSAGE_ID\":\"$id_leader\""
+# A live run needs the audit key: the trigger's run finishing proves the credential arrived.
+gallra_outside trigger >"$work/out" 2>&1 || { cat "$work/out"; true; }
+expect "gallra trigger: the run's events carry GALLRA_* fields (GALLRA_RUN_ID), the audit key arrived as a credential" \
+    journal_json_has "\"MESSAGE_ID\":\"$id_run_finished\".*\"GALLRA_RUN_ID\"|\"GALLRA_RUN_ID\".*\"MESSAGE_ID\":\"$id_run_finished\""
+expect "... and no audit-key or credential error in the journal" \
+    sh -c "! scripts/systemd-harness.sh exec $harness_pid journalctl --no-pager -o cat -u gallra.service | grep -Ei 'audit key|credential'"
+expect "systemctl reload gallra: SIGHUP from ExecReload= in the sandbox" \
+    in_ns systemctl reload gallra.service
+expect "... the reload event is in the journal" journal_json_has "\"MESSAGE_ID\":\"$id_reload\""
+expect "... back to active, READY=1 again" \
+    sh -c "$(declare -f show wait_for in_ns); harness_pid=$harness_pid; wait_for ActiveState active && wait_for SubState running"
 pid_before=$(show MainPID)
 in_ns systemctl kill -s SIGSTOP gallra.service
-expect "a wedged daemon (SIGSTOP) is killed by the watchdog and restarted (NRestarts=1)" \
-    sh -c "$(declare -f show wait_for in_ns); harness_pid=$harness_pid; wait_for NRestarts 1 && wait_for ActiveState active \
-        && [ \"\$(show MainPID)\" != $pid_before ]"
+restarted_by_watchdog() {
+    if wait_for NRestarts 1 && wait_for ActiveState active && [ "$(show MainPID)" != "$pid_before" ]; then return 0; fi
+    in_ns systemctl status --no-pager -n 0 gallra.service
+    in_ns journalctl --no-pager -u gallra.service | tail -n 15
+    return 1
+}
+expect "a wedged daemon (SIGSTOP) is killed by the watchdog and restarted (NRestarts=1)" restarted_by_watchdog
 expect "... the journal says why" \
     sh -c "scripts/systemd-harness.sh exec $harness_pid journalctl --no-pager -u gallra.service | grep -q 'Watchdog timeout'"
-expect "systemctl stop gallra: STOPPING=1 and a clean exit" \
+expect "systemctl stop gallra: STOPPING=1 and a clean exit (inactive, Result=success)" \
     sh -c "scripts/systemd-harness.sh exec $harness_pid systemctl stop gallra.service \
-        && [ \"\$(scripts/systemd-harness.sh exec $harness_pid systemctl show gallra -P ActiveState -P Result)\" = \"\$(printf 'success\ninactive')\" ] \
-        && scripts/systemd-harness.sh exec $harness_pid journalctl --no-pager -o cat -u gallra.service | grep -q '^stand-in: stopping'"
-expect "the daemon's stderr is in the journal with _SYSTEMD_UNIT=gallra.service" \
-    sh -c "scripts/systemd-harness.sh exec $harness_pid journalctl -o json _SYSTEMD_UNIT=gallra.service | grep -q 'stand-in: audit key of 32 bytes, config /etc/gallra/gallra.yaml'"
+        && [ \"\$(scripts/systemd-harness.sh exec $harness_pid systemctl show gallra -P ActiveState -P Result)\" = \"\$(printf 'success\ninactive')\" ]"
+expect "... the stopping event is in the journal" journal_json_has "\"MESSAGE_ID\":\"$id_stopping\""
+
+expect "systemctl start gallra-plan: the dry run of the stored policies" started gallra-plan.service
+expect "... journalctl -u gallra-plan shows the plan" \
+    sh -c "scripts/systemd-harness.sh exec $harness_pid journalctl --no-pager -o cat -u gallra-plan.service | grep -q 'plan as of .*(dry run: nothing was changed)'"
 
 if [ "$failures" -gt 0 ]; then
     echo "units-test.sh: $failures check(s) failed" >&2
