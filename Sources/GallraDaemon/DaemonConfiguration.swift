@@ -1,6 +1,7 @@
 import Foundation
 import GallraEngine
 import GallraPolicy
+import Logging
 
 /// What the daemon runs with; read at start and again on SIGHUP (by the closure the executable provides).
 public struct DaemonConfiguration: Sendable {
@@ -23,12 +24,14 @@ public struct DaemonConfiguration: Sendable {
     public var lockTimeout: Duration
     /// The gallra version, recorded with each run.
     public var gallraVersion: String?
+    /// The lowest level logged (`log.level`); a reload applies a new one.
+    public var logLevel: Logger.Level
 
     public init(
         database: String?, password: String? = nil, auditKey: AuditKey, defaultSchedule: Schedule,
         reconnect: Backoff = Backoff(initial: .seconds(1), maximum: .seconds(60)), standbyRetry: Duration = .seconds(5),
         stallTimeout: Duration = .seconds(300), statementTimeout: Duration = .seconds(60),
-        lockTimeout: Duration = .seconds(2), gallraVersion: String? = nil
+        lockTimeout: Duration = .seconds(2), gallraVersion: String? = nil, logLevel: Logger.Level = .info
     ) {
         self.database = database
         self.password = password
@@ -40,6 +43,7 @@ public struct DaemonConfiguration: Sendable {
         self.statementTimeout = statementTimeout
         self.lockTimeout = lockTimeout
         self.gallraVersion = gallraVersion
+        self.logLevel = logLevel
     }
 
     /// Whether `other` connects differently (a reload then reconnects).

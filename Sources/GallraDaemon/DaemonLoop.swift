@@ -12,7 +12,7 @@ final class DaemonLoop {
 
     private var configuration: DaemonConfiguration
     private let reloadConfiguration: @Sendable () async throws -> DaemonConfiguration
-    private let logger: Logger
+    private var logger: Logger
     private let notifier: SystemdNotifier
     private let mailbox: Mailbox
     private let heartbeat: Heartbeat
@@ -362,6 +362,7 @@ final class DaemonLoop {
             let new = try await reloadConfiguration()
             if new.connectsDifferently(from: configuration) { needsReconnect = true }
             configuration = new
+            logger.logLevel = new.logLevel
         } catch {
             logger.error(
                 "the new configuration is invalid, the previous one stays in force: \(error)",

@@ -173,6 +173,28 @@ struct CheckTests {
         }
     }
 
+    @Test func thePasswordCredentialReachesLibpq() async throws {
+        let port = try Harness.serverSetting("port")
+        try await Harness.withTemporaryDirectory { credentials in
+            let target = "host=127.0.0.1 port=\(port) user=password_user dbname=postgres connect_timeout=5"
+            let without = try await gallra("check", "--database", target)
+            #expect(without.status == 69)
+
+            // systemd's LoadCredential=db-password: the file's content, one trailing newline stripped.
+            try "secret-pw\n".write(toFile: "\(credentials)/db-password", atomically: true, encoding: .utf8)
+            let with = try await gallra(
+                "check", "--database", target, environment: ["CREDENTIALS_DIRECTORY": credentials])
+            #expect(with.status == 0, "stderr: \(with.stderr)")
+            #expect(with.stdout.contains("user      password_user"))
+            #expect(!with.stdout.contains("secret-pw") && !with.stderr.contains("secret-pw"))
+
+            // A password written in the connection string wins over the credential.
+            let wrong = try await gallra(
+                "check", "--database", target + " password=not-it", environment: ["CREDENTIALS_DIRECTORY": credentials])
+            #expect(wrong.status == 69)
+        }
+    }
+
     @Test func refusedConnectionIsUnavailableAndNamesTheTarget() async throws {
         let port = try unusedPort()
         let result = try await gallra("check", "--database", "host=127.0.0.1 port=\(port) connect_timeout=2 dbname=x")

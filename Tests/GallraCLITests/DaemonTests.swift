@@ -40,6 +40,33 @@ struct DaemonTests {
         }
     }
 
+    @Test func anInvalidConfigurationOnReloadKeepsTheOldOne() async throws {
+        try await withExpiredCustomers(count: 3) { _, conninfo, keyFile in
+            try await Harness.withTemporaryDirectory { dir in
+                let config = "\(dir)/gallra.yaml"
+                try "schedule:\n  default: daily at 03:00\n".write(toFile: config, atomically: true, encoding: .utf8)
+                let daemon = try DaemonProcess(
+                    database: conninfo, keyFile: keyFile, arguments: ["--config", config])
+                try await daemon.notify.wait(for: "READY=1")
+
+                // The file now names an hour that does not exist: the reload says why and keeps the old settings.
+                try "schedule:\n  default: daily at 25:00\n".write(toFile: config, atomically: true, encoding: .utf8)
+                let mark = daemon.notify.all.count
+                daemon.signal(SIGHUP)
+                let reloading = try await daemon.notify.wait(for: "RELOADING=1", after: mark)
+                try await daemon.notify.wait(for: "READY=1", after: reloading + 1)
+                try await waitUntil("the reason is logged", within: 10) {
+                    daemon.log.contains("the new configuration is invalid, the previous one stays in force")
+                }
+                #expect(daemon.log.contains("25"), "the log names what is wrong: \(daemon.log)")
+                #expect(daemon.process.isRunning)
+
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit(within: 15) == 0, "\(daemon.log)")
+            }
+        }
+    }
+
     @Test func triggerRunsNowAndStopInTheMiddleLeavesWholeBatches() async throws {
         try await withExpiredCustomers(count: 200, batchSize: 5, pause: "300ms") { database, conninfo, keyFile in
             let daemon = try DaemonProcess(database: conninfo, keyFile: keyFile)

@@ -160,7 +160,7 @@ extension Run {
         return DaemonConfiguration(
             database: settings.database, password: settings.databasePassword, auditKey: try context.auditKey(),
             defaultSchedule: schedule, reconnect: Backoff(initial: .seconds(1), maximum: settings.retryMax),
-            standbyRetry: settings.standbyRetry, gallraVersion: BuildInfo.version)
+            standbyRetry: settings.standbyRetry, gallraVersion: BuildInfo.version, logLevel: settings.logLevel)
     }
 }
 
