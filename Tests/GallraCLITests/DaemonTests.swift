@@ -67,6 +67,52 @@ struct DaemonTests {
         }
     }
 
+    @Test func aPolicyAppliedWhileItRunsIsPickedUpWithoutARestart() async throws {
+        try await withExpiredCustomers(count: 3) { _, conninfo, keyFile in
+            try await Harness.withTemporaryDirectory { dir in
+                let daemon = try DaemonProcess(database: conninfo, keyFile: keyFile)
+                try await daemon.notify.wait(for: "READY=1")
+                let policy = "\(dir)/hourly.yaml"
+                try """
+                policy: hourly-customers
+                state: active
+                subject: { table: shop.customer, key: id }
+                expires: { inactive_for: 5 years, activity: last_seen_at }
+                schedule: every 1h
+                data:
+                  - { table: shop.customer, delete: true }
+                """.write(toFile: policy, atomically: true, encoding: .utf8)
+                let apply = try await gallra("policy", "apply", "--database", conninfo, policy)
+                #expect(apply.status == 0, "\(apply.stderr)")
+                try await waitUntil("the service reloads the policies", within: 15) {
+                    daemon.log.contains("a policy was stored; reloading the policies")
+                }
+                // The next run it announces is now the new hourly policy's.
+                try await daemon.notify.waitForStatus(containing: "next: hourly-customers", within: 15)
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit(within: 15) == 0, "\(daemon.log)")
+            }
+        }
+    }
+
+    @Test func aDatabaseThatIsDownAtStartExtendsTheStartTimeoutAndSaysSo() async throws {
+        let port = try unusedPort()
+        try await Harness.withTemporaryDirectory { dir in
+            let keyFile = "\(dir)/audit-key"
+            try "c2VjcmV0LWF1ZGl0LWtleS1mb3ItdGhlLWRhZW1vbi10ZXN0cy0xMjM0NTY3OA==\n".write(
+                toFile: keyFile, atomically: true, encoding: .utf8)
+            let daemon = try DaemonProcess(
+                database: "host=127.0.0.1 port=\(port) user=postgres dbname=postgres connect_timeout=2",
+                keyFile: keyFile)
+            try await daemon.notify.wait(for: "EXTEND_TIMEOUT_USEC=", within: 15)
+            try await daemon.notify.waitForStatus(containing: "database unreachable since", within: 15)
+            #expect(daemon.notify.count("READY=1") == 0, "not ready while the database is unreachable")
+            #expect(daemon.process.isRunning)
+            daemon.signal(SIGTERM)
+            #expect(try await daemon.waitForExit(within: 15) == 0, "\(daemon.log)")
+        }
+    }
+
     @Test func triggerRunsNowAndStopInTheMiddleLeavesWholeBatches() async throws {
         try await withExpiredCustomers(count: 200, batchSize: 5, pause: "300ms") { database, conninfo, keyFile in
             let daemon = try DaemonProcess(database: conninfo, keyFile: keyFile)
