@@ -36,6 +36,19 @@ struct CommandContext: Sendable {
         }
     }
 
+    /// Connects and checks that gallra's schema is the version this binary knows (exit 78 otherwise: run
+    /// `gallra migrate`, or upgrade gallra). For every command but `migrate` and `check`.
+    func connectToCurrentSchema() async throws -> PostgresConnection {
+        let connection = try await connect()
+        do {
+            try await Schema.requireCurrent(on: connection)
+        } catch {
+            await connection.close()
+            throw error
+        }
+        return connection
+    }
+
     /// Connects to the configured database; an unreachable server is EX_UNAVAILABLE.
     func connect() async throws -> PostgresConnection {
         do {

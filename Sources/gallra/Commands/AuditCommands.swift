@@ -59,8 +59,7 @@ struct VerifyAudit: AsyncParsableCommand {
         var intact = true
         try await reportingFailures {
             let context = try await CommandContext.start(global)
-            let connection = try await context.connect()
-            try await Schema.requireCurrent(on: connection)
+            let connection = try await context.connectToCurrentSchema()
             let result = try await AuditTrail.verify(on: connection, expectingHash: expectHead)
             await connection.close()
             switch format {
@@ -189,8 +188,7 @@ struct ShowAudit: AsyncParsableCommand {
                 policy: try policy.map { try PolicyNames.parse($0).rawValue },
                 since: since.flatMap(AuditTime.parse).map { PostgresTimestamp($0) }, limit: limit,
                 oldestFirst: oldestFirst)
-            let connection = try await context.connect()
-            try await Schema.requireCurrent(on: connection)
+            let connection = try await context.connectToCurrentSchema()
             let entries = try await AuditTrail.show(filter, includeRecords: records, on: connection)
             await connection.close()
             switch format {
@@ -328,8 +326,7 @@ struct LookupAudit: AsyncParsableCommand {
                 throw CommandFailure(.configuration, error.message)
             }
             let digest = key.digester.digest(table: reference.table.description, key: reference.key)
-            let connection = try await context.connect()
-            try await Schema.requireCurrent(on: connection)
+            let connection = try await context.connectToCurrentSchema()
             let entries = try await AuditTrail.lookup(digest: digest, on: connection)
             await connection.close()
             let report = LookupReport(subject: reference.description, subjectDigest: digest, entries: entries)
@@ -456,8 +453,7 @@ struct AuditRuns: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let context = try await CommandContext.start(global)
-            let connection = try await context.connect()
-            try await Schema.requireCurrent(on: connection)
+            let connection = try await context.connectToCurrentSchema()
             let runs = try await AuditTrail.runs(limit: limit, on: connection)
             await connection.close()
             switch format {

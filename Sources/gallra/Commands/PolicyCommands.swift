@@ -97,8 +97,7 @@ struct ApplyPolicies: AsyncParsableCommand {
                 report.print(format: format)
                 throw CommandFailure(.dataError, report.failureSummary + "; nothing was stored")
             }
-            let connection = try await context.connect()
-            try await Schema.requireCurrent(on: connection)
+            let connection = try await context.connectToCurrentSchema()
             report.validate(against: try await CatalogReader.read(on: connection))
             guard !report.hasErrors else {
                 await connection.close()
@@ -142,8 +141,7 @@ struct ListPolicies: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let context = try await CommandContext.start(global)
-            let connection = try await context.connect()
-            try await Schema.requireCurrent(on: connection)
+            let connection = try await context.connectToCurrentSchema()
             let store = PolicyStore(connection: connection)
             let versions = try await store.list()
             let load = try await store.loadAll()
@@ -215,8 +213,7 @@ struct ShowPolicy: AsyncParsableCommand {
         try await reportingFailures {
             let policyName = try PolicyNames.parse(name)
             let context = try await CommandContext.start(global)
-            let connection = try await context.connect()
-            try await Schema.requireCurrent(on: connection)
+            let connection = try await context.connectToCurrentSchema()
             let store = PolicyStore(connection: connection)
             let stored: PolicyVersion?
             if let version {
@@ -280,8 +277,7 @@ struct PolicyHistory: AsyncParsableCommand {
         try await reportingFailures {
             let policyName = try PolicyNames.parse(name)
             let context = try await CommandContext.start(global)
-            let connection = try await context.connect()
-            try await Schema.requireCurrent(on: connection)
+            let connection = try await context.connectToCurrentSchema()
             let versions = try await PolicyStore(connection: connection).history(policyName)
             await connection.close()
             guard !versions.isEmpty else {
@@ -329,8 +325,7 @@ struct DisablePolicy: AsyncParsableCommand {
         try await reportingFailures {
             let policyName = try PolicyNames.parse(name)
             let context = try await CommandContext.start(global)
-            let connection = try await context.connect()
-            try await Schema.requireCurrent(on: connection)
+            let connection = try await context.connectToCurrentSchema()
             let change = try await PolicyStore(connection: connection).disable(
                 policyName, source: "gallra policy disable")
             if change.storesVersion {

@@ -102,8 +102,7 @@ struct Run: AsyncParsableCommand {
         try await reportingFailures {
             let context = try await CommandContext.start(global)
             let key = dryRun ? nil : try context.auditKey()
-            let connection = try await context.connect()
-            try await Schema.requireCurrent(on: connection)
+            let connection = try await context.connectToCurrentSchema()
             if !dryRun {
                 guard try await Engine.tryAcquireRunnerLock(on: connection) else {
                     await connection.close()
@@ -226,8 +225,7 @@ struct Plan: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let context = try await CommandContext.start(global)
-            let connection = try await context.connect()
-            try await Schema.requireCurrent(on: connection)
+            let connection = try await context.connectToCurrentSchema()
             let runnable = try await RunnablePolicies.load(
                 on: connection, names: selection.policies, includeDrafts: true)
             let options = RunOptions(
