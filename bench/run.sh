@@ -109,6 +109,9 @@ CREATE SCHEMA bench;
 CREATE TABLE bench.audit_subject (ordinal bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                                   subject_digest text NOT NULL, counts jsonb NOT NULL);
 CREATE INDEX ON bench.audit_subject (subject_digest);
+-- The index gallra's validator asks for on the demo's link without a foreign key
+-- (newsletter_log.customer_ref): a production database is measured as its operator would run it.
+CREATE INDEX newsletter_log_customer_ref_idx ON shop.newsletter_log (customer_ref);
 -- Customers for the live shop's pgbench scripts, numbered from 1.
 CREATE TABLE bench.active AS SELECT row_number() OVER (ORDER BY id) AS i, id FROM shop.customer
     WHERE NOT ($expiring_sql);
@@ -237,10 +240,6 @@ record limit "$lim_subjects" "$lim_rows"
 if ! skipped naive; then
     log "2. the naive way: one transaction per subject, one statement per table ($NAIVE subjects)"
     fresh
-    # newsletter_log.customer_ref has no index on purpose (gallra's validator warns); one
-    # statement per subject would scan the table each time, so the naive run gets the index
-    # (built before the clock starts): its figures are an upper bound of the naive way.
-    q "CREATE INDEX ON shop.newsletter_log (customer_ref); CHECKPOINT" >/dev/null
     psql "$db" -qAtX -v ON_ERROR_STOP=1 -v as_of="$AS_OF" -v salt="$salt" -v limit="$NAIVE" \
         -f bench/naive.sql >"$work/naive-script.sql"
     naive_subjects=$(grep -c '^BEGIN;' "$work/naive-script.sql")

@@ -8,13 +8,14 @@ public struct StepPlan: Sendable, Hashable {
     /// Rows the subject owns, or the subject row: acts on the batch's subjects and returns `subject, rows`
     /// (rows per subject key). Nil for rows the subject points to.
     public var act: PlannedStatement?
-    /// Rows the subject points to: identifies and locks them at batch start, returning `subject, row, shared`
+    /// Rows the subject points to: identifies and locks them at batch start, returning `subject, row, shared, step`
     /// (`row` identifies the row by its referenced key as a JSON object; `shared` when something outside the
-    /// batch's subjects' data still references it). Rows the policy anonymized before (in an earlier batch or
-    /// run, recorded in `gallra.processed_row`) and that still hold what it wrote are left out.
+    /// due subjects' data still references it; `step` the twin it counts under). Rows the policy already
+    /// anonymized, and that still hold what it wrote, are left out.
     public var capture: PlannedStatement?
-    /// Rows the subject points to: acts on the captured, unshared rows (`$rows`), returning `row` per row changed;
-    /// an anonymize also records each row in `gallra.processed_row` (same statement, so same transaction).
+    /// Rows the subject points to: acts on the captured, unshared rows of the step and its twins (`$rows`),
+    /// returning `row` per row changed; a hashing anonymize also records each row in `gallra.processed_row`
+    /// (same statement, so same transaction).
     public var actOnRows: PlannedStatement?
     /// A dry run's count over every due subject: `acted, retained`.
     public var count: PlannedStatement
@@ -33,7 +34,7 @@ extension Planner {
                     index: index, step: step, act: act(step), capture: nil, actOnRows: nil, count: countOwned(step))
             case .referenced:
                 return StepPlan(
-                    index: index, step: step, act: nil, capture: capture(step), actOnRows: actOnRows(step),
+                    index: index, step: step, act: nil, capture: capture(step, index: index), actOnRows: actOnRows(step),
                     count: countReferenced(step))
             }
         }
@@ -121,18 +122,72 @@ extension Planner {
         return "encode(sha256(convert_to(jsonb_build_array(\(values))::text, 'UTF8')), 'hex')"
     }
 
-    /// Whether the policy has not anonymized row `row` of a referenced step before, or has but the row no longer
-    /// holds what it wrote (the application changed it since): nil for a delete (a deleted row is gone).
+    /// The referenced steps that act on the same rows in the same way as `step` (same table, same action), with
+    /// their places in the apply order: a billing and a shipping address anonymized alike. They act on a row
+    /// once, and count it under the first of them (in policy order) that reaches it from a due subject.
+    func twins(of step: ResolvedStep) -> [(index: Int, step: ResolvedStep)] {
+        resolved.steps.enumerated().compactMap { index, candidate in
+            candidate.relation == .referenced && candidate.table == step.table && candidate.action == step.action
+                ? (index, candidate) : nil
+        }
+    }
+
+    /// The twins that come before `step` in policy order.
+    func earlierTwins(of step: ResolvedStep) -> [(index: Int, step: ResolvedStep)] {
+        Array(twins(of: step).prefix { $0.step != step })
+    }
+
+    /// Whether an anonymize writes the same values when it runs again on its own result: true unless a column
+    /// is hashed (`hash`, `fake_email`: a second pass would pseudonymise the pseudonym). True for a delete.
+    func isIdempotent(_ step: ResolvedStep) -> Bool {
+        guard case .anonymize(let columns) = step.action else { return true }
+        return columns.allSatisfy { column in
+            switch column.strategy {
+            case .hash, .fakeEmail: false
+            case .null, .redact, .set, .truncate: true
+            }
+        }
+    }
+
+    /// Whether row `row` of a referenced step still needs the step (nil for a delete: a deleted row is gone):
+    /// - an anonymize of nulls, constants and truncations is done when the row already holds what it writes (the
+    ///   columns are compared with their anonymized values; nothing needs recording);
+    /// - a hashing anonymize is done when `gallra.processed_row` records the row with the fingerprint of what
+    ///   the step (or a twin) wrote and the row still holds it. The lookup is a scalar subquery, one primary-key
+    ///   probe per row, whatever the statistics of `gallra.processed_row` say.
+    /// Either way a row the application has changed since is done again.
     func notProcessedRow(_ sql: inout SQLBuilder, _ step: ResolvedStep, row: String) -> String? {
+        guard case .anonymize(let columns) = step.action else { return nil }
+        if isIdempotent(step) {
+            let current = columns.map { "\(row).\(SQLText.identifier($0.column.name))" }
+            let anonymized = columns.map { strategyExpression(&sql, $0, row: row) }
+            return "jsonb_build_array(\(current.joined(separator: ", "))) "
+                + "IS DISTINCT FROM jsonb_build_array(\(anonymized.joined(separator: ", ")))"
+        }
         guard let fingerprint = fingerprint(step, alias: row) else { return nil }
         return """
-            NOT EXISTS (SELECT FROM gallra.processed_row AS pr WHERE pr.policy = \(sql.bind(.policyName)) \
-            AND pr.table_name = \(sql.bind(.text(step.table.description))) AND pr.path = \(sql.bind(.text(pathText(step)))) \
-            AND pr.row_key = \(identity(step, alias: row)) AND pr.fingerprint = \(fingerprint))
+            (SELECT pr.fingerprint FROM gallra.processed_row AS pr WHERE pr.policy = \(sql.bind(.policyName)) \
+            AND pr.table_name = \(sql.bind(.text(step.table.description))) AND pr.path = \(sql.bind(.text(recordedPath(step)))) \
+            AND pr.row_key = \(identity(step, alias: row))) IS DISTINCT FROM \(fingerprint)
             """
     }
 
-    /// Identifies and locks the rows the batch's subjects point to, with whether each is shared.
+    /// The path under which `gallra.processed_row` records a hashing step's rows: its first twin's.
+    func recordedPath(_ step: ResolvedStep) -> String {
+        pathText(twins(of: step).first?.step ?? step)
+    }
+
+    /// The step a row of `step` counts under: the first twin (in policy order) that reaches it from a subject of
+    /// `set`; `step` itself when no earlier twin does. An integer, the step's place in the apply order.
+    func countingStep(_ sql: inout SQLBuilder, _ step: ResolvedStep, index: Int, row: String, set: SubjectSet) -> String {
+        let earlier = earlierTwins(of: step)
+        guard !earlier.isEmpty else { return "\(index)" }
+        let cases = earlier.map { "WHEN \(reachedCondition(&sql, $0.step.path, row: row, set: set)) THEN \($0.index)" }
+        return "(CASE \(cases.joined(separator: " ")) ELSE \(index) END)"
+    }
+
+    /// Identifies and locks the rows the batch's subjects point to, with whether each is shared and the step it
+    /// counts under.
     ///
     /// Sharing is judged against every subject due at the run's instant, not the batch alone: a row two due
     /// subjects use is acted on in the first of their batches (it is theirs alone), exactly as the dry run
@@ -140,18 +195,19 @@ extension Planner {
     /// referenced by the first subject's kept, detached rows (anonymized orders) and retain it for good. A
     /// subject under an exemption is never due, so what it uses is always retained.
     ///
-    /// A row the policy anonymized in an earlier batch or run (`gallra.processed_row`) is not captured: the
-    /// later subject's batch neither acts on it again (a second `hash` or `fake_email` would pseudonymise the
-    /// pseudonym) nor counts it.
-    func capture(_ step: ResolvedStep) -> PlannedStatement {
+    /// A row the policy has already anonymized (in an earlier batch or run, through this step or a twin) is not
+    /// captured: the later subject's batch neither acts on it again nor counts it.
+    func capture(_ step: ResolvedStep, index: Int) -> PlannedStatement {
         var sql = SQLBuilder()
         let path = SQLPath(step.path, from: "s", prefix: "j", lastAlias: "x", bound: false)
         let from = (["\(subjectTable) AS s"] + path.items).joined(separator: ", ")
         let shared = shared(&sql, step, row: "x", set: .due)
+        let counting = countingStep(&sql, step, index: index, row: "x", set: .due)
         var conditions = [member(&sql, .batch, key: key("s"))]
         if let notProcessed = notProcessedRow(&sql, step, row: "x") { conditions.append(notProcessed) }
         let text = """
-            SELECT \(key("s"))::text AS subject, \(identity(step, alias: "x")) AS row, \(shared) AS shared
+            SELECT \(key("s"))::text AS subject, \(identity(step, alias: "x")) AS row, \(shared) AS shared, \
+            \(counting) AS step
             FROM \(from)
             WHERE \(path.conditions(and: conditions))
             FOR UPDATE OF x
@@ -160,8 +216,10 @@ extension Planner {
     }
 
     /// Acts on captured rows by their key (`$rows`, a JSON array of objects), returning each changed row's identity.
-    /// An anonymize records each row it changed in `gallra.processed_row`, with the fingerprint of what it wrote
-    /// (a record from before, for a row changed since, is replaced). A delete records nothing: the row is gone.
+    /// A hashing anonymize records each row it changed in `gallra.processed_row`, with the fingerprint of what it
+    /// wrote (a record from before, for a row changed since, is replaced), under its first twin's path, so twins
+    /// share one statement. Other anonymizations are recognised by the values they write, and a delete records
+    /// nothing: the row is gone.
     func actOnRows(_ step: ResolvedStep) -> PlannedStatement {
         var sql = SQLBuilder()
         let table = SQLText.table(step.table)
@@ -179,12 +237,12 @@ extension Planner {
         let rowsParameter = sql.bind(.rows)
         var returning = "\(identity(step, alias: "x")) AS row"
         var record = ""
-        if let fingerprint = fingerprint(step, alias: "x") {
+        if !isIdempotent(step), let fingerprint = fingerprint(step, alias: "x") {
             returning += ", \(fingerprint) AS fingerprint"
             record = """
                 ,
                 r AS (INSERT INTO gallra.processed_row (policy, table_name, path, row_key, fingerprint, run)
-                    SELECT \(sql.bind(.policyName)), \(sql.bind(.text(step.table.description))), \(sql.bind(.text(pathText(step)))), d.row, d.fingerprint, \(sql.bind(.runID))::uuid FROM d
+                    SELECT \(sql.bind(.policyName)), \(sql.bind(.text(step.table.description))), \(sql.bind(.text(recordedPath(step)))), d.row, d.fingerprint, \(sql.bind(.runID))::uuid FROM d
                     ON CONFLICT (policy, table_name, path, row_key) DO UPDATE
                     SET fingerprint = EXCLUDED.fingerprint, run = EXCLUDED.run, processed_at = now())
                 """
@@ -200,13 +258,16 @@ extension Planner {
 
     /// A dry run's count of the rows every due subject points to: `acted` (not shared) and `retained` (shared).
     /// Rows the policy anonymized before and that still hold what it wrote are left out, as a live run leaves
-    /// them out.
+    /// them out, and so are rows an earlier twin reaches from a due subject (they count under it).
     func countReferenced(_ step: ResolvedStep) -> PlannedStatement {
         var sql = SQLBuilder()
         let table = SQLText.table(step.table)
         let shared = shared(&sql, step, row: "x", set: .due)
         var conditions = [reachedCondition(&sql, step.path, row: "x", set: .due)]
         if let notProcessed = notProcessedRow(&sql, step, row: "x") { conditions.append(notProcessed) }
+        for twin in earlierTwins(of: step) {
+            conditions.append("NOT \(reachedCondition(&sql, twin.step.path, row: "x", set: .due))")
+        }
         let text = """
             SELECT count(*) FILTER (WHERE NOT c.shared) AS acted, count(*) FILTER (WHERE c.shared) AS retained
             FROM (SELECT \(shared) AS shared FROM \(table) AS x WHERE \(conditions.joined(separator: " AND "))) AS c
@@ -273,8 +334,8 @@ extension Planner {
     /// `hash` and `fake_email` use `$salt`, a per-policy secret the executor derives from the audit key
     /// (HMAC(audit key, "hash:" + policy)): salted SHA-256 computed by the server, without pgcrypto, so the
     /// audit key itself never leaves gallra. The result is a keyed pseudonym, not anonymization.
-    func strategyExpression(_ sql: inout SQLBuilder, _ column: ResolvedAnonymization) -> String {
-        let name = "x.\(SQLText.identifier(column.column.name))"
+    func strategyExpression(_ sql: inout SQLBuilder, _ column: ResolvedAnonymization, row: String = "x") -> String {
+        let name = "\(row).\(SQLText.identifier(column.column.name))"
         let type = column.type
         switch column.strategy {
         case .null:
@@ -290,7 +351,7 @@ extension Planner {
         case .fakeEmail:
             // Unique per row: the hash covers the whole old row (its key included); 5 + 19 + 16 = 40 characters.
             return
-                "(CASE WHEN \(name) IS NULL THEN NULL ELSE 'anon-' || substr(encode(sha256(convert_to(\(sql.bind(.salt)) || x::text, 'UTF8')), 'hex'), 1, 19) || '@example.invalid' END)::\(type)"
+                "(CASE WHEN \(name) IS NULL THEN NULL ELSE 'anon-' || substr(encode(sha256(convert_to(\(sql.bind(.salt)) || \(row)::text, 'UTF8')), 'hex'), 1, 19) || '@example.invalid' END)::\(type)"
         case .truncate(let unit):
             return "date_trunc('\(unit.rawValue)', \(name))::\(type)"
         }

@@ -362,6 +362,7 @@ struct LivePolicyRun: Sendable {
             try Task.checkCancellation()
             number += 1
             let limit = min(limits.batchSize, cap - report.processed)
+            let batchStarted = ContinuousClock.now
             let picked = PickedKeys()
             var attempt = 0
             var outcome: BatchOutcome?
@@ -419,7 +420,10 @@ struct LivePolicyRun: Sendable {
                 RunProgress(
                     policy: name, subjectsDone: report.processed, subjectsTotal: total,
                     rowsPerSecond: seconds > 0 ? Double(rowsDone) / seconds : 0, estimatedRemaining: remaining))
-            if limits.pauseBetweenBatches > .zero { try await Task.sleep(for: limits.pauseBetweenBatches) }
+            // Fewer keys than asked for: no due subject is left after this batch, so no pause.
+            if outcome.picked.count < limit { break }
+            let pause = limits.pause.after(batch: ContinuousClock.now - batchStarted)
+            if pause > .zero { try await Task.sleep(for: pause) }
         }
         if report.processed < total {
             // Subjects the batches did not take: those of skipped batches, and those another transaction had
@@ -502,19 +506,22 @@ struct LivePolicyRun: Sendable {
         bindings.keys = Engine.jsonArray(subjects)
 
         // Rows the subjects point to: identified and locked before any step breaks the path to them.
-        var captured: [Int: [(subject: String, row: String, shared: Bool)]] = [:]
+        var captured: [Int: [CapturedRow]] = [:]
         for plan in plans {
             guard let capture = plan.capture else { continue }
             captured[plan.index] = try await connection.query(capture.sql, Engine.values(capture, bindings)).map {
-                (
-                    try $0.decode("subject", as: String.self), try $0.decode("row", as: String.self),
-                    try $0.decode("shared", as: Bool.self)
-                )
+                CapturedRow(
+                    subject: try $0.decode("subject", as: String.self), row: try $0.decode("row", as: String.self),
+                    shared: try $0.decode("shared", as: Bool.self), step: try $0.decode("step", as: Int.self))
             }
+        }
+        // Twins (referenced steps acting alike on one table) act once, at the first one's turn.
+        let twins = Dictionary(grouping: plans.filter { $0.capture != nil }) {
+            TwinKey(table: $0.step.table.description, action: $0.step.action)
         }
 
         var perSubject: [String: [AuditCountKey: Int]] = [:]
-        var stepCounts: [(rows: Int, retained: Set<String>)] = []
+        var stepCounts: [(rows: Int, retained: Set<String>)] = plans.map { _ in (0, []) }
         for plan in plans {
             let table = plan.step.table.description
             let action: AuditCount.Action = plan.deletes ? .deleted : .anonymized
@@ -526,11 +533,19 @@ struct LivePolicyRun: Sendable {
                     perSubject[subject, default: [:]][AuditCountKey(table: table, action: action), default: 0] += count
                     rows += count
                 }
-                stepCounts.append((rows, []))
+                stepCounts[plan.index].rows += rows
             } else if let actOnRows = plan.actOnRows {
-                let pairs = captured[plan.index] ?? []
-                let shared = Set(pairs.filter(\.shared).map(\.row))
-                let candidates = Array(Set(pairs.map(\.row)).subtracting(shared)).sorted()
+                let group = twins[TwinKey(table: table, action: plan.step.action)] ?? [plan]
+                guard group.first?.index == plan.index else { continue }
+                let rows = group.flatMap { captured[$0.index] ?? [] }
+                // A row counts under one step: the lowest any capture names.
+                var counting: [String: Int] = [:]
+                var shared: Set<String> = []
+                for row in rows {
+                    counting[row.row] = min(counting[row.row] ?? row.step, row.step)
+                    if row.shared { shared.insert(row.row) }
+                }
+                let candidates = Set(counting.keys).subtracting(shared).sorted()
                 var acted: Set<String> = []
                 if !candidates.isEmpty {
                     var rowBindings = bindings
@@ -540,18 +555,18 @@ struct LivePolicyRun: Sendable {
                             try $0.decode("row", as: String.self)
                         })
                 }
+                for row in acted { stepCounts[counting[row] ?? plan.index].rows += 1 }
+                for row in shared { stepCounts[counting[row] ?? plan.index].retained.insert(row) }
                 var seen: Set<[String]> = []
-                for pair in pairs where seen.insert([pair.subject, pair.row]).inserted {
-                    if acted.contains(pair.row) {
-                        perSubject[pair.subject, default: [:]][
-                            AuditCountKey(table: table, action: action), default: 0] +=
+                for row in rows where seen.insert([row.subject, row.row]).inserted {
+                    if acted.contains(row.row) {
+                        perSubject[row.subject, default: [:]][AuditCountKey(table: table, action: action), default: 0] +=
                             1
-                    } else if shared.contains(pair.row) {
-                        perSubject[pair.subject, default: [:]][
+                    } else if shared.contains(row.row) {
+                        perSubject[row.subject, default: [:]][
                             AuditCountKey(table: table, action: .retained), default: 0] += 1
                     }
                 }
-                stepCounts.append((acted.count, shared))
             }
         }
 
@@ -581,6 +596,21 @@ struct LivePolicyRun: Sendable {
         let (seconds, attoseconds) = duration.components
         return "\(seconds * 1000 + attoseconds / 1_000_000_000_000_000)ms"
     }
+}
+
+/// A row a batch's subject points to, as its capture found it.
+struct CapturedRow {
+    var subject: String
+    var row: String
+    var shared: Bool
+    /// The step (place in the apply order) the row counts under.
+    var step: Int
+}
+
+/// Referenced steps that are twins: one table, one action.
+struct TwinKey: Hashable {
+    var table: String
+    var action: ResolvedStep.Action
 }
 
 /// A table and action of a subject's audit counts.

@@ -259,7 +259,7 @@ extension Limits {
             "batch_size": .number(String(batchSize)),
             "max_subjects_per_run": .number(String(maxSubjectsPerRun)),
             "max_fraction": .number(Scalar.normalizedNumber(String(maxFraction)) ?? String(maxFraction)),
-            "pause": .string(PauseDuration.format(pauseBetweenBatches)),
+            "pause": .string(pause.description),
         ])
     }
 }

@@ -308,19 +308,50 @@ public struct Limits: Sendable, Hashable {
     public var maxSubjectsPerRun: Int
     /// A run refuses the policy if more than this fraction of the subject table is due, in (0, 1]; `max_fraction`.
     public var maxFraction: Double
-    /// Wait between batches, to leave room for the application; `pause`.
-    public var pauseBetweenBatches: Duration
+    /// Wait between batches, to leave the server to the application; `pause`.
+    public var pause: Pause
 
-    /// Limits, by default 1000 per batch, 50 000 per run, 20 % of the table and no pause.
+    /// Limits, by default 1000 per batch, 50 000 per run, 20 % of the table, and a pause as long as each batch
+    /// took.
     public init(
         batchSize: Int = 1000,
         maxSubjectsPerRun: Int = 50000,
         maxFraction: Double = 0.2,
-        pauseBetweenBatches: Duration = .zero
+        pause: Pause = .default
     ) {
         self.batchSize = batchSize
         self.maxSubjectsPerRun = maxSubjectsPerRun
         self.maxFraction = maxFraction
-        self.pauseBetweenBatches = pauseBetweenBatches
+        self.pause = pause
+    }
+}
+
+/// How long a run waits after each batch (`pause`), so that a long purge leaves the server to the application.
+public enum Pause: Sendable, Hashable {
+    /// A fixed wait (`200ms`, `2s`); `0` runs at full speed.
+    case fixed(Duration)
+    /// A wait in proportion to the batch just done (`100%`: as long as it took, so the run has the server at
+    /// most half the time, however busy it is).
+    case proportional(percent: Int)
+
+    /// The default: `100%`.
+    public static let `default` = Pause.proportional(percent: 100)
+    /// The largest proportion: ten times the batch's own time.
+    public static let maximumPercent = 1000
+
+    /// The wait after a batch that took `batch`.
+    public func after(batch: Duration) -> Duration {
+        switch self {
+        case .fixed(let wait): wait
+        case .proportional(let percent): min(batch * Double(percent) / 100, PauseDuration.maximum)
+        }
+    }
+
+    /// Canonical text: "0", "200ms", "2s", "100%".
+    public var description: String {
+        switch self {
+        case .fixed(let wait): PauseDuration.format(wait)
+        case .proportional(let percent): "\(percent)%"
+        }
     }
 }

@@ -854,7 +854,7 @@ struct PolicyDecoder {
             let fields = fields(
                 node, path: path, what: "limits",
                 allowed: ["batch_size", "max_subjects_per_run", "max_fraction", "pause"],
-                example: "{ batch_size: 1000, max_subjects_per_run: 50000, max_fraction: 0.2, pause: 200ms }")
+                example: "{ batch_size: 1000, max_subjects_per_run: 50000, max_fraction: 0.2, pause: 100% }")
         else { return nil }
         var limits = Limits()
         var ok = true
@@ -889,10 +889,10 @@ struct PolicyDecoder {
         }
         if let node = fields["pause"] {
             if case .scalar(let text, true) = node.kind, Scalar(resolving: text, plain: true) == .integer(0) {
-                limits.pauseBetweenBatches = .zero
+                limits.pause = .fixed(.zero)
             } else if let text = text(node, path: fields.path("pause"), what: "pause") {
                 do {
-                    limits.pauseBetweenBatches = try PauseDuration.parse(text)
+                    limits.pause = try PauseDuration.parsePause(text)
                 } catch {
                     self.error("pause: \(error.message)", at: node, path: fields.path("pause"))
                     ok = false

@@ -306,6 +306,22 @@ public enum PauseDuration {
         return duration
     }
 
+    /// Parses a pause: a duration (``parse(_:)``), or a percentage of each batch's own time ("100%", at most
+    /// ``Pause/maximumPercent``).
+    public static func parsePause(_ text: String) throws(DurationError) -> Pause {
+        let trimmed = text.trimmingWhitespace
+        guard trimmed.hasSuffix("%") else { return .fixed(try parse(text)) }
+        let number = trimmed.dropLast().trimmingWhitespace
+        guard let percent = Int(number), percent >= 0, percent <= Pause.maximumPercent else {
+            throw DurationError(
+                text: text,
+                message:
+                    "not a pause: \(text.quotedForMessage) (a proportional pause is a whole percentage of each batch's time, from 0% to \(Pause.maximumPercent)%, like \"100%\")"
+            )
+        }
+        return percent == 0 ? .fixed(.zero) : .proportional(percent: percent)
+    }
+
     /// Canonical text of a pause: "0", "200ms", "2s". Parsing it gives back the same duration.
     public static func format(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components

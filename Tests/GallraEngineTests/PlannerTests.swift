@@ -184,22 +184,56 @@ struct PlannerTests {
             ), "a customer shares the address unless it is due itself")
         #expect(capture.sql.contains(#"EXISTS (SELECT FROM "shop"."store" AS o2 WHERE o2."address_id" = x."id")"#))
         #expect(capture.sql.hasSuffix("FOR UPDATE OF x"))
-        // Rows the policy anonymized before, still as it left them, are neither captured nor counted.
-        let path = "shop.customer.address_id -> shop.address.id"
-        let done =
-            #"AND pr.row_key = jsonb_build_object('id', x."id")::text AND pr.fingerprint = encode(sha256(convert_to(jsonb_build_array(x."phone")::text, 'UTF8')), 'hex'))"#
-        #expect(capture.sql.contains("NOT EXISTS (SELECT FROM gallra.processed_row AS pr WHERE pr.policy = "))
+        // Rows already as the step leaves them (anonymized before, and not changed since) are neither captured nor
+        // counted: a null, a constant or a truncation is recognised by its values, and nothing is recorded.
+        let done = #"jsonb_build_array(x."phone") IS DISTINCT FROM jsonb_build_array(NULL)"#
         #expect(capture.sql.contains(done))
-        #expect(capture.parameters.contains(.text(path)))
         #expect(plan.count.sql.contains(done))
+        #expect(!capture.sql.contains("processed_row"))
+        #expect(capture.sql.contains("0 AS step"), "no twin: rows count under the step itself")
         let act = try #require(plan.actOnRows)
         #expect(
             act.sql.contains(
                 #"WHERE x."id" IN (SELECT v."id" FROM jsonb_populate_recordset(NULL::"shop"."address", $1::jsonb) AS v)"#
             ))
-        #expect(act.sql.contains("INSERT INTO gallra.processed_row"))
-        #expect(act.parameters == [.rows, .policyName, .text("shop.address"), .text(path), .runID])
+        #expect(!act.sql.contains("processed_row"))
+        #expect(act.parameters == [.rows])
         #expect(plan.count.sql.contains("count(*) FILTER (WHERE c.shared) AS retained"))
+    }
+
+    @Test func hashedRowsAreRecordedAndTwinsShareThem() throws {
+        let hashPhone = ResolvedStep.Action.anonymize([
+            ResolvedAnonymization(column: ColumnName("phone"), type: "text", strategy: .hash, value: nil, detaches: nil)
+        ])
+        let orderHop = Self.hop(Self.customer, "id", Self.order, "customer_id", .child)
+        let shippingHop = Self.hop(Self.order, "shipping_address_id", Self.address, "id", .parent)
+        let planner = try Planner(
+            Self.resolved(steps: [
+                Self.step(Self.address, [Self.addressHop], .referenced, hashPhone),
+                Self.step(Self.address, [orderHop, shippingHop], .referenced, hashPhone),
+                Self.step(Self.customer, [], .subject, .delete),
+            ]))
+        let plans = planner.stepPlans()
+        let path = "shop.customer.address_id -> shop.address.id"
+        // A hashing step is done once `gallra.processed_row` holds the fingerprint of what it wrote: a scalar
+        // probe per row, under the first twin's path for both twins.
+        for plan in plans.prefix(2) {
+            let capture = try #require(plan.capture)
+            #expect(
+                capture.sql.contains(
+                    #"AND pr.row_key = jsonb_build_object('id', x."id")::text) IS DISTINCT FROM encode(sha256(convert_to(jsonb_build_array(x."phone")::text, 'UTF8')), 'hex')"#
+                ))
+            #expect(capture.parameters.contains(.text(path)))
+            let act = try #require(plan.actOnRows)
+            #expect(act.sql.contains("INSERT INTO gallra.processed_row"))
+            #expect(act.parameters == [.rows, .salt, .policyName, .text("shop.address"), .text(path), .runID])
+        }
+        // The shipping address counts under the billing step when a due subject reaches the row that way too.
+        let shipping = try #require(plans[1].capture)
+        #expect(shipping.sql.contains(#"(CASE WHEN EXISTS (SELECT FROM "shop"."customer" AS s WHERE x."id" = s."address_id""#))
+        #expect(shipping.sql.contains("THEN 0 ELSE 1 END) AS step"))
+        #expect(plans[1].count.sql.contains(#"NOT EXISTS (SELECT FROM "shop"."customer" AS s WHERE x."id" = s."address_id""#))
+        #expect(try #require(plans[0].capture).sql.contains("0 AS step"))
     }
 
     @Test func identifiersAreQuotedAndBadTypeNamesRefused() throws {

@@ -96,6 +96,32 @@ struct RetentionPeriodTests {
         #expect(PauseDuration.format(duration) == canonical)
     }
 
+    @Test(
+        "pauses in proportion to each batch's time",
+        arguments: [
+            ("100%", Pause.proportional(percent: 100), "100%"),
+            ("50 %", .proportional(percent: 50), "50%"),
+            ("1000%", .proportional(percent: 1000), "1000%"),
+            ("0%", .fixed(.zero), "0"),
+            ("250ms", .fixed(.milliseconds(250)), "250ms"),
+        ])
+    func proportionalPauses(text: String, pause: Pause, canonical: String) throws {
+        #expect(try PauseDuration.parsePause(text) == pause)
+        #expect(pause.description == canonical)
+    }
+
+    @Test func aProportionalPauseFollowsTheBatch() {
+        #expect(Pause.proportional(percent: 100).after(batch: .milliseconds(400)) == .milliseconds(400))
+        #expect(Pause.proportional(percent: 50).after(batch: .seconds(3)) == .milliseconds(1500))
+        #expect(Pause.proportional(percent: 1000).after(batch: .seconds(1000)) == PauseDuration.maximum)
+        #expect(Pause.fixed(.seconds(2)).after(batch: .seconds(30)) == .seconds(2))
+    }
+
+    @Test("bad proportional pauses", arguments: ["1001%", "-5%", "12.5%", "%", "half%"])
+    func badProportionalPauses(text: String) {
+        #expect(throws: DurationError.self) { try PauseDuration.parsePause(text) }
+    }
+
     @Test("bad pauses", arguments: ["-1s", "200", "2 sec ago", "2 hrs", "fast", "2h"])
     func badPauses(text: String) {
         #expect(throws: DurationError.self) { try PauseDuration.parse(text) }
