@@ -360,6 +360,18 @@ struct LivePolicyRun: Sendable {
         var number = 0
         while report.processed < cap {
             try Task.checkCancellation()
+            if let throttle = options.throttle {
+                let done = report.processed
+                try await throttle.waitWhileLagging(
+                    logger: logger, metadata: ["policy": "\(name)", "policy.version": "\(policy.version)"],
+                    throttledSeconds: &report.throttledSeconds
+                ) { excess in
+                    progress(
+                        RunProgress(
+                            policy: name, subjectsDone: done, subjectsTotal: total, rowsPerSecond: 0,
+                            estimatedRemaining: nil, pausedBy: "\(excess)"))
+                }
+            }
             number += 1
             let limit = min(limits.batchSize, cap - report.processed)
             let picked = PickedKeys()
