@@ -427,11 +427,12 @@ struct LivePolicyRun: Sendable {
             let remaining =
                 report.processed > 0
                 ? elapsed * (Double(max(0, total - report.processed)) / Double(report.processed)) : nil
-            progress(
-                RunProgress(
-                    policy: name, subjectsDone: report.processed, subjectsTotal: total,
-                    rowsPerSecond: seconds > 0 ? Double(rowsDone) / seconds : 0, estimatedRemaining: remaining))
-            if limits.pauseBetweenBatches > .zero { try await Task.sleep(for: limits.pauseBetweenBatches) }
+            let current = RunProgress(
+                policy: name, subjectsDone: report.processed, subjectsTotal: total,
+                rowsPerSecond: seconds > 0 ? Double(rowsDone) / seconds : 0, estimatedRemaining: remaining)
+            progress(current)
+            // Reported again during a long pause, so that the daemon's watchdog stays fed (`pause` may be an hour).
+            try await Pacing.pause(limits.pauseBetweenBatches) { progress(current) }
         }
         if report.processed < total {
             // Subjects the batches did not take: those of skipped batches, and those another transaction had
