@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for tests, demos and benchmarks.
 #   scripts/pg.sh start DIR   initdb + start in DIR (owned by user postgres), print its conninfo
+#   scripts/pg.sh replica DIR PRIMARY_DIR
+#                             a streaming standby of the cluster in PRIMARY_DIR (pg_basebackup -R), started
+#                             in DIR once it streams; print its conninfo. Its application_name on the
+#                             primary (pg_stat_replication) is its cluster_name, gallra_test_replica.
 #   scripts/pg.sh stop DIR    stop it and remove DIR
 # It listens on a unix socket in DIR and on 127.0.0.1 at a free port; local connections are
 # trusted (the cluster lives for one run and only on loopback). `password_user` has a password
@@ -8,8 +12,8 @@
 # the password paths of libpq can be tested.
 set -euo pipefail
 
-cmd=${1:?usage: pg.sh start|stop DIR}
-dir=${2:?usage: pg.sh start|stop DIR}
+cmd=${1:?usage: pg.sh start|replica|stop DIR}
+dir=${2:?usage: pg.sh start|replica|stop DIR}
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -n "$bindir" ] || { echo "pg.sh: no PostgreSQL server found (apt-get install postgresql)" >&2; exit 69; }
 
@@ -61,6 +65,39 @@ CONF
     echo "$port" >"$dir/port"
     echo "host=$dir port=$port user=postgres dbname=postgres"
     ;;
+replica)
+    primary=${3:?usage: pg.sh replica DIR PRIMARY_DIR}
+    primary_port=$(cat "$primary/port")
+    mkdir -p "$dir"
+    [ "$(id -u)" -ne 0 ] || chown postgres:postgres "$dir"
+    chmod 0755 "$dir"
+    # initdb's pg_hba.conf trusts local replication connections; max_wal_senders is 10 by default.
+    as_postgres "$bindir/pg_basebackup" -h "$primary" -p "$primary_port" -U postgres -D "$dir/data" \
+        -R -X stream -c fast >"$dir/basebackup.log" 2>&1 \
+        || { cat "$dir/basebackup.log" >&2; exit 70; }
+    port=$(free_port)
+    # Later lines win over the primary's copied settings. wal_receiver_status_interval = 1s: the primary learns
+    # of replayed WAL within a second (the default 10 s would hold a throttled run back that long).
+    cat >>"$dir/data/postgresql.conf" <<CONF
+port = $port
+unix_socket_directories = '$dir'
+cluster_name = 'gallra_test_replica'
+shared_buffers = 32MB
+hot_standby = on
+wal_receiver_status_interval = 1s
+CONF
+    as_postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+        || { cat "$dir/server.log" >&2; exit 70; }
+    for _ in $(seq 1 100); do
+        streaming=$(as_postgres "$bindir/psql" -h "$primary" -p "$primary_port" -U postgres -d postgres -qAtX \
+            -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'gallra_test_replica' AND state = 'streaming'")
+        [ "$streaming" = 1 ] && break
+        sleep 0.1
+    done
+    [ "$streaming" = 1 ] || { echo "pg.sh: the standby in $dir does not stream" >&2; cat "$dir/server.log" >&2; exit 70; }
+    echo "$port" >"$dir/port"
+    echo "host=$dir port=$port user=postgres dbname=postgres"
+    ;;
 stop)
     if [ -f "$dir/data/postmaster.pid" ]; then
         as_postgres "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
@@ -68,7 +105,7 @@ stop)
     rm -rf "$dir"
     ;;
 *)
-    echo "usage: pg.sh start|stop DIR" >&2
+    echo "usage: pg.sh start|replica|stop DIR" >&2
     exit 64
     ;;
 esac

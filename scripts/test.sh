@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: installs what is missing, starts a throwaway PostgreSQL cluster and a private
-# systemd-journald, runs the whole test suite against them, and stops both even when tests fail.
+# `make test`: installs what is missing, starts a throwaway PostgreSQL cluster with a streaming standby
+# and a private systemd-journald, runs the whole test suite against them, and stops them even when tests fail.
 # Extra arguments go to `swift test` (e.g. `scripts/test.sh --filter Postgres`).
 # Tests run one at a time: several assert on timing (a statement cancelled within 1 s, a
 # connection given up at connect_timeout), which a 2-core machine running 140 tests at once
@@ -17,6 +17,7 @@ journald_pid=""
 cleanup() {
     status=$?
     [ -z "$journald_pid" ] || scripts/journald.sh stop "$journald_pid" || true
+    scripts/pg.sh stop "$work/replica" || true
     scripts/pg.sh stop "$work/pg" || true
     rm -rf "$work"
     exit $status
@@ -26,6 +27,10 @@ trap cleanup EXIT INT TERM
 export GALLRA_TEST_DATABASE
 GALLRA_TEST_DATABASE=$(scripts/pg.sh start "$work/pg")
 echo "test server: $GALLRA_TEST_DATABASE" >&2
+# The replica-lag throttle's tests pause and resume this standby's replay.
+export GALLRA_TEST_REPLICA
+GALLRA_TEST_REPLICA=$(scripts/pg.sh replica "$work/replica" "$work/pg")
+echo "test replica: $GALLRA_TEST_REPLICA" >&2
 journald_pid=$(scripts/journald.sh start)
 echo "test journald: pid $journald_pid" >&2
 

@@ -26,12 +26,16 @@ public struct DaemonConfiguration: Sendable {
     public var gallraVersion: String?
     /// The lowest level logged (`log.level`); a reload applies a new one.
     public var logLevel: Logger.Level
+    /// Live batches pause while a standby lags beyond these (`throttle.replica_lag`, `throttle.replica_lag_bytes`);
+    /// a reload applies new bounds from the next run.
+    public var replicaLag: ReplicaLagLimits
 
     public init(
         database: String?, password: String? = nil, auditKey: AuditKey, defaultSchedule: Schedule,
         reconnect: Backoff = Backoff(initial: .seconds(1), maximum: .seconds(60)), standbyRetry: Duration = .seconds(5),
         stallTimeout: Duration = .seconds(300), statementTimeout: Duration = .seconds(60),
-        lockTimeout: Duration = .seconds(2), gallraVersion: String? = nil, logLevel: Logger.Level = .info
+        lockTimeout: Duration = .seconds(2), gallraVersion: String? = nil, logLevel: Logger.Level = .info,
+        replicaLag: ReplicaLagLimits = ReplicaLagLimits()
     ) {
         self.database = database
         self.password = password
@@ -44,6 +48,7 @@ public struct DaemonConfiguration: Sendable {
         self.lockTimeout = lockTimeout
         self.gallraVersion = gallraVersion
         self.logLevel = logLevel
+        self.replicaLag = replicaLag
     }
 
     /// Whether `other` connects differently (a reload then reconnects).

@@ -321,14 +321,25 @@ final class DaemonLoop {
         if !live.isEmpty {
             setStatus("purging \(live[0].resolved.name.rawValue)")
             let (notifier, heartbeat) = (self.notifier, self.heartbeat)
+            // The throttle reads pg_stat_replication on the run's own connection, between batches.
+            let throttle =
+                configuration.replicaLag.isEnabled
+                ? ReplicaThrottle(
+                    limits: configuration.replicaLag, source: PostgresReplicaLagSource(connection: connection))
+                : nil
             let options = RunOptions(
                 mode: .live, trigger: trigger, statementTimeout: configuration.statementTimeout,
-                lockTimeout: configuration.lockTimeout, gallraVersion: configuration.gallraVersion)
+                lockTimeout: configuration.lockTimeout, gallraVersion: configuration.gallraVersion,
+                throttle: throttle)
             let report = try await Engine(connection: connection, auditKey: configuration.auditKey, logger: logger)
                 .run(live, options: options) { progress in
+                    // Also called at every poll while batches are paused for replica lag, so that a long
+                    // pause keeps the watchdog fed.
                     heartbeat.beat()
+                    let done = "\(progress.subjectsDone)/\(progress.subjectsTotal) subjects"
                     try? notifier.status(
-                        "purging \(progress.policy): \(progress.subjectsDone)/\(progress.subjectsTotal) subjects")
+                        progress.pausedBy.map { "purging \(progress.policy): \(done); paused: \($0)" }
+                            ?? "purging \(progress.policy): \(done)")
                 }
             let liveNames = live.map(\.resolved.name.rawValue)
             // Recorded even when stopping (a detached task is not cancelled).

@@ -18,6 +18,9 @@ public enum JournalEvent: String, Sendable, CaseIterable {
     case standby = "04e54d038a2d487e864c327db9ba9682"
     case leader = "156912201ce047d1b61337a4bca82875"
     case stopping = "3f8a43270bab468293993465e88d4138"
+    case batchesPaused = "ef6ead1bd0af4b7893fa3aaa7dcb4e65"
+    case batchesResumed = "9baf9c6ec7c1432cbe988cb41d0cca24"
+    case replicaLagHidden = "5d8b702c734447fa98a525a9de989932"
 
     /// The `MESSAGE_ID` field (a journal field name already, so the journal handler passes it through).
     public var id: String { rawValue }

@@ -360,6 +360,18 @@ struct LivePolicyRun: Sendable {
         var number = 0
         while report.processed < cap {
             try Task.checkCancellation()
+            if let throttle = options.throttle {
+                let done = report.processed
+                try await throttle.waitWhileLagging(
+                    logger: logger, metadata: ["policy": "\(name)", "policy.version": "\(policy.version)"],
+                    throttledSeconds: &report.throttledSeconds
+                ) { excess in
+                    progress(
+                        RunProgress(
+                            policy: name, subjectsDone: done, subjectsTotal: total, rowsPerSecond: 0,
+                            estimatedRemaining: nil, pausedBy: "\(excess)"))
+                }
+            }
             number += 1
             let limit = min(limits.batchSize, cap - report.processed)
             let batchStarted = ContinuousClock.now
@@ -416,14 +428,14 @@ struct LivePolicyRun: Sendable {
             let remaining =
                 report.processed > 0
                 ? elapsed * (Double(max(0, total - report.processed)) / Double(report.processed)) : nil
-            progress(
-                RunProgress(
-                    policy: name, subjectsDone: report.processed, subjectsTotal: total,
-                    rowsPerSecond: seconds > 0 ? Double(rowsDone) / seconds : 0, estimatedRemaining: remaining))
+            let current = RunProgress(
+                policy: name, subjectsDone: report.processed, subjectsTotal: total,
+                rowsPerSecond: seconds > 0 ? Double(rowsDone) / seconds : 0, estimatedRemaining: remaining)
+            progress(current)
             // Fewer keys than asked for: no due subject is left after this batch, so no pause.
             if outcome.picked.count < limit { break }
-            let pause = limits.pause.after(batch: ContinuousClock.now - batchStarted)
-            if pause > .zero { try await Task.sleep(for: pause) }
+            // Reported again during a long pause, so that the daemon's watchdog stays fed (`pause` may be an hour).
+            try await Pacing.pause(limits.pause.after(batch: ContinuousClock.now - batchStarted)) { progress(current) }
         }
         if report.processed < total {
             // Subjects the batches did not take: those of skipped batches, and those another transaction had

@@ -43,11 +43,14 @@ public struct RunOptions: Sendable {
     public var retryBackoff: Duration
     /// The gallra version, recorded in `gallra.run`.
     public var gallraVersion: String?
+    /// Live runs: pauses batches while a standby lags beyond its bounds; nil: no throttling. Dry runs ignore it.
+    public var throttle: ReplicaThrottle?
 
     public init(
         mode: Mode, asOf: Date? = nil, allowLarge: Bool = false, trigger: String = "manual",
         statementTimeout: Duration = .seconds(60), lockTimeout: Duration = .seconds(2), maxAttempts: Int = 4,
-        showKeys: Int = 0, retryBackoff: Duration = .milliseconds(200), gallraVersion: String? = nil
+        showKeys: Int = 0, retryBackoff: Duration = .milliseconds(200), gallraVersion: String? = nil,
+        throttle: ReplicaThrottle? = nil
     ) {
         self.mode = mode
         self.asOf = asOf
@@ -59,6 +62,7 @@ public struct RunOptions: Sendable {
         self.showKeys = showKeys
         self.retryBackoff = retryBackoff
         self.gallraVersion = gallraVersion
+        self.throttle = throttle
     }
 }
 
@@ -71,6 +75,8 @@ public struct RunProgress: Sendable, Hashable {
     public var rowsPerSecond: Double
     /// The estimated time left for this policy, nil before the first batch.
     public var estimatedRemaining: Duration?
+    /// Set while batches are paused for replica lag: why ("replica r1 replay lag 42 s exceeds ...").
+    public var pausedBy: String?
 }
 
 /// What a run did (live) or would do (dry). Holds counts and digests of nothing: no row values, no keys
@@ -137,6 +143,8 @@ public struct PolicyRunReport: Sendable, Hashable, Codable {
     public var steps: [StepCounts]
     /// Live: batches committed. Dry: the batches a live run would take.
     public var batches: Int
+    /// Live: seconds the batches were paused because a standby lagged beyond the throttle's bounds.
+    public var throttledSeconds: Double
     /// Dry runs with `showKeys`: the first due subject keys.
     public var keys: [String]?
 
@@ -152,6 +160,7 @@ public struct PolicyRunReport: Sendable, Hashable, Codable {
         tables = []
         steps = []
         batches = 0
+        throttledSeconds = 0
     }
 }
 

@@ -1,5 +1,6 @@
 import Configuration
 import Foundation
+import GallraEngine
 import GallraPolicy
 import GallraSystemd
 import Logging
@@ -32,6 +33,8 @@ struct Settings: Sendable {
     var retryMax: Duration = .seconds(60)
     /// How often a standby tries to become the runner (`daemon.standby_retry`, seconds).
     var standbyRetry: Duration = .seconds(5)
+    /// Live batches pause while a standby lags beyond these (`throttle.replica_lag`, `throttle.replica_lag_bytes`).
+    var replicaLag = ReplicaLagLimits()
 
     /// Whether a database is configured at all: a setting, or libpq's own environment.
     var hasDatabase: Bool {
@@ -97,6 +100,9 @@ struct Settings: Sendable {
         if let seconds = try await positiveSeconds("daemon.standby_retry", in: reader, configPath: configPath) {
             settings.standbyRetry = seconds
         }
+        settings.replicaLag = ReplicaLagLimits(
+            replayLag: try await lagBound("throttle.replica_lag", in: reader, configPath: configPath),
+            replayBytes: try await byteBound("throttle.replica_lag_bytes", in: reader, configPath: configPath))
         if let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty,
             let data = FileManager.default.contents(atPath: directory + "/db-password")
         {
@@ -122,6 +128,43 @@ struct Settings: Sendable {
             throw invalid(key, text, expected: "a whole number of seconds, at least 1", configPath: configPath)
         }
         return .seconds(seconds)
+    }
+
+    /// A time bound: "10s", "500ms", "2min", a whole number of seconds, or 0 (no bound).
+    private static func lagBound(_ key: String, in reader: ConfigReader, configPath: String?) async throws
+        -> Duration?
+    {
+        guard let text = try await numberOrString(key, in: reader, configPath: configPath) else { return nil }
+        if let seconds = Int64(text), seconds >= 0 { return .seconds(seconds) }
+        do {
+            return try PauseDuration.parse(text)
+        } catch {
+            throw invalid(
+                key, text, expected: "a duration such as 10s, 500ms or 2min (at most 1 hour), or 0 for no bound",
+                configPath: configPath)
+        }
+    }
+
+    /// A size bound: "256MB", "64kB", "1GB" (units of 1024, as in PostgreSQL), a number of bytes, or 0 (no bound).
+    private static func byteBound(_ key: String, in reader: ConfigReader, configPath: String?) async throws
+        -> Int64?
+    {
+        guard let text = try await numberOrString(key, in: reader, configPath: configPath) else { return nil }
+        do {
+            return try ByteSize.parse(text)
+        } catch {
+            throw invalid(
+                key, text, expected: "a size such as 256MB, 64kB or 1GB, or 0 for no bound (\(error))",
+                configPath: configPath)
+        }
+    }
+
+    /// A setting written as a YAML number or a string, as text.
+    private static func numberOrString(_ key: String, in reader: ConfigReader, configPath: String?) async throws
+        -> String?
+    {
+        if let number = try? await reader.fetchInt(forKey: ConfigKey(key)) { return String(number) }
+        return try await value(key, in: reader, configPath: configPath)
     }
 
     /// `--config`, else `GALLRA_CONFIG`, else the default path when that file exists.

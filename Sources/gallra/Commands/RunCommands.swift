@@ -63,7 +63,9 @@ struct Run: AsyncParsableCommand {
             processes the expiring subjects in batches: each batch is one transaction that acts on every data \
             point of its subjects and appends a block to the audit trail. A policy that would touch more \
             subjects than its limits allow is refused (exit 75) unless --allow-large is given. Only one live \
-            run per database at a time. --dry-run does what `gallra plan` does.
+            run per database at a time. With throttle.replica_lag or throttle.replica_lag_bytes set, batches \
+            wait while a streaming standby replays further behind (docs/scaling.md). --dry-run does what \
+            `gallra plan` does.
 
             Exit status: 0 done; 65 a policy is invalid (the others ran); 75 a policy was refused by its \
             limits, batches were skipped, or due subjects were locked by another transaction (run again \
@@ -119,9 +121,13 @@ struct Run: AsyncParsableCommand {
             }
             let runnable = try await RunnablePolicies.load(
                 on: connection, names: selection.policies, includeDrafts: dryRun)
+            let limits = context.settings.replicaLag
+            let throttle =
+                !dryRun && limits.isEnabled
+                ? ReplicaThrottle(limits: limits, source: PostgresReplicaLagSource(connection: connection)) : nil
             let options = RunOptions(
                 mode: dryRun ? .dry : .live, asOf: selection.instant, allowLarge: allowLarge, trigger: "manual",
-                gallraVersion: BuildInfo.version)
+                gallraVersion: BuildInfo.version, throttle: throttle)
             let progress = ProgressLine(enabled: selection.format == .text && isatty(2) == 1)
             let report = try await Engine(connection: connection, auditKey: key, logger: context.logger).run(
                 runnable.policies, options: options, progress: { progress.show($0) })
@@ -159,7 +165,8 @@ extension Run {
         return DaemonConfiguration(
             database: settings.database, password: settings.databasePassword, auditKey: try context.auditKey(),
             defaultSchedule: schedule, reconnect: Backoff(initial: .seconds(1), maximum: settings.retryMax),
-            standbyRetry: settings.standbyRetry, gallraVersion: BuildInfo.version, logLevel: settings.logLevel)
+            standbyRetry: settings.standbyRetry, gallraVersion: BuildInfo.version, logLevel: settings.logLevel,
+            replicaLag: settings.replicaLag)
     }
 }
 
@@ -252,7 +259,11 @@ final class ProgressLine: @unchecked Sendable {
     func show(_ progress: RunProgress) {
         guard enabled else { return }
         var line = "\(progress.policy) \(progress.subjectsDone)/\(progress.subjectsTotal) subjects"
-        line += String(format: ", %.0f rows/s", progress.rowsPerSecond)
+        if let reason = progress.pausedBy {
+            line += ", paused: \(reason)"
+        } else {
+            line += String(format: ", %.0f rows/s", progress.rowsPerSecond)
+        }
         if let left = progress.estimatedRemaining {
             let seconds = Int(left.components.seconds)
             line += String(format: ", %02d:%02d left", seconds / 60, seconds % 60)
@@ -297,6 +308,10 @@ enum RunOutput {
                     "  \(policy.expiring) subjects expiring, \(policy.exempted) exempted, "
                         + "\(policy.processed) \(dry ? "would be processed" : "processed") in \(policy.batches) "
                         + "batch\(policy.batches == 1 ? "" : "es")")
+                if policy.throttledSeconds > 0 {
+                    Swift.print(
+                        "  batches paused \(String(format: "%.1f", policy.throttledSeconds)) s for replica lag")
+                }
                 if let refused = policy.refused { Swift.print("  REFUSED: \(refused)") }
                 if let failure = policy.failure { Swift.print("  FAILED: \(failure)") }
                 if policy.stillDue > 0 {
