@@ -70,7 +70,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 log "building gallra (release)"
-swift build -c release 2>&1 | tail -n 1 >&2
+swift build -c release --static-swift-stdlib --product gallra 2>&1 | tail -n 1 >&2
 gallra="$(swift build -c release --show-bin-path)/gallra"
 
 if [ -z "${GALLRA_DATABASE:-}" ]; then
@@ -133,9 +133,11 @@ salt=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 # The gallra policies: the demo policy with the batch size asked for and no run limit, and an
 # anonymize-only policy on the same orders.
-policy() { # batch_size file
+policy() { # batch_size file [pause]: pause 0 (full speed) unless given; "default" leaves the policy's default
+    local pause=", pause: ${3:-0}"
+    [ "${3:-}" != default ] || pause=""
     sed -e "s/^policy: inactive-customers/policy: bench-inactive-customers/" \
-        -e "s/^limits:.*/limits: { batch_size: $1, max_subjects_per_run: 100000000, max_fraction: 0.5 }/" \
+        -e "s/^limits:.*/limits: { batch_size: $1, max_subjects_per_run: 100000000, max_fraction: 0.5$pause }/" \
         config/policies/inactive-customers.yaml >"$2"
 }
 cat >"$work/anonymize-orders.yaml" <<'YAML'
@@ -152,8 +154,7 @@ data:
       full_name: redact
       phone: null
       birth_date: truncate(year)
-      customer_id: null
-limits: { batch_size: 1000, max_subjects_per_run: 100000000, max_fraction: 0.5 }
+limits: { batch_size: 1000, max_subjects_per_run: 100000000, max_fraction: 0.5, pause: 0 }
 YAML
 
 fresh() { # a fresh copy of the template, after a checkpoint
@@ -165,24 +166,25 @@ db="$server dbname=$RUNDB"
 
 results="$work/results.jsonl"
 : >"$results"
-# Longest transaction on the run database, sampled every 0.2 s.
+# Longest transaction of the tool measured (pgbench excluded), and longest lock wait of anyone
+# (pgbench included: a returning customer waiting for a purge), on the run database, every 0.2 s.
 start_sampler() {
-    printf "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0) FROM pg_stat_activity WHERE datname = '%s' AND pid <> pg_backend_pid() AND application_name <> 'pgbench' AND xact_start IS NOT NULL;\n\\\\watch 0.2\n" "$RUNDB" \
+    printf "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)) FILTER (WHERE application_name <> 'pgbench' AND xact_start IS NOT NULL), 0) || ' ' || coalesce(max(extract(epoch FROM clock_timestamp() - query_start)) FILTER (WHERE wait_event_type = 'Lock'), 0) FROM pg_stat_activity WHERE datname = '%s' AND pid <> pg_backend_pid();\n\\\\watch 0.2\n" "$RUNDB" \
         | psql "$server dbname=postgres" -qAtX >"$work/sampler" 2>/dev/null &
     sampler_pid=$!
 }
-stop_sampler() {
+stop_sampler() { # prints: longest transaction, longest lock wait (seconds)
     kill "$sampler_pid" 2>/dev/null || true
     wait "$sampler_pid" 2>/dev/null || true
     sampler_pid=""
-    sort -g "$work/sampler" | tail -n 1
+    echo "$(awk '{print $1}' "$work/sampler" | sort -g | tail -n 1) $(awk '{print $2}' "$work/sampler" | sort -g | tail -n 1)"
 }
 # measure NAME KIND CMD...: runs CMD on a fresh copy (the caller prepared it), records wall time,
 # WAL, longest transaction and, for gallra, peak RSS. CMD prints "subjects|rows" on fd 3's file.
 measure() {
     local name=$1 kind=$2
     shift 2
-    local lsn0 t0 t1 wal longest rss=""
+    local lsn0 t0 t1 wal longest lockwait rss=""
     lsn0=$(q "SELECT pg_current_wal_lsn()" postgres)
     start_sampler
     t0=$(date +%s.%N)
@@ -194,16 +196,16 @@ measure() {
         "$@" >"$work/out.$name" 2>"$work/err.$name" || { cat "$work/err.$name" >&2; return 1; }
     fi
     t1=$(date +%s.%N)
-    longest=$(stop_sampler)
+    read -r longest lockwait < <(stop_sampler)
     wal=$(q "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0')" postgres)
-    echo "$name $kind $t0 $t1 $wal ${longest:-0} ${rss:-0}" >"$work/m.$name"
+    echo "$name $kind $t0 $t1 $wal ${longest:-0} ${rss:-0} ${lockwait:-0}" >"$work/m.$name"
 }
 record() { # NAME SUBJECTS ROWS [SCALE_TO_SUBJECTS] [extra json]
     local name=$1 subjects=$2 rows=$3 scale=${4:-} extra=${5:-"{}"}
-    read -r _ kind t0 t1 wal longest rss <"$work/m.$name"
-    python3 - "$name" "$kind" "$t0" "$t1" "$wal" "$longest" "$rss" "$subjects" "$rows" "$scale" "$extra" "$N" "$WALC" >>"$results" <<'PY'
+    read -r _ kind t0 t1 wal longest rss lockwait <"$work/m.$name"
+    python3 - "$name" "$kind" "$t0" "$t1" "$wal" "$longest" "$rss" "$subjects" "$rows" "$scale" "$extra" "$N" "$WALC" "${lockwait:-0}" >>"$results" <<'PY'
 import json, sys
-name, kind, t0, t1, wal, longest, rss, subjects, rows, scale, extra, n, walc = sys.argv[1:]
+name, kind, t0, t1, wal, longest, rss, subjects, rows, scale, extra, n, walc, lockwait = sys.argv[1:]
 wall = float(t1) - float(t0)
 subjects, rows = int(subjects), int(rows)
 r = {"run": name, "kind": kind, "bench_n": int(n), "wal_compression": walc,
@@ -212,6 +214,7 @@ r = {"run": name, "kind": kind, "bench_n": int(n), "wal_compression": walc,
      "rows_per_s": round(rows / wall, 1) if wall else None,
      "wal_bytes": int(float(wal)), "wal_bytes_per_subject": round(float(wal) / subjects, 1) if subjects else None,
      "longest_xact_s": round(float(longest), 3),
+     "longest_lock_wait_s": round(float(lockwait), 3),
      "peak_rss_kb": int(rss) or None}
 if scale:
     r["scaled_to_subjects"] = int(scale)
@@ -284,9 +287,6 @@ tables:
             provider:
               name: clear
         - birth_date:
-            provider:
-              name: clear
-        - customer_id:
             provider:
               name: clear
 YAML
@@ -382,14 +382,18 @@ PY
     record live-limit "$s" "$r" "" "$(latencies live-limit "$t0" "$t1")"
 
     g_wall=$(grep '"run": "gallra-b1000"' "$results" | python3 -c 'import json,sys; print(json.load(sys.stdin)["wall_s"])' 2>/dev/null || echo "$lim_wall")
-    log "live shop during gallra run --once (batch 1000, full speed)"
-    fresh
-    policy 1000 "$work/policy-live.yaml"
-    GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-live.yaml" >/dev/null
-    GALLRA_DATABASE="$db" live_run live-gallra-b1000 gallra "$g_wall" "$gallra" run --once --as-of "$AS_OF_ISO" --format json
-    read -r _ _ t0 t1 _ <"$work/m.live-gallra-b1000"
-    read -r s r < <(gallra_counts "$work/out.live-gallra-b1000")
-    record live-gallra-b1000 "$s" "$r" "" "$(latencies live-gallra-b1000 "$t0" "$t1")"
+    for pacing in full default; do
+        name=live-gallra-b1000; [ $pacing = full ] || name=live-gallra-paced
+        log "live shop during gallra run --once (batch 1000, $pacing pacing)"
+        fresh
+        policy 1000 "$work/policy-$name.yaml" "$([ $pacing = full ] && echo 0 || echo default)"
+        GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-$name.yaml" >/dev/null
+        expected=$g_wall; [ $pacing = full ] || expected=$(python3 -c "print($g_wall * 2.5)")
+        GALLRA_DATABASE="$db" live_run "$name" gallra "$expected" "$gallra" run --once --as-of "$AS_OF_ISO" --format json
+        read -r _ _ t0 t1 _ <"$work/m.$name"
+        read -r s r < <(gallra_counts "$work/out.$name")
+        record "$name" "$s" "$r" "" "$(latencies "$name" "$t0" "$t1")"
+    done
 fi
 
 # Report: ratios against the limit of this invocation.
@@ -416,9 +420,9 @@ if anon and pga:
     anon["rows_per_s_vs_pganonymize"] = round(anon["rows_per_s"] / pga["rows_per_s"], 2)
 cols = ["run", "wall_s", "subjects", "rows", "subjects_per_s", "rows_per_s", "rows_per_s_vs_limit",
         "wal_bytes_per_subject", "wal_per_subject_vs_limit", "longest_xact_s", "peak_rss_kb",
-        "oltp_p50_ms", "oltp_p99_ms", "oltp_max_ms", "returning_max_ms"]
+        "oltp_p50_ms", "oltp_p99_ms", "oltp_p99_vs_idle", "oltp_max_ms", "returning_max_ms", "longest_lock_wait_s"]
 short = ["run", "wall s", "subj", "rows", "subj/s", "rows/s", "x limit", "WAL B/subj", "WAL x", "longest s",
-         "RSS kB", "p50 ms", "p99 ms", "max ms", "ret max ms"]
+         "RSS kB", "p50 ms", "p99 ms", "p99 x idle", "max ms", "ret max ms", "lock wait s"]
 table = [short] + [["" if r.get(c) is None else str(r.get(c)) for c in cols] for r in runs]
 width = [max(len(row[i]) for row in table) for i in range(len(cols))]
 for row in table:

@@ -34,7 +34,8 @@ extension Planner {
                     index: index, step: step, act: act(step), capture: nil, actOnRows: nil, count: countOwned(step))
             case .referenced:
                 return StepPlan(
-                    index: index, step: step, act: nil, capture: capture(step, index: index), actOnRows: actOnRows(step),
+                    index: index, step: step, act: nil, capture: capture(step, index: index),
+                    actOnRows: actOnRows(step),
                     count: countReferenced(step))
             }
         }
@@ -179,7 +180,8 @@ extension Planner {
 
     /// The step a row of `step` counts under: the first twin (in policy order) that reaches it from a subject of
     /// `set`; `step` itself when no earlier twin does. An integer, the step's place in the apply order.
-    func countingStep(_ sql: inout SQLBuilder, _ step: ResolvedStep, index: Int, row: String, set: SubjectSet) -> String {
+    func countingStep(_ sql: inout SQLBuilder, _ step: ResolvedStep, index: Int, row: String, set: SubjectSet) -> String
+    {
         let earlier = earlierTwins(of: step)
         guard !earlier.isEmpty else { return "\(index)" }
         let cases = earlier.map { "WHEN \(reachedCondition(&sql, $0.step.path, row: row, set: set)) THEN \($0.index)" }

@@ -572,7 +572,8 @@ struct LivePolicyRun: Sendable {
                 var seen: Set<[String]> = []
                 for row in rows where seen.insert([row.subject, row.row]).inserted {
                     if acted.contains(row.row) {
-                        perSubject[row.subject, default: [:]][AuditCountKey(table: table, action: action), default: 0] +=
+                        perSubject[row.subject, default: [:]][
+                            AuditCountKey(table: table, action: action), default: 0] +=
                             1
                     } else if shared.contains(row.row) {
                         perSubject[row.subject, default: [:]][

@@ -1,6 +1,6 @@
 import GallraTestSupport
 import Foundation
-import GallraEngine
+@testable import GallraEngine
 import GallraPostgres
 import Testing
 
@@ -14,6 +14,24 @@ struct AuditTrailTests {
                 subjectDigest: digester.digest(table: "shop.customer", key: $0),
                 counts: [AuditCount(table: "shop.customer", action: .deleted, rows: 1)])
         }
+    }
+
+    @Test func theRecordsTheInsertUnpacksAreTheRecordsAsJSON() throws {
+        let records = [
+            AuditRecord(
+                subjectDigest: Self.digester.digest(table: "shop.customer", key: "7"),
+                counts: [
+                    AuditCount(table: #"odd"schema.tab\le é"#, action: .anonymized, rows: 3),
+                    AuditCount(table: "shop.address", action: .retained, rows: 1),
+                    AuditCount(table: "shop.address", action: .anonymized, rows: 2),
+                ]),
+            AuditRecord(subjectDigest: Self.digester.digest(table: "shop.customer", key: "8"), counts: []),
+        ]
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let text = AuditTrail.recordsJSON(records)
+        #expect(try decoder.decode([AuditRecord].self, from: Data(text.utf8)) == records)
+        #expect(AuditTrail.recordsJSON([]) == "[]")
     }
 
     @Test func blocksAreStoredChainedAndTheHeadFollows() async throws {

@@ -226,13 +226,17 @@ struct PlannerTests {
             #expect(capture.parameters.contains(.text(path)))
             let act = try #require(plan.actOnRows)
             #expect(act.sql.contains("INSERT INTO gallra.processed_row"))
-            #expect(act.parameters == [.rows, .salt, .policyName, .text("shop.address"), .text(path), .runID])
+            #expect(act.parameters == [.salt, .rows, .policyName, .text("shop.address"), .text(path), .runID])
         }
         // The shipping address counts under the billing step when a due subject reaches the row that way too.
         let shipping = try #require(plans[1].capture)
-        #expect(shipping.sql.contains(#"(CASE WHEN EXISTS (SELECT FROM "shop"."customer" AS s WHERE x."id" = s."address_id""#))
+        #expect(
+            shipping.sql.contains(
+                #"(CASE WHEN EXISTS (SELECT FROM "shop"."customer" AS s WHERE x."id" = s."address_id""#))
         #expect(shipping.sql.contains("THEN 0 ELSE 1 END) AS step"))
-        #expect(plans[1].count.sql.contains(#"NOT EXISTS (SELECT FROM "shop"."customer" AS s WHERE x."id" = s."address_id""#))
+        #expect(
+            plans[1].count.sql.contains(
+                #"NOT EXISTS (SELECT FROM "shop"."customer" AS s WHERE x."id" = s."address_id""#))
         #expect(try #require(plans[0].capture).sql.contains("0 AS step"))
     }
 

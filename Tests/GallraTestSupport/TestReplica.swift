@@ -33,6 +33,19 @@ public enum TestReplica {
         let standby = try await connect()
         do {
             try await standby.execute("SELECT pg_wal_replay_pause()")
+            // A pause takes effect at the next record replayed: write records until the standby says it has
+            // paused, so that everything the body writes stays unreplayed.
+            var state = ""
+            for _ in 0..<100 where state != "paused" {
+                try await primary.execute("SELECT pg_logical_emit_message(false, 'gallra-test', 'pause')")
+                try await Task.sleep(for: .milliseconds(100))
+                state =
+                    try await standby.query("SELECT pg_get_wal_replay_pause_state()::text AS state").first?.decode(
+                        "state", as: String.self) ?? ""
+            }
+            guard state == "paused" else {
+                throw PostgresError(.server, "the test standby did not pause replay within 10 s (state: \(state))")
+            }
             let result = try await body()
             try await standby.execute("SELECT pg_wal_replay_resume()")
             await standby.close()
