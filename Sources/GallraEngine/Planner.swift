@@ -272,6 +272,15 @@ public struct Planner: Sendable {
                 "EXISTS (SELECT FROM \(subjectTable) AS e WHERE \(key("e")) = \(keyExpression) AND \(due(&sql, alias: "e")))"
         }
     }
+
+    /// Whether the subject-table row `alias` belongs to `set` (never null): for the due subjects, the due
+    /// predicate on the row itself, with no second lookup of the row by its key.
+    func isMember(_ sql: inout SQLBuilder, _ set: SubjectSet, alias: String) -> String {
+        switch set {
+        case .batch: member(&sql, .batch, key: key(alias))
+        case .due: "coalesce((\(due(&sql, alias: alias))), false)"
+        }
+    }
 }
 
 /// Why a policy cannot be planned.

@@ -33,9 +33,11 @@ extension Planner {
                 return StepPlan(
                     index: index, step: step, act: act(step), capture: nil, actOnRows: nil, count: countOwned(step))
             case .referenced:
+                // A twin group is captured and acted on at its first step's turn.
+                let capture = capture(step)
                 return StepPlan(
-                    index: index, step: step, act: nil, capture: capture(step, index: index),
-                    actOnRows: actOnRows(step),
+                    index: index, step: step, act: nil, capture: capture,
+                    actOnRows: capture.map { _ in actOnRows(step) },
                     count: countReferenced(step))
             }
         }
@@ -86,11 +88,11 @@ extension Planner {
 
     /// Whether row `row` of a path's last table is reached from a subject of `set` along `path`.
     func reachedCondition(_ sql: inout SQLBuilder, _ path: [JoinHop], row: String, set: SubjectSet) -> String {
-        guard !path.isEmpty else { return member(&sql, set, key: key(row)) }
+        guard !path.isEmpty else { return isMember(&sql, set, alias: row) }
         let joined = SQLPath(path, from: "s", prefix: "k", lastAlias: row)
         let from = (["\(subjectTable) AS s"] + joined.items).joined(separator: ", ")
         return
-            "EXISTS (SELECT FROM \(from) WHERE \(joined.conditions(and: [member(&sql, set, key: key("s"))])))"
+            "EXISTS (SELECT FROM \(from) WHERE \(joined.conditions(and: [isMember(&sql, set, alias: "s")])))"
     }
 
     // MARK: - Rows the subject points to
@@ -129,7 +131,7 @@ extension Planner {
     func twins(of step: ResolvedStep) -> [(index: Int, step: ResolvedStep)] {
         resolved.steps.enumerated().compactMap { index, candidate in
             candidate.relation == .referenced && candidate.table == step.table && candidate.action == step.action
-                ? (index, candidate) : nil
+                && identityColumns(candidate) == identityColumns(step) ? (index, candidate) : nil
         }
     }
 
@@ -178,18 +180,9 @@ extension Planner {
         pathText(twins(of: step).first?.step ?? step)
     }
 
-    /// The step a row of `step` counts under: the first twin (in policy order) that reaches it from a subject of
-    /// `set`; `step` itself when no earlier twin does. An integer, the step's place in the apply order.
-    func countingStep(_ sql: inout SQLBuilder, _ step: ResolvedStep, index: Int, row: String, set: SubjectSet) -> String
-    {
-        let earlier = earlierTwins(of: step)
-        guard !earlier.isEmpty else { return "\(index)" }
-        let cases = earlier.map { "WHEN \(reachedCondition(&sql, $0.step.path, row: row, set: set)) THEN \($0.index)" }
-        return "(CASE \(cases.joined(separator: " ")) ELSE \(index) END)"
-    }
-
-    /// Identifies and locks the rows the batch's subjects point to, with whether each is shared and the step it
-    /// counts under.
+    /// Identifies and locks the rows the batch's subjects point to along the paths of `step` and its twins, with
+    /// whether each is shared and the step it counts under: one statement per twin group, run for its first step
+    /// (nil for the others), so a row two twins reach is judged once.
     ///
     /// Sharing is judged against every subject due at the run's instant, not the batch alone: a row two due
     /// subjects use is acted on in the first of their batches (it is theirs alone), exactly as the dry run
@@ -199,20 +192,43 @@ extension Planner {
     ///
     /// A row the policy has already anonymized (in an earlier batch or run, through this step or a twin) is not
     /// captured: the later subject's batch neither acts on it again nor counts it.
-    func capture(_ step: ResolvedStep, index: Int) -> PlannedStatement {
+    func capture(_ step: ResolvedStep) -> PlannedStatement? {
+        let group = twins(of: step)
+        guard group.first?.step == step, let last = group.last else { return nil }
         var sql = SQLBuilder()
-        let path = SQLPath(step.path, from: "s", prefix: "j", lastAlias: "x", bound: false)
-        let from = (["\(subjectTable) AS s"] + path.items).joined(separator: ", ")
+        let table = SQLText.table(step.table)
+        let columns = identityColumns(step).map { SQLText.identifier($0.name) }
+        let member = member(&sql, .batch, key: key("s"))
+        let reached = group.map { twin -> String in
+            let path = SQLPath(twin.step.path, from: "s", prefix: "j", lastAlias: "x", bound: false)
+            let from = (["\(subjectTable) AS s"] + path.items).joined(separator: ", ")
+            let keys = columns.enumerated().map { "x.\($1) AS k\($0 + 1)" }.joined(separator: ", ")
+            return "SELECT \(key("s"))::text AS subject, \(keys) FROM \(from) WHERE \(path.conditions(and: [member]))"
+        }
         let shared = shared(&sql, step, row: "x", set: .due)
-        let counting = countingStep(&sql, step, index: index, row: "x", set: .due)
-        var conditions = [member(&sql, .batch, key: key("s"))]
+        // The first twin that reaches the row from a due subject; the last when no other does (this batch's
+        // subject reaches it along one of them).
+        let cases = group.dropLast().map {
+            "WHEN \(reachedCondition(&sql, $0.step.path, row: "x", set: .due)) THEN \($0.index)"
+        }
+        let counting = cases.isEmpty ? "\(last.index)" : "(CASE \(cases.joined(separator: " ")) ELSE \(last.index) END)"
+        var conditions: [String] = []
         if let notProcessed = notProcessedRow(&sql, step, row: "x") { conditions.append(notProcessed) }
+        let keyList = columns.indices.map { "k\($0 + 1)" }
+        let target =
+            columns.count == 1 ? "x.\(columns[0])" : "(" + columns.map { "x.\($0)" }.joined(separator: ", ") + ")"
+        let pairKey =
+            keyList.count == 1 ? "p.\(keyList[0])" : "(" + keyList.map { "p.\($0)" }.joined(separator: ", ") + ")"
+        let rowKey =
+            keyList.count == 1 ? "r.\(keyList[0])" : "(" + keyList.map { "r.\($0)" }.joined(separator: ", ") + ")"
+        let rowColumns = zip(columns, keyList).map { "x.\($0) AS \($1)" }.joined(separator: ", ")
         let text = """
-            SELECT \(key("s"))::text AS subject, \(identity(step, alias: "x")) AS row, \(shared) AS shared, \
-            \(counting) AS step
-            FROM \(from)
-            WHERE \(path.conditions(and: conditions))
-            FOR UPDATE OF x
+            WITH p AS (\(reached.joined(separator: "\nUNION ALL "))),
+            r AS (SELECT \(rowColumns), \(identity(step, alias: "x")) AS row, \(shared) AS shared, \(counting) AS step
+                FROM \(table) AS x
+                WHERE \(target) IN (SELECT \(keyList.joined(separator: ", ")) FROM p)\(conditions.map { " AND \($0)" }.joined())
+                FOR UPDATE OF x)
+            SELECT DISTINCT p.subject, r.row, r.shared, r.step FROM p JOIN r ON \(pairKey) = \(rowKey)
             """
         return sql.statement(text)
     }
@@ -302,7 +318,7 @@ extension Planner {
             if reference.table == resolved.subject.table, step.action != .delete,
                 !owners.contains(where: { $0.relation == .subject })
             {
-                belongs.append(member(&sql, set, key: key(other)))
+                belongs.append(isMember(&sql, set, alias: other))
             }
             let outside = belongs.isEmpty ? "" : " AND NOT (" + belongs.joined(separator: " OR ") + ")"
             return

@@ -527,10 +527,6 @@ struct LivePolicyRun: Sendable {
                     shared: try $0.decode("shared", as: Bool.self), step: try $0.decode("step", as: Int.self))
             }
         }
-        // Twins (referenced steps acting alike on one table) act once, at the first one's turn.
-        let twins = Dictionary(grouping: plans.filter { $0.capture != nil }) {
-            TwinKey(table: $0.step.table.description, action: $0.step.action)
-        }
 
         var perSubject: [String: [AuditCountKey: Int]] = [:]
         var stepCounts: [(rows: Int, retained: Set<String>)] = plans.map { _ in (0, []) }
@@ -547,9 +543,8 @@ struct LivePolicyRun: Sendable {
                 }
                 stepCounts[plan.index].rows += rows
             } else if let actOnRows = plan.actOnRows {
-                let group = twins[TwinKey(table: table, action: plan.step.action)] ?? [plan]
-                guard group.first?.index == plan.index else { continue }
-                let rows = group.flatMap { captured[$0.index] ?? [] }
+                // The rows of the step and its twins (referenced steps acting alike on one table).
+                let rows = captured[plan.index] ?? []
                 // A row counts under one step: the lowest any capture names.
                 var counting: [String: Int] = [:]
                 var shared: Set<String> = []
@@ -618,12 +613,6 @@ struct CapturedRow {
     var shared: Bool
     /// The step (place in the apply order) the row counts under.
     var step: Int
-}
-
-/// Referenced steps that are twins: one table, one action.
-struct TwinKey: Hashable {
-    var table: String
-    var action: ResolvedStep.Action
 }
 
 /// A table and action of a subject's audit counts.
