@@ -166,10 +166,11 @@ db="$server dbname=$RUNDB"
 
 results="$work/results.jsonl"
 : >"$results"
-# Longest transaction of the tool measured (pgbench excluded), and longest lock wait of anyone
-# (pgbench included: a returning customer waiting for a purge), on the run database, every 0.2 s.
+# Longest transaction of the tool measured (pgbench and autovacuum excluded), and longest lock wait
+# of any client (pgbench included: a returning customer waiting for a purge), on the run database,
+# every 0.2 s.
 start_sampler() {
-    printf "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)) FILTER (WHERE application_name <> 'pgbench' AND xact_start IS NOT NULL), 0) || ' ' || coalesce(max(extract(epoch FROM clock_timestamp() - query_start)) FILTER (WHERE wait_event_type = 'Lock'), 0) FROM pg_stat_activity WHERE datname = '%s' AND pid <> pg_backend_pid();\n\\\\watch 0.2\n" "$RUNDB" \
+    printf "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)) FILTER (WHERE application_name <> 'pgbench' AND xact_start IS NOT NULL), 0) || ' ' || coalesce(max(extract(epoch FROM clock_timestamp() - query_start)) FILTER (WHERE wait_event_type = 'Lock'), 0) FROM pg_stat_activity WHERE datname = '%s' AND backend_type = 'client backend' AND pid <> pg_backend_pid();\n\\\\watch 0.2\n" "$RUNDB" \
         | psql "$server dbname=postgres" -qAtX >"$work/sampler" 2>/dev/null &
     sampler_pid=$!
 }
