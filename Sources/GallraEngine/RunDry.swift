@@ -17,6 +17,10 @@ extension Engine {
         let given = options.asOf.map(PostgresTimestamp.init)
         let (asOf, reports) = try await connection.transaction(isolation: .repeatableRead, readOnly: true) {
             connection in
+            // The counts are one large statement per policy: its cost estimate passes `jit_above_cost` on any
+            // sizeable shop, and compiling it takes longer than running it (0.5 to 1 s of 1.3 to 1.9 s at 100,000
+            // customers). For this transaction only.
+            try await connection.execute("SET LOCAL jit = off")
             let asOf: PostgresTimestamp
             if let given {
                 asOf = given
