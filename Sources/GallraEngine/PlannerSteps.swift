@@ -17,8 +17,6 @@ public struct StepPlan: Sendable, Hashable {
     /// returning `row` per row changed; a hashing anonymize also records each row in `gallra.processed_row`
     /// (same statement, so same transaction).
     public var actOnRows: PlannedStatement?
-    /// A dry run's count over every due subject: `acted, retained`.
-    public var count: PlannedStatement
 
     /// Whether the step deletes (else it anonymizes).
     public var deletes: Bool { step.action == .delete }
@@ -30,15 +28,13 @@ extension Planner {
         resolved.steps.enumerated().map { index, step in
             switch step.relation {
             case .subject, .owned:
-                return StepPlan(
-                    index: index, step: step, act: act(step), capture: nil, actOnRows: nil, count: countOwned(step))
+                return StepPlan(index: index, step: step, act: act(step), capture: nil, actOnRows: nil)
             case .referenced:
                 // A twin group is captured and acted on at its first step's turn.
                 let capture = capture(step)
                 return StepPlan(
                     index: index, step: step, act: nil, capture: capture,
-                    actOnRows: capture.map { _ in actOnRows(step) },
-                    count: countReferenced(step))
+                    actOnRows: capture.map { _ in actOnRows(step) })
             }
         }
     }
@@ -76,14 +72,6 @@ extension Planner {
         }
         return sql.statement(
             "WITH d AS (\(modify))\nSELECT subject, count(*) AS rows FROM d GROUP BY subject")
-    }
-
-    /// A dry run's count of the rows a subject or owned step acts on for every due subject (each row once).
-    func countOwned(_ step: ResolvedStep) -> PlannedStatement {
-        var sql = SQLBuilder()
-        let table = SQLText.table(step.table)
-        let reached = reachedCondition(&sql, step.path, row: "x", set: .due)
-        return sql.statement("SELECT count(*) AS acted, 0::bigint AS retained FROM \(table) AS x WHERE \(reached)")
     }
 
     /// Whether row `row` of a path's last table is reached from a subject of `set` along `path`.
@@ -274,25 +262,6 @@ extension Planner {
         return sql.statement(text)
     }
 
-    /// A dry run's count of the rows every due subject points to: `acted` (not shared) and `retained` (shared).
-    /// Rows the policy anonymized before and that still hold what it wrote are left out, as a live run leaves
-    /// them out, and so are rows an earlier twin reaches from a due subject (they count under it).
-    func countReferenced(_ step: ResolvedStep) -> PlannedStatement {
-        var sql = SQLBuilder()
-        let table = SQLText.table(step.table)
-        let shared = shared(&sql, step, row: "x", set: .due)
-        var conditions = [reachedCondition(&sql, step.path, row: "x", set: .due)]
-        if let notProcessed = notProcessedRow(&sql, step, row: "x") { conditions.append(notProcessed) }
-        for twin in earlierTwins(of: step) {
-            conditions.append("NOT \(reachedCondition(&sql, twin.step.path, row: "x", set: .due))")
-        }
-        let text = """
-            SELECT count(*) FILTER (WHERE NOT c.shared) AS acted, count(*) FILTER (WHERE c.shared) AS retained
-            FROM (SELECT \(shared) AS shared FROM \(table) AS x WHERE \(conditions.joined(separator: " AND "))) AS c
-            """
-        return sql.statement(text)
-    }
-
     /// Whether row `row` of a referenced step's table is still referenced, through one of the foreign keys
     /// referencing the table, by a row that is not the data of a subject of `set`:
     /// - a subject-table row of a subject outside the set;
@@ -308,16 +277,11 @@ extension Planner {
                 "\(other).\(SQLText.identifier($0.name)) = \(row).\(SQLText.identifier($1.name))"
             }
             var belongs: [String] = []
-            let owners = resolved.steps.filter { candidate in
-                candidate.relation != .referenced && candidate.table == reference.table
-                    && keepsNoReference(candidate, reference: reference, target: step)
-            }
-            for owner in owners {
+            let dropped = droppedReferences(reference, to: step)
+            for owner in dropped.steps {
                 belongs.append(reachedCondition(&sql, owner.path, row: other, set: set))
             }
-            if reference.table == resolved.subject.table, step.action != .delete,
-                !owners.contains(where: { $0.relation == .subject })
-            {
+            if dropped.subjectRow {
                 belongs.append(isMember(&sql, set, alias: other))
             }
             let outside = belongs.isEmpty ? "" : " AND NOT (" + belongs.joined(separator: " OR ") + ")"
@@ -325,6 +289,24 @@ extension Planner {
                 "EXISTS (SELECT FROM \(SQLText.table(reference.table)) AS \(other) WHERE \(joins.joined(separator: " AND "))\(outside))"
         }
         return "(" + parts.joined(separator: " OR ") + ")"
+    }
+
+    /// The subjects' data that no longer shares a row of `target` through `reference` once they are processed:
+    /// the rows of `steps` (owned or subject steps on the referencing table, each row reached from a subject along
+    /// the step's path) and, when `subjectRow`, the subjects' own rows, which no step acts on (only when `target` is
+    /// anonymized: a kept subject row pointing to a row that is only anonymized does not share it). A reference
+    /// from any other row shares it. ``shared(_:_:row:set:)`` and the dry run's counts judge by this.
+    func droppedReferences(
+        _ reference: ForeignKeyReference, to target: ResolvedStep
+    ) -> (steps: [ResolvedStep], subjectRow: Bool) {
+        let steps = resolved.steps.filter { candidate in
+            candidate.relation != .referenced && candidate.table == reference.table
+                && keepsNoReference(candidate, reference: reference, target: target)
+        }
+        let subjectRow =
+            reference.table == resolved.subject.table && target.action != .delete
+            && !steps.contains(where: { $0.relation == .subject })
+        return (steps, subjectRow)
     }
 
     /// Whether a row `owner` acts on stops sharing a row of `target` once the batch is done: always for an

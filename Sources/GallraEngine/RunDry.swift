@@ -17,6 +17,10 @@ extension Engine {
         let given = options.asOf.map(PostgresTimestamp.init)
         let (asOf, reports) = try await connection.transaction(isolation: .repeatableRead, readOnly: true) {
             connection in
+            // The counts are one large statement per policy: its cost estimate passes `jit_above_cost` on any
+            // sizeable shop, and compiling it takes longer than running it (0.5 to 1 s of 1.3 to 1.9 s at 100,000
+            // customers). For this transaction only.
+            try await connection.execute("SET LOCAL jit = off")
             let asOf: PostgresTimestamp
             if let given {
                 asOf = given
@@ -54,24 +58,30 @@ extension Engine {
         let planner = try Planner(policy.resolved)
         let limits = policy.resolved.policy.limits
         var bindings = Bindings(asOf: asOf, policyName: policy.resolved.name.rawValue)
-        let counts = planner.countSubjects()
-        let row = try await connection.query(counts.sql, values(counts, bindings)).first
-        report.expiring = try row?.decode("expiring", as: Int.self) ?? 0
-        report.exempted = try row?.decode("exempted", as: Int.self) ?? 0
+        let counts = planner.dryRunCounts()
+        var steps: [Int: (rows: Int, retained: Int)] = [:]
+        for row in try await connection.query(counts.sql, values(counts, bindings)) {
+            let acted = try row.decode("acted", as: Int.self)
+            let retained = try row.decode("retained", as: Int.self)
+            if let step = try row.decode("step", as: Int?.self) {
+                steps[step] = (acted, retained)
+            } else {
+                report.expiring = acted
+                report.exempted = retained
+            }
+        }
         let refusal = try await LivePolicyRun.guardRefusal(
             planner: planner, expiring: report.expiring, limits: limits, on: connection)
         if !options.allowLarge { report.refused = refusal }
         let cap = options.allowLarge ? Int.max : limits.maxSubjectsPerRun
         report.processed = report.refused == nil ? min(report.expiring, cap) : 0
         report.batches = (report.processed + limits.batchSize - 1) / max(1, limits.batchSize)
-        for plan in planner.stepPlans() {
-            let result = try await connection.query(plan.count.sql, values(plan.count, bindings)).first
+        for (index, step) in policy.resolved.steps.enumerated() {
             report.steps.append(
                 StepCounts(
-                    dataPoint: plan.step.dataPoint, table: plan.step.table.description,
-                    action: plan.deletes ? "delete" : "anonymize",
-                    rows: try result?.decode("acted", as: Int.self) ?? 0,
-                    retained: try result?.decode("retained", as: Int.self) ?? 0))
+                    dataPoint: step.dataPoint, table: step.table.description,
+                    action: step.action == .delete ? "delete" : "anonymize",
+                    rows: steps[index]?.rows ?? 0, retained: steps[index]?.retained ?? 0))
         }
         report.tables = LivePolicyRun.tables(report.steps)
         if options.showKeys > 0 {

@@ -1,0 +1,177 @@
+import GallraPolicy
+
+/// A dry run's counts: one read-only statement over every subject due at the instant, made of joins.
+///
+/// Every count is a semi-join or an anti-join over whole sets, which the server hashes once, instead of a
+/// correlated subquery evaluated for every row of a data table (the due predicate per row, and again per reference
+/// for the rows the subjects point to). `due` is a CTE the server inlines into each count (`NOT MATERIALIZED`): the
+/// subject table's statistics then size each join. A materialized set has no statistics, and the server, guessing
+/// 200 distinct keys, probed indexes row by row for hundreds of thousands of keys. Sets that are only counted or
+/// anti-joined whole are materialized, so that they are computed once: the rows a step reaches (counted twice) and
+/// the keys referenced from outside the subjects' data (shared by the steps on one table). No temporary table: a
+/// dry run writes nothing and runs on a hot standby.
+///
+/// The numbers are the live run's: the same rule, exemptions and processed checks decide who is due; a step
+/// reaches the same rows; a row the subjects point to is left out when ``capture(_:)`` leaves it out and is
+/// retained when ``shared(_:_:row:set:)`` holds for it.
+extension Planner {
+    /// The counts of a dry run: one row per step, `step` (its index in apply order), `acted` and `retained`
+    /// (rows the step deletes or anonymizes, and shared rows it keeps); and one row with `step` null, whose
+    /// `acted` counts the due subjects (expiring) and `retained` the exempted ones.
+    public func dryRunCounts() -> PlannedStatement {
+        var sql = SQLBuilder()
+        var holds = [rule(&sql, alias: "s")]
+        if let processed = notProcessed(&sql, alias: "s") { holds.append(processed) }
+        let exempt = exempt(&sql, alias: "s")
+        var due = holds
+        if let exempt { due.append("NOT \(exempt)") }
+        let columns = dueColumns().map { "s.\(SQLText.identifier($0))" }.joined(separator: ", ")
+        var ctes = [
+            """
+            subjects AS MATERIALIZED (
+              SELECT \(exempt ?? "false") AS exempted FROM \(subjectTable) AS s
+              WHERE \(holds.joined(separator: "\n    AND ")))
+            """,
+            """
+            due AS NOT MATERIALIZED (
+              SELECT \(columns) FROM \(subjectTable) AS s
+              WHERE \(due.joined(separator: "\n    AND ")))
+            """,
+        ]
+        var counts = [
+            """
+            SELECT NULL::integer AS step, count(*) FILTER (WHERE NOT exempted) AS acted,
+              count(*) FILTER (WHERE exempted) AS retained
+            FROM subjects
+            """
+        ]
+        // The rows referencing a table from outside the subjects' data, by CTE text: steps on one table share them.
+        var outside: [String: String] = [:]
+        for (index, step) in resolved.steps.enumerated() {
+            let table = SQLText.table(step.table)
+            switch step.relation {
+            case .subject:
+                // The subject row of each due subject, once (the key is unique).
+                counts.append("SELECT \(index), count(*) FILTER (WHERE NOT exempted), 0::bigint FROM subjects")
+                continue
+            case .owned:
+                counts.append(
+                    "SELECT \(index), count(*), 0::bigint FROM \(table) AS x\nWHERE \(dueReaches(step.path, row: "x"))")
+                continue
+            case .referenced:
+                break
+            }
+            var conditions = [dueReaches(step.path, row: "x")]
+            // A row already as an idempotent anonymization leaves it is recognised by its values (cheap per row);
+            // a hashing one's record is joined.
+            let notProcessed =
+                isIdempotent(step)
+                ? notProcessedRow(&sql, step, row: "x") : notProcessedRowAmongMany(&sql, step, row: "x")
+            if let notProcessed { conditions.append(notProcessed) }
+            // A row an earlier twin reaches from a due subject counts under that twin.
+            for twin in earlierTwins(of: step) {
+                conditions.append("NOT \(dueReaches(twin.step.path, row: "x"))")
+            }
+            let reached = conditions.joined(separator: "\n    AND ")
+            guard !step.referencedBy.isEmpty else {
+                counts.append("SELECT \(index), count(*), 0::bigint FROM \(table) AS x\nWHERE \(reached)")
+                continue
+            }
+            // The rows reached, each once; those no row outside the subjects' data references are acted on.
+            let rows = "r\(index)"
+            var keys: [String] = []
+            for column in step.referencedBy.flatMap(\.referencedColumns).map(\.name) where !keys.contains(column) {
+                keys.append(column)
+            }
+            ctes.append(
+                """
+                \(rows) AS MATERIALIZED (
+                  SELECT \(keys.map { "x.\(SQLText.identifier($0))" }.joined(separator: ", ")) FROM \(table) AS x
+                  WHERE \(reached))
+                """)
+            // One set per referenced key: the keys rows outside the subjects' data reference through any foreign key
+            // to it (`UNION`: each key once, so the anti-join hashes the fewest).
+            var targets: [[ColumnName]] = []
+            for reference in step.referencedBy where !targets.contains(reference.referencedColumns) {
+                targets.append(reference.referencedColumns)
+            }
+            let unshared = targets.map { target -> String in
+                let body = step.referencedBy.filter { $0.referencedColumns == target }
+                    .map { referencesFromOutside($0, to: step) }.joined(separator: "\n  UNION ")
+                let name: String
+                if let known = outside[body] {
+                    name = known
+                } else {
+                    name = "o\(outside.count + 1)"
+                    outside[body] = name
+                    ctes.append("\(name) AS MATERIALIZED (\n  \(body))")
+                }
+                let joins = target.map { "\(name).\(SQLText.identifier($0.name)) = x.\(SQLText.identifier($0.name))" }
+                return "NOT EXISTS (SELECT FROM \(name) WHERE \(joins.joined(separator: " AND ")))"
+            }
+            counts.append(
+                """
+                SELECT \(index), a.acted, t.reached - a.acted
+                FROM (SELECT count(*) AS reached FROM \(rows)) AS t,
+                  (SELECT count(*) AS acted FROM \(rows) AS x
+                   WHERE \(unshared.joined(separator: "\n     AND "))) AS a
+                """)
+        }
+        return sql.statement(
+            "WITH " + ctes.joined(separator: ",\n") + "\n" + counts.joined(separator: "\nUNION ALL\n"))
+    }
+
+    /// The subject columns `due` returns: the key, and the columns the steps' paths start from.
+    func dueColumns() -> [String] {
+        var columns = [resolved.subject.key.name]
+        for step in resolved.steps {
+            for column in step.path.first?.fromColumns ?? [] where !columns.contains(column.name) {
+                columns.append(column.name)
+            }
+        }
+        return columns
+    }
+
+    /// Whether row `row` of a path's last table is reached from a due subject along `path`: a semi-join with `due`
+    /// (the rows ``reachedCondition(_:_:row:set:)`` finds for ``SubjectSet/due``).
+    func dueReaches(_ path: [JoinHop], row: String) -> String {
+        guard !path.isEmpty else { return "EXISTS (SELECT FROM due AS d WHERE \(key("d")) = \(key(row)))" }
+        let joined = SQLPath(path, from: "d", prefix: "k", lastAlias: row)
+        let from = (["due AS d"] + joined.items).joined(separator: ", ")
+        return "EXISTS (SELECT FROM \(from) WHERE \(joined.conditions(and: [])))"
+    }
+
+    /// The keys of `target`'s table that rows of `reference`'s table reference, except the due subjects' data that
+    /// stops referencing them (``droppedReferences(_:to:)``): a row with such a key is shared. Columns are named
+    /// after the referenced ones; each "is the subjects' data" condition is negated on its own, so that each is an
+    /// anti-join.
+    func referencesFromOutside(_ reference: ForeignKeyReference, to target: ResolvedStep) -> String {
+        let columns = zip(reference.columns, reference.referencedColumns).map {
+            "o.\(SQLText.identifier($0.name)) AS \(SQLText.identifier($1.name))"
+        }
+        let dropped = droppedReferences(reference, to: target)
+        var conditions = dropped.steps.map { "NOT \(dueReaches($0.path, row: "o"))" }
+        if dropped.subjectRow { conditions.append("NOT \(dueReaches([], row: "o"))") }
+        let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        return "SELECT \(columns.joined(separator: ", ")) FROM \(SQLText.table(reference.table)) AS o\(filter)"
+    }
+
+    /// ``notProcessedRow(_:_:row:)`` for a count over many rows: the record's key, read back into the table's
+    /// column types, joins it to the row, and the exact check (identity text and fingerprint) runs only for a row
+    /// with a record. Hashing every row's identity and fingerprint to probe the records would cost more than the
+    /// count. (Equal identity texts hold equal values: a row's key reads back as itself.)
+    func notProcessedRowAmongMany(_ sql: inout SQLBuilder, _ step: ResolvedStep, row: String) -> String? {
+        guard let fingerprint = fingerprint(step, alias: row) else { return nil }
+        let keys = identityColumns(step).map {
+            "v.\(SQLText.identifier($0.name)) = \(row).\(SQLText.identifier($0.name))"
+        }
+        // `IS TRUE` keeps the exact check out of the join's hash keys: it filters the rows that share a key.
+        return """
+            NOT EXISTS (SELECT FROM gallra.processed_row AS pr, \
+            jsonb_populate_record(NULL::\(SQLText.table(step.table)), pr.row_key::jsonb) AS v \
+            WHERE pr.policy = \(sql.bind(.policyName)) AND pr.table_name = \(sql.bind(.text(step.table.description))) \
+            AND pr.path = \(sql.bind(.text(recordedPath(step)))) AND \(keys.joined(separator: " AND ")) \
+            AND (pr.row_key = \(identity(step, alias: row)) AND pr.fingerprint = \(fingerprint)) IS TRUE)
+            """
+    }
+}
