@@ -214,6 +214,18 @@ struct BadInputTests {
         #expect(found.contains { $0.message == "kye: unknown key in subject; did you mean key?" })
     }
 
+    @Test("a proportional pause out of range is refused with the range")
+    func proportionalPauseOutOfRange() {
+        let found = errors(minimal + "\nlimits: { pause: 2000% }")
+        #expect(found.map(\.line).count == 1)
+        #expect(
+            found.first?.message.contains(
+                "a proportional pause is a whole percentage of each batch's time, from 0% to 1000%") == true)
+        #expect(
+            PolicyFile(parsing: minimal + "\nlimits: { pause: 300% }").policies.first?.policy.limits.pause
+                == .proportional(percent: 300))
+    }
+
     @Test("two policies with the same name in one apply")
     func duplicateNames() throws {
         let a = PolicyFile(parsing: minimal, path: "a.yaml")
