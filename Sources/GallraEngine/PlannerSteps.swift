@@ -11,11 +11,12 @@ public struct StepPlan: Sendable, Hashable {
     /// Rows the subject points to: identifies and locks them at batch start, returning `subject, row, shared, step`
     /// (`row` identifies the row by its referenced key as a JSON object; `shared` when something outside the
     /// due subjects' data still references it; `step` the twin it counts under). Rows the policy already
-    /// anonymized, and that still hold what it wrote, are left out.
+    /// anonymized, and that still hold what it wrote, are left out. One statement covers the step and its twins
+    /// (referenced steps acting alike on one table): it is set on the first of them, nil on the others.
     public var capture: PlannedStatement?
     /// Rows the subject points to: acts on the captured, unshared rows of the step and its twins (`$rows`),
     /// returning `row` per row changed; a hashing anonymize also records each row in `gallra.processed_row`
-    /// (same statement, so same transaction).
+    /// (same statement, so same transaction). Set with ``capture``.
     public var actOnRows: PlannedStatement?
 
     /// Whether the step deletes (else it anonymizes).
