@@ -545,11 +545,11 @@ struct LivePolicyRun: Sendable {
             } else if let actOnRows = plan.actOnRows {
                 // The rows of the step and its twins (referenced steps acting alike on one table).
                 let rows = captured[plan.index] ?? []
-                // A row counts under one step: the lowest any capture names.
+                // The step each row counts under (the capture judges each row once, so its pairs agree).
                 var counting: [String: Int] = [:]
                 var shared: Set<String> = []
                 for row in rows {
-                    counting[row.row] = min(counting[row.row] ?? row.step, row.step)
+                    counting[row.row] = row.step
                     if row.shared { shared.insert(row.row) }
                 }
                 let candidates = Set(counting.keys).subtracting(shared).sorted()
