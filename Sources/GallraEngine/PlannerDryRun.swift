@@ -61,32 +61,47 @@ extension Planner {
             case .referenced:
                 break
             }
-            var conditions = [dueReaches(step.path, row: "x")]
-            // A row already as an idempotent anonymization leaves it is recognised by its values (cheap per row);
-            // a hashing one's record is joined.
-            let notProcessed =
-                isIdempotent(step)
-                ? notProcessedRow(&sql, step, row: "x") : notProcessedRowAmongMany(&sql, step, row: "x")
-            if let notProcessed { conditions.append(notProcessed) }
-            // A row an earlier twin reaches from a due subject counts under that twin.
-            for twin in earlierTwins(of: step) {
-                conditions.append("NOT \(dueReaches(twin.step.path, row: "x"))")
-            }
-            let reached = conditions.joined(separator: "\n    AND ")
-            guard !step.referencedBy.isEmpty else {
-                counts.append("SELECT \(index), count(*), 0::bigint FROM \(table) AS x\nWHERE \(reached)")
-                continue
-            }
-            // The rows reached, each once; those no row outside the subjects' data references are acted on.
-            let rows = "r\(index)"
             var keys: [String] = []
             for column in step.referencedBy.flatMap(\.referencedColumns).map(\.name) where !keys.contains(column) {
                 keys.append(column)
             }
+            var conditions = [dueReaches(step.path, row: "x")]
+            // A row already as an idempotent anonymization leaves it is recognised by its values, a test computed
+            // for the rows reached only (in the select list: as a condition, the server would compute it for every
+            // row of the table before the join); a hashing one's record is joined.
+            var pending = "true"
+            if isIdempotent(step) {
+                pending = notProcessedRow(&sql, step, row: "x") ?? pending
+            } else if let notProcessed = notProcessedRowAmongMany(&sql, step, row: "x") {
+                conditions.append(notProcessed)
+            }
+            // A row an earlier twin reaches from a due subject counts under that twin. The twin's rows reached are
+            // at hand when it has a set of them (twins share the table, so its keys): exactly the rows its path
+            // reaches that no twin before it reaches, which this step excludes as well.
+            for twin in earlierTwins(of: step) {
+                if !keys.isEmpty {
+                    let joins = keys.map { "r\(twin.index).\(SQLText.identifier($0)) = x.\(SQLText.identifier($0))" }
+                    conditions.append(
+                        "NOT EXISTS (SELECT FROM r\(twin.index) WHERE \(joins.joined(separator: " AND ")))")
+                } else {
+                    conditions.append("NOT \(dueReaches(twin.step.path, row: "x"))")
+                }
+            }
+            let reached = conditions.joined(separator: "\n    AND ")
+            guard !keys.isEmpty else {
+                counts.append(
+                    "SELECT \(index), count(*) FILTER (WHERE \(pending)), 0::bigint FROM \(table) AS x\nWHERE \(reached)"
+                )
+                continue
+            }
+            // The rows reached, each once, and whether each still needs the step; those of them no row outside the
+            // subjects' data references are acted on.
+            let rows = "r\(index)"
             ctes.append(
                 """
                 \(rows) AS MATERIALIZED (
-                  SELECT \(keys.map { "x.\(SQLText.identifier($0))" }.joined(separator: ", ")) FROM \(table) AS x
+                  SELECT \(keys.map { "x.\(SQLText.identifier($0))" }.joined(separator: ", ")), \(pending) AS gallra_pending
+                  FROM \(table) AS x
                   WHERE \(reached))
                 """)
             // One set per referenced key: the keys rows outside the subjects' data reference through any foreign key
@@ -112,9 +127,9 @@ extension Planner {
             counts.append(
                 """
                 SELECT \(index), a.acted, t.reached - a.acted
-                FROM (SELECT count(*) AS reached FROM \(rows)) AS t,
+                FROM (SELECT count(*) FILTER (WHERE gallra_pending) AS reached FROM \(rows)) AS t,
                   (SELECT count(*) AS acted FROM \(rows) AS x
-                   WHERE \(unshared.joined(separator: "\n     AND "))) AS a
+                   WHERE x.gallra_pending AND \(unshared.joined(separator: "\n     AND "))) AS a
                 """)
         }
         return sql.statement(

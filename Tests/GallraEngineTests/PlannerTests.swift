@@ -250,8 +250,16 @@ struct PlannerTests {
             ))
         #expect(!sql.contains("o2 AS"))
         #expect(sql.components(separatedBy: #"NOT EXISTS (SELECT FROM o1 WHERE o1."id" = x."id")"#).count == 3)
+        // Whether a row still needs the step is computed for the rows reached, not as a filter on the whole table.
         #expect(
-            sql.contains(#"SELECT 1, a.acted, t.reached - a.acted\#nFROM (SELECT count(*) AS reached FROM r1) AS t"#))
+            sql.contains(
+                #"SELECT 1, a.acted, t.reached - a.acted\#nFROM (SELECT count(*) FILTER (WHERE gallra_pending) AS reached FROM r1) AS t"#
+            ))
+        #expect(
+            sql.components(separatedBy: #"SELECT x."id", jsonb_build_array(x."phone") IS DISTINCT FROM"#).count == 3)
+        #expect(!sql.contains("AND jsonb_build_array"))
+        // The second step on shop.address leaves out the rows the first reaches, by its set of them.
+        #expect(sql.contains(#"AND NOT EXISTS (SELECT FROM r1 WHERE r1."id" = x."id"))"#))
     }
 
     @Test func hashedRowsAreRecordedAndTwinsShareThem() throws {
