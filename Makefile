@@ -22,11 +22,10 @@ build:
 	scripts/deps.sh
 	swift build
 
-# The Swift runtime is linked statically: the binary needs no Swift toolchain where it is installed,
-# and a process maps a third less memory than with the shared Swift libraries.
+# The Swift runtime linked statically, a position-dependent executable: scripts/release.sh says why.
 release:
 	scripts/deps.sh
-	swift build -c release --static-swift-stdlib --product gallra
+	scripts/release.sh
 
 test:
 	scripts/test.sh

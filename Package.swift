@@ -23,8 +23,6 @@ let package = Package(
         // System libraries, found with pkg-config (Debian: libpq-dev, libsystemd-dev).
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
-        // libcrypto (OpenSSL), which libpq links already: SHA-256 and HMAC for the audit trail.
-        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // libpq: connections, parameters, transactions, errors, cancellation.
         .target(
@@ -57,7 +55,6 @@ let package = Package(
         .target(
             name: "GallraEngine",
             dependencies: [
-                "CLibCrypto",
                 "GallraPolicy",
                 "GallraPostgres",
                 .product(name: "Logging", package: "swift-log"),

@@ -70,7 +70,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 log "building gallra (release)"
-swift build -c release --static-swift-stdlib --product gallra 2>&1 | tail -n 1 >&2
+scripts/release.sh 2>&1 | tail -n 1 >&2
 gallra="$(swift build -c release --show-bin-path)/gallra"
 
 if [ -z "${GALLRA_DATABASE:-}" ]; then

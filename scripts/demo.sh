@@ -14,7 +14,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
 step "Building gallra (release)"
-swift build -c release --static-swift-stdlib --product gallra 2>&1 | tail -n 1
+scripts/release.sh 2>&1 | tail -n 1
 gallra="$(swift build -c release --show-bin-path)/gallra"
 
 work=""

@@ -431,11 +431,7 @@ final class DaemonLoop {
 
     /// `02:13:05` (UTC).
     static func clock(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "HH:mm:ss"
-        return formatter.string(from: date)
+        String(PostgresTimestamp(date).secondsText.dropFirst(11))
     }
 
     static func seconds(_ duration: Duration) -> String {

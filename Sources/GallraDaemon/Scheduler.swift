@@ -1,5 +1,6 @@
 import Foundation
 import GallraPolicy
+import GallraPostgres
 
 /// One policy as the scheduler sees it.
 public struct ScheduledPolicy: Sendable, Hashable {
@@ -80,11 +81,8 @@ public struct Scheduler: Sendable, Hashable {
 
     /// `03:00 UTC` within a day, `2026-11-29 03:00 UTC` beyond.
     static func shortTime(_ date: Date, now: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = date.timeIntervalSince(now) < 86_400 ? "HH:mm 'UTC'" : "yyyy-MM-dd HH:mm 'UTC'"
-        return formatter.string(from: date)
+        let text = PostgresTimestamp(date).secondsText
+        return (date.timeIntervalSince(now) < 86_400 ? text.dropFirst(11).prefix(5) : text.prefix(16)) + " UTC"
     }
 }
 

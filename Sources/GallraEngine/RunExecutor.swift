@@ -221,10 +221,7 @@ public struct Engine: Sendable {
     }
 
     static func iso8601(_ timestamp: PostgresTimestamp) -> String {
-        guard let date = timestamp.date else { return timestamp.description }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
+        timestamp.iso8601Milliseconds
     }
 
     /// An error's text for reports and logs: generic (``PostgresError`` never includes row values).

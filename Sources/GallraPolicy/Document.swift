@@ -78,7 +78,9 @@ enum DocumentLoader {
         }
         var documents: [DocumentNode] = []
         do {
-            let parser = try Parser(yaml: text)
+            // No implicit typing by Yams (its resolver matches every plain scalar against regular expressions,
+            // which load ICU): plain scalars are typed here, by the policy schema, from their text.
+            let parser = try Parser(yaml: text, resolver: .basic)
             // Nodes are converted while the parser is alive: Yams keeps anchors weakly.
             while let root = try parser.nextRoot() {
                 documents.append(try convert(root, file: file, depth: 1, limits: limits))

@@ -178,6 +178,50 @@ public struct PostgresTimestamp: Sendable, Hashable, Comparable, CustomStringCon
     }
 }
 
+// Times as people and other programs write them, without Foundation's formatters (which load ICU and its
+// locale data, several megabytes of a long-running service's memory, for nothing but a fixed format).
+extension PostgresTimestamp {
+    /// RFC 3339 in UTC with milliseconds, `2026-11-29T03:00:00.000Z`; ±infinity as `infinity` and `-infinity`.
+    public var iso8601Milliseconds: String {
+        guard !isInfinite else { return description }
+        let millisecond = microsecondsSince2000 - microsecondsSince2000.floorDivided(by: 1_000_000) * 1_000_000
+        let whole = PostgresTimestamp(microsecondsSince2000: microsecondsSince2000 - millisecond)
+        return whole.description.replacingOccurrences(of: " ", with: "T") + "."
+            + Calendrical.pad(Int(millisecond / 1000), 3) + "Z"
+    }
+
+    /// `2026-11-29 03:00:00` in UTC, whole seconds (truncated); ±infinity as `infinity` and `-infinity`.
+    public var secondsText: String {
+        guard !isInfinite else { return description }
+        let fraction = microsecondsSince2000 - microsecondsSince2000.floorDivided(by: 1_000_000) * 1_000_000
+        return PostgresTimestamp(microsecondsSince2000: microsecondsSince2000 - fraction).description
+    }
+
+    /// An instant as ISO 8601 and people write it: a date (`2026-11-29`, midnight), or a date and a time
+    /// (`T` or a space between them; `03:00`, `03:00:00`, `03:00:00.123456`), with an offset (`Z`, `+01`,
+    /// `+01:00`) or without one, which means UTC. Nil for anything else, or a date or time that does not exist.
+    public init?(iso8601 text: some StringProtocol) {
+        let text = Substring(text)
+        guard let separator = text.firstIndex(where: { $0 == "T" || $0 == " " }) else {
+            guard Calendrical.parseDate(text) != nil else { return nil }
+            self.init(postgresText: text + " 00:00:00")
+            return
+        }
+        let date = text[..<separator]
+        var time = text[text.index(after: separator)...]
+        var offset: Substring = ""
+        if time.hasSuffix("Z") {
+            time = time.dropLast()
+        } else if let sign = time.lastIndex(where: { $0 == "+" || $0 == "-" }) {
+            offset = time[sign...]
+            time = time[..<sign]
+        }
+        let fields = time.split(separator: ":", omittingEmptySubsequences: false)
+        guard fields.count == 2 || fields.count == 3, !date.contains(" "), !time.contains(" ") else { return nil }
+        self.init(postgresText: date + " " + time + (fields.count == 2 ? ":00" : "") + offset)
+    }
+}
+
 /// Proleptic Gregorian calendar arithmetic (Howard Hinnant's `days_from_civil` / `civil_from_days`).
 enum Calendrical {
     static let unixDaysAt2000: Int64 = 10_957

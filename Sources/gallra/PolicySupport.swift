@@ -1,6 +1,7 @@
 import Foundation
 import GallraEngine
 import GallraPolicy
+import GallraPostgres
 
 /// Policy files named on the command line.
 enum PolicyFiles {
@@ -263,10 +264,6 @@ final class TextTable {
 
     /// `2026-11-29 03:00:00 UTC`.
     static func timestamp(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
-        return formatter.string(from: date)
+        PostgresTimestamp(date).secondsText + " UTC"
     }
 }

@@ -1,4 +1,6 @@
 import GallraEngine
+import GallraPostgres
+import GallraTestSupport
 import Testing
 
 /// Known answers from FIPS 180-2 and RFC 4231, not from the code under test.
@@ -11,6 +13,49 @@ struct DigestTests {
         #expect(
             Digest.hex(Digest.sha256([]))
                 == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(
+            Digest.hex(Digest.sha256(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(
+            Digest.hex(Digest.sha256([UInt8](repeating: 0x61, count: 1_000_000)))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    /// Every length around the padding boundaries (55, 56, 63, 64 bytes and their multiples), against the server.
+    @Test func sha256AgreesWithPostgreSQL() async throws {
+        try await TestDatabase.with { _, connection in
+            let rows = try await connection.query(
+                """
+                SELECT n, encode(sha256(convert_to(repeat(chr(65 + n % 26), n), 'SQL_ASCII')), 'hex') AS digest
+                FROM generate_series(0, 200) AS n
+                """)
+            #expect(rows.count == 201)
+            for row in rows {
+                let n = try #require(row["n"]?.int64)
+                let bytes = [UInt8](repeating: UInt8(65 + n % 26), count: Int(n))
+                #expect(Digest.hex(Digest.sha256(bytes)) == row["digest"]?.string, "length \(n)")
+            }
+        }
+    }
+
+    /// Keys shorter than, as long as and longer than a block, against pgcrypto's `hmac(message, key, type)`.
+    @Test func hmacSHA256AgreesWithPgcrypto() async throws {
+        try await TestDatabase.with { _, connection in
+            try await connection.execute("CREATE EXTENSION pgcrypto")
+            let rows = try await connection.query(
+                """
+                SELECT k, m, encode(hmac(convert_to(repeat('m', m), 'SQL_ASCII'),
+                                         convert_to(repeat('k', k), 'SQL_ASCII'), 'sha256'), 'hex') AS mac
+                FROM generate_series(0, 130, 13) AS k, (VALUES (0), (1), (64), (119)) AS v(m)
+                """)
+            #expect(rows.count == 44)
+            for row in rows {
+                let k = try #require(row["k"]?.int64), m = try #require(row["m"]?.int64)
+                let mac = Digest.hmacSHA256(
+                    key: [UInt8](repeating: 0x6b, count: Int(k)), message: [UInt8](repeating: 0x6d, count: Int(m)))
+                #expect(Digest.hex(mac) == row["mac"]?.string, "key \(k) bytes, message \(m) bytes")
+            }
+        }
     }
 
     @Test func hmacSHA256KnownAnswers() {
@@ -21,6 +66,13 @@ struct DigestTests {
         #expect(
             Digest.hex(Digest.hmacSHA256(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8)))
                 == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        // RFC 4231 test case 6: a key longer than the block is hashed first.
+        #expect(
+            Digest.hex(
+                Digest.hmacSHA256(
+                    key: [UInt8](repeating: 0xaa, count: 131),
+                    message: Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8)))
+                == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
     }
 
     @Test func constantTimeEquals() {

@@ -169,4 +169,36 @@ struct ValueTests {
         let now = Date(timeIntervalSince1970: 1_717_286_399.123456)
         #expect(PostgresTimestamp(now).description == "2024-06-01 23:59:59.123456")
     }
+
+    @Test func iso8601TextIsReadAsTheServerReadsIt() async throws {
+        let accepted = [
+            "2026-11-29", "2026-11-29T03:00", "2026-11-29 03:00", "2026-11-29T03:00:05", "2026-11-29T03:00:05Z",
+            "2026-11-29T03:00:05.5Z", "2026-11-29T03:00:05.123456+01:00", "2024-02-29T23:59:59-05", "1999-12-31 23:59",
+            "2026-11-29T03:00+05:30",
+        ]
+        try await TestDatabase.with { _, connection in
+            try await connection.execute("SET TimeZone = 'UTC'")
+            for text in accepted {
+                let rows = try await connection.query(
+                    "SELECT (extract(epoch FROM $1::timestamptz) * 1000000)::int8 AS micros", [.text(text)])
+                let micros = try #require(rows.first?["micros"]?.int64)
+                #expect(
+                    PostgresTimestamp(iso8601: text)?.microsecondsSince2000 == micros - 946_684_800_000_000, "\(text)")
+            }
+        }
+        for text in [
+            "", "2026-11-31", "2026-02-29", "2026-11-29T24:00", "2026-11-29T03", "2026-11-29T03:00:05 BC", "29.11.2026",
+            "2026-11-29T03:00:05.1234567Z", "2026-11-29T03:00:05+0100", "2026-11-29  03:00", "2026-11-29T03:00Z ",
+        ] {
+            #expect(PostgresTimestamp(iso8601: text) == nil, "\(text)")
+        }
+    }
+
+    @Test func iso8601OutputInUTC() {
+        #expect(timestamp(2026, 11, 29, 3, 0, 5, 123_999).iso8601Milliseconds == "2026-11-29T03:00:05.123Z")
+        #expect(timestamp(1969, 12, 31, 23, 59, 59, 999_999).iso8601Milliseconds == "1969-12-31T23:59:59.999Z")
+        #expect(timestamp(2026, 11, 29, 3, 0, 0, 0).iso8601Milliseconds == "2026-11-29T03:00:00.000Z")
+        #expect(timestamp(2026, 11, 29, 3, 4, 5, 999_999).secondsText == "2026-11-29 03:04:05")
+        #expect(PostgresTimestamp.negativeInfinity.iso8601Milliseconds == "-infinity")
+    }
 }

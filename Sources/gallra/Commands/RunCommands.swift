@@ -37,14 +37,7 @@ struct RunSelection: ParsableArguments {
 
     /// ISO 8601 with a zone, or a date alone (midnight UTC).
     static func parseInstant(_ text: String) -> Date? {
-        let full = ISO8601DateFormatter()
-        full.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = full.date(from: text) { return date }
-        full.formatOptions = [.withInternetDateTime]
-        if let date = full.date(from: text) { return date }
-        let day = ISO8601DateFormatter()
-        day.formatOptions = [.withFullDate]
-        return day.date(from: text)
+        PostgresTimestamp(iso8601: text)?.date
     }
 }
 
