@@ -21,7 +21,7 @@ extension Planner {
     public func dryRunCounts() -> PlannedStatement {
         var sql = SQLBuilder()
         var holds = [rule(&sql, alias: "s")]
-        if let processed = notProcessed(&sql, alias: "s") { holds.append(processed) }
+        if let processed = notProcessed(&sql, alias: "s", overAll: true) { holds.append(processed) }
         let exempt = exempt(&sql, alias: "s")
         var due = holds
         if let exempt { due.append("NOT \(exempt)") }

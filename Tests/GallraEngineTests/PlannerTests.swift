@@ -79,6 +79,13 @@ struct PlannerTests {
                 #"NOT EXISTS (SELECT FROM gallra.processed AS p WHERE p.policy = $3 AND p.subject_key = s."id"::text)"#)
         )
         #expect(count.parameters.contains(.policyName))
+        // A batch probes the record of each subject it looks at, whatever the table's statistics.
+        let pick = planner.pickBatch(afterKey: false)
+        #expect(
+            pick.sql.contains(
+                #"(SELECT true FROM gallra.processed AS p WHERE p.policy = $3 AND p.subject_key = s."id"::text) IS NOT TRUE"#
+            ))
+        #expect(!pick.sql.contains("NOT EXISTS (SELECT FROM gallra.processed"))
     }
 
     @Test func latestRelatedRowNeedsARowAndNoRecentOrUnknownOne() throws {
