@@ -76,61 +76,80 @@ struct SHA256 {
 
     mutating func update(_ bytes: [UInt8]) {
         length &+= UInt64(bytes.count)
-        var offset = 0
-        if !pending.isEmpty {
-            let taken = min(Self.blockSize - pending.count, bytes.count)
-            pending += bytes[0..<taken]
-            offset = taken
-            guard pending.count == Self.blockSize else { return }
-            compress(pending[...])
-            pending.removeAll(keepingCapacity: true)
+        bytes.withUnsafeBufferPointer { input in
+            var offset = 0
+            if !pending.isEmpty {
+                let taken = min(Self.blockSize - pending.count, input.count)
+                pending.append(contentsOf: input[0..<taken])
+                offset = taken
+                guard pending.count == Self.blockSize else { return }
+                pending.withUnsafeBufferPointer { Self.compress(&state, $0) }
+                pending.removeAll(keepingCapacity: true)
+            }
+            while input.count - offset >= Self.blockSize {
+                Self.compress(&state, UnsafeBufferPointer(rebasing: input[offset..<offset + Self.blockSize]))
+                offset += Self.blockSize
+            }
+            pending.append(contentsOf: input[offset...])
         }
-        while bytes.count - offset >= Self.blockSize {
-            compress(bytes[offset..<offset + Self.blockSize])
-            offset += Self.blockSize
-        }
-        pending += bytes[offset...]
     }
 
     /// The digest, after the padding: a one bit, zeros, and the message length in bits.
     mutating func finish() -> [UInt8] {
         let bits = length &* 8
-        var tail = pending + [0x80]
+        var tail = pending
+        tail.append(0x80)
         tail += [UInt8](repeating: 0, count: (Self.blockSize + 56 - tail.count % Self.blockSize) % Self.blockSize)
-        tail += (0..<8).map { UInt8(truncatingIfNeeded: bits >> (56 - 8 * UInt64($0))) }
-        for start in stride(from: 0, to: tail.count, by: Self.blockSize) {
-            compress(tail[start..<start + Self.blockSize])
+        for shift in stride(from: 56, through: 0, by: -8) {
+            tail.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift)))
+        }
+        tail.withUnsafeBufferPointer { tail in
+            for start in stride(from: 0, to: tail.count, by: Self.blockSize) {
+                Self.compress(&state, UnsafeBufferPointer(rebasing: tail[start..<start + Self.blockSize]))
+            }
         }
         pending.removeAll()
-        return state.flatMap { word in (0..<4).map { UInt8(truncatingIfNeeded: word >> (24 - 8 * UInt32($0))) } }
+        var digest: [UInt8] = []
+        digest.reserveCapacity(32)
+        for word in state {
+            for shift in stride(from: 24, through: 0, by: -8) {
+                digest.append(UInt8(truncatingIfNeeded: word >> UInt32(shift)))
+            }
+        }
+        return digest
     }
 
-    private mutating func compress(_ block: ArraySlice<UInt8>) {
-        var w = [UInt32](repeating: 0, count: 64)
-        var index = block.startIndex
-        for t in 0..<16 {
-            w[t] =
-                UInt32(block[index]) << 24 | UInt32(block[index + 1]) << 16 | UInt32(block[index + 2]) << 8
-                | UInt32(block[index + 3])
-            index += 4
-        }
-        for t in 16..<64 {
-            let s0 = w[t - 15].rotatedRight(7) ^ w[t - 15].rotatedRight(18) ^ (w[t - 15] >> 3)
-            let s1 = w[t - 2].rotatedRight(17) ^ w[t - 2].rotatedRight(19) ^ (w[t - 2] >> 10)
-            w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
-        }
-        var (a, b, c, d, e, f, g, h) = (state[0], state[1], state[2], state[3], state[4], state[5], state[6], state[7])
-        for t in 0..<64 {
-            let s1 = e.rotatedRight(6) ^ e.rotatedRight(11) ^ e.rotatedRight(25)
-            let choice = (e & f) ^ (~e & g)
-            let temp1 = h &+ s1 &+ choice &+ Self.roundConstants[t] &+ w[t]
-            let s0 = a.rotatedRight(2) ^ a.rotatedRight(13) ^ a.rotatedRight(22)
-            let majority = (a & b) ^ (a & c) ^ (b & c)
-            let temp2 = s0 &+ majority
-            (h, g, f, e, d, c, b, a) = (g, f, e, d &+ temp1, c, b, a, temp1 &+ temp2)
-        }
-        for (offset, value) in [a, b, c, d, e, f, g, h].enumerated() {
-            state[offset] &+= value
+    private static func compress(_ state: inout [UInt32], _ block: UnsafeBufferPointer<UInt8>) {
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
+            for t in 0..<16 {
+                w[t] =
+                    UInt32(block[4 * t]) << 24 | UInt32(block[4 * t + 1]) << 16 | UInt32(block[4 * t + 2]) << 8
+                    | UInt32(block[4 * t + 3])
+            }
+            for t in 16..<64 {
+                let s0 = w[t - 15].rotatedRight(7) ^ w[t - 15].rotatedRight(18) ^ (w[t - 15] >> 3)
+                let s1 = w[t - 2].rotatedRight(17) ^ w[t - 2].rotatedRight(19) ^ (w[t - 2] >> 10)
+                w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
+            }
+            var (a, b, c, d) = (state[0], state[1], state[2], state[3])
+            var (e, f, g, h) = (state[4], state[5], state[6], state[7])
+            for t in 0..<64 {
+                let s1 = e.rotatedRight(6) ^ e.rotatedRight(11) ^ e.rotatedRight(25)
+                let choice = (e & f) ^ (~e & g)
+                let temp1 = h &+ s1 &+ choice &+ roundConstants[t] &+ w[t]
+                let s0 = a.rotatedRight(2) ^ a.rotatedRight(13) ^ a.rotatedRight(22)
+                let majority = (a & b) ^ (a & c) ^ (b & c)
+                (h, g, f, e) = (g, f, e, d &+ temp1)
+                (d, c, b, a) = (c, b, a, temp1 &+ s0 &+ majority)
+            }
+            state[0] &+= a
+            state[1] &+= b
+            state[2] &+= c
+            state[3] &+= d
+            state[4] &+= e
+            state[5] &+= f
+            state[6] &+= g
+            state[7] &+= h
         }
     }
 }

@@ -192,13 +192,17 @@ extension Planner {
             let path = SQLPath(twin.step.path, from: "s", prefix: "j", lastAlias: "x", bound: false)
             let from = (["\(subjectTable) AS s"] + path.items).joined(separator: ", ")
             let keys = columns.enumerated().map { "x.\($1) AS k\($0 + 1)" }.joined(separator: ", ")
-            return "SELECT \(key("s"))::text AS subject, \(keys) FROM \(from) WHERE \(path.conditions(and: [member]))"
+            let via = group.count > 1 ? ", \(twin.index) AS via" : ""
+            return
+                "SELECT \(key("s"))::text AS subject, \(keys)\(via) FROM \(from) WHERE \(path.conditions(and: [member]))"
         }
         let shared = shared(&sql, step, row: "x", set: .due)
         // The first twin that reaches the row from a due subject; the last when no other does (this batch's
-        // subject reaches it along one of them).
+        // subject reaches it along one of them). The batch's subjects are due: the first twin that reaches the
+        // row from one of them (`v.via`) answers without a lookup, and only the twins before it are looked up.
         let cases = group.dropLast().map {
-            "WHEN \(reachedCondition(&sql, $0.step.path, row: "x", set: .due)) THEN \($0.index)"
+            "WHEN v.via = \($0.index) THEN \($0.index) "
+                + "WHEN \(reachedCondition(&sql, $0.step.path, row: "x", set: .due)) THEN \($0.index)"
         }
         let counting = cases.isEmpty ? "\(last.index)" : "(CASE \(cases.joined(separator: " ")) ELSE \(last.index) END)"
         var conditions: [String] = []
@@ -211,11 +215,22 @@ extension Planner {
         let rowKey =
             keyList.count == 1 ? "r.\(keyList[0])" : "(" + keyList.map { "r.\($0)" }.joined(separator: ", ") + ")"
         let rowColumns = zip(columns, keyList).map { "x.\($0) AS \($1)" }.joined(separator: ", ")
+        let keys = keyList.joined(separator: ", ")
+        let rows: String
+        if cases.isEmpty {
+            rows = "FROM \(table) AS x\n    WHERE \(target) IN (SELECT \(keys) FROM p)"
+        } else {
+            let viaKey =
+                keyList.count == 1 ? "v.\(keyList[0])" : "(" + keyList.map { "v.\($0)" }.joined(separator: ", ") + ")"
+            rows = """
+                FROM \(table) AS x, (SELECT \(keys), min(via) AS via FROM p GROUP BY \(keys)) AS v
+                    WHERE \(target) = \(viaKey)
+                """
+        }
         let text = """
             WITH p AS (\(reached.joined(separator: "\nUNION ALL "))),
             r AS (SELECT \(rowColumns), \(identity(step, alias: "x")) AS row, \(shared) AS shared, \(counting) AS step
-                FROM \(table) AS x
-                WHERE \(target) IN (SELECT \(keyList.joined(separator: ", ")) FROM p)\(conditions.map { " AND \($0)" }.joined())
+                \(rows)\(conditions.map { " AND \($0)" }.joined())
                 FOR UPDATE OF x)
             SELECT DISTINCT p.subject, r.row, r.shared, r.step FROM p JOIN r ON \(pairKey) = \(rowKey)
             """

@@ -410,7 +410,7 @@ public actor PostgresConnection {
                 lengths.append(0)
                 formats.append(0)
             case .text(let text):
-                guard !text.utf8.contains(0) else {
+                guard !text.utf8.containsNUL else {
                     throw PostgresError(
                         .clientMisuse, "parameter $\(index + 1) contains a NUL character, which PostgreSQL cannot store"
                     )
@@ -418,7 +418,12 @@ public actor PostgresConnection {
                 let buffer = UnsafeMutableRawPointer.allocate(byteCount: text.utf8.count + 1, alignment: 1)
                 buffers.append(buffer)
                 let bytes = buffer.bindMemory(to: UInt8.self, capacity: text.utf8.count + 1)
-                _ = UnsafeMutableBufferPointer(start: bytes, count: text.utf8.count).initialize(from: text.utf8)
+                let copied = text.utf8.withContiguousStorageIfAvailable { utf8 in
+                    if let base = utf8.baseAddress { bytes.update(from: base, count: utf8.count) }
+                }
+                if copied == nil {
+                    _ = UnsafeMutableBufferPointer(start: bytes, count: text.utf8.count).initialize(from: text.utf8)
+                }
                 bytes[text.utf8.count] = 0
                 values.append(UnsafePointer(buffer.assumingMemoryBound(to: CChar.self)))
                 lengths.append(0)
@@ -443,7 +448,7 @@ public actor PostgresConnection {
         send: (OpaquePointer) throws -> Bool
     ) throws -> PostgresResult {
         let conn = try ensureOpen()
-        guard !sql.utf8.contains(0) else {
+        guard !sql.utf8.containsNUL else {
             throw PostgresError(.clientMisuse, "the SQL text contains a NUL character")
         }
         handle.resetCancelRequest()
@@ -826,4 +831,15 @@ private func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<Uns
     defer { copies.forEach { free($0) } }
     let pointers = copies.map { UnsafePointer($0) } + [nil]
     return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+extension String.UTF8View {
+    /// Whether the text holds a NUL byte: `memchr` over the string's UTF-8 storage (parameters can be megabytes).
+    var containsNUL: Bool {
+        let found = withContiguousStorageIfAvailable { utf8 in
+            guard let base = utf8.baseAddress else { return false }
+            return memchr(base, 0, utf8.count) != nil
+        }
+        return found ?? contains(0)
+    }
 }

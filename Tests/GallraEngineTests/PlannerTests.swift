@@ -290,7 +290,7 @@ struct PlannerTests {
             capture.sql.contains(#"FROM "shop"."customer" AS s, "shop"."address" AS x WHERE x."id" = s."address_id""#))
         #expect(
             capture.sql.contains(
-                #"UNION ALL SELECT s."id"::text AS subject, x."id" AS k1 FROM "shop"."customer" AS s, "shop"."order" AS j1, "shop"."address" AS x"#
+                #"UNION ALL SELECT s."id"::text AS subject, x."id" AS k1, 1 AS via FROM "shop"."customer" AS s, "shop"."order" AS j1, "shop"."address" AS x"#
             ))
         // A hashing step is done once `gallra.processed_row` holds the fingerprint of what it wrote: a scalar
         // probe per row, under the first twin's path.
@@ -302,10 +302,13 @@ struct PlannerTests {
         let act = try #require(plans[0].actOnRows)
         #expect(act.sql.contains("INSERT INTO gallra.processed_row"))
         #expect(act.parameters == [.salt, .rows, .policyName, .text("shop.address"), .text(path), .runID])
-        // A row counts under the billing step when a due subject reaches it that way, else under the shipping step.
+        // A row counts under the billing step when a due subject reaches it that way, else under the shipping step;
+        // the batch's own subjects answer first, without a lookup.
         #expect(
             capture.sql.contains(
-                #"(CASE WHEN EXISTS (SELECT FROM "shop"."customer" AS s WHERE x."id" = s."address_id""#))
+                #"(CASE WHEN v.via = 0 THEN 0 WHEN EXISTS (SELECT FROM "shop"."customer" AS s WHERE x."id" = s."address_id""#
+            ))
+        #expect(capture.sql.contains("(SELECT k1, min(via) AS via FROM p GROUP BY k1) AS v"))
         #expect(capture.sql.contains("THEN 0 ELSE 1 END) AS step"))
         // The dry run leaves out of the shipping step the rows a due subject reaches as its billing address.
         #expect(
