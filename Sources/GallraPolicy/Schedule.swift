@@ -19,7 +19,9 @@ import Foundation
 ///   Sunday. As in Vixie cron, when both day fields are restricted (neither starts with `*`) a day
 ///   matches if EITHER matches: `0 0 13 * 5` fires on every 13th and every Friday; when one starts
 ///   with `*` (even `*/2`) both must match.
-/// - a zone suffix: `daily at 03:00 Europe/Stockholm`, `0 3 * * * Europe/Stockholm`, `... UTC`.
+/// - a zone suffix: `daily at 03:00 Europe/Stockholm`, `0 3 * * * Europe/Stockholm`, `... UTC`. Zones are read
+///   from the system's time zone database (Debian's `tzdata`, or `$TZDIR`), as the C library, cron and systemd
+///   timers read them, so a schedule follows the rules the system's updates bring.
 ///
 /// Daylight saving time, for schedules naming fixed times of day: a time the clocks skip (02:30 when
 /// they jump 02:00 → 03:00) fires once at the end of the gap (03:00), like cronie and systemd; a time
@@ -30,9 +32,9 @@ public struct Schedule: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The schedule as written, without surrounding white space.
     public let text: String
     /// The zone whose wall clock the calendar forms follow (UTC when none is given).
-    public let timeZone: TimeZone
+    public let timeZone: ZoneRules
 
-    /// The zone as written, or "UTC" (Foundation reports UTC's identifier as "GMT").
+    /// The zone as written, or "UTC".
     let timeZoneName: String
     let rule: Rule
     /// The normalized phrase without the zone, e.g. "daily at 03:00".
@@ -119,7 +121,7 @@ public struct Schedule: Sendable, Hashable, Codable, CustomStringConvertible {
         return seconds
     }
 
-    private static func localDay(of instant: Int64, in zone: TimeZone) -> Int64 {
+    private static func localDay(of instant: Int64, in zone: ZoneRules) -> Int64 {
         let local = instant + zone.scheduleOffset(at: instant)
         return local >= 0 ? local / 86_400 : (local - 86_399) / 86_400
     }

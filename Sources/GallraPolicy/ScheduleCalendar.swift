@@ -57,7 +57,7 @@ struct ScheduleCalendarPattern: Sendable, Hashable {
     }
 
     /// The instants (Unix seconds) at which the pattern fires on one local day in `zone`, ascending.
-    func fireInstants(onLocalDay dayNumber: Int64, in zone: TimeZone) -> [Int64] {
+    func fireInstants(onLocalDay dayNumber: Int64, in zone: ZoneRules) -> [Int64] {
         guard matches(ScheduleCivilDay(dayNumber: dayNumber)) else { return [] }
         let midnight = dayNumber * 86_400
         let before = zone.scheduleOffset(at: midnight - 86_400)
@@ -114,6 +114,17 @@ struct ScheduleCivilDay: Sendable, Hashable {
 
     let dayNumber: Int64
 
+    /// Days since 1970-01-01 of a date (month 1-12, day 1-31).
+    static func dayNumber(year: Int64, month: Int, day: Int) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let m = Int64(month)
+        let dayOfYear = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
     /// 0 is Sunday; 1970-01-01 was a Thursday.
     var weekday: Int { Int(((dayNumber % 7) + 11) % 7) }
 
@@ -135,10 +146,10 @@ enum ScheduleWallClockResolution: Equatable {
     case repeated(first: Int64, second: Int64)
 }
 
-extension TimeZone {
+extension ZoneRules {
     /// Offset from UTC in seconds at an instant given in Unix seconds.
     func scheduleOffset(at instant: Int64) -> Int64 {
-        Int64(secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(instant))))
+        offset(at: instant)
     }
 
     /// Maps a wall-clock time (seconds since 1970-01-01 00:00 local) to instants. Assumes at most one

@@ -5,7 +5,7 @@ struct ScheduleParser {
     struct Parsed {
         var rule: Schedule.Rule
         var phrase: String
-        var timeZone: TimeZone
+        var timeZone: ZoneRules
         var timeZoneName: String
     }
 
@@ -355,7 +355,7 @@ struct ScheduleParser {
     }
 
     private static func looksLikeTimeZone(_ word: Substring) -> Bool {
-        if word.uppercased() == "UTC" || TimeZone(identifier: String(word)) != nil { return true }
+        if word.uppercased() == "UTC" || ZoneRules(identifier: String(word)) != nil { return true }
         return word.first?.isLetter == true && word.contains("/")
     }
 
@@ -482,7 +482,7 @@ struct ScheduleParser {
     }
 
     private func optionalTimeZone(at index: inout Int, example: String) throws(ScheduleError) -> (
-        zone: TimeZone, name: String
+        zone: ZoneRules, name: String
     ) {
         guard index < tokens.count else { return (Self.utc, "UTC") }
         let zone = try timeZone(tokens[index], example: example + " Europe/Stockholm")
@@ -490,12 +490,12 @@ struct ScheduleParser {
         return zone
     }
 
-    private func timeZone(_ token: Token, example: String) throws(ScheduleError) -> (zone: TimeZone, name: String) {
+    private func timeZone(_ token: Token, example: String) throws(ScheduleError) -> (zone: ZoneRules, name: String) {
         let name = String(token.text)
         if name.uppercased() == "UTC" { return (Self.utc, "UTC") }
-        if let zone = TimeZone(identifier: name) { return (zone, name) }
+        if let zone = ZoneRules(identifier: name) { return (zone, name) }
         var message = "unknown time zone '\(name)'"
-        if let suggestion = Self.closest(to: name, among: TimeZone.knownTimeZoneIdentifiers + ["UTC"], limit: 3) {
+        if let suggestion = Self.closest(to: name, among: ZoneRules.knownIdentifiers() + ["UTC"], limit: 3) {
             message += "; did you mean '\(suggestion)'?"
         } else {
             message += "; use an IANA identifier such as Europe/Stockholm, or UTC"
@@ -517,7 +517,7 @@ struct ScheduleParser {
 
     // MARK: Tables and helpers
 
-    static let utc = TimeZone.gmt
+    static let utc = ZoneRules.utc
 
     static let dayNames = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
     static let dayNumbers: [String: Int] = {

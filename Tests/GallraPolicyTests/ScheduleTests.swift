@@ -235,8 +235,11 @@ struct ScheduleFormTests {
         #expect(stockholm.text == "daily at 03:00 Europe/Stockholm")
         #expect(stockholm.timeZone.identifier == "Europe/Stockholm")
         let utc = try Schedule(parsing: "daily at 03:00")
-        #expect(utc.timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: 0)) == 0)
-        #expect(utc.timeZone.secondsFromGMT(for: try ScheduleFixture.instant("2026-07-01T00:00:00Z")) == 0)
+        #expect(utc.timeZone.identifier == "UTC")
+        #expect(utc.timeZone.offset(at: 0) == 0)
+        #expect(
+            utc.timeZone.offset(at: Int64(try ScheduleFixture.instant("2026-07-01T00:00:00Z").timeIntervalSince1970))
+                == 0)
     }
 
     @Test func codableAsItsText() throws {
