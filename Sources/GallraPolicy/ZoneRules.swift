@@ -191,20 +191,17 @@ private struct TZifReader {
         return bytes[position - 1]
     }
 
-    mutating func int32() -> Int32? {
-        guard position + 4 <= bytes.count else { return nil }
-        var value: UInt32 = 0
-        for byte in bytes[position..<position + 4] { value = value << 8 | UInt32(byte) }
-        position += 4
-        return Int32(bitPattern: value)
-    }
+    mutating func int32() -> Int32? { bigEndian() }
 
-    mutating func int64() -> Int64? {
-        guard position + 8 <= bytes.count else { return nil }
-        var value: UInt64 = 0
-        for byte in bytes[position..<position + 8] { value = value << 8 | UInt64(byte) }
-        position += 8
-        return Int64(bitPattern: value)
+    mutating func int64() -> Int64? { bigEndian() }
+
+    private mutating func bigEndian<T: FixedWidthInteger>() -> T? {
+        let size = T.bitWidth / 8
+        guard position + size <= bytes.count else { return nil }
+        var value = T.zero
+        for byte in bytes[position..<position + size] { value = value << 8 | T(truncatingIfNeeded: byte) }
+        position += size
+        return value
     }
 
     /// The text between the newlines after the data.

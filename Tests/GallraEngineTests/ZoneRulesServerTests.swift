@@ -23,14 +23,7 @@ struct ZoneRulesServerTests {
                 FROM generate_series(-2524521600::int8, 7258118400::int8, 608400) AS e
                 """)
             #expect(rows.count > 15_000)
-            var disagreements: [String] = []
-            for row in rows {
-                let instant = try row.decode("e", as: Int64.self)
-                let expected = try row.decode("offset_seconds", as: Int64.self)
-                if rules.offset(at: instant) != expected, disagreements.count < 5 {
-                    disagreements.append("at \(instant): \(rules.offset(at: instant)) s, the server says \(expected) s")
-                }
-            }
+            let disagreements = try Self.disagreements(of: rules, with: rows)
             #expect(disagreements.isEmpty, "\(zone): \(disagreements.joined(separator: "; "))")
         }
     }
@@ -50,15 +43,21 @@ struct ZoneRulesServerTests {
                      (VALUES (-1::int8), (0), (1)) AS shift(d)
                 """)
             #expect(rows.count > 100_000)
-            var disagreements: [String] = []
-            for row in rows {
-                let instant = try row.decode("e", as: Int64.self)
-                let expected = try row.decode("offset_seconds", as: Int64.self)
-                if rules.offset(at: instant) != expected, disagreements.count < 5 {
-                    disagreements.append("at \(instant): \(rules.offset(at: instant)) s, the server says \(expected) s")
-                }
-            }
+            let disagreements = try Self.disagreements(of: rules, with: rows)
             #expect(disagreements.isEmpty, "\(zone): \(disagreements.joined(separator: "; "))")
         }
+    }
+
+    /// The first instants (`e`) at which `rules` and the server's offset (`offset_seconds`) differ.
+    static func disagreements(of rules: ZoneRules, with rows: PostgresResult) throws -> [String] {
+        var disagreements: [String] = []
+        for row in rows where disagreements.count < 5 {
+            let instant = try row.decode("e", as: Int64.self)
+            let expected = try row.decode("offset_seconds", as: Int64.self)
+            if rules.offset(at: instant) != expected {
+                disagreements.append("at \(instant): \(rules.offset(at: instant)) s, the server says \(expected) s")
+            }
+        }
+        return disagreements
     }
 }

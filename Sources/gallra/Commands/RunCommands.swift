@@ -17,7 +17,8 @@ struct RunSelection: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Evaluate expiry at this instant instead of now, e.g. 2027-01-01T00:00:00Z.", valueName: "timestamp"))
+            "Evaluate expiry at this instant instead of now, e.g. 2027-01-01T00:00:00Z (UTC unless an offset is given).",
+            valueName: "timestamp"))
     var asOf: String?
 
     @Option(help: "Output format: text or json.")
@@ -35,7 +36,7 @@ struct RunSelection: ParsableArguments {
 
     var instant: Date? { asOf.flatMap(Self.parseInstant) }
 
-    /// ISO 8601 with a zone, or a date alone (midnight UTC).
+    /// ISO 8601: a date and time (UTC unless an offset is given), or a date alone (midnight UTC).
     static func parseInstant(_ text: String) -> Date? {
         PostgresTimestamp(iso8601: text)?.date
     }
