@@ -221,6 +221,11 @@ public struct Planner: Sendable {
 
     /// The next batch: up to `$limit` due subjects after `$afterKey` in key order, locked, skipping rows
     /// another transaction holds (they are left for a later run). Returns `key` as text.
+    ///
+    /// A subject the policy deletes is locked `FOR UPDATE`, which also holds off a row being inserted that
+    /// references it (an order placed meanwhile fails its foreign key check after the batch, instead of being
+    /// left behind). A subject whose row remains is locked `FOR NO KEY UPDATE`: a returning customer's update
+    /// still waits for the batch, but inserts that only reference the row do not.
     public func pickBatch(afterKey: Bool) -> PlannedStatement {
         var sql = SQLBuilder()
         let due = due(&sql, alias: "s")
@@ -231,7 +236,7 @@ public struct Planner: Sendable {
             WHERE \(due)\(after)
             ORDER BY \(key("s"))
             LIMIT \(sql.bind(.limit))
-            FOR UPDATE OF s SKIP LOCKED
+            \(deletesSubjectRow ? "FOR UPDATE" : "FOR NO KEY UPDATE") OF s SKIP LOCKED
             """
         return sql.statement(text)
     }

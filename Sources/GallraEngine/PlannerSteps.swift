@@ -181,6 +181,10 @@ extension Planner {
     ///
     /// A row the policy has already anonymized (in an earlier batch or run, through this step or a twin) is not
     /// captured: the later subject's batch neither acts on it again nor counts it.
+    ///
+    /// Rows to delete are locked `FOR UPDATE`; rows to anonymize `FOR NO KEY UPDATE`, as strong as the update
+    /// needs and no stronger: the live shop can still insert rows that reference them (an order to an address the
+    /// batch anonymizes or finds shared) without waiting for the batch.
     func capture(_ step: ResolvedStep) -> PlannedStatement? {
         let group = twins(of: step)
         guard group.first?.step == step, let last = group.last else { return nil }
@@ -231,7 +235,7 @@ extension Planner {
             WITH p AS (\(reached.joined(separator: "\nUNION ALL "))),
             r AS (SELECT \(rowColumns), \(identity(step, alias: "x")) AS row, \(shared) AS shared, \(counting) AS step
                 \(rows)\(conditions.map { " AND \($0)" }.joined())
-                FOR UPDATE OF x)
+                \(step.action == .delete ? "FOR UPDATE" : "FOR NO KEY UPDATE") OF x)
             SELECT DISTINCT p.subject, r.row, r.shared, r.step FROM p JOIN r ON \(pairKey) = \(rowKey)
             """
         return sql.statement(text)

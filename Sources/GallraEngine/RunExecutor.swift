@@ -7,7 +7,7 @@ import Synchronization
 /// Runs policies: live (batched, audited deletes and anonymizations) or dry (one read-only transaction that
 /// counts what a live run at the same instant would do).
 ///
-/// A live batch is one transaction: pick up to `batch_size` due subjects `FOR UPDATE SKIP LOCKED` in key
+/// A live batch is one transaction: pick and lock up to `batch_size` due subjects (`SKIP LOCKED`) in key
 /// order, identify and lock the rows they point to, run every step on exactly those subjects, append one
 /// audit block, remember processed subjects whose row remains, commit. Rows never travel through gallra:
 /// statements return per-subject counts, and for rows the subject points to their keys.

@@ -149,6 +149,69 @@ struct EngineSafetyTests {
         }
     }
 
+    /// While a batch holds its rows, the live shop can still place an order to an address the batch anonymizes
+    /// (the address is locked no more strongly than its update needs), while an order for a customer the batch
+    /// deletes waits for the batch, and then fails its foreign key check rather than outlive its customer.
+    @Test func theLiveShopCanReferenceRowsABatchAnonymizesButNotRowsItDeletes() async throws {
+        try await TestDatabase.with { database, connection in
+            try await DemoShop.load(database, on: connection)
+            let policy = try await DemoShop.policy("inactive-customers", on: connection) {
+                $0.policy.limits.batchSize = 5000
+            }
+            let due = try await connection.query(
+                """
+                SELECT id, address_id FROM shop.customer
+                WHERE last_seen_at < '\(DemoShop.asOfText)'::timestamptz - interval '1 year' AND NOT legal_hold
+                  AND address_id IS NOT NULL
+                ORDER BY id LIMIT 1
+                """)
+            let subject = try #require(try due.first?.decode("id", as: Int64.self))
+            let address = try #require(try due.first?.decode("address_id", as: Int64.self))
+            // The batch sleeps in its order step, after it has locked the subjects and their addresses.
+            try await execute(
+                [
+                    """
+                    CREATE FUNCTION pg_temp.linger() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$
+                    """,
+                    """
+                    CREATE TRIGGER linger BEFORE UPDATE ON shop."order"
+                    FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.linger()
+                    """,
+                ], on: connection)
+            let shop = try await database.connect()
+            async let run = DemoShop.engine(connection).run([policy], options: DemoShop.options(.live))
+            var lingering = false
+            for _ in 0..<100 where !lingering {
+                try await Task.sleep(for: .milliseconds(50))
+                lingering =
+                    try await scalar(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
+                        as: Int.self, on: shop) == 1
+            }
+            #expect(lingering)
+            try await shop.execute("SET lock_timeout = '500ms'")
+            let order = """
+                INSERT INTO shop."order" (customer_id, placed_at, status, email, full_name, phone, shipping_address_id, total)
+                SELECT c.id, now(), 'placed', c.email, c.full_name, c.phone, $2, 0 FROM shop.customer c WHERE c.id = $1
+                """
+            let active = try await scalar(
+                """
+                SELECT id FROM shop.customer
+                WHERE last_seen_at >= '\(DemoShop.asOfText)'::timestamptz - interval '1 year' ORDER BY id LIMIT 1
+                """, as: Int64.self, on: shop)
+            let started = ContinuousClock.now
+            #expect(try await shop.execute(order, [.int64(active), .int64(address)]) == 1)
+            #expect(ContinuousClock.now - started < .milliseconds(400))
+            await #expect {
+                try await shop.execute(order, [.int64(subject), .int64(address)])
+            } throws: { ($0 as? PostgresError)?.sqlState == "55P03" }
+            let report = try await run
+            #expect(report.policies.first?.failure == nil)
+            await shop.close()
+        }
+    }
+
     @Test(arguments: ["inactive-customers", "former-employees"])
     func twoConcurrentRunsNeverProcessASubjectTwice(policyName: String) async throws {
         try await TestDatabase.with { database, connection in

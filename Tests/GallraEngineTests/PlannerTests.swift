@@ -81,6 +81,8 @@ struct PlannerTests {
         #expect(count.parameters.contains(.policyName))
         // A batch probes the record of each subject it looks at, whatever the table's statistics.
         let pick = planner.pickBatch(afterKey: false)
+        // A subject whose row remains is locked against updates (a returning customer), not against references.
+        #expect(pick.sql.contains("FOR NO KEY UPDATE OF s SKIP LOCKED"))
         #expect(
             pick.sql.contains(
                 #"(SELECT true FROM gallra.processed AS p WHERE p.policy = $3 AND p.subject_key = s."id"::text) IS NOT TRUE"#
@@ -190,7 +192,8 @@ struct PlannerTests {
                 #"EXISTS (SELECT FROM "shop"."customer" AS o1 WHERE o1."address_id" = x."id" AND NOT (coalesce((o1."last_seen_at" < "#
             ), "a customer shares the address unless it is due itself")
         #expect(capture.sql.contains(#"EXISTS (SELECT FROM "shop"."store" AS o2 WHERE o2."address_id" = x."id")"#))
-        #expect(capture.sql.contains("FOR UPDATE OF x)"))
+        // Rows to anonymize are locked as strongly as their update needs: rows referencing them can still be inserted.
+        #expect(capture.sql.contains("FOR NO KEY UPDATE OF x)"))
         // Rows already as the step leaves them (anonymized before, and not changed since) are neither captured nor
         // counted: a null, a constant or a truncation is recognised by its values, and nothing is recorded.
         let done = #"jsonb_build_array(x."phone") IS DISTINCT FROM jsonb_build_array(NULL)"#
