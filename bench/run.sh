@@ -18,6 +18,7 @@
 #   BENCH_OLTP_SECONDS    length of the idle pgbench run (default 20)
 #   BENCH_WAL_COMPRESSION wal_compression of the throwaway server (default off; lz4, pglz)
 #   BENCH_SKIP            space-separated run groups to skip: naive anonymize plan live
+#   BENCH_PACED_PAUSE     limits.pause of the paced live run (default: the policy's default)
 #   BENCH_KEEP=1          keep the throwaway server and the work directory
 set -euo pipefail
 
@@ -39,6 +40,7 @@ RATE=${BENCH_RATE:-200}
 OLTP_SECONDS=${BENCH_OLTP_SECONDS:-20}
 WALC=${BENCH_WAL_COMPRESSION:-off}
 SKIP=" ${BENCH_SKIP:-} "
+PACED_PAUSE=${BENCH_PACED_PAUSE:-default}
 AS_OF='2026-11-29 00:00:00+00'
 AS_OF_ISO='2026-11-29T00:00:00Z'
 TPL=gallra_bench_tpl
@@ -399,9 +401,14 @@ PY
         name=live-gallra-b1000; [ $pacing = full ] || name=live-gallra-paced
         log "live shop during gallra run --once (batch 1000, $pacing pacing)"
         fresh
-        policy 1000 "$work/policy-$name.yaml" "$([ $pacing = full ] && echo 0 || echo default)"
+        policy 1000 "$work/policy-$name.yaml" "$([ $pacing = full ] && echo 0 || echo "$PACED_PAUSE")"
         GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-$name.yaml" >/dev/null
-        expected=$g_wall; [ $pacing = full ] || expected=$(python3 -c "print($g_wall * 2.5)")
+        # A proportional pause of P% makes the run about 1 + P/100 times as long (the default is 300%).
+        expected=$g_wall
+        [ $pacing = full ] || expected=$(python3 -c "
+p = '$PACED_PAUSE'
+percent = float(p[:-1]) if p.endswith('%') else 300.0
+print($g_wall * (1.5 + percent / 100))")
         GALLRA_DATABASE="$db" live_run "$name" gallra "$expected" "$gallra" run --once --as-of "$AS_OF_ISO" --format json
         read -r _ _ t0 t1 _ <"$work/m.$name"
         read -r s r < <(gallra_counts "$work/out.$name")

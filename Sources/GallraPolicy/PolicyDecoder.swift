@@ -854,7 +854,7 @@ struct PolicyDecoder {
             let fields = fields(
                 node, path: path, what: "limits",
                 allowed: ["batch_size", "max_subjects_per_run", "max_fraction", "pause"],
-                example: "{ batch_size: 1000, max_subjects_per_run: 50000, max_fraction: 0.2, pause: 100% }")
+                example: "{ batch_size: 1000, max_subjects_per_run: 50000, max_fraction: 0.2, pause: 300% }")
         else { return nil }
         var limits = Limits()
         var ok = true
