@@ -335,8 +335,8 @@ public enum Pause: Sendable, Hashable {
     case proportional(percent: Int)
 
     /// The default: `300%`, so a purge runs at most a quarter of the time. On the benchmark's two cores that
-    /// kept the live shop's 99th-percentile latency within about a quarter of its idle value, where `100%`
-    /// left it at 1.6 times (docs/benchmark.md).
+    /// brought the live shop's 99th-percentile latency from 1.6 times its idle value (at `100%`) to 1.3-1.4
+    /// times (docs/benchmark.md).
     public static let `default` = Pause.proportional(percent: 300)
     /// The largest proportion: ten times the batch's own time.
     public static let maximumPercent = 1000
