@@ -26,6 +26,15 @@ private func tables(_ policy: [String: Any]) -> [String: [Int]] {
 
 @Suite("gallra run --once and gallra plan")
 struct RunCommandTests {
+    /// `--as-of` reads ISO 8601 (UTC unless an offset is given) and refuses anything else before connecting.
+    @Test func anInstantThatIsNotISO8601IsRefusedWithAnExample() async throws {
+        for text in ["29.11.2026", "2026-02-30", "2026-11-29T25:00", "yesterday"] {
+            let result = try await gallra("plan", "--as-of", text)
+            #expect(result.status == 64, "\(text)")
+            #expect(result.stderr.contains("--as-of \(text): not a timestamp; write it as ISO 8601"), "\(text)")
+        }
+    }
+
     @Test func thePlanChangesNothingAndNamesWhatTheRunThenDoes() async throws {
         try await DemoShop.with(customers: 1500) { shop in
             let expiring = try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due")
