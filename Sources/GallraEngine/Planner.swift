@@ -279,13 +279,17 @@ public struct Planner: Sendable {
     func member(_ sql: inout SQLBuilder, _ set: SubjectSet, key keyExpression: String) -> String {
         switch set {
         case .batch:
-            return
-                "\(keyExpression) = ANY (ARRAY(SELECT jsonb_array_elements_text(\(sql.bind(.keys))::jsonb))::\(resolved.subject.keyType)[])"
+            return "\(keyExpression) = ANY (\(batchKeys(&sql)))"
         case .due:
             // Correlated, so that checking one row costs one key lookup, not a scan of every due subject.
             return
                 "EXISTS (SELECT FROM \(subjectTable) AS e WHERE \(key("e")) = \(keyExpression) AND \(due(&sql, alias: "e")))"
         }
+    }
+
+    /// The batch's keys as an array of the key's type.
+    func batchKeys(_ sql: inout SQLBuilder) -> String {
+        "ARRAY(SELECT jsonb_array_elements_text(\(sql.bind(.keys))::jsonb))::\(resolved.subject.keyType)[]"
     }
 
     /// Whether the subject-table row `alias` belongs to `set` (never null): for the due subjects, the due

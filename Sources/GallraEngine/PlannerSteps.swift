@@ -57,22 +57,44 @@ extension Planner {
                 modify = "UPDATE \(table) AS x SET \(set) WHERE \(member) RETURNING \(key("x"))::text AS subject"
             }
         } else {
-            let path = SQLPath(step.path, from: "s", prefix: "j", lastAlias: "x")
-            let using = (["\(subjectTable) AS s"] + path.items).joined(separator: ", ")
-            switch step.action {
-            case .delete:
-                let member = member(&sql, .batch, key: key("s"))
-                modify =
-                    "DELETE FROM \(table) AS x USING \(using) WHERE \(path.conditions(and: [member])) RETURNING \(key("s"))::text AS subject"
-            case .anonymize(let columns):
-                let set = assignments(&sql, columns)
-                let member = member(&sql, .batch, key: key("s"))
-                modify =
-                    "UPDATE \(table) AS x SET \(set) FROM \(using) WHERE \(path.conditions(and: [member])) RETURNING \(key("s"))::text AS subject"
-            }
+            var set: String?
+            if case .anonymize(let columns) = step.action { set = assignments(&sql, columns) }
+            let reached = batchPath(&sql, step.path, lastAlias: "x", bound: true)
+            let from =
+                reached.items.isEmpty
+                ? "" : " \(set == nil ? "USING" : "FROM") " + reached.items.joined(separator: ", ")
+            let target = set.map { "UPDATE \(table) AS x SET \($0)\(from)" } ?? "DELETE FROM \(table) AS x\(from)"
+            modify =
+                "\(target) WHERE \(reached.conditions.joined(separator: " AND ")) RETURNING \(reached.subject) AS subject"
         }
         return sql.statement(
             "WITH d AS (\(modify))\nSELECT subject, count(*) AS rows FROM d GROUP BY subject")
+    }
+
+    /// The rows reached along `path` from the batch's subjects: FROM items, join conditions (membership in the
+    /// batch included) and the subject key as text. A path that starts with a link to the subject key needs no
+    /// lookup of the subject rows (the batch's subjects are locked, so they exist): `s` is the batch's keys
+    /// themselves, and the first table's link column is also matched against them as a whole, so that the server
+    /// fetches the batch's rows with one index scan over all keys, in table order, instead of one lookup per
+    /// subject. (The key comes from `s`, not from the link column: an update that detaches the row nulls it.)
+    func batchPath(
+        _ sql: inout SQLBuilder, _ path: [JoinHop], lastAlias: String, bound: Bool
+    ) -> (items: [String], conditions: [String], subject: String) {
+        let joined = SQLPath(path, from: "s", prefix: "j", lastAlias: lastAlias, bound: bound)
+        if let first = path.first, first.from == resolved.subject.table,
+            first.fromColumns.map(\.name) == [resolved.subject.key.name], first.toColumns.count == 1
+        {
+            let link = "\(path.count == 1 ? lastAlias : "j1").\(SQLText.identifier(first.toColumns[0].name))"
+            let member = member(&sql, .batch, key: link)
+            return (
+                ["unnest(\(batchKeys(&sql))) AS s(\(keyColumn))"] + joined.items, joined.joins + [member],
+                "\(key("s"))::text"
+            )
+        }
+        return (
+            ["\(subjectTable) AS s"] + joined.items, joined.joins + [member(&sql, .batch, key: key("s"))],
+            "\(key("s"))::text"
+        )
     }
 
     /// Whether row `row` of a path's last table is reached from a subject of `set` along `path`.
@@ -191,14 +213,12 @@ extension Planner {
         var sql = SQLBuilder()
         let table = SQLText.table(step.table)
         let columns = identityColumns(step).map { SQLText.identifier($0.name) }
-        let member = member(&sql, .batch, key: key("s"))
         let reached = group.map { twin -> String in
-            let path = SQLPath(twin.step.path, from: "s", prefix: "j", lastAlias: "x", bound: false)
-            let from = (["\(subjectTable) AS s"] + path.items).joined(separator: ", ")
+            let path = batchPath(&sql, twin.step.path, lastAlias: "x", bound: false)
             let keys = columns.enumerated().map { "x.\($1) AS k\($0 + 1)" }.joined(separator: ", ")
             let via = group.count > 1 ? ", \(twin.index) AS via" : ""
             return
-                "SELECT \(key("s"))::text AS subject, \(keys)\(via) FROM \(from) WHERE \(path.conditions(and: [member]))"
+                "SELECT \(path.subject) AS subject, \(keys)\(via) FROM \(path.items.joined(separator: ", ")) WHERE \(path.conditions.joined(separator: " AND "))"
         }
         let shared = shared(&sql, step, row: "x", set: .due)
         // The first twin that reaches the row from a due subject; the last when no other does (this batch's

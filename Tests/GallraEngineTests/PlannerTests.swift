@@ -154,14 +154,41 @@ struct PlannerTests {
         #expect(
             update.sql.contains(
                 #""national_id" = encode(sha256(convert_to($1 || x."national_id"::text, 'UTF8')), 'hex')::text"#))
+        // A path from the subject key starts at the batch's keys, not at the subject rows, and matches the link
+        // column against all of them (one index scan in table order).
         #expect(
             update.sql.contains(
-                #"FROM "shop"."customer" AS s WHERE x."customer_id" = s."id" AND s."id" = ANY (ARRAY(SELECT jsonb_array_elements_text($3::jsonb))::bigint[])"#
+                #"'hex')::text FROM unnest(ARRAY(SELECT jsonb_array_elements_text($3::jsonb))::bigint[]) AS s("id") WHERE x."customer_id" = s."id" AND x."customer_id" = ANY (ARRAY(SELECT jsonb_array_elements_text($3::jsonb))::bigint[]) RETURNING s."id"::text AS subject)"#
             ))
         #expect(update.sql.hasSuffix("SELECT subject, count(*) AS rows FROM d GROUP BY subject"))
         #expect(update.parameters == [.salt, .text("[redacted]"), .keys])
         let delete = try #require(plans[1].act)
         #expect(delete.sql.contains(#"DELETE FROM "shop"."customer" AS x WHERE x."id" = ANY ("#))
+    }
+
+    @Test func aPathFromAnotherSubjectColumnJoinsTheSubjectRow() throws {
+        let line = QualifiedName(schema: "shop", name: "order_line")
+        let lineHop = Self.hop(Self.order, "id", line, "order_id", .child)
+        let byEmail = Self.hop(Self.customer, "email", Self.order, "email", .child)
+        let planner = try Planner(
+            Self.resolved(steps: [
+                Self.step(line, [Self.orderHop, lineHop], .owned, .delete),
+                Self.step(Self.order, [byEmail], .owned, .delete),
+                Self.step(Self.customer, [], .subject, .delete),
+            ]))
+        let plans = planner.stepPlans()
+        // Two hops from the key: the batch's keys, then the first table by its link.
+        #expect(
+            try #require(plans[0].act).sql.hasPrefix(
+                #"WITH d AS (DELETE FROM "shop"."order_line" AS x USING unnest(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))::bigint[]) AS s("id"), "shop"."order" AS j1 WHERE j1."customer_id" = s."id" AND x."order_id" = j1."id" AND j1."customer_id" = ANY ("#
+            ))
+        #expect(try #require(plans[0].act).sql.contains(#"RETURNING s."id"::text AS subject"#))
+        // A link from another column of the subject row needs the row.
+        #expect(
+            try #require(plans[1].act).sql.hasPrefix(
+                #"WITH d AS (DELETE FROM "shop"."order" AS x USING "shop"."customer" AS s WHERE x."email" = s."email" AND s."id" = ANY ("#
+            ))
+        #expect(try #require(plans[1].act).sql.contains(#"RETURNING s."id"::text AS subject"#))
     }
 
     @Test func rowsTheSubjectPointsToAreCapturedLockedAndJudgedShared() throws {
@@ -293,7 +320,7 @@ struct PlannerTests {
             capture.sql.contains(#"FROM "shop"."customer" AS s, "shop"."address" AS x WHERE x."id" = s."address_id""#))
         #expect(
             capture.sql.contains(
-                #"UNION ALL SELECT s."id"::text AS subject, x."id" AS k1, 1 AS via FROM "shop"."customer" AS s, "shop"."order" AS j1, "shop"."address" AS x"#
+                #"UNION ALL SELECT s."id"::text AS subject, x."id" AS k1, 1 AS via FROM unnest(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))::bigint[]) AS s("id"), "shop"."order" AS j1, "shop"."address" AS x WHERE j1."customer_id" = s."id" AND x."id" = j1."shipping_address_id" AND j1."customer_id" = ANY ("#
             ))
         // A hashing step is done once `gallra.processed_row` holds the fingerprint of what it wrote: a scalar
         // probe per row, under the first twin's path.
