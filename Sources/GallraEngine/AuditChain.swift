@@ -149,16 +149,21 @@ public struct AuditCount: Sendable, Hashable, Codable {
 /// Subject digests: HMAC-SHA-256 of `table:key` under the secret audit key, so the trail proves
 /// what happened to a subject without holding the subject's key in clear.
 public struct SubjectDigester: Sendable {
-    private let key: [UInt8]
+    private let hmac: HMACSHA256
 
     /// `key` is the secret from the audit key file; at least 32 bytes.
     public init(key: [UInt8]) {
-        self.key = key
+        hmac = HMACSHA256(key: key)
     }
 
     /// The digest of subject `key` of `table` (schema-qualified, as the plan names it).
     public func digest(table: String, key subjectKey: String) -> String {
-        Digest.hex(Digest.hmacSHA256(key: key, message: Array("\(table):\(subjectKey)".utf8)))
+        var message: [UInt8] = []
+        message.reserveCapacity(table.utf8.count + 1 + subjectKey.utf8.count)
+        message.append(contentsOf: table.utf8)
+        message.append(0x3a)
+        message.append(contentsOf: subjectKey.utf8)
+        return Digest.hex(hmac.authenticate(message))
     }
 }
 
@@ -171,8 +176,10 @@ private struct FieldEncoder {
     }
 
     mutating func append(_ text: String) {
-        let utf8 = Array(text.utf8)
-        bytes += Array(String(utf8.count).utf8) + [0x3a] + utf8 + [0x0a]
+        bytes.append(contentsOf: String(text.utf8.count).utf8)
+        bytes.append(0x3a)
+        bytes.append(contentsOf: text.utf8)
+        bytes.append(0x0a)
     }
 
     mutating func append(_ number: Int) {

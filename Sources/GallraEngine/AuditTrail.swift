@@ -65,28 +65,35 @@ public enum AuditTrail {
     /// batch's records are its largest client-side work, and a generic encoder spends most of a batch's client
     /// time on them.
     static func recordsJSON(_ records: [AuditRecord]) -> String {
-        var tables: [String: String] = [:]
-        var text = "["
-        text.reserveCapacity(64 + records.count * (100 + 80 * (records.first?.counts.count ?? 0)))
-        for (index, record) in records.enumerated() {
-            if index > 0 { text += "," }
-            text += #"{"subject_digest":"# + JSONValue.string(record.subjectDigest).canonicalText + #","counts":["#
-            for (number, count) in record.counts.enumerated() {
-                if number > 0 { text += "," }
-                let table =
-                    tables[count.table]
-                    ?? {
-                        let quoted = JSONValue.string(count.table).canonicalText
-                        tables[count.table] = quoted
-                        return quoted
-                    }()
-                text +=
-                    #"{"action":""# + count.action.rawValue + #"","rows":"# + String(count.rows) + #","table":"#
-                    + table + "}"
-            }
-            text += "]}"
+        var quoted: [String: String] = [:]
+        func quote(_ text: String) -> String {
+            if let known = quoted[text] { return known }
+            let value = JSONValue.string(text).canonicalText
+            quoted[text] = value
+            return value
         }
-        return text + "]"
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + records.count * (100 + 80 * (records.first?.counts.count ?? 0)))
+        out.append(UInt8(ascii: "["))
+        for (index, record) in records.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: #"{"subject_digest":"#.utf8)
+            out.append(contentsOf: JSONValue.string(record.subjectDigest).canonicalText.utf8)
+            out.append(contentsOf: #","counts":["#.utf8)
+            for (number, count) in record.counts.enumerated() {
+                if number > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: #"{"action":""#.utf8)
+                out.append(contentsOf: count.action.rawValue.utf8)
+                out.append(contentsOf: #"","rows":"#.utf8)
+                out.append(contentsOf: String(count.rows).utf8)
+                out.append(contentsOf: #","table":"#.utf8)
+                out.append(contentsOf: quote(count.table).utf8)
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(contentsOf: "]}".utf8)
+        }
+        out.append(UInt8(ascii: "]"))
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -14,15 +14,7 @@ public enum Digest {
 
     /// HMAC-SHA-256 of `message` under `key`.
     public static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        var block = key.count > SHA256.blockSize ? sha256(key) : key
-        block += [UInt8](repeating: 0, count: SHA256.blockSize - block.count)
-        var inner = SHA256()
-        inner.update(block.map { $0 ^ 0x36 })
-        inner.update(message)
-        var outer = SHA256()
-        outer.update(block.map { $0 ^ 0x5c })
-        outer.update(inner.finish())
-        return outer.finish()
+        HMACSHA256(key: key).authenticate(message)
     }
 
     /// Lower-case hexadecimal.
@@ -45,6 +37,28 @@ public enum Digest {
             difference |= a[index] ^ b[index]
         }
         return difference == 0
+    }
+}
+
+/// HMAC-SHA-256 under one key: the padded key's two blocks are compressed once, so that each message costs
+/// two compressions fewer (a batch digests a thousand subject keys under the audit key).
+struct HMACSHA256 {
+    private var inner = SHA256()
+    private var outer = SHA256()
+
+    init(key: [UInt8]) {
+        var block = key.count > SHA256.blockSize ? Digest.sha256(key) : key
+        block += [UInt8](repeating: 0, count: SHA256.blockSize - block.count)
+        inner.update(block.map { $0 ^ 0x36 })
+        outer.update(block.map { $0 ^ 0x5c })
+    }
+
+    func authenticate(_ message: [UInt8]) -> [UInt8] {
+        var inner = inner
+        inner.update(message)
+        var outer = outer
+        outer.update(inner.finish())
+        return outer.finish()
     }
 }
 

@@ -37,6 +37,12 @@ public enum JSONValue: Sendable, Hashable {
 
     static func writeString(_ text: String, to out: inout String) {
         out += "\""
+        // Most strings need no escape: appended whole.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c }) {
+            out += text
+            out += "\""
+            return
+        }
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
