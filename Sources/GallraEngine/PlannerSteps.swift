@@ -213,12 +213,18 @@ extension Planner {
         var sql = SQLBuilder()
         let table = SQLText.table(step.table)
         let columns = identityColumns(step).map { SQLText.identifier($0.name) }
+        // The pairs (subject, key of a row it points to): the key is read from the link on the table before the
+        // row (`r` looks the rows up, once each), so the path stops one hop short of the row.
         let reached = group.map { twin -> String in
-            let path = batchPath(&sql, twin.step.path, lastAlias: "x", bound: false)
-            let keys = columns.enumerated().map { "x.\($1) AS k\($0 + 1)" }.joined(separator: ", ")
+            let hops = twin.step.path
+            let path = batchPath(&sql, Array(hops.dropLast()), lastAlias: "l", bound: false)
+            let holder = hops.count == 1 ? "s" : "l"
+            let links = (hops.last?.fromColumns ?? []).map { "\(holder).\(SQLText.identifier($0.name))" }
+            let keys = links.enumerated().map { "\($1) AS k\($0 + 1)" }.joined(separator: ", ")
             let via = group.count > 1 ? ", \(twin.index) AS via" : ""
+            let conditions = path.conditions + links.map { "\($0) IS NOT NULL" }
             return
-                "SELECT \(path.subject) AS subject, \(keys)\(via) FROM \(path.items.joined(separator: ", ")) WHERE \(path.conditions.joined(separator: " AND "))"
+                "SELECT \(path.subject) AS subject, \(keys)\(via) FROM \(path.items.joined(separator: ", ")) WHERE \(conditions.joined(separator: " AND "))"
         }
         let shared = shared(&sql, step, row: "x", set: .due)
         // The first twin that reaches the row from a due subject; the last when no other does (this batch's
