@@ -17,6 +17,8 @@
 #   BENCH_RATE            pgbench rate in transactions/s for the live-shop runs (default 200)
 #   BENCH_OLTP_SECONDS    length of the idle pgbench run (default 20)
 #   BENCH_WAL_COMPRESSION wal_compression of the throwaway server (default off; lz4, pglz)
+#   BENCH_SHARED_BUFFERS  shared_buffers of the throwaway server (default a quarter of the RAM, at most
+#                         8GB, as PostgreSQL's documentation advises for a dedicated server)
 #   BENCH_SKIP            space-separated run groups to skip: naive anonymize plan live
 #   BENCH_PACED_PAUSE     limits.pause of the paced live run (default: the policy's default)
 #   BENCH_KEEP=1          keep the throwaway server and the work directory
@@ -39,6 +41,8 @@ BATCHES=${BENCH_BATCHES:-1000 10000}
 RATE=${BENCH_RATE:-200}
 OLTP_SECONDS=${BENCH_OLTP_SECONDS:-20}
 WALC=${BENCH_WAL_COMPRESSION:-off}
+ram_mb=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
+BUFFERS=${BENCH_SHARED_BUFFERS:-$(( ram_mb / 4 < 8192 ? ram_mb / 4 : 8192 ))MB}
 SKIP=" ${BENCH_SKIP:-} "
 PACED_PAUSE=${BENCH_PACED_PAUSE:-default}
 AS_OF='2026-11-29 00:00:00+00'
@@ -86,12 +90,15 @@ ALTER SYSTEM SET max_wal_size = '20GB';
 ALTER SYSTEM SET checkpoint_timeout = '1h';
 ALTER SYSTEM SET wal_compression = '$WALC';
 ALTER SYSTEM SET maintenance_work_mem = '512MB';
-SELECT pg_reload_conf();
+ALTER SYSTEM SET shared_buffers = '$BUFFERS';
 SQL
+    scripts/pg.sh restart "$work/pg"
 else
     server="$GALLRA_DATABASE"
 fi
 q() { psql "$server dbname=${2:-$RUNDB}" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
+buffers=$(q "SHOW shared_buffers" postgres)
+log "shared_buffers $buffers, wal_compression $(q "SHOW wal_compression" postgres)"
 # libpq conninfo parts for pganonymize
 host=$(psql "$server dbname=postgres" -qAtX -c "SELECT coalesce(inet_server_addr()::text, current_setting('unix_socket_directories'))" | cut -d, -f1)
 port=$(psql "$server dbname=postgres" -qAtX -c "SHOW port")
@@ -206,12 +213,12 @@ measure() {
 record() { # NAME SUBJECTS ROWS [SCALE_TO_SUBJECTS] [extra json]
     local name=$1 subjects=$2 rows=$3 scale=${4:-} extra=${5:-"{}"}
     read -r _ kind t0 t1 wal longest rss lockwait <"$work/m.$name"
-    python3 - "$name" "$kind" "$t0" "$t1" "$wal" "$longest" "$rss" "$subjects" "$rows" "$scale" "$extra" "$N" "$WALC" "${lockwait:-0}" >>"$results" <<'PY'
+    python3 - "$name" "$kind" "$t0" "$t1" "$wal" "$longest" "$rss" "$subjects" "$rows" "$scale" "$extra" "$N" "$WALC" "${lockwait:-0}" "$buffers" >>"$results" <<'PY'
 import json, sys
-name, kind, t0, t1, wal, longest, rss, subjects, rows, scale, extra, n, walc, lockwait = sys.argv[1:]
+name, kind, t0, t1, wal, longest, rss, subjects, rows, scale, extra, n, walc, lockwait, buffers = sys.argv[1:]
 wall = float(t1) - float(t0)
 subjects, rows = int(subjects), int(rows)
-r = {"run": name, "kind": kind, "bench_n": int(n), "wal_compression": walc,
+r = {"run": name, "kind": kind, "bench_n": int(n), "wal_compression": walc, "shared_buffers": buffers,
      "wall_s": round(wall, 3), "subjects": subjects, "rows": rows,
      "subjects_per_s": round(subjects / wall, 1) if wall else None,
      "rows_per_s": round(rows / wall, 1) if wall else None,

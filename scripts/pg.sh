@@ -5,6 +5,7 @@
 #                             a streaming standby of the cluster in PRIMARY_DIR (pg_basebackup -R), started
 #                             in DIR once it streams; print its conninfo. Its application_name on the
 #                             primary (pg_stat_replication) is its cluster_name, gallra_test_replica.
+#   scripts/pg.sh restart DIR restart it (after ALTER SYSTEM of a setting that needs a restart)
 #   scripts/pg.sh stop DIR    stop it and remove DIR
 # It listens on a unix socket in DIR and on 127.0.0.1 at a free port; local connections are
 # trusted (the cluster lives for one run and only on loopback). `password_user` has a password
@@ -12,8 +13,8 @@
 # the password paths of libpq can be tested.
 set -euo pipefail
 
-cmd=${1:?usage: pg.sh start|replica|stop DIR}
-dir=${2:?usage: pg.sh start|replica|stop DIR}
+cmd=${1:?usage: pg.sh start|replica|restart|stop DIR}
+dir=${2:?usage: pg.sh start|replica|restart|stop DIR}
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -n "$bindir" ] || { echo "pg.sh: no PostgreSQL server found (apt-get install postgresql)" >&2; exit 69; }
 
@@ -98,6 +99,10 @@ CONF
     echo "$port" >"$dir/port"
     echo "host=$dir port=$port user=postgres dbname=postgres"
     ;;
+restart)
+    as_postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 restart >/dev/null \
+        || { cat "$dir/server.log" >&2; exit 70; }
+    ;;
 stop)
     if [ -f "$dir/data/postmaster.pid" ]; then
         as_postgres "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
@@ -105,7 +110,7 @@ stop)
     rm -rf "$dir"
     ;;
 *)
-    echo "usage: pg.sh start|replica|stop DIR" >&2
+    echo "usage: pg.sh start|replica|restart|stop DIR" >&2
     exit 64
     ;;
 esac
