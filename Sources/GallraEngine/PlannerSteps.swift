@@ -65,36 +65,30 @@ extension Planner {
                 ? "" : " \(set == nil ? "USING" : "FROM") " + reached.items.joined(separator: ", ")
             let target = set.map { "UPDATE \(table) AS x SET \($0)\(from)" } ?? "DELETE FROM \(table) AS x\(from)"
             modify =
-                "\(target) WHERE \(reached.conditions.joined(separator: " AND ")) RETURNING \(reached.subject) AS subject"
+                "\(target) WHERE \(reached.conditions.joined(separator: " AND ")) RETURNING \(key("s"))::text AS subject"
         }
         return sql.statement(
             "WITH d AS (\(modify))\nSELECT subject, count(*) AS rows FROM d GROUP BY subject")
     }
 
-    /// The rows reached along `path` from the batch's subjects: FROM items, join conditions (membership in the
-    /// batch included) and the subject key as text. A path that starts with a link to the subject key needs no
+    /// The rows reached along `path` from the batch's subjects, with `s` the subject: FROM items and join
+    /// conditions, membership in the batch included. A path that starts with a link to the subject key needs no
     /// lookup of the subject rows (the batch's subjects are locked, so they exist): `s` is the batch's keys
     /// themselves, and the first table's link column is also matched against them as a whole, so that the server
     /// fetches the batch's rows with one index scan over all keys, in table order, instead of one lookup per
     /// subject. (The key comes from `s`, not from the link column: an update that detaches the row nulls it.)
     func batchPath(
         _ sql: inout SQLBuilder, _ path: [JoinHop], lastAlias: String, bound: Bool
-    ) -> (items: [String], conditions: [String], subject: String) {
+    ) -> (items: [String], conditions: [String]) {
         let joined = SQLPath(path, from: "s", prefix: "j", lastAlias: lastAlias, bound: bound)
         if let first = path.first, first.from == resolved.subject.table,
             first.fromColumns.map(\.name) == [resolved.subject.key.name], first.toColumns.count == 1
         {
             let link = "\(path.count == 1 ? lastAlias : "j1").\(SQLText.identifier(first.toColumns[0].name))"
             let member = member(&sql, .batch, key: link)
-            return (
-                ["unnest(\(batchKeys(&sql))) AS s(\(keyColumn))"] + joined.items, joined.joins + [member],
-                "\(key("s"))::text"
-            )
+            return (["unnest(\(batchKeys(&sql))) AS s(\(keyColumn))"] + joined.items, joined.joins + [member])
         }
-        return (
-            ["\(subjectTable) AS s"] + joined.items, joined.joins + [member(&sql, .batch, key: key("s"))],
-            "\(key("s"))::text"
-        )
+        return (["\(subjectTable) AS s"] + joined.items, joined.joins + [member(&sql, .batch, key: key("s"))])
     }
 
     /// Whether row `row` of a path's last table is reached from a subject of `set` along `path`.
@@ -224,7 +218,7 @@ extension Planner {
             let via = group.count > 1 ? ", \(twin.index) AS via" : ""
             let conditions = path.conditions + links.map { "\($0) IS NOT NULL" }
             return
-                "SELECT \(path.subject) AS subject, \(keys)\(via) FROM \(path.items.joined(separator: ", ")) WHERE \(conditions.joined(separator: " AND "))"
+                "SELECT \(key("s"))::text AS subject, \(keys)\(via) FROM \(path.items.joined(separator: ", ")) WHERE \(conditions.joined(separator: " AND "))"
         }
         let shared = shared(&sql, step, row: "x", set: .due)
         // The first twin that reaches the row from a due subject; the last when no other does (this batch's
