@@ -43,6 +43,10 @@ OLTP_SECONDS=${BENCH_OLTP_SECONDS:-20}
 WALC=${BENCH_WAL_COMPRESSION:-off}
 ram_mb=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
 BUFFERS=${BENCH_SHARED_BUFFERS:-$(( ram_mb / 4 < 8192 ? ram_mb / 4 : 8192 ))MB}
+[[ "$BUFFERS" =~ ^[0-9]+(kB|MB|GB|TB)?$ ]] || {
+    echo "bench/run.sh: BENCH_SHARED_BUFFERS=$BUFFERS is not a size; give one as PostgreSQL writes it, e.g. 256MB or 4GB" >&2
+    exit 64
+}
 SKIP=" ${BENCH_SKIP:-} "
 PACED_PAUSE=${BENCH_PACED_PAUSE:-default}
 AS_OF='2026-11-29 00:00:00+00'
