@@ -327,10 +327,13 @@ final class DaemonLoop {
                 ? ReplicaThrottle(
                     limits: configuration.replicaLag, source: PostgresReplicaLagSource(connection: connection))
                 : nil
+            let (database, password, logger) = (configuration.database, configuration.password, self.logger)
             let options = RunOptions(
                 mode: .live, trigger: trigger, statementTimeout: configuration.statementTimeout,
                 lockTimeout: configuration.lockTimeout, gallraVersion: configuration.gallraVersion,
-                throttle: throttle)
+                throttle: throttle,
+                // A policy's parallel batches: connections beyond the run's own, closed when the policy is done.
+                connect: { try await PostgresConnection.connect(database, password: password, logger: logger) })
             let report = try await Engine(connection: connection, auditKey: configuration.auditKey, logger: logger)
                 .run(live, options: options) { progress in
                     // Also called at every poll while batches are paused for replica lag, so that a long

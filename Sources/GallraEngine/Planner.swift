@@ -219,17 +219,19 @@ public struct Planner: Sendable {
         PlannedStatement(sql: "SELECT count(*) AS rows FROM \(subjectTable)", parameters: [])
     }
 
-    /// The next batch: up to `$limit` due subjects after `$afterKey` in key order, locked, skipping rows
-    /// another transaction holds (they are left for a later run). Returns `key` as text.
+    /// The next batch: up to `$limit` due subjects after `$afterKey` (and, for a retry, up to `$upToKey`) in key
+    /// order, locked, skipping rows another transaction holds (they are left for a later run). Returns `key` as
+    /// text.
     ///
     /// A subject the policy deletes is locked `FOR UPDATE`, which also holds off a row being inserted that
     /// references it (an order placed meanwhile fails its foreign key check after the batch, instead of being
     /// left behind). A subject whose row remains is locked `FOR NO KEY UPDATE`: a returning customer's update
     /// still waits for the batch, but inserts that only reference the row do not.
-    public func pickBatch(afterKey: Bool) -> PlannedStatement {
+    public func pickBatch(afterKey: Bool, upToKey: Bool = false) -> PlannedStatement {
         var sql = SQLBuilder()
         let due = due(&sql, alias: "s")
-        let after = afterKey ? "\n  AND \(key("s")) > \(sql.bind(.afterKey))::text::\(resolved.subject.keyType)" : ""
+        var after = afterKey ? "\n  AND \(key("s")) > \(sql.bind(.afterKey))::text::\(resolved.subject.keyType)" : ""
+        if upToKey { after += "\n  AND \(key("s")) <= \(sql.bind(.upToKey))::text::\(resolved.subject.keyType)" }
         let text = """
             SELECT \(key("s"))::text AS key
             FROM \(subjectTable) AS s
@@ -321,6 +323,8 @@ public enum PlanParameter: Sendable, Hashable {
     case keys
     /// The last key of the previous batch, as text.
     case afterKey
+    /// The last key a batch picked at its first attempt, as text: its retries pick within the same range.
+    case upToKey
     /// A row limit (`bigint`).
     case limit
     /// The policy's hash secret (text, hex), derived from the audit key.

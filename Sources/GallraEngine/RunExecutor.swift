@@ -251,6 +251,7 @@ public struct Engine: Sendable {
         var runID: String = ""
         var keys: String = "[]"
         var afterKey: String?
+        var upToKey: String?
         var limit: Int = 0
         var salt: String = ""
         var rows: String = "[]"
@@ -262,6 +263,7 @@ public struct Engine: Sendable {
             case .asOf: .timestamptz(bindings.asOf)
             case .keys: .jsonb(bindings.keys)
             case .afterKey: bindings.afterKey.map { .text($0) } ?? .null
+            case .upToKey: bindings.upToKey.map { .text($0) } ?? .null
             case .limit: .int64(Int64(bindings.limit))
             case .salt: .text(bindings.salt)
             case .policyName: .text(bindings.policyName)
@@ -280,12 +282,24 @@ public struct Engine: Sendable {
     }
 }
 
-/// The batch's picked keys, kept outside the transaction so that a skipped batch's range is known.
+/// The batch's picked keys, kept outside the transaction: the first attempt's fix the batch's range, and the last
+/// attempt's are the subjects of a skipped batch.
 final class PickedKeys: Sendable {
-    private let keys = Mutex<[String]>([])
+    private let state = Mutex<(keys: [String], range: [String]?)>(([], nil))
 
-    func set(_ value: [String]) { keys.withLock { $0 = value } }
-    var value: [String] { keys.withLock { $0 } }
+    /// Records an attempt's keys; true for the first attempt that picked.
+    func set(_ keys: [String]) -> Bool {
+        state.withLock {
+            $0.keys = keys
+            guard $0.range == nil else { return false }
+            $0.range = keys
+            return true
+        }
+    }
+    /// The last attempt's keys.
+    var value: [String] { state.withLock { $0.keys } }
+    /// The first attempt's keys, once it picked.
+    var range: [String]? { state.withLock { $0.range } }
 }
 
 /// What one committed batch did.
@@ -348,92 +362,19 @@ struct LivePolicyRun: Sendable {
 
         let cap = options.allowLarge ? Int.max : limits.maxSubjectsPerRun
         let total = min(report.expiring, cap)
-        let started = ContinuousClock.now
-        var rowsDone = 0
-        // A shared row two subjects in different batches use is retained in each batch: counted once per run,
-        // as the dry run counts it (only shared rows are held here, never more than the run reaches).
-        var retained = plans.map { _ in Set<String>() }
-        var last: String?
-        var number = 0
-        while report.processed < cap {
-            try Task.checkCancellation()
-            if let throttle = options.throttle {
-                let done = report.processed
-                try await throttle.waitWhileLagging(
-                    logger: logger, metadata: ["policy": "\(name)", "policy.version": "\(policy.version)"],
-                    throttledSeconds: &report.throttledSeconds
-                ) { excess in
-                    progress(
-                        RunProgress(
-                            policy: name, subjectsDone: done, subjectsTotal: total, rowsPerSecond: 0,
-                            estimatedRemaining: nil, pausedBy: "\(excess)"))
+        let tally = BatchTally(report: report, cap: cap, batchSize: limits.batchSize, total: total)
+        let connections = await self.connections(total: total, limits: limits)
+        let shared = bindings
+        await withTaskGroup(of: Void.self) { group in
+            for connection in connections {
+                group.addTask {
+                    await self.work(on: connection, planner: planner, plans: plans, bindings: shared, tally: tally)
                 }
             }
-            number += 1
-            let limit = min(limits.batchSize, cap - report.processed)
-            let batchStarted = ContinuousClock.now
-            let picked = PickedKeys()
-            var attempt = 0
-            var outcome: BatchOutcome?
-            while outcome == nil {
-                attempt += 1
-                do {
-                    var batch = bindings
-                    batch.afterKey = last
-                    batch.limit = limit
-                    let frozen = batch
-                    outcome = try await connection.transaction { connection in
-                        try await self.batch(
-                            planner: planner, plans: plans, bindings: frozen, picked: picked, on: connection)
-                    }
-                } catch {
-                    if Task.isCancelled { throw CancellationError() }
-                    guard Engine.isBatchError(error) else { throw error }
-                    if attempt < options.maxAttempts {
-                        try await Task.sleep(for: backoff(attempt))
-                        continue
-                    }
-                    let keys = picked.value
-                    guard let lastKey = keys.last else { throw error }
-                    let postgres = error as? PostgresError
-                    report.skippedBatches.append(
-                        BatchFailure(
-                            batch: number, subjects: keys.count, attempts: attempt, error: Engine.describe(error),
-                            sqlState: postgres?.sqlState))
-                    logger.error(
-                        "batch \(number) skipped after \(attempt) attempts: \(Engine.describe(error))",
-                        metadata: JournalEvent.batchSkipped.metadata([
-                            "policy": "\(name)", "policy.version": "\(policy.version)", "subjects": "\(keys.count)",
-                        ]))
-                    last = lastKey
-                    break
-                }
-            }
-            guard let outcome else { continue }
-            guard let lastKey = outcome.picked.last else { break }
-            last = lastKey
-            report.batches += outcome.subjects > 0 ? 1 : 0
-            report.processed += outcome.subjects
-            for (index, counts) in outcome.steps.enumerated() {
-                report.steps[index].rows += counts.rows
-                retained[index].formUnion(counts.retained)
-                report.steps[index].retained = retained[index].count
-                rowsDone += counts.rows
-            }
-            let elapsed = ContinuousClock.now - started
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            let remaining =
-                report.processed > 0
-                ? elapsed * (Double(max(0, total - report.processed)) / Double(report.processed)) : nil
-            let current = RunProgress(
-                policy: name, subjectsDone: report.processed, subjectsTotal: total,
-                rowsPerSecond: seconds > 0 ? Double(rowsDone) / seconds : 0, estimatedRemaining: remaining)
-            progress(current)
-            // Fewer keys than asked for: no due subject is left after this batch, so no pause.
-            if outcome.picked.count < limit { break }
-            // Reported again during a long pause, so that the daemon's watchdog stays fed (`pause` may be an hour).
-            try await Pacing.pause(limits.pause.after(batch: ContinuousClock.now - batchStarted)) { progress(current) }
         }
+        for extra in connections.dropFirst() { await extra.close() }
+        report = await tally.report
+        if let failure = await tally.failure { throw failure }
         if report.processed < total {
             // Subjects the batches did not take: those of skipped batches, and those another transaction had
             // locked when their batch picked (SKIP LOCKED), or no longer due. Say how many are left.
@@ -443,6 +384,129 @@ struct LivePolicyRun: Sendable {
                 logger.warning(
                     "\(report.stillDue) subject(s) still due after the last batch (in skipped batches or locked by another transaction); a later run takes them",
                     metadata: ["policy": "\(name)"])
+            }
+        }
+    }
+
+    /// The connections the policy's batches run on: the run's own, and for `limits.parallel` the others
+    /// `options.connect` opens (no more than the batches need). A connection that cannot be opened is logged and
+    /// the run goes on with those it has.
+    func connections(total: Int, limits: Limits) async -> [PostgresConnection] {
+        var connections = [engine.connection]
+        let batches = (total + limits.batchSize - 1) / max(1, limits.batchSize)
+        guard let connect = options.connect else { return connections }
+        while connections.count < min(limits.parallel, batches) {
+            do {
+                connections.append(try await connect())
+            } catch {
+                logger.warning(
+                    "cannot open another connection for parallel batches (limits.parallel \(limits.parallel)); going on with \(connections.count): \(Engine.describe(error))",
+                    metadata: ["policy": "\(name)"])
+                break
+            }
+        }
+        return connections
+    }
+
+    /// One connection's batches: takes the next range of subjects in turn, runs it as one transaction, pauses,
+    /// and again, until no due subject is left, the run's cap is reached, or a batch fails the policy (the
+    /// error goes to `tally`; the other connections finish the batch they are in).
+    func work(
+        on connection: PostgresConnection, planner: Planner, plans: [StepPlan], bindings: Engine.Bindings,
+        tally: BatchTally
+    ) async {
+        var claim: BatchClaim?
+        do {
+            while true {
+                try Task.checkCancellation()
+                claim = await tally.claim()
+                guard let claim else { return }
+                // Only the connection whose turn it is to pick waits for the standbys: pauses do not overlap.
+                if let throttle = options.throttle {
+                    let done = await tally.processed
+                    var throttled = 0.0
+                    do {
+                        try await throttle.waitWhileLagging(
+                            logger: logger, metadata: ["policy": "\(name)", "policy.version": "\(policy.version)"],
+                            throttledSeconds: &throttled
+                        ) { excess in
+                            progress(
+                                RunProgress(
+                                    policy: name, subjectsDone: done, subjectsTotal: tally.total, rowsPerSecond: 0,
+                                    estimatedRemaining: nil, pausedBy: "\(excess)"))
+                        }
+                    } catch {
+                        await tally.addThrottled(throttled)
+                        throw error
+                    }
+                    await tally.addThrottled(throttled)
+                }
+                let batchStarted = ContinuousClock.now
+                guard let outcome = try await self.attempts(claim, connection, planner, plans, bindings, tally)
+                else { continue }
+                let current = await tally.finished(claim, outcome)
+                progress(current)
+                // Fewer keys than asked for: no due subject is left after this batch, so no pause.
+                if outcome.picked.count < claim.limit { return }
+                // Reported again during a long pause, so that the daemon's watchdog stays fed (`pause` may be an
+                // hour).
+                try await Pacing.pause(
+                    policy.resolved.policy.limits.pause.after(batch: ContinuousClock.now - batchStarted)
+                ) {
+                    progress(current)
+                }
+            }
+        } catch {
+            await tally.fail(error, claim: claim)
+        }
+    }
+
+    /// Runs one batch, retrying batch errors with backoff. Returns nil when the batch was skipped after its last
+    /// attempt (recorded in `tally`).
+    func attempts(
+        _ claim: BatchClaim, _ connection: PostgresConnection, _ planner: Planner, _ plans: [StepPlan],
+        _ bindings: Engine.Bindings, _ tally: BatchTally
+    ) async throws -> BatchOutcome? {
+        let picked = PickedKeys()
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                var batch = bindings
+                batch.afterKey = claim.after
+                batch.limit = claim.limit
+                if let range = picked.range {
+                    // A retry picks within the range its first attempt took: the next batch has started after it.
+                    guard let last = range.last else { return BatchOutcome(picked: [], subjects: 0, steps: []) }
+                    batch.upToKey = last
+                }
+                let frozen = batch
+                return try await connection.transaction { connection in
+                    try await self.batch(
+                        planner: planner, plans: plans, bindings: frozen, picked: picked, on: connection
+                    ) { keys in await tally.picked(claim, keys) }
+                }
+            } catch {
+                if Task.isCancelled { throw CancellationError() }
+                guard Engine.isBatchError(error) else { throw error }
+                if attempt < options.maxAttempts {
+                    try await Task.sleep(for: backoff(attempt))
+                    continue
+                }
+                guard let range = picked.range, !range.isEmpty else { throw error }
+                let postgres = error as? PostgresError
+                await tally.skipped(
+                    claim,
+                    BatchFailure(
+                        batch: claim.number, subjects: picked.value.count, attempts: attempt,
+                        error: Engine.describe(error), sqlState: postgres?.sqlState))
+                logger.error(
+                    "batch \(claim.number) skipped after \(attempt) attempts: \(Engine.describe(error))",
+                    metadata: JournalEvent.batchSkipped.metadata([
+                        "policy": "\(name)", "policy.version": "\(policy.version)",
+                        "subjects": "\(picked.value.count)",
+                    ]))
+                return nil
             }
         }
     }
@@ -492,7 +556,7 @@ struct LivePolicyRun: Sendable {
     /// One batch, inside its transaction.
     func batch(
         planner: Planner, plans: [StepPlan], bindings: Engine.Bindings, picked: PickedKeys,
-        on connection: isolated PostgresConnection
+        on connection: isolated PostgresConnection, published: @Sendable ([String]) async -> Void
     ) async throws -> BatchOutcome {
         // No JIT: a batch's statements are short, and compiling them (the server's cost estimate of a pick
         // reaches its JIT threshold on a large table) costs more than it saves.
@@ -500,11 +564,12 @@ struct LivePolicyRun: Sendable {
             "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true), set_config('jit', 'off', true)",
             [.text(Self.milliseconds(options.statementTimeout)), .text(Self.milliseconds(options.lockTimeout))])
         var bindings = bindings
-        let pick = planner.pickBatch(afterKey: bindings.afterKey != nil)
+        let pick = planner.pickBatch(afterKey: bindings.afterKey != nil, upToKey: bindings.upToKey != nil)
         let keys = try await connection.query(pick.sql, Engine.values(pick, bindings)).map {
             try $0.decode("key", as: String.self)
         }
-        picked.set(keys)
+        // The first attempt's keys fix the batch's range; the next batch may pick after it from now on.
+        if picked.set(keys) { await published(keys) }
         guard !keys.isEmpty else { return BatchOutcome(picked: [], subjects: 0, steps: []) }
         bindings.keys = Engine.jsonArray(keys)
         let confirm = planner.confirmBatch()

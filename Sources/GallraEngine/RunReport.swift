@@ -1,5 +1,6 @@
 import Foundation
 import GallraPolicy
+import GallraPostgres
 
 /// A policy to run: its resolved plan, the stored version applied, and its state.
 public struct RunPolicy: Sendable {
@@ -45,12 +46,15 @@ public struct RunOptions: Sendable {
     public var gallraVersion: String?
     /// Live runs: pauses batches while a standby lags beyond its bounds; nil: no throttling. Dry runs ignore it.
     public var throttle: ReplicaThrottle?
+    /// Opens another connection to the run's database, for a policy's `limits.parallel` batches beyond the first
+    /// (which runs on the run's own connection); nil: every batch runs on the run's connection, one at a time.
+    public var connect: (@Sendable () async throws -> PostgresConnection)?
 
     public init(
         mode: Mode, asOf: Date? = nil, allowLarge: Bool = false, trigger: String = "manual",
         statementTimeout: Duration = .seconds(60), lockTimeout: Duration = .seconds(2), maxAttempts: Int = 4,
         showKeys: Int = 0, retryBackoff: Duration = .milliseconds(200), gallraVersion: String? = nil,
-        throttle: ReplicaThrottle? = nil
+        throttle: ReplicaThrottle? = nil, connect: (@Sendable () async throws -> PostgresConnection)? = nil
     ) {
         self.mode = mode
         self.asOf = asOf
@@ -63,6 +67,7 @@ public struct RunOptions: Sendable {
         self.retryBackoff = retryBackoff
         self.gallraVersion = gallraVersion
         self.throttle = throttle
+        self.connect = connect
     }
 }
 

@@ -260,12 +260,16 @@ extension Strategy {
 }
 
 extension Limits {
+    /// `parallel` appears only when it is not 1, so that a policy written before it existed keeps its canonical
+    /// text, and so its version.
     var json: JSONValue {
-        .object([
+        var fields: [String: JSONValue] = [
             "batch_size": .number(String(batchSize)),
             "max_subjects_per_run": .number(String(maxSubjectsPerRun)),
             "max_fraction": .number(Scalar.normalizedNumber(String(maxFraction)) ?? String(maxFraction)),
             "pause": .string(pause.description),
-        ])
+        ]
+        if parallel != 1 { fields["parallel"] = .number(String(parallel)) }
+        return .object(fields)
     }
 }

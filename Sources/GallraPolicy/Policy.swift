@@ -310,19 +310,27 @@ public struct Limits: Sendable, Hashable {
     public var maxFraction: Double
     /// Wait between batches, to leave the server to the application; `pause`.
     public var pause: Pause
+    /// Batches in flight at once, each in its own transaction on its own connection; `parallel`. Each
+    /// connection pauses after its own batches, so `parallel: 2` gives the purge twice the server's time.
+    public var parallel: Int
 
-    /// Limits, by default 1000 per batch, 50 000 per run, 20 % of the table, and a pause as long as each batch
-    /// took.
+    /// The most batches a policy may have in flight.
+    public static let maximumParallel = 16
+
+    /// Limits, by default 1000 per batch, 50 000 per run, 20 % of the table, a pause three times as long as
+    /// each batch took, and one batch at a time.
     public init(
         batchSize: Int = 1000,
         maxSubjectsPerRun: Int = 50000,
         maxFraction: Double = 0.2,
-        pause: Pause = .default
+        pause: Pause = .default,
+        parallel: Int = 1
     ) {
         self.batchSize = batchSize
         self.maxSubjectsPerRun = maxSubjectsPerRun
         self.maxFraction = maxFraction
         self.pause = pause
+        self.parallel = parallel
     }
 }
 

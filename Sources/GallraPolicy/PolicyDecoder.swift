@@ -853,8 +853,9 @@ struct PolicyDecoder {
         guard
             let fields = fields(
                 node, path: path, what: "limits",
-                allowed: ["batch_size", "max_subjects_per_run", "max_fraction", "pause"],
-                example: "{ batch_size: 1000, max_subjects_per_run: 50000, max_fraction: 0.2, pause: 300% }")
+                allowed: ["batch_size", "max_subjects_per_run", "max_fraction", "pause", "parallel"],
+                example:
+                    "{ batch_size: 1000, max_subjects_per_run: 50000, max_fraction: 0.2, pause: 300%, parallel: 1 }")
         else { return nil }
         var limits = Limits()
         var ok = true
@@ -873,6 +874,15 @@ struct PolicyDecoder {
                 maximum: Self.maximumSubjectsPerRun)
             {
                 limits.maxSubjectsPerRun = value
+            } else {
+                ok = false
+            }
+        }
+        if let node = fields["parallel"] {
+            if let value = positiveInteger(
+                node, path: fields.path("parallel"), what: "parallel", maximum: Limits.maximumParallel)
+            {
+                limits.parallel = value
             } else {
                 ok = false
             }

@@ -82,13 +82,15 @@ enum InactiveCustomersOracle {
 
 @Suite("Live runs against an independently written oracle")
 struct EngineOracleTests {
-    /// One batch, and many: shared rows are judged against every due subject either way, as the oracle does.
-    @Test(arguments: [100_000, 97])
-    func inactiveCustomersDoesExactlyWhatTheOracleSays(batchSize: Int) async throws {
+    /// One batch, many, and many on three connections at once: shared rows are judged against every due subject
+    /// either way, as the oracle does.
+    @Test(arguments: [(100_000, 1), (97, 1), (97, 3)])
+    func inactiveCustomersDoesExactlyWhatTheOracleSays(batchSize: Int, parallel: Int) async throws {
         try await TestDatabase.with { database, connection in
             try await DemoShop.load(database, on: connection)
             let policy = try await DemoShop.policy("inactive-customers", on: connection) {
                 $0.policy.limits.batchSize = batchSize
+                $0.policy.limits.parallel = parallel
             }
             try await execute(InactiveCustomersOracle.setup, on: connection)
             let expectedIDs = try await connection.query("SELECT id::text AS id FROM exp_customer").map {
@@ -105,10 +107,14 @@ struct EngineOracleTests {
             let before = try await InactiveCustomersOracle.untouchedChecksums(on: connection)
 
             let progress = ProgressLog()
+            let opened = Counter()
             let report = try await DemoShop.engine(connection).run(
-                [policy], options: DemoShop.options(.live), progress: { progress.append($0) })
+                [policy], options: DemoShop.options(.live, database: database, opened: opened),
+                progress: { progress.append($0) })
 
             #expect(report.outcome == .done)
+            #expect(opened.value == parallel - 1, "one connection per parallel batch beyond the run's own")
+            #expect(try await AuditTrail.verify(on: connection).isIntact)
             let result = try #require(report.policies.first)
             #expect(result.failure == nil)
             #expect(result.expiring == expectedIDs.count)

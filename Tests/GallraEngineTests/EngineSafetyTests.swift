@@ -55,11 +55,14 @@ struct EngineSafetyTests {
         }
     }
 
-    @Test func aFailingBatchRollsBackWholeIsRetriedThenSkipped() async throws {
+    /// On one connection, and on three: a retry picks within its batch's range, while the batches after it go on.
+    @Test(arguments: [1, 3])
+    func aFailingBatchRollsBackWholeIsRetriedThenSkipped(parallel: Int) async throws {
         try await TestDatabase.with { database, connection in
             try await DemoShop.load(database, on: connection)
             let policy = try await DemoShop.policy("inactive-customers", on: connection) {
                 $0.policy.limits.batchSize = 100
+                $0.policy.limits.parallel = parallel
             }
             let due = try await Self.dueIDs(on: connection)
             let victim = due[150]  // in the second batch
@@ -67,13 +70,13 @@ struct EngineSafetyTests {
             try await execute(
                 [
                     """
-                    CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+                    CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
                     BEGIN
                         IF OLD.id = \(victim) THEN RAISE EXCEPTION 'test: customer refuses to go'; END IF;
                         RETURN OLD;
                     END $$
                     """,
-                    "CREATE TRIGGER refuse BEFORE DELETE ON shop.customer FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse()",
+                    "CREATE TRIGGER refuse BEFORE DELETE ON shop.customer FOR EACH ROW EXECUTE FUNCTION public.refuse()",
                 ], on: connection)
             let list = PostgresValue.text("{" + batch.map(String.init).joined(separator: ",") + "}")
             let batchRows = """
@@ -87,7 +90,8 @@ struct EngineSafetyTests {
                 #"SELECT * FROM shop."order" WHERE customer_id = ANY ('\#(String(describing: list.string!))'::bigint[])"#,
                 on: connection)
 
-            let report = try await DemoShop.engine(connection).run([policy], options: DemoShop.options(.live))
+            let report = try await DemoShop.engine(connection).run(
+                [policy], options: DemoShop.options(.live, database: database))
             #expect(report.outcome == .partial)
             let result = try #require(report.policies.first)
             #expect(result.failure == nil)
@@ -117,6 +121,79 @@ struct EngineSafetyTests {
                 try await scalar("SELECT count(*) FROM gallra.audit_block", as: Int.self, on: connection)
                     == result.batches)
             #expect(try await scalar("SELECT outcome FROM gallra.run", as: String.self, on: connection) == "partial")
+        }
+    }
+
+    /// An error that is not the batch's (here a privilege) fails the policy on whichever connection meets it; the
+    /// other connections finish the batch they are in and start no other. Every due subject is then either done
+    /// whole and audited, or untouched.
+    @Test func aPolicyFailingOnOneConnectionLeavesEveryBatchWholeOnTheOthers() async throws {
+        try await TestDatabase.with { database, connection in
+            try await DemoShop.load(database, on: connection)
+            let policy = try await DemoShop.policy("inactive-customers", on: connection) {
+                $0.policy.limits.batchSize = 50
+                $0.policy.limits.parallel = 3
+            }
+            let due = try await Self.dueIDs(on: connection)
+            let victim = due[400]
+            try await execute(
+                [
+                    """
+                    CREATE FUNCTION public.forbid() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN
+                        IF OLD.id = \(victim) THEN
+                            RAISE EXCEPTION 'test: not allowed' USING ERRCODE = 'insufficient_privilege';
+                        END IF;
+                        RETURN OLD;
+                    END $$
+                    """,
+                    "CREATE TRIGGER forbid BEFORE DELETE ON shop.customer FOR EACH ROW EXECUTE FUNCTION public.forbid()",
+                ], on: connection)
+            let dueList = PostgresValue.text("{" + due.map(String.init).joined(separator: ",") + "}")
+            let wishlistsBefore = try await scalar(
+                "SELECT count(*) FROM shop.wishlist_item WHERE customer_id = ANY ($1::bigint[])", [dueList],
+                as: Int.self, on: connection)
+
+            let report = try await DemoShop.engine(connection).run(
+                [policy], options: DemoShop.options(.live, database: database))
+            #expect(report.outcome == .failed)
+            let result = try #require(report.policies.first)
+            #expect(result.failure?.contains("not allowed") == true)
+            #expect(result.processed > 0 && result.processed < due.count)
+
+            // The deleted subjects are exactly the audited ones, each deleted with all its rows.
+            let deleted = try await connection.query(
+                "SELECT k AS id FROM unnest($1::bigint[]) AS k WHERE NOT EXISTS (SELECT FROM shop.customer WHERE id = k)",
+                [dueList]
+            ).map { try $0.decode("id", as: Int64.self) }
+            #expect(deleted.count == result.processed)
+            #expect(!deleted.contains(victim))
+            let digests = Set(
+                try await connection.query("SELECT subject_digest FROM gallra.audit_subject").map {
+                    try $0.decode("subject_digest", as: String.self)
+                })
+            #expect(
+                digests
+                    == Set(
+                        deleted.map {
+                            Digest.hex(
+                                Digest.hmacSHA256(key: DemoShop.keyBytes, message: Array("shop.customer:\($0)".utf8)))
+                        }))
+            let wishlistsLeft = try await scalar(
+                "SELECT count(*) FROM shop.wishlist_item WHERE customer_id = ANY ($1::bigint[])", [dueList],
+                as: Int.self, on: connection)
+            #expect(
+                wishlistsBefore - wishlistsLeft == result.tables.first { $0.table == "shop.wishlist_item" }?.deleted)
+            #expect(
+                try await scalar(
+                    "SELECT count(*) FROM shop.wishlist_item WHERE customer_id <> ALL ($1::bigint[]) AND customer_id = ANY ($2::bigint[])",
+                    [.text("{" + deleted.map(String.init).joined(separator: ",") + "}"), dueList], as: Int.self,
+                    on: connection) == wishlistsLeft)
+            #expect(try await AuditTrail.verify(on: connection).isIntact)
+            #expect(
+                try await scalar("SELECT count(*) FROM gallra.audit_block", as: Int.self, on: connection)
+                    == result.batches)
+            #expect(try await scalar("SELECT outcome FROM gallra.run", as: String.self, on: connection) == "failed")
         }
     }
 

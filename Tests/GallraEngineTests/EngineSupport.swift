@@ -44,8 +44,20 @@ enum DemoShop {
         Engine(connection: connection, auditKey: key ? try auditKey() : nil)
     }
 
-    static func options(_ mode: RunOptions.Mode, allowLarge: Bool = false) -> RunOptions {
-        RunOptions(mode: mode, asOf: asOf, allowLarge: allowLarge, retryBackoff: .milliseconds(10))
+    /// Run options at the demo instant; with `database`, parallel batches connect to it and `opened` counts
+    /// the connections they open.
+    static func options(
+        _ mode: RunOptions.Mode, allowLarge: Bool = false, database: TestDatabase? = nil,
+        opened: Counter = Counter()
+    ) -> RunOptions {
+        var options = RunOptions(mode: mode, asOf: asOf, allowLarge: allowLarge, retryBackoff: .milliseconds(10))
+        if let database {
+            options.connect = {
+                opened.increment()
+                return try await database.connect()
+            }
+        }
+        return options
     }
 
     /// The demo shop's tables.
@@ -93,6 +105,13 @@ extension TestDatabase {
         process.waitUntilExit()
         try #require(process.terminationStatus == 0, "psql -f \(path) failed: \(message)")
     }
+}
+
+/// Counts calls.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    func increment() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
 }
 
 /// Collects progress reports.

@@ -131,6 +131,12 @@ struct BadInputTests {
             "max_fraction: expected a fraction of the subject table greater than 0 and at most 1 (like 0.2 or 20%), got \"0\""
         ),
         BadInput(
+            "no batch in flight", "\(minimal)\nlimits: { parallel: 0 }", 8, 21,
+            "parallel: expected a positive integer up to 16, got \"0\""),
+        BadInput(
+            "more batches in flight than allowed", "\(minimal)\nlimits:\n  parallel: 64", 9, 13,
+            "parallel: expected a positive integer up to 16, got \"64\""),
+        BadInput(
             "a batch size that is not a number", "\(minimal)\nlimits:\n  batch_size: many", 9, 15,
             "batch_size: expected a positive integer up to 100000, got \"many\""),
         BadInput(

@@ -188,7 +188,7 @@ struct PolicyDocumentTests {
                       k: { set: 12.50 }
                       l: set(true)
                       m: { set: "NO" }
-                limits: { batch_size: 10, max_subjects_per_run: 100, max_fraction: 1, pause: 200ms }
+                limits: { batch_size: 10, max_subjects_per_run: 100, max_fraction: 1, pause: 200ms, parallel: 4 }
                 """)
         let policy = try Policy(parsing: good)
         #expect(policy.subject == Subject(table: QualifiedName(schema: "HR", name: "Employee"), key: column("EmpNo")))
@@ -237,7 +237,9 @@ struct PolicyDocumentTests {
         #expect(
             policy.limits
                 == Limits(
-                    batchSize: 10, maxSubjectsPerRun: 100, maxFraction: 1, pause: .fixed(.milliseconds(200))))
+                    batchSize: 10, maxSubjectsPerRun: 100, maxFraction: 1, pause: .fixed(.milliseconds(200)),
+                    parallel: 4))
+        #expect(policy.canonicalJSON.contains(#""parallel":4"#))
         #expect(policy.state == .draft)
         #expect(policy.schedule == nil)
         #expect(try Policy(parsing: policy.canonicalJSON) == policy)

@@ -121,7 +121,7 @@ struct Run: AsyncParsableCommand {
                 ? ReplicaThrottle(limits: limits, source: PostgresReplicaLagSource(connection: connection)) : nil
             let options = RunOptions(
                 mode: dryRun ? .dry : .live, asOf: selection.instant, allowLarge: allowLarge, trigger: "manual",
-                gallraVersion: BuildInfo.version, throttle: throttle)
+                gallraVersion: BuildInfo.version, throttle: throttle, connect: { try await context.connect() })
             let progress = ProgressLine(enabled: selection.format == .text && isatty(2) == 1)
             let report = try await Engine(connection: connection, auditKey: key, logger: context.logger).run(
                 runnable.policies, options: options, progress: { progress.show($0) })
