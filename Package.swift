@@ -23,6 +23,8 @@ let package = Package(
         // System libraries, found with pkg-config (Debian: libpq-dev, libsystemd-dev).
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // glibc's <malloc.h>.
+        .systemLibrary(name: "CMalloc"),
 
         // libpq: connections, parameters, transactions, errors, cancellation.
         .target(
@@ -79,6 +81,7 @@ let package = Package(
         .executableTarget(
             name: "gallra",
             dependencies: [
+                "CMalloc",
                 "GallraDaemon",
                 "GallraEngine",
                 "GallraPolicy",

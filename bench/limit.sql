@@ -52,7 +52,7 @@ INSERT INTO c SELECT customer_ref, 'shop.newsletter_log', 'deleted', count(*) FR
 WITH d AS (
     UPDATE shop."order" o
        SET email = CASE WHEN o.email IS NULL THEN NULL ELSE
-                   'anon-' || left(encode(sha256(convert_to(:'salt' || o::text, 'UTF8')), 'hex'), 19)
+                   'anon-' || left(encode(sha256(convert_to(:'salt' || 'shop."order".email:' || o.id, 'UTF8')), 'hex'), 19)
                    || '@example.invalid' END,
            full_name = '[redacted]', phone = NULL,
            birth_date = date_trunc('year', o.birth_date)::date, customer_id = NULL

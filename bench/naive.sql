@@ -22,7 +22,7 @@ UPDATE shop.address ad SET street = '[redacted]', phone = NULL
    AND NOT EXISTS (SELECT FROM shop."order" o WHERE o.shipping_address_id = ad.id
                    AND o.customer_id IS DISTINCT FROM %1$s);
 UPDATE shop."order" o
-   SET email = 'anon-' || left(encode(sha256(convert_to(%2$L || o::text, 'UTF8')), 'hex'), 19) || '@example.invalid',
+   SET email = 'anon-' || left(encode(sha256(convert_to(%2$L || 'shop."order".email:' || o.id, 'UTF8')), 'hex'), 19) || '@example.invalid',
        full_name = '[redacted]', phone = NULL, birth_date = date_trunc('year', o.birth_date)::date,
        customer_id = NULL
  WHERE o.customer_id = %1$s;

@@ -14,6 +14,9 @@
 #   BENCH_NAIVE           subjects the naive baseline purges (default 20000; its figures are per
 #                         subject, the wall time is scaled to all subjects)
 #   BENCH_BATCHES         gallra batch sizes (default "1000 10000")
+#   BENCH_PARALLEL        limits.parallel values of the full-speed gallra runs, each run with every batch
+#                         size and for the anonymize-only policy (default "1 2"; runs with 1 are named
+#                         gallra-b1000, those with 2 gallra-b1000-p2)
 #   BENCH_RATE            pgbench rate in transactions/s for the live-shop runs (default 200)
 #   BENCH_OLTP_SECONDS    length of the idle pgbench run (default 20)
 #   BENCH_WAL_COMPRESSION wal_compression of the throwaway server (default off; lz4, pglz)
@@ -38,6 +41,7 @@ done
 N=${BENCH_N:-1000000}
 NAIVE=${BENCH_NAIVE:-20000}
 BATCHES=${BENCH_BATCHES:-1000 10000}
+PARALLEL=${BENCH_PARALLEL:-1 2}
 RATE=${BENCH_RATE:-200}
 OLTP_SECONDS=${BENCH_OLTP_SECONDS:-20}
 WALC=${BENCH_WAL_COMPRESSION:-off}
@@ -47,6 +51,12 @@ BUFFERS=${BENCH_SHARED_BUFFERS:-$(( ram_mb / 4 < 8192 ? ram_mb / 4 : 8192 ))MB}
     echo "bench/run.sh: BENCH_SHARED_BUFFERS=$BUFFERS is not a size; give one as PostgreSQL writes it, e.g. 256MB or 4GB" >&2
     exit 64
 }
+for p in $PARALLEL; do
+    [[ "$p" =~ ^([1-9]|1[0-6])$ ]] || {
+        echo "bench/run.sh: BENCH_PARALLEL=\"$PARALLEL\" holds $p; give values of limits.parallel from 1 to 16, e.g. \"1 2\"" >&2
+        exit 64
+    }
+done
 SKIP=" ${BENCH_SKIP:-} "
 PACED_PAUSE=${BENCH_PACED_PAUSE:-default}
 AS_OF='2026-11-29 00:00:00+00'
@@ -146,13 +156,15 @@ salt=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 # The gallra policies: the demo policy with the batch size asked for and no run limit, and an
 # anonymize-only policy on the same orders.
-policy() { # batch_size file [pause]: pause 0 (full speed) unless given; "default" leaves the policy's default
+policy() { # batch_size file [pause [parallel]]: pause 0 (full speed) unless given; "default" leaves the
+    # policy's default; parallel 1 unless given
     local pause=", pause: ${3:-0}"
     [ "${3:-}" != default ] || pause=""
     sed -e "s/^policy: inactive-customers/policy: bench-inactive-customers/" \
-        -e "s/^limits:.*/limits: { batch_size: $1, max_subjects_per_run: 100000000, max_fraction: 0.5$pause }/" \
+        -e "s/^limits:.*/limits: { batch_size: $1, max_subjects_per_run: 100000000, max_fraction: 0.5$pause, parallel: ${4:-1} }/" \
         config/policies/inactive-customers.yaml >"$2"
 }
+suffix() { [ "$1" = 1 ] || echo "-p$1"; } # a run name's suffix for limits.parallel
 cat >"$work/anonymize-orders.yaml" <<'YAML'
 policy: bench-anonymize-orders
 state: active
@@ -167,7 +179,7 @@ data:
       full_name: redact
       phone: null
       birth_date: truncate(year)
-limits: { batch_size: 1000, max_subjects_per_run: 100000000, max_fraction: 0.5, pause: 0 }
+limits: { batch_size: 1000, max_subjects_per_run: 100000000, max_fraction: 0.5, pause: 0, parallel: PARALLEL }
 YAML
 
 fresh() { # a fresh copy of the template, after a checkpoint
@@ -267,13 +279,16 @@ fi
 
 # 4. gallra run --once.
 for b in $BATCHES; do
-    log "4. gallra run --once, batch $b"
-    fresh
-    policy "$b" "$work/policy-$b.yaml"
-    GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-$b.yaml" >/dev/null
-    GALLRA_DATABASE="$db" measure "gallra-b$b" gallra "$gallra" run --once --as-of "$AS_OF_ISO" --format json
-    read -r g_subjects g_rows < <(gallra_counts "$work/out.gallra-b$b")
-    record "gallra-b$b" "$g_subjects" "$g_rows"
+    for p in $PARALLEL; do
+        name="gallra-b$b$(suffix "$p")"
+        log "4. gallra run --once, batch $b, parallel $p"
+        fresh
+        policy "$b" "$work/policy-$name.yaml" 0 "$p"
+        GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-$name.yaml" >/dev/null
+        GALLRA_DATABASE="$db" measure "$name" gallra "$gallra" run --once --as-of "$AS_OF_ISO" --format json
+        read -r g_subjects g_rows < <(gallra_counts "$work/out.$name")
+        record "$name" "$g_subjects" "$g_rows"
+    done
 done
 
 # 3. Anonymization only: pganonymize vs gallra on the same order columns of the same rows.
@@ -309,11 +324,15 @@ YAML
     measure pganonymize sql "$venv/bin/pganonymize" --schema "$work/pganonymize.yaml" --dbname "$RUNDB" \
         --host "$host" --port "$port" --user "$user" --init-sql "SET search_path = shop, public"
     record pganonymize "$lim_subjects" "$anon_rows" "" '{"note": "rows = orders anonymized; birth_date cleared (no truncate provider)"}'
-    fresh
-    GALLRA_DATABASE="$db" "$gallra" policy apply "$work/anonymize-orders.yaml" >/dev/null
-    GALLRA_DATABASE="$db" measure gallra-anonymize gallra "$gallra" run --once --as-of "$AS_OF_ISO" --format json
-    read -r g_subjects g_rows < <(gallra_counts "$work/out.gallra-anonymize")
-    record gallra-anonymize "$g_subjects" "$g_rows"
+    for p in $PARALLEL; do
+        name="gallra-anonymize$(suffix "$p")"
+        fresh
+        sed "s/PARALLEL/$p/" "$work/anonymize-orders.yaml" >"$work/policy-$name.yaml"
+        GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-$name.yaml" >/dev/null
+        GALLRA_DATABASE="$db" measure "$name" gallra "$gallra" run --once --as-of "$AS_OF_ISO" --format json
+        read -r g_subjects g_rows < <(gallra_counts "$work/out.$name")
+        record "$name" "$g_subjects" "$g_rows"
+    done
 fi
 
 # gallra plan vs the equivalent COUNT(*) queries.
@@ -445,10 +464,10 @@ plan = next((r for r in runs if r["run"] == "gallra-plan"), None)
 cnt = next((r for r in runs if r["run"] == "count-queries"), None)
 if plan and cnt:
     plan["wall_vs_count_queries"] = round(plan["wall_s"] / cnt["wall_s"], 2)
-anon = next((r for r in runs if r["run"] == "gallra-anonymize"), None)
 pga = next((r for r in runs if r["run"] == "pganonymize"), None)
-if anon and pga:
-    anon["rows_per_s_vs_pganonymize"] = round(anon["rows_per_s"] / pga["rows_per_s"], 2)
+for anon in (r for r in runs if r["run"].startswith("gallra-anonymize")):
+    if pga:
+        anon["rows_per_s_vs_pganonymize"] = round(anon["rows_per_s"] / pga["rows_per_s"], 2)
 cols = ["run", "wall_s", "subjects", "rows", "subjects_per_s", "rows_per_s", "rows_per_s_vs_limit",
         "wal_bytes_per_subject", "wal_per_subject_vs_limit", "longest_xact_s", "peak_rss_kb",
         "oltp_p50_ms", "oltp_p99_ms", "oltp_p99_vs_idle", "oltp_max_ms", "returning_max_ms", "longest_lock_wait_s"]

@@ -53,12 +53,12 @@ extension Planner {
             case .delete:
                 modify = "DELETE FROM \(table) AS x WHERE \(member) RETURNING \(key("x"))::text AS subject"
             case .anonymize(let columns):
-                let set = assignments(&sql, columns)
+                let set = assignments(&sql, step, columns)
                 modify = "UPDATE \(table) AS x SET \(set) WHERE \(member) RETURNING \(key("x"))::text AS subject"
             }
         } else {
             var set: String?
-            if case .anonymize(let columns) = step.action { set = assignments(&sql, columns) }
+            if case .anonymize(let columns) = step.action { set = assignments(&sql, step, columns) }
             let reached = batchPath(&sql, step.path, lastAlias: "x", bound: true)
             let from =
                 reached.items.isEmpty
@@ -168,7 +168,7 @@ extension Planner {
         guard case .anonymize(let columns) = step.action else { return nil }
         if isIdempotent(step) {
             let current = columns.map { "\(row).\(SQLText.identifier($0.column.name))" }
-            let anonymized = columns.map { strategyExpression(&sql, $0, row: row) }
+            let anonymized = columns.map { strategyExpression(&sql, step, $0, row: row) }
             return "jsonb_build_array(\(current.joined(separator: ", "))) "
                 + "IS DISTINCT FROM jsonb_build_array(\(anonymized.joined(separator: ", ")))"
         }
@@ -277,7 +277,7 @@ extension Planner {
         case .delete:
             modify = "DELETE FROM \(table) AS x"
         case .anonymize(let anonymizations):
-            modify = "UPDATE \(table) AS x SET \(assignments(&sql, anonymizations))"
+            modify = "UPDATE \(table) AS x SET \(assignments(&sql, step, anonymizations))"
         }
         let rows = columns.map { "v.\($0)" }.joined(separator: ", ")
         let rowsParameter = sql.bind(.rows)
@@ -364,8 +364,8 @@ extension Planner {
     // MARK: - Anonymization
 
     /// `"email" = <expression>, ...` for the target alias `x`.
-    func assignments(_ sql: inout SQLBuilder, _ columns: [ResolvedAnonymization]) -> String {
-        columns.map { "\(SQLText.identifier($0.column.name)) = \(strategyExpression(&sql, $0))" }
+    func assignments(_ sql: inout SQLBuilder, _ step: ResolvedStep, _ columns: [ResolvedAnonymization]) -> String {
+        columns.map { "\(SQLText.identifier($0.column.name)) = \(strategyExpression(&sql, step, $0))" }
             .joined(separator: ", ")
     }
 
@@ -374,7 +374,9 @@ extension Planner {
     /// `hash` and `fake_email` use `$salt`, a per-policy secret the executor derives from the audit key
     /// (HMAC(audit key, "hash:" + policy)): salted SHA-256 computed by the server, without pgcrypto, so the
     /// audit key itself never leaves gallra. The result is a keyed pseudonym, not anonymization.
-    func strategyExpression(_ sql: inout SQLBuilder, _ column: ResolvedAnonymization, row: String = "x") -> String {
+    func strategyExpression(
+        _ sql: inout SQLBuilder, _ step: ResolvedStep, _ column: ResolvedAnonymization, row: String = "x"
+    ) -> String {
         let name = "\(row).\(SQLText.identifier(column.column.name))"
         let type = column.type
         switch column.strategy {
@@ -389,9 +391,18 @@ extension Planner {
             }
             return "encode(sha256(convert_to(\(sql.bind(.salt)) || \(name)::text, 'UTF8')), 'hex')::\(type)"
         case .fakeEmail:
-            // Unique per row: the hash covers the whole old row (its key included); 5 + 19 + 16 = 40 characters.
+            // Unique per row: the hash covers the table, the column and the row's primary key (or, for a table
+            // without one, the whole old row); 5 + 19 + 16 = 40 characters.
+            let place = SQLText.literal("\(step.table).\(column.column.name):")
+            let identity: String
+            switch step.primaryKey {
+            case .some(let key) where key.count == 1: identity = "\(row).\(SQLText.identifier(key[0].name))::text"
+            case .some(let key) where !key.isEmpty:
+                identity = "ROW(\(key.map { "\(row).\(SQLText.identifier($0.name))" }.joined(separator: ", ")))::text"
+            default: identity = "\(row)::text"
+            }
             return
-                "(CASE WHEN \(name) IS NULL THEN NULL ELSE 'anon-' || substr(encode(sha256(convert_to(\(sql.bind(.salt)) || \(row)::text, 'UTF8')), 'hex'), 1, 19) || '@example.invalid' END)::\(type)"
+                "(CASE WHEN \(name) IS NULL THEN NULL ELSE 'anon-' || substr(encode(sha256(convert_to(\(sql.bind(.salt)) || \(place) || \(identity), 'UTF8')), 'hex'), 1, 19) || '@example.invalid' END)::\(type)"
         case .truncate(let unit):
             return "date_trunc('\(unit.rawValue)', \(name))::\(type)"
         }

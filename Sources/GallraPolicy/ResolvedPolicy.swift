@@ -170,6 +170,8 @@ public struct ResolvedStep: Sendable, Hashable, Codable {
     public var notes: [String]
     /// The planner's estimate of the table's rows (-1 when never analyzed).
     public var estimatedRows: Double
+    /// The table's primary key columns; nil when it has none.
+    public var primaryKey: [ColumnName]? = nil
 }
 
 /// One anonymized column.

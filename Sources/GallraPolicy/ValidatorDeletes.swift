@@ -196,7 +196,8 @@ extension PolicyValidator {
                     dataPoint: step.dataPoint, location: source.location(of: "data[\(step.dataPoint)]"),
                     table: step.table.name, isPartitioned: step.table.kind == .partitioned, path: step.path,
                     relation: step.relation, action: step.action, identifyRowsBefore: breaker,
-                    referencedBy: referencedBy, notes: notes, estimatedRows: step.table.estimatedRows))
+                    referencedBy: referencedBy, notes: notes, estimatedRows: step.table.estimatedRows,
+                    primaryKey: step.table.primaryKey?.map { ColumnName($0) }))
         }
         return resolved
     }

