@@ -72,8 +72,17 @@ public enum AuditTrail {
             quoted[text] = value
             return value
         }
+        // The size, to allocate once: the batch's largest buffer. Exact while digests need no escaping (hex).
+        var size = 2
+        for record in records {
+            size += 34 + record.subjectDigest.utf8.count
+            for count in record.counts {
+                size += 32 + count.action.rawValue.utf8.count + quote(count.table).utf8.count
+                size += count.rows < 10 ? 1 : String(count.rows).utf8.count
+            }
+        }
         var out: [UInt8] = []
-        out.reserveCapacity(64 + records.count * (100 + 80 * (records.first?.counts.count ?? 0)))
+        out.reserveCapacity(size)
         out.append(UInt8(ascii: "["))
         for (index, record) in records.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }

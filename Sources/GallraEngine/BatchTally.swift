@@ -22,8 +22,8 @@ actor BatchTally {
 
     private var number = 0
     private var after: String?
-    /// The last pick took fewer keys than it asked for: no due subject is left after it.
-    private var exhausted = false
+    /// A pick took fewer keys than it asked for: no due subject is left after it.
+    private(set) var exhausted = false
     /// The claim whose turn it is, until its keys are picked.
     private var turn: Int?
     private var waiting: [CheckedContinuation<Void, Never>] = []

@@ -446,8 +446,9 @@ struct LivePolicyRun: Sendable {
                 else { continue }
                 let current = await tally.finished(claim, outcome)
                 progress(current)
-                // Fewer keys than asked for: no due subject is left after this batch, so no pause.
-                if outcome.picked.count < claim.limit { return }
+                // A pick took fewer keys than it asked for: no due subject is left after it, so no pause. (Not this
+                // batch's own count: a retry picks within its first attempt's range, and may find fewer there.)
+                if await tally.exhausted { return }
                 // Reported again during a long pause, so that the daemon's watchdog stays fed (`pause` may be an
                 // hour).
                 try await Pacing.pause(
@@ -592,7 +593,7 @@ struct LivePolicyRun: Sendable {
             }
         }
 
-        var perSubject: [String: [AuditCountKey: Int]] = [:]
+        var perSubject = SubjectCounts(subjects: subjects)
         var stepCounts: [(rows: Int, retained: Set<String>)] = plans.map { _ in (0, []) }
         for plan in plans {
             let table = plan.step.table.description
@@ -602,7 +603,7 @@ struct LivePolicyRun: Sendable {
                 for row in try await connection.query(act.sql, Engine.values(act, bindings)) {
                     let subject = try row.decode("subject", as: String.self)
                     let count = try row.decode("rows", as: Int.self)
-                    perSubject[subject, default: [:]][AuditCountKey(table: table, action: action), default: 0] += count
+                    perSubject.add(count, subject: subject, table: table, action: action)
                     rows += count
                 }
                 stepCounts[plan.index].rows += rows
@@ -631,12 +632,9 @@ struct LivePolicyRun: Sendable {
                 var seen: Set<[String]> = []
                 for row in rows where seen.insert([row.subject, row.row]).inserted {
                     if acted.contains(row.row) {
-                        perSubject[row.subject, default: [:]][
-                            AuditCountKey(table: table, action: action), default: 0] +=
-                            1
+                        perSubject.add(1, subject: row.subject, table: table, action: action)
                     } else if shared.contains(row.row) {
-                        perSubject[row.subject, default: [:]][
-                            AuditCountKey(table: table, action: .retained), default: 0] += 1
+                        perSubject.add(1, subject: row.subject, table: table, action: .retained)
                     }
                 }
             }
@@ -647,9 +645,7 @@ struct LivePolicyRun: Sendable {
         let records = subjects.map { subject in
             AuditRecord(
                 subjectDigest: digester.digest(table: subjectTable, key: subject),
-                counts: (perSubject[subject] ?? [:]).map {
-                    AuditCount(table: $0.key.table, action: $0.key.action, rows: $0.value)
-                })
+                counts: perSubject.counts(of: subject))
         }
         try await AuditTrail.append(
             records: records, run: runID, policy: name, policyVersion: policy.version, on: connection)
@@ -683,4 +679,45 @@ struct CapturedRow {
 struct AuditCountKey: Hashable {
     var table: String
     var action: AuditCount.Action
+}
+
+/// A batch's rows per subject and per table and action: one column of counts per table and action, a row per
+/// subject (a dictionary per subject held ten times the memory).
+struct SubjectCounts {
+    private let position: [String: Int]
+    private var kinds: [AuditCountKey] = []
+    private var columns: [AuditCountKey: Int] = [:]
+    private var counts: [[Int]] = []
+
+    init(subjects: [String]) {
+        var position: [String: Int] = [:]
+        position.reserveCapacity(subjects.count)
+        for (index, subject) in subjects.enumerated() { position[subject] = index }
+        self.position = position
+    }
+
+    /// Adds `rows` to a subject of the batch (others are not counted).
+    mutating func add(_ rows: Int, subject: String, table: String, action: AuditCount.Action) {
+        guard let row = position[subject] else { return }
+        let key = AuditCountKey(table: table, action: action)
+        let column: Int
+        if let known = columns[key] {
+            column = known
+        } else {
+            column = kinds.count
+            kinds.append(key)
+            columns[key] = column
+            counts.append(Array(repeating: 0, count: position.count))
+        }
+        counts[column][row] += rows
+    }
+
+    /// A subject's counts, without zeros.
+    func counts(of subject: String) -> [AuditCount] {
+        guard let row = position[subject] else { return [] }
+        return kinds.indices.compactMap { column in
+            counts[column][row] > 0
+                ? AuditCount(table: kinds[column].table, action: kinds[column].action, rows: counts[column][row]) : nil
+        }
+    }
 }
