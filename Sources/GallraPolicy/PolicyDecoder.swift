@@ -859,34 +859,17 @@ struct PolicyDecoder {
         else { return nil }
         var limits = Limits()
         var ok = true
-        if let node = fields["batch_size"] {
-            if let value = positiveInteger(
-                node, path: fields.path("batch_size"), what: "batch_size", maximum: Self.maximumBatchSize)
-            {
-                limits.batchSize = value
+        func integer(_ name: String, maximum: Int, into field: WritableKeyPath<Limits, Int>) {
+            guard let node = fields[name] else { return }
+            if let value = positiveInteger(node, path: fields.path(name), what: name, maximum: maximum) {
+                limits[keyPath: field] = value
             } else {
                 ok = false
             }
         }
-        if let node = fields["max_subjects_per_run"] {
-            if let value = positiveInteger(
-                node, path: fields.path("max_subjects_per_run"), what: "max_subjects_per_run",
-                maximum: Self.maximumSubjectsPerRun)
-            {
-                limits.maxSubjectsPerRun = value
-            } else {
-                ok = false
-            }
-        }
-        if let node = fields["parallel"] {
-            if let value = positiveInteger(
-                node, path: fields.path("parallel"), what: "parallel", maximum: Limits.maximumParallel)
-            {
-                limits.parallel = value
-            } else {
-                ok = false
-            }
-        }
+        integer("batch_size", maximum: Self.maximumBatchSize, into: \.batchSize)
+        integer("max_subjects_per_run", maximum: Self.maximumSubjectsPerRun, into: \.maxSubjectsPerRun)
+        integer("parallel", maximum: Limits.maximumParallel, into: \.parallel)
         if let node = fields["max_fraction"] {
             if let value = fraction(node) {
                 limits.maxFraction = value
