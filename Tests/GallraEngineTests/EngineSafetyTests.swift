@@ -3,6 +3,7 @@ import Foundation
 import GallraEngine
 import GallraPolicy
 import GallraPostgres
+import Logging
 import Testing
 
 @Suite("Live runs: guard, atomicity, concurrency")
@@ -194,6 +195,37 @@ struct EngineSafetyTests {
                 try await scalar("SELECT count(*) FROM gallra.audit_block", as: Int.self, on: connection)
                     == result.batches)
             #expect(try await scalar("SELECT outcome FROM gallra.run", as: String.self, on: connection) == "failed")
+        }
+    }
+
+    /// A server that refuses the extra connections (here: none listens where they go) leaves the policy to the run's
+    /// own connection, with a warning that says so.
+    @Test func parallelBatchesGoOnWithTheConnectionsThatOpen() async throws {
+        try await TestDatabase.with { database, connection in
+            try await DemoShop.load(database, on: connection)
+            let policy = try await DemoShop.policy("inactive-customers", on: connection) {
+                $0.policy.limits.batchSize = 100
+                $0.policy.limits.parallel = 4
+            }
+            let due = try await Self.dueIDs(on: connection)
+            var options = DemoShop.options(.live)
+            let attempts = Counter()
+            options.connect = {
+                attempts.increment()
+                return try await PostgresConnection.connect(
+                    "host=/nonexistent-gallra-socket-dir port=1 connect_timeout=2")
+            }
+            let log = LogRecorder()
+            let report = try await Engine(connection: connection, auditKey: try DemoShop.auditKey(), logger: log.logger)
+                .run([policy], options: options)
+            #expect(report.outcome == .done)
+            #expect(report.policies.first?.processed == due.count)
+            #expect(attempts.value == 1, "the first refusal ends the attempts")
+            let warning = try #require(log.messages(at: .warning).first)
+            #expect(
+                warning.contains(
+                    "cannot open another connection for parallel batches (limits.parallel 4); going on with 1"))
+            #expect(try await AuditTrail.verify(on: connection).isIntact)
         }
     }
 
