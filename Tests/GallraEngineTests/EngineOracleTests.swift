@@ -157,9 +157,7 @@ struct EngineOracleTests {
             let digests = try await connection.query(
                 "SELECT subject_digest FROM gallra.audit_subject"
             ).map { try $0.decode("subject_digest", as: String.self) }
-            let expectedDigests = expectedIDs.map {
-                Digest.hex(Digest.hmacSHA256(key: DemoShop.keyBytes, message: Array("shop.customer:\($0)".utf8)))
-            }
+            let expectedDigests = expectedIDs.map { DemoShop.digest(customer: $0) }
             #expect(digests.count == expectedIDs.count)
             #expect(Set(digests) == Set(expectedDigests))
             let audited = try await scalar(

@@ -108,16 +108,9 @@ struct EngineSafetyTests {
                 try await checksum(
                     #"SELECT * FROM shop."order" WHERE customer_id = ANY ('\#(String(describing: list.string!))'::bigint[])"#,
                     on: connection) == ordersBefore)
-            let digests = Set(
-                try await connection.query("SELECT subject_digest FROM gallra.audit_subject").map {
-                    try $0.decode("subject_digest", as: String.self)
-                })
+            let digests = try await DemoShop.auditedDigests(on: connection)
             #expect(digests.count == due.count - 100)
-            for id in batch {
-                let digest = Digest.hex(
-                    Digest.hmacSHA256(key: DemoShop.keyBytes, message: Array("shop.customer:\(id)".utf8)))
-                #expect(!digests.contains(digest))
-            }
+            for id in batch { #expect(!digests.contains(DemoShop.digest(customer: id))) }
             #expect(
                 try await scalar("SELECT count(*) FROM gallra.audit_block", as: Int.self, on: connection)
                     == result.batches)
@@ -169,17 +162,8 @@ struct EngineSafetyTests {
             ).map { try $0.decode("id", as: Int64.self) }
             #expect(deleted.count == result.processed)
             #expect(!deleted.contains(victim))
-            let digests = Set(
-                try await connection.query("SELECT subject_digest FROM gallra.audit_subject").map {
-                    try $0.decode("subject_digest", as: String.self)
-                })
             #expect(
-                digests
-                    == Set(
-                        deleted.map {
-                            Digest.hex(
-                                Digest.hmacSHA256(key: DemoShop.keyBytes, message: Array("shop.customer:\($0)".utf8)))
-                        }))
+                try await DemoShop.auditedDigests(on: connection) == Set(deleted.map { DemoShop.digest(customer: $0) }))
             let wishlistsLeft = try await scalar(
                 "SELECT count(*) FROM shop.wishlist_item WHERE customer_id = ANY ($1::bigint[])", [dueList],
                 as: Int.self, on: connection)

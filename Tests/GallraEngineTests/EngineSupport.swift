@@ -16,6 +16,19 @@ enum DemoShop {
 
     static func auditKey() throws -> AuditKey { try AuditKey(bytes: keyBytes) }
 
+    /// The audit digest of a customer, recomputed from the test key.
+    static func digest(customer id: some CustomStringConvertible) -> String {
+        Digest.hex(Digest.hmacSHA256(key: keyBytes, message: Array("shop.customer:\(id)".utf8)))
+    }
+
+    /// The subject digests in the audit trail.
+    static func auditedDigests(on connection: PostgresConnection) async throws -> Set<String> {
+        Set(
+            try await connection.query("SELECT subject_digest FROM gallra.audit_subject").map {
+                try $0.decode("subject_digest", as: String.self)
+            })
+    }
+
     /// Loads `config/demo/schema.sql` and `generate.sql` with `customers`, and migrates gallra's schema.
     static func load(_ database: TestDatabase, on connection: PostgresConnection, customers: Int = 2000) async throws {
         try database.runScript(sourceRoot.appendingPathComponent("config/demo/schema.sql").path)
