@@ -18,7 +18,7 @@
 #                         size and for the anonymize-only policy (default "1 2"; runs with 1 are named
 #                         gallra-b1000, those with 2 gallra-b1000-p2)
 #   BENCH_RATE            pgbench rate in transactions/s for the live-shop runs (default 200)
-#   BENCH_OLTP_SECONDS    length of the idle pgbench run (default 20)
+#   BENCH_OLTP_SECONDS    length of the idle pgbench run (default 60)
 #   BENCH_WAL_COMPRESSION wal_compression of the throwaway server (default off; lz4, pglz)
 #   BENCH_SHARED_BUFFERS  shared_buffers of the throwaway server (default a quarter of the RAM, at most
 #                         8GB, as PostgreSQL's documentation advises for a dedicated server)
@@ -43,7 +43,7 @@ NAIVE=${BENCH_NAIVE:-20000}
 BATCHES=${BENCH_BATCHES:-1000 10000}
 PARALLEL=${BENCH_PARALLEL:-1 2}
 RATE=${BENCH_RATE:-200}
-OLTP_SECONDS=${BENCH_OLTP_SECONDS:-20}
+OLTP_SECONDS=${BENCH_OLTP_SECONDS:-60}
 WALC=${BENCH_WAL_COMPRESSION:-off}
 ram_mb=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
 BUFFERS=${BENCH_SHARED_BUFFERS:-$(( ram_mb / 4 < 8192 ? ram_mb / 4 : 8192 ))MB}
@@ -191,19 +191,21 @@ db="$server dbname=$RUNDB"
 
 results="$work/results.jsonl"
 : >"$results"
-# Longest transaction of the tool measured (pgbench and autovacuum excluded), and longest lock wait
-# of any client (pgbench included: a returning customer waiting for a purge), on the run database,
-# every 0.2 s.
+# Every 0.2 s, on the run database: the longest transaction of the tool measured (pgbench and
+# autovacuum excluded), the longest lock wait of any client (pgbench included: a returning customer
+# waiting for a purge), and how many autovacuum workers are at work on it. One line per sample,
+# "epoch longest_xact lock_wait autovacuum_workers", in $work/sampler.
 start_sampler() {
-    printf "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)) FILTER (WHERE application_name <> 'pgbench' AND xact_start IS NOT NULL), 0) || ' ' || coalesce(max(extract(epoch FROM clock_timestamp() - query_start)) FILTER (WHERE wait_event_type = 'Lock'), 0) FROM pg_stat_activity WHERE datname = '%s' AND backend_type = 'client backend' AND pid <> pg_backend_pid();\n\\\\watch 0.2\n" "$RUNDB" \
+    printf "SELECT extract(epoch FROM clock_timestamp()) || ' ' || coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)) FILTER (WHERE backend_type = 'client backend' AND application_name <> 'pgbench' AND xact_start IS NOT NULL), 0) || ' ' || coalesce(max(extract(epoch FROM clock_timestamp() - query_start)) FILTER (WHERE backend_type = 'client backend' AND wait_event_type = 'Lock'), 0) || ' ' || count(*) FILTER (WHERE backend_type = 'autovacuum worker') FROM pg_stat_activity WHERE datname = '%s' AND pid <> pg_backend_pid();\n\\\\watch 0.2\n" "$RUNDB" \
         | psql "$server dbname=postgres" -qAtX >"$work/sampler" 2>/dev/null &
     sampler_pid=$!
 }
-stop_sampler() { # prints: longest transaction, longest lock wait (seconds)
+stop_sampler() { # NAME: keeps the samples as $work/sampler.NAME; prints the longest transaction and lock wait (s)
     kill "$sampler_pid" 2>/dev/null || true
     wait "$sampler_pid" 2>/dev/null || true
     sampler_pid=""
-    echo "$(awk '{print $1}' "$work/sampler" | sort -g | tail -n 1) $(awk '{print $2}' "$work/sampler" | sort -g | tail -n 1)"
+    mv "$work/sampler" "$work/sampler.$1"
+    echo "$(awk '{print $2}' "$work/sampler.$1" | sort -g | tail -n 1) $(awk '{print $3}' "$work/sampler.$1" | sort -g | tail -n 1)"
 }
 # measure NAME KIND CMD...: runs CMD on a fresh copy (the caller prepared it), records wall time,
 # WAL, longest transaction and, for gallra, peak RSS. CMD prints "subjects|rows" on fd 3's file.
@@ -222,7 +224,7 @@ measure() {
         "$@" >"$work/out.$name" 2>"$work/err.$name" || { cat "$work/err.$name" >&2; return 1; }
     fi
     t1=$(date +%s.%N)
-    read -r longest lockwait < <(stop_sampler)
+    read -r longest lockwait < <(stop_sampler "$name")
     wal=$(q "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0')" postgres)
     echo "$name $kind $t0 $t1 $wal ${longest:-0} ${rss:-0} ${lockwait:-0}" >"$work/m.$name"
 }
@@ -381,12 +383,30 @@ if ! skipped live; then
             -f "$root/bench/oltp/order.sql@20" -f "$root/bench/oltp/returning.sql@1" \
             -l --log-prefix="pgbench.$1" >"$work/pgbench.$1.out" 2>&1)
     }
-    latencies() { # NAME T0 T1: p50/p99/max in ms of transactions completed in [T0, T1], max of returning
+    # latencies NAME T0 T1 [PAUSE_PERCENT]: p50/p99/max in ms of the transactions completed in [T0, T1], the
+    # longest wait of a returning customer, and the p99 split by what else ran: with an autovacuum worker
+    # on the database or without one (from the sampler), and, for a gallra run given its pause, inside a
+    # batch or between batches. A batch ends when its audit block is written (created_at, just before the
+    # commit) and starts 1 / (1 + pause) of the way from the block before.
+    latencies() {
         cat "$work"/pgbench."$1".* 2>/dev/null | grep -v '^pgbench\|^transaction\|^$' >"$work/lat.$1" || true
-        python3 - "$work/lat.$1" "$2" "$3" <<'PY'
-import json, sys
-path, t0, t1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-lat, ret = [], []
+        : >"$work/blocks.$1"
+        [ -z "${4:-}" ] || q "SELECT extract(epoch FROM created_at) FROM gallra.audit_block ORDER BY sequence" >"$work/blocks.$1"
+        python3 - "$work/lat.$1" "$2" "$3" "$work/sampler.$1" "$work/blocks.$1" "${4:-}" <<'PY'
+import bisect, json, sys
+path, t0, t1, sampler, blocks, pause = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), *sys.argv[4:]
+samples = sorted((float(f[0]), int(f[3])) for f in (l.split() for l in open(sampler)) if len(f) == 4)
+vacuum_s = sum(b[0] - a[0] for a, b in zip(samples, samples[1:]) if a[1] and t0 <= a[0] <= t1)
+ends = sorted(float(l) for l in open(blocks) if l.strip())
+share = 1 / (1 + float(pause) / 100) if pause else 1
+batches = [(b - (b - a) * share, b) for a, b in zip(ends, ends[1:])]
+def vacuuming(when):
+    i = bisect.bisect_right(samples, (when, 1 << 30)) - 1
+    return i >= 0 and samples[i][1] > 0
+def in_batch(start, end):
+    i = bisect.bisect_right(batches, (end, end)) - 1
+    return i >= 0 and batches[i][1] > start
+lat, ret, split = [], [], {"autovacuum": [], "no_autovacuum": [], "in_batches": [], "between_batches": []}
 for line in open(path):
     f = line.split()
     if len(f) < 6 or not f[0].isdigit(): continue
@@ -395,16 +415,26 @@ for line in open(path):
     ms = int(f[2]) / 1000.0
     lat.append(ms)
     if f[3] == "3": ret.append(ms)
-lat.sort()
-pct = lambda p: round(lat[min(len(lat) - 1, int(p * len(lat)))], 2) if lat else None
-print(json.dumps({"oltp_transactions": len(lat), "oltp_p50_ms": pct(0.5), "oltp_p99_ms": pct(0.99),
-                  "oltp_max_ms": round(lat[-1], 2) if lat else None,
-                  "returning_max_ms": round(max(ret), 2) if ret else None, "returning_n": len(ret)}))
+    split["autovacuum" if vacuuming(when) else "no_autovacuum"].append(ms)
+    if len(batches) > 1 and batches[0][0] <= when <= batches[-1][1]:
+        split["in_batches" if in_batch(when - ms / 1000, when) else "between_batches"].append(ms)
+def pct(v, p):
+    v = sorted(v)
+    return round(v[min(len(v) - 1, int(p * len(v)))], 2) if v else None
+r = {"oltp_transactions": len(lat), "oltp_p50_ms": pct(lat, 0.5), "oltp_p99_ms": pct(lat, 0.99),
+     "oltp_max_ms": round(max(lat), 2) if lat else None,
+     "returning_max_ms": round(max(ret), 2) if ret else None, "returning_n": len(ret),
+     "autovacuum_s": round(vacuum_s, 1)}
+for k, v in split.items():
+    if v: r[f"oltp_p99_{k}_ms"] = pct(v, 0.99)
+print(json.dumps(r))
 PY
     }
     log "live shop: pgbench -R $RATE, idle for ${OLTP_SECONDS}s"
     fresh
+    start_sampler
     t0=$(date +%s.%N); oltp idle "$OLTP_SECONDS"; t1=$(date +%s.%N)
+    stop_sampler idle >/dev/null
     echo "oltp-idle oltp $t0 $t1 0 0 0" >"$work/m.oltp-idle"
     record oltp-idle 0 0 "" "$(latencies idle "$t0" "$t1")"
     idle_p99=$(tail -n 1 "$results" | python3 -c 'import json,sys; print(json.load(sys.stdin)["oltp_p99_ms"])')
@@ -442,7 +472,9 @@ print($g_wall * (1.5 + percent / 100))")
         GALLRA_DATABASE="$db" live_run "$name" gallra "$expected" "$gallra" run --once --as-of "$AS_OF_ISO" --format json
         read -r _ _ t0 t1 _ <"$work/m.$name"
         read -r s r < <(gallra_counts "$work/out.$name")
-        record "$name" "$s" "$r" "" "$(latencies "$name" "$t0" "$t1")"
+        pause=0
+        [ $pacing = full ] || pause=$(python3 -c "p = '$PACED_PAUSE'; print(p[:-1] if p.endswith('%') else 300 if p == 'default' else '')")
+        record "$name" "$s" "$r" "" "$(latencies "$name" "$t0" "$t1" "$pause")"
     done
 fi
 
@@ -460,6 +492,9 @@ for r in runs:
         r["wal_per_subject_vs_limit"] = round(r["wal_bytes_per_subject"] / limit["wal_bytes_per_subject"], 3)
     if idle and r.get("oltp_p99_ms") and idle.get("oltp_p99_ms"):
         r["oltp_p99_vs_idle"] = round(r["oltp_p99_ms"] / idle["oltp_p99_ms"], 2)
+        for part in ("in_batches", "between_batches", "no_autovacuum"):
+            if r.get(f"oltp_p99_{part}_ms"):
+                r[f"oltp_p99_{part}_vs_idle"] = round(r[f"oltp_p99_{part}_ms"] / idle["oltp_p99_ms"], 2)
 plan = next((r for r in runs if r["run"] == "gallra-plan"), None)
 cnt = next((r for r in runs if r["run"] == "count-queries"), None)
 if plan and cnt:
@@ -470,9 +505,11 @@ for anon in (r for r in runs if r["run"].startswith("gallra-anonymize")):
         anon["rows_per_s_vs_pganonymize"] = round(anon["rows_per_s"] / pga["rows_per_s"], 2)
 cols = ["run", "wall_s", "subjects", "rows", "subjects_per_s", "rows_per_s", "rows_per_s_vs_limit",
         "wal_bytes_per_subject", "wal_per_subject_vs_limit", "longest_xact_s", "peak_rss_kb",
-        "oltp_p50_ms", "oltp_p99_ms", "oltp_p99_vs_idle", "oltp_max_ms", "returning_max_ms", "longest_lock_wait_s"]
+        "oltp_p50_ms", "oltp_p99_ms", "oltp_p99_vs_idle", "oltp_p99_in_batches_ms", "oltp_p99_between_batches_ms",
+        "autovacuum_s", "oltp_p99_no_autovacuum_ms", "oltp_max_ms", "returning_max_ms", "longest_lock_wait_s"]
 short = ["run", "wall s", "subj", "rows", "subj/s", "rows/s", "x limit", "WAL B/subj", "WAL x", "longest s",
-         "RSS kB", "p50 ms", "p99 ms", "p99 x idle", "max ms", "ret max ms", "lock wait s"]
+         "RSS kB", "p50 ms", "p99 ms", "p99 x idle", "p99 batch", "p99 pause", "autovac s", "p99 no av", "max ms",
+         "ret max ms", "lock wait s"]
 table = [short] + [["" if r.get(c) is None else str(r.get(c)) for c in cols] for r in runs]
 width = [max(len(row[i]) for row in table) for i in range(len(cols))]
 for row in table:
