@@ -231,9 +231,11 @@ measure() {
 record() { # NAME SUBJECTS ROWS [SCALE_TO_SUBJECTS] [extra json]
     local name=$1 subjects=$2 rows=$3 scale=${4:-} extra=${5:-"{}"}
     read -r _ kind t0 t1 wal longest rss lockwait <"$work/m.$name"
-    python3 - "$name" "$kind" "$t0" "$t1" "$wal" "$longest" "$rss" "$subjects" "$rows" "$scale" "$extra" "$N" "$WALC" "${lockwait:-0}" "$buffers" >>"$results" <<'PY'
-import json, sys
-name, kind, t0, t1, wal, longest, rss, subjects, rows, scale, extra, n, walc, lockwait, buffers = sys.argv[1:]
+    python3 - "$name" "$kind" "$t0" "$t1" "$wal" "$longest" "$rss" "$subjects" "$rows" "$scale" "$extra" "$N" "$WALC" "${lockwait:-0}" "$buffers" "$work/sampler.$name" >>"$results" <<'PY'
+import json, os, sys
+name, kind, t0, t1, wal, longest, rss, subjects, rows, scale, extra, n, walc, lockwait, buffers, sampler = sys.argv[1:]
+samples = [l.split() for l in open(sampler)] if os.path.exists(sampler) else []
+samples = [(float(f[0]), int(f[3])) for f in samples if len(f) == 4]
 wall = float(t1) - float(t0)
 subjects, rows = int(subjects), int(rows)
 r = {"run": name, "kind": kind, "bench_n": int(n), "wal_compression": walc, "shared_buffers": buffers,
@@ -243,7 +245,8 @@ r = {"run": name, "kind": kind, "bench_n": int(n), "wal_compression": walc, "sha
      "wal_bytes": int(float(wal)), "wal_bytes_per_subject": round(float(wal) / subjects, 1) if subjects else None,
      "longest_xact_s": round(float(longest), 3),
      "longest_lock_wait_s": round(float(lockwait), 3),
-     "peak_rss_kb": int(rss) or None}
+     "peak_rss_kb": int(rss) or None,
+     "autovacuum_s": round(sum(b[0] - a[0] for a, b in zip(samples, samples[1:]) if a[1]), 1)}
 if scale:
     r["scaled_to_subjects"] = int(scale)
     r["scaled_wall_s"] = round(wall * int(scale) / subjects, 1) if subjects else None
@@ -259,6 +262,17 @@ ps = doc["report"]["policies"]
 print(sum(p["processed"] for p in ps), sum(s["rows"] for p in ps for s in p["steps"]))
 PY
 }
+
+# Autovacuum is off for the runs that measure a tool's own work (with our own server): gallra's batches
+# commit as they go, so autovacuum would clean up after them during the run, in its time and WAL, while it
+# cleans up after the single transaction only once that has ended. The live runs turn it back on, as a
+# shop runs it.
+autovacuum() { # on|off
+    [ "$own_server" = 1 ] || return 0
+    q "ALTER SYSTEM SET autovacuum = $1" postgres
+    q "SELECT pg_reload_conf()" postgres >/dev/null
+}
+autovacuum off
 
 # 1. The limit.
 log "1. the limit: one set-based transaction (bench/limit.sql)"
@@ -376,6 +390,7 @@ fi
 
 # Live shop impact.
 if ! skipped live; then
+    autovacuum on
     oltp() { # NAME SECONDS: pgbench at a fixed rate; per-transaction log in $work/pgbench.NAME.*
         (cd "$work" && PGAPPNAME=pgbench pgbench "$server dbname=$RUNDB" -n -R "$RATE" -T "$2" -c 4 -j 2 \
             -D n_active="$n_active" -D n_expiring="$n_expiring" -D n_products="$n_products" \
@@ -463,17 +478,17 @@ PY
         fresh
         policy 1000 "$work/policy-$name.yaml" "$([ $pacing = full ] && echo 0 || echo "$PACED_PAUSE")"
         GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-$name.yaml" >/dev/null
-        # A proportional pause of P% makes the run about 1 + P/100 times as long (the default is 300%).
+        # A proportional pause of P% makes the run about 1 + P/100 times as long (the default is 900%).
         expected=$g_wall
         [ $pacing = full ] || expected=$(python3 -c "
 p = '$PACED_PAUSE'
-percent = float(p[:-1]) if p.endswith('%') else 300.0
+percent = float(p[:-1]) if p.endswith('%') else 900.0
 print($g_wall * (1.5 + percent / 100))")
         GALLRA_DATABASE="$db" live_run "$name" gallra "$expected" "$gallra" run --once --as-of "$AS_OF_ISO" --format json
         read -r _ _ t0 t1 _ <"$work/m.$name"
         read -r s r < <(gallra_counts "$work/out.$name")
         pause=0
-        [ $pacing = full ] || pause=$(python3 -c "p = '$PACED_PAUSE'; print(p[:-1] if p.endswith('%') else 300 if p == 'default' else '')")
+        [ $pacing = full ] || pause=$(python3 -c "p = '$PACED_PAUSE'; print(p[:-1] if p.endswith('%') else 900 if p == 'default' else '')")
         record "$name" "$s" "$r" "" "$(latencies "$name" "$t0" "$t1" "$pause")"
     done
 fi

@@ -855,7 +855,7 @@ struct PolicyDecoder {
                 node, path: path, what: "limits",
                 allowed: ["batch_size", "max_subjects_per_run", "max_fraction", "pause", "parallel"],
                 example:
-                    "{ batch_size: 1000, max_subjects_per_run: 50000, max_fraction: 0.2, pause: 300%, parallel: 1 }")
+                    "{ batch_size: 1000, max_subjects_per_run: 50000, max_fraction: 0.2, pause: 900%, parallel: 1 }")
         else { return nil }
         var limits = Limits()
         var ok = true

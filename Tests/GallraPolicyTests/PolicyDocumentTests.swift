@@ -59,7 +59,7 @@ let designExampleModel = Policy(
         DataPoint(table: table("shop", "newsletter_log"), via: column("customer_ref"), action: .delete),
         DataPoint(table: table("shop", "customer"), action: .delete),
     ],
-    limits: Limits(batchSize: 1000, maxSubjectsPerRun: 50000, maxFraction: 0.2, pause: .proportional(percent: 300))
+    limits: Limits(batchSize: 1000, maxSubjectsPerRun: 50000, maxFraction: 0.2, pause: .proportional(percent: 900))
 )
 
 @Suite("Policy documents")
@@ -130,7 +130,7 @@ struct PolicyDocumentTests {
         let policy = try Policy(parsing: designExample)
         #expect(
             policy.canonicalJSON
-                == #"{"data":[{"delete":true,"table":"shop.wishlist_item"},{"delete":true,"table":"shop.order_line","through":["shop.order"]},{"anonymize":{"birth_date":"truncate(year)","email":"fake_email","full_name":"redact","phone":"null"},"table":"shop.order"},{"anonymize":{"phone":"null","street":"redact"},"table":"shop.address"},{"delete":true,"table":"shop.newsletter_log","via":"customer_ref"},{"delete":true,"table":"shop.customer"}],"description":"Accounts with no activity for one year (GDPR Art. 5(1)(e)).","except":[{"column":"legal_hold","is":true}],"expires":{"activity":"last_seen_at","inactive_for":"1 year"},"limits":{"batch_size":1000,"max_fraction":0.2,"max_subjects_per_run":50000,"pause":"300%"},"policy":"inactive-customers","schedule":"daily at 03:00","state":"active","subject":{"key":"id","table":"shop.customer"}}"#
+                == #"{"data":[{"delete":true,"table":"shop.wishlist_item"},{"delete":true,"table":"shop.order_line","through":["shop.order"]},{"anonymize":{"birth_date":"truncate(year)","email":"fake_email","full_name":"redact","phone":"null"},"table":"shop.order"},{"anonymize":{"phone":"null","street":"redact"},"table":"shop.address"},{"delete":true,"table":"shop.newsletter_log","via":"customer_ref"},{"delete":true,"table":"shop.customer"}],"description":"Accounts with no activity for one year (GDPR Art. 5(1)(e)).","except":[{"column":"legal_hold","is":true}],"expires":{"activity":"last_seen_at","inactive_for":"1 year"},"limits":{"batch_size":1000,"max_fraction":0.2,"max_subjects_per_run":50000,"pause":"900%"},"policy":"inactive-customers","schedule":"daily at 03:00","state":"active","subject":{"key":"id","table":"shop.customer"}}"#
         )
     }
 
