@@ -84,7 +84,7 @@ public enum Schema {
     public static let migrationLockKey: Int64 = 0x6761_6C6C_7261_0001
 
     /// Every migration this binary knows, in version order. Append new ones; never edit an applied one.
-    public static let migrations: [Migration] = [migration1, migration2, migration3, migration4, migration5]
+    public static let migrations: [Migration] = [migration1, migration2, migration3, migration4, migration5, migration6]
 
     /// The version a fully migrated database has.
     public static var latestVersion: Int { migrations.last?.version ?? 0 }

@@ -96,6 +96,55 @@ struct MigrationTests {
         }
     }
 
+    @Test("version 6 makes the bookkeeping keys compare bytewise and keeps what was written before it")
+    func byteOrderKeys() async throws {
+        try await TestDatabase.with { _, connection in
+            let before = Array(Schema.migrations.prefix { $0.version < 6 })
+            try await Schema.migrate(on: connection, migrations: before, appliedBy: nil, logger: .init(label: "test"))
+            for statement in [
+                "INSERT INTO gallra.processed (policy, subject_key, run) VALUES ('p', '42', gen_random_uuid())",
+                """
+                INSERT INTO gallra.processed_row (policy, table_name, path, row_key, fingerprint, run)
+                VALUES ('p', 'shop.address', 'shop.customer.address_id -> shop.address.id', '{"id": 7}', 'f',
+                        gen_random_uuid())
+                """,
+                "INSERT INTO gallra.audit_subject (block, ordinal, subject_digest, counts) VALUES (1, 1, 'ab', '[]')",
+            ] {
+                try await connection.execute(statement)
+            }
+            #expect(try await Schema.migrate(on: connection).map(\.version) == [6])
+
+            let collations = try await connection.query(
+                """
+                SELECT c.relname || '.' || a.attname AS name, coalesce(k.collname, '') AS collation
+                FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+                LEFT JOIN pg_collation AS k ON k.oid = a.attcollation
+                WHERE c.relnamespace = 'gallra'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+                  AND c.relname IN ('processed', 'processed_row', 'audit_subject') AND a.atttypid = 'text'::regtype
+                ORDER BY 1
+                """
+            ).map { "\(try $0.decode("name", as: String.self)) \(try $0.decode("collation", as: String.self))" }
+            #expect(
+                collations == [
+                    "audit_subject.subject_digest C", "processed.policy C", "processed.subject_key C",
+                    "processed_row.fingerprint default", "processed_row.path C", "processed_row.policy C",
+                    "processed_row.row_key C", "processed_row.table_name C",
+                ])
+            #expect(
+                try await scalar(
+                    "SELECT count(*) FROM gallra.processed WHERE policy = 'p' AND subject_key = 42::text", as: Int.self,
+                    on: connection) == 1)
+            #expect(
+                try await scalar(
+                    "SELECT count(*) FROM gallra.processed_row WHERE row_key = '{\"id\": 7}'", as: Int.self,
+                    on: connection) == 1)
+            #expect(
+                try await scalar(
+                    "SELECT count(*) FROM gallra.audit_subject WHERE subject_digest = 'ab'", as: Int.self,
+                    on: connection) == 1)
+        }
+    }
+
     @Test("a database migrated by a newer gallra is refused with a clear error and left unchanged")
     func newerSchemaRefused() async throws {
         try await TestDatabase.with { _, connection in
