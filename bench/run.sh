@@ -59,6 +59,13 @@ for p in $PARALLEL; do
 done
 SKIP=" ${BENCH_SKIP:-} "
 PACED_PAUSE=${BENCH_PACED_PAUSE:-default}
+# The paced run's pause in percent: the policy's default (limits.pause 900%), the percentage asked
+# for, or empty for a pause given as a duration.
+case $PACED_PAUSE in
+default) PACED_PERCENT=900 ;;
+*%) PACED_PERCENT=${PACED_PAUSE%\%} ;;
+*) PACED_PERCENT="" ;;
+esac
 AS_OF='2026-11-29 00:00:00+00'
 AS_OF_ISO='2026-11-29T00:00:00Z'
 TPL=gallra_bench_tpl
@@ -480,15 +487,12 @@ PY
         GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-$name.yaml" >/dev/null
         # A proportional pause of P% makes the run about 1 + P/100 times as long (the default is 900%).
         expected=$g_wall
-        [ $pacing = full ] || expected=$(python3 -c "
-p = '$PACED_PAUSE'
-percent = float(p[:-1]) if p.endswith('%') else 900.0
-print($g_wall * (1.5 + percent / 100))")
+        [ $pacing = full ] || expected=$(python3 -c "print($g_wall * (1.5 + ${PACED_PERCENT:-900} / 100))")
         GALLRA_DATABASE="$db" live_run "$name" gallra "$expected" "$gallra" run --once --as-of "$AS_OF_ISO" --format json
         read -r _ _ t0 t1 _ <"$work/m.$name"
         read -r s r < <(gallra_counts "$work/out.$name")
         pause=0
-        [ $pacing = full ] || pause=$(python3 -c "p = '$PACED_PAUSE'; print(p[:-1] if p.endswith('%') else 900 if p == 'default' else '')")
+        [ $pacing = full ] || pause=$PACED_PERCENT
         record "$name" "$s" "$r" "" "$(latencies "$name" "$t0" "$t1" "$pause")"
     done
 fi
