@@ -405,20 +405,24 @@ if ! skipped live; then
             -f "$root/bench/oltp/order.sql@20" -f "$root/bench/oltp/returning.sql@1" \
             -l --log-prefix="pgbench.$1" >"$work/pgbench.$1.out" 2>&1)
     }
-    # latencies NAME T0 T1 [PAUSE_PERCENT]: p50/p99/max in ms of the transactions completed in [T0, T1], the
-    # longest wait of a returning customer, and the p99 split by what else ran: with an autovacuum worker
-    # on the database or without one (from the sampler), and, for a gallra run given its pause, inside a
-    # batch or between batches. A batch ends when its audit block is written (created_at, just before the
-    # commit) and starts 1 / (1 + pause) of the way from the block before.
+    # latencies NAME T0 T1 [PAUSE_PERCENT [IDLE_RUN...]]: p50/p99/max in ms of the transactions completed in
+    # [T0, T1], the longest wait of a returning customer, and the p99 split by what else ran: with an
+    # autovacuum worker on the database or without one (from the sampler), and, for a gallra run given its
+    # pause, inside a batch or between batches ($work/blocks.NAME: when its audit blocks were written). A
+    # batch ends when its audit block is written (created_at, just before the commit) and starts
+    # 1 / (1 + pause) of the way from the block before. With IDLE_RUNs, also the p99 of their transactions
+    # taken together (idle_p99_ms), which the run's ratios compare with.
     latencies() {
-        cat "$work"/pgbench."$1".* 2>/dev/null | grep -v '^pgbench\|^transaction\|^$' >"$work/lat.$1" || true
-        : >"$work/blocks.$1"
-        [ -z "${4:-}" ] || q "SELECT extract(epoch FROM created_at) FROM gallra.audit_block ORDER BY sequence" >"$work/blocks.$1"
-        python3 - "$work/lat.$1" "$2" "$3" "$work/sampler.$1" "$work/blocks.$1" "${4:-}" <<'PY'
+        local name=$1 t0=$2 t1=$3 pause=${4:-} blocks="$work/blocks.$1" idle=()
+        shift 3; shift $(( $# < 1 ? $# : 1 ))
+        for run in "$@"; do idle+=("$work/lat.$run" "$(awk '{print $3, $4}' "$work/m.$run")"); done
+        cat "$work"/pgbench."$name".* 2>/dev/null | grep -v '^pgbench\|^transaction\|^$' >"$work/lat.$name" || true
+        [ -n "$pause" ] && [ -f "$blocks" ] || : >"$blocks"
+        python3 - "$work/lat.$name" "$t0" "$t1" "$work/sampler.$name" "$blocks" "$pause" "${idle[@]}" <<'PY'
 import bisect, json, sys
-path, t0, t1, sampler, blocks, pause = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), *sys.argv[4:]
+path, t0, t1, sampler, blocks, pause = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), *sys.argv[4:7]
+idle = list(zip(sys.argv[7::2], sys.argv[8::2]))
 samples = sorted((float(f[0]), int(f[3])) for f in (l.split() for l in open(sampler)) if len(f) == 4)
-vacuum_s = sum(b[0] - a[0] for a, b in zip(samples, samples[1:]) if a[1] and t0 <= a[0] <= t1)
 ends = sorted(float(l) for l in open(blocks) if l.strip())
 share = 1 / (1 + float(pause) / 100) if pause else 1
 batches = [(b - (b - a) * share, b) for a, b in zip(ends, ends[1:])]
@@ -428,15 +432,16 @@ def vacuuming(when):
 def in_batch(start, end):
     i = bisect.bisect_right(batches, (end, end)) - 1
     return i >= 0 and batches[i][1] > start
+def transactions(path, t0, t1): # (completed at, ms, script) of the log's transactions completed in [t0, t1]
+    for line in open(path):
+        f = line.split()
+        if len(f) < 6 or not f[0].isdigit(): continue
+        when = int(f[4]) + int(f[5]) / 1e6
+        if t0 <= when <= t1: yield when, int(f[2]) / 1000.0, f[3]
 lat, ret, split = [], [], {"autovacuum": [], "no_autovacuum": [], "in_batches": [], "between_batches": []}
-for line in open(path):
-    f = line.split()
-    if len(f) < 6 or not f[0].isdigit(): continue
-    when = int(f[4]) + int(f[5]) / 1e6
-    if not (t0 <= when <= t1): continue
-    ms = int(f[2]) / 1000.0
+for when, ms, script in transactions(path, t0, t1):
     lat.append(ms)
-    if f[3] == "3": ret.append(ms)
+    if script == "3": ret.append(ms)
     split["autovacuum" if vacuuming(when) else "no_autovacuum"].append(ms)
     if len(batches) > 1 and batches[0][0] <= when <= batches[-1][1]:
         split["in_batches" if in_batch(when - ms / 1000, when) else "between_batches"].append(ms)
@@ -445,21 +450,29 @@ def pct(v, p):
     return round(v[min(len(v) - 1, int(p * len(v)))], 2) if v else None
 r = {"oltp_transactions": len(lat), "oltp_p50_ms": pct(lat, 0.5), "oltp_p99_ms": pct(lat, 0.99),
      "oltp_max_ms": round(max(lat), 2) if lat else None,
-     "returning_max_ms": round(max(ret), 2) if ret else None, "returning_n": len(ret),
-     "autovacuum_s": round(vacuum_s, 1)}
+     "returning_max_ms": round(max(ret), 2) if ret else None, "returning_n": len(ret)}
 for k, v in split.items():
     if v: r[f"oltp_p99_{k}_ms"] = pct(v, 0.99)
+if idle:
+    pooled = [ms for p, window in idle for _, ms, _ in transactions(p, *map(float, window.split()))]
+    r["idle_p99_ms"], r["idle_runs"] = pct(pooled, 0.99), [p.rsplit("lat.", 1)[1] for p, _ in idle]
 print(json.dumps(r))
 PY
     }
-    log "live shop: pgbench -R $RATE, idle for ${OLTP_SECONDS}s"
-    fresh
-    start_sampler
-    t0=$(date +%s.%N); oltp idle "$OLTP_SECONDS"; t1=$(date +%s.%N)
-    stop_sampler idle >/dev/null
-    echo "oltp-idle oltp $t0 $t1 0 0 0" >"$work/m.oltp-idle"
-    record oltp-idle 0 0 "" "$(latencies idle "$t0" "$t1")"
-    idle_p99=$(tail -n 1 "$results" | python3 -c 'import json,sys; print(json.load(sys.stdin)["oltp_p99_ms"])')
+    # The shop alone, on a fresh copy, before and after the runs it is compared with: a run's ratios are
+    # to the p99 of the idle runs on either side of it taken together, so that a host that slows down or
+    # speeds up over the invocation (a shared machine does) moves the baseline with it.
+    idle_run() { # NAME
+        log "live shop: pgbench -R $RATE alone for ${OLTP_SECONDS}s ($1)"
+        fresh
+        start_sampler
+        local t0 t1
+        t0=$(date +%s.%N); oltp "$1" "$OLTP_SECONDS"; t1=$(date +%s.%N)
+        stop_sampler "$1" >/dev/null
+        echo "$1 oltp $t0 $t1 0 0 0" >"$work/m.$1"
+        record "$1" 0 0 "" "$(latencies "$1" "$t0" "$t1")"
+    }
+    idle_run oltp-idle
 
     live_run() { # NAME KIND EXPECTED_SECONDS CMD...
         local name=$1 kind=$2 secs=$3
@@ -470,17 +483,20 @@ PY
         measure "$name" "$kind" "$@"
         wait "$pg" || true
     }
+    # The live runs are recorded once the idle run after them is done: "subjects rows" in $work/live.NAME.
     lim_wall=$(grep '"run": "limit"' "$results" | python3 -c 'import json,sys; print(json.load(sys.stdin)["wall_s"])')
     log "live shop during the limit (one statement)"
     fresh
     live_run live-limit sql "$lim_wall" psql "$db" -qAtX -v ON_ERROR_STOP=1 -v as_of="$AS_OF" -v salt="$salt" -f bench/limit.sql
-    read -r _ _ t0 t1 _ <"$work/m.live-limit"
-    IFS='|' read -r s r <"$work/out.live-limit"
-    record live-limit "$s" "$r" "" "$(latencies live-limit "$t0" "$t1")"
+    tr '|' ' ' <"$work/out.live-limit" >"$work/live.live-limit"
 
     g_wall=$(grep '"run": "gallra-b1000"' "$results" | python3 -c 'import json,sys; print(json.load(sys.stdin)["wall_s"])' 2>/dev/null || echo "$lim_wall")
     for pacing in full default; do
-        name=live-gallra-b1000; [ $pacing = full ] || name=live-gallra-paced
+        name=live-gallra-b1000
+        if [ $pacing = default ]; then
+            name=live-gallra-paced
+            idle_run oltp-idle-2 # closes the first live runs, opens the paced one
+        fi
         log "live shop during gallra run --once (batch 1000, $pacing pacing)"
         fresh
         policy 1000 "$work/policy-$name.yaml" "$([ $pacing = full ] && echo 0 || echo "$PACED_PAUSE")"
@@ -489,11 +505,17 @@ PY
         expected=$g_wall
         [ $pacing = full ] || expected=$(python3 -c "print($g_wall * (1.5 + ${PACED_PERCENT:-900} / 100))")
         GALLRA_DATABASE="$db" live_run "$name" gallra "$expected" "$gallra" run --once --as-of "$AS_OF_ISO" --format json
+        gallra_counts "$work/out.$name" >"$work/live.$name"
+        q "SELECT extract(epoch FROM created_at) FROM gallra.audit_block ORDER BY sequence" >"$work/blocks.$name"
+    done
+    idle_run oltp-idle-3
+    for name in live-limit live-gallra-b1000 live-gallra-paced; do
+        pause="" idle=(oltp-idle oltp-idle-2)
+        [ $name = live-limit ] || pause=0
+        [ $name != live-gallra-paced ] || { pause=$PACED_PERCENT idle=(oltp-idle-2 oltp-idle-3); }
         read -r _ _ t0 t1 _ <"$work/m.$name"
-        read -r s r < <(gallra_counts "$work/out.$name")
-        pause=0
-        [ $pacing = full ] || pause=$PACED_PERCENT
-        record "$name" "$s" "$r" "" "$(latencies "$name" "$t0" "$t1" "$pause")"
+        read -r s r <"$work/live.$name"
+        record "$name" "$s" "$r" "" "$(latencies "$name" "$t0" "$t1" "$pause" "${idle[@]}")"
     done
 fi
 
@@ -502,18 +524,16 @@ python3 - "$results" ${json_file:+"$json_file"} <<'PY'
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 limit = next(r for r in runs if r["run"] == "limit")
-idle = next((r for r in runs if r["run"] == "oltp-idle"), None)
 for r in runs:
     if r["kind"] == "oltp" or not r["rows"]:
         continue
     r["rows_per_s_vs_limit"] = round(r["rows_per_s"] / limit["rows_per_s"], 3)
     if r.get("wal_bytes_per_subject") and not r["run"].startswith("live"):
         r["wal_per_subject_vs_limit"] = round(r["wal_bytes_per_subject"] / limit["wal_bytes_per_subject"], 3)
-    if idle and r.get("oltp_p99_ms") and idle.get("oltp_p99_ms"):
-        r["oltp_p99_vs_idle"] = round(r["oltp_p99_ms"] / idle["oltp_p99_ms"], 2)
-        for part in ("in_batches", "between_batches", "no_autovacuum"):
-            if r.get(f"oltp_p99_{part}_ms"):
-                r[f"oltp_p99_{part}_vs_idle"] = round(r[f"oltp_p99_{part}_ms"] / idle["oltp_p99_ms"], 2)
+    if r.get("oltp_p99_ms") and r.get("idle_p99_ms"):
+        for part in ("", "_in_batches", "_between_batches", "_no_autovacuum"):
+            if r.get(f"oltp_p99{part}_ms"):
+                r[f"oltp_p99{part}_vs_idle"] = round(r[f"oltp_p99{part}_ms"] / r["idle_p99_ms"], 2)
 plan = next((r for r in runs if r["run"] == "gallra-plan"), None)
 cnt = next((r for r in runs if r["run"] == "count-queries"), None)
 if plan and cnt:
@@ -524,10 +544,10 @@ for anon in (r for r in runs if r["run"].startswith("gallra-anonymize")):
         anon["rows_per_s_vs_pganonymize"] = round(anon["rows_per_s"] / pga["rows_per_s"], 2)
 cols = ["run", "wall_s", "subjects", "rows", "subjects_per_s", "rows_per_s", "rows_per_s_vs_limit",
         "wal_bytes_per_subject", "wal_per_subject_vs_limit", "longest_xact_s", "peak_rss_kb",
-        "oltp_p50_ms", "oltp_p99_ms", "oltp_p99_vs_idle", "oltp_p99_in_batches_ms", "oltp_p99_between_batches_ms",
+        "oltp_p50_ms", "oltp_p99_ms", "idle_p99_ms", "oltp_p99_vs_idle", "oltp_p99_in_batches_ms", "oltp_p99_between_batches_ms",
         "autovacuum_s", "oltp_p99_no_autovacuum_ms", "oltp_max_ms", "returning_max_ms", "longest_lock_wait_s"]
 short = ["run", "wall s", "subj", "rows", "subj/s", "rows/s", "x limit", "WAL B/subj", "WAL x", "longest s",
-         "RSS kB", "p50 ms", "p99 ms", "p99 x idle", "p99 batch", "p99 pause", "autovac s", "p99 no av", "max ms",
+         "RSS kB", "p50 ms", "p99 ms", "idle p99", "p99 x idle", "p99 batch", "p99 pause", "autovac s", "p99 no av", "max ms",
          "ret max ms", "lock wait s"]
 table = [short] + [["" if r.get(c) is None else str(r.get(c)) for c in cols] for r in runs]
 width = [max(len(row[i]) for row in table) for i in range(len(cols))]
