@@ -327,6 +327,53 @@ extension RunCommandTests {
     }
 }
 
+extension RunCommandTests {
+    @Test func ctrlCStopsARunBetweenBatchesWithItsReport() async throws {
+        try await DemoShop.with(customers: 1500) { shop in
+            // Batches of 10 a second apart: the signal comes while the run has most of its work left.
+            try await shop.applyEdited(
+                "inactive-customers",
+                [("batch_size: 500", "batch_size: 10"), ("max_fraction: 0.35 }", "max_fraction: 0.35, pause: 1s }")])
+            let due = Int(try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due")) ?? 0
+            let log = "\(shop.directory)/run.log"
+            let run = try BackgroundProcess(
+                Harness.gallraPath,
+                [
+                    "run", "--once", "--policy", "inactive-customers", "--as-of", DemoShop.asOf, "--database",
+                    shop.conninfo,
+                ],
+                environment: shop.keyEnvironment, output: log)
+            try await waitFor("two batches are committed", shop) { "SELECT count(*) >= 2 FROM gallra.audit_block" }
+            run.kill(SIGINT)
+            let exit = await run.wait()
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(!exit.signalled && exit.status == 75, "\(exit) \(output)")
+            #expect(output.contains("stopping; the batch in flight is rolled back"), "\(output)")
+            #expect(output.contains(": interrupted"), "\(output)")
+
+            // The run is closed as interrupted, with what its committed batches did, and they are audited.
+            let closed = try await shop.psql(
+                "SELECT outcome || ' ' || (finished_at IS NOT NULL) FROM gallra.run WHERE mode = 'live'")
+            #expect(closed == "interrupted true")
+            let records = Int(try await shop.psql("SELECT count(*) FROM gallra.audit_subject")) ?? 0
+            let left = Int(try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due")) ?? 0
+            #expect(records >= 20 && records < due, "audited \(records) of \(due)")
+            #expect(left == due - records)
+            #expect(output.contains("\(records) processed in"), "\(output)")
+            #expect(try await shop.gallra("audit", "verify").status == 0)
+
+            // Running again (with the shipped limits) goes on where it stopped.
+            try await shop.apply("\(shop.root)/config/policies")
+            let rest = try await shop.gallra(
+                "run", "--once", "--policy", "inactive-customers", "--as-of", DemoShop.asOf,
+                environment: shop.keyEnvironment)
+            #expect(rest.status == 0, "\(rest.stdout) \(rest.stderr)")
+            #expect(try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due") == "0")
+            #expect(try await shop.psql("SELECT count(*) FROM gallra.audit_subject") == "\(due)")
+        }
+    }
+}
+
 /// Polls `condition` (a query returning a boolean) until it holds, for up to `seconds`.
 func waitFor(
     _ what: String, _ shop: DemoShop, seconds: Double = 20, _ condition: () -> String

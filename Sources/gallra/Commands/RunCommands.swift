@@ -59,7 +59,7 @@ struct Run: AsyncParsableCommand {
             subjects than its limits allow is refused (exit 75) unless --allow-large is given. Only one live \
             run per database at a time. With throttle.replica_lag or throttle.replica_lag_bytes set, batches \
             wait while a streaming standby replays further behind (docs/scaling.md). --dry-run does what \
-            `gallra plan` does.
+            `gallra plan` does. SIGINT (Ctrl-C) or SIGTERM stops the run: the batch in flight is rolled back,             the committed ones stay done and audited, and the report shows how far it got (exit 75); a second             signal stops at once.
 
             Exit status: 0 done; 65 a policy is invalid (the others ran); 75 a policy was refused by its \
             limits, batches were skipped, or due subjects were locked by another transaction (run again \
@@ -123,8 +123,11 @@ struct Run: AsyncParsableCommand {
                 mode: dryRun ? .dry : .live, asOf: selection.instant, allowLarge: allowLarge, trigger: "manual",
                 gallraVersion: BuildInfo.version, throttle: throttle, connect: { try await context.connect() })
             let progress = ProgressLine(enabled: selection.format == .text && isatty(2) == 1)
-            let report = try await Engine(connection: connection, auditKey: key, logger: context.logger).run(
-                runnable.policies, options: options, progress: { progress.show($0) })
+            let engine = Engine(connection: connection, auditKey: key, logger: context.logger)
+            let policies = runnable.policies
+            let run = { @Sendable in try await engine.run(policies, options: options, progress: { progress.show($0) }) }
+            // A dry run changes nothing: the signals' default action ends it.
+            let report = try await dryRun ? run() : StopSignals.cancelling(logger: context.logger, run)
             progress.finish()
             await connection.close()
             try RunOutput.print(report, invalid: runnable.invalid, warnings: [:], format: selection.format)
