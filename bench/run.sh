@@ -18,7 +18,8 @@
 #                         size and for the anonymize-only policy (default "1 2"; runs with 1 are named
 #                         gallra-b1000, those with 2 gallra-b1000-p2)
 #   BENCH_RATE            pgbench rate in transactions/s for the live-shop runs (default 200)
-#   BENCH_OLTP_SECONDS    length of the idle pgbench run (default 60)
+#   BENCH_OLTP_SECONDS    length of each idle pgbench run (default 60; one before, between and after
+#                         the live runs)
 #   BENCH_WAL_COMPRESSION wal_compression of the throwaway server (default off; lz4, pglz)
 #   BENCH_SHARED_BUFFERS  shared_buffers of the throwaway server (default a quarter of the RAM, at most
 #                         8GB, as PostgreSQL's documentation advises for a dedicated server)
@@ -189,10 +190,13 @@ data:
 limits: { batch_size: 1000, max_subjects_per_run: 100000000, max_fraction: 0.5, pause: 0, parallel: PARALLEL }
 YAML
 
-fresh() { # a fresh copy of the template, after a checkpoint
+fresh() { # a fresh copy of the template, after a checkpoint, written out to disk
     q "DROP DATABASE IF EXISTS $RUNDB" postgres
     q "CREATE DATABASE $RUNDB TEMPLATE $TPL" postgres
     q "CHECKPOINT" postgres
+    # The copy leaves gigabytes of dirty pages in the kernel's cache, which it would write out during the
+    # first half minute of the next run: a one-minute idle run would pay for it more than a long run.
+    sync
 }
 db="$server dbname=$RUNDB"
 
