@@ -414,8 +414,10 @@ if ! skipped live; then
     # autovacuum worker on the database or without one (from the sampler), and, for a gallra run given its
     # pause, inside a batch or between batches ($work/blocks.NAME: when its audit blocks were written). A
     # batch ends when its audit block is written (created_at, just before the commit) and starts
-    # 1 / (1 + pause) of the way from the block before. With IDLE_RUNs, also the p99 of their transactions
-    # taken together (idle_p99_ms), which the run's ratios compare with.
+    # 1 / (1 + pause) of the way from the block before. Also the p99 of each whole minute, and their median:
+    # a burst of the host's own load moves a few minutes, where what the run does to the shop moves every
+    # one. With IDLE_RUNs, the p99 of their transactions taken together (idle_p99_ms) and the median of
+    # their minutes' p99, which the run's ratios compare with.
     latencies() {
         local name=$1 t0=$2 t1=$3 pause=${4:-} blocks="$work/blocks.$1" idle=()
         shift 3; shift $(( $# < 1 ? $# : 1 ))
@@ -457,9 +459,22 @@ r = {"oltp_transactions": len(lat), "oltp_p50_ms": pct(lat, 0.5), "oltp_p99_ms":
      "returning_max_ms": round(max(ret), 2) if ret else None, "returning_n": len(ret)}
 for k, v in split.items():
     if v: r[f"oltp_p99_{k}_ms"] = pct(v, 0.99)
+if split["in_batches"]: r["oltp_p90_in_batches_ms"] = pct(split["in_batches"], 0.9)
+def minute_p99s(path, t0, t1): # the p99 of each whole minute from t0
+    minutes = {}
+    for when, ms, _ in transactions(path, t0, t1):
+        minutes.setdefault(int((when - t0) // 60), []).append(ms)
+    return [pct(v, 0.99) for k, v in minutes.items() if t0 + (k + 1) * 60 <= t1 + 1]
+def median(v):
+    v = sorted(v)
+    return round((v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2, 2) if v else None
+r["oltp_p99_minutes_ms"] = minute_p99s(path, t0, t1)
+r["oltp_p99_median_minute_ms"] = median(r["oltp_p99_minutes_ms"])
 if idle:
     pooled = [ms for p, window in idle for _, ms, _ in transactions(p, *map(float, window.split()))]
     r["idle_p99_ms"], r["idle_runs"] = pct(pooled, 0.99), [p.rsplit("lat.", 1)[1] for p, _ in idle]
+    r["idle_p99_median_minute_ms"] = median(
+        [m for p, window in idle for m in minute_p99s(p, *map(float, window.split()))])
 print(json.dumps(r))
 PY
     }
@@ -485,6 +500,10 @@ PY
         local pg=$!
         sleep 3
         measure "$name" "$kind" "$@"
+        # The shop goes on a few seconds more, which writes out the log lines of the run's last
+        # transactions; then pgbench is stopped rather than left to its planned end.
+        sleep 5
+        pkill -TERM -f "log-prefix=pgbench\.$name\$" 2>/dev/null || true
         wait "$pg" || true
     }
     # The live runs are recorded once the idle run after them is done: "subjects rows" in $work/live.NAME.
@@ -535,9 +554,12 @@ for r in runs:
     if r.get("wal_bytes_per_subject") and not r["run"].startswith("live"):
         r["wal_per_subject_vs_limit"] = round(r["wal_bytes_per_subject"] / limit["wal_bytes_per_subject"], 3)
     if r.get("oltp_p99_ms") and r.get("idle_p99_ms"):
-        for part in ("", "_in_batches", "_between_batches", "_no_autovacuum"):
-            if r.get(f"oltp_p99{part}_ms"):
-                r[f"oltp_p99{part}_vs_idle"] = round(r[f"oltp_p99{part}_ms"] / r["idle_p99_ms"], 2)
+        for part in ("p99", "p99_in_batches", "p90_in_batches", "p99_between_batches", "p99_no_autovacuum"):
+            if r.get(f"oltp_{part}_ms"):
+                r[f"oltp_{part}_vs_idle"] = round(r[f"oltp_{part}_ms"] / r["idle_p99_ms"], 2)
+    if r.get("oltp_p99_median_minute_ms") and r.get("idle_p99_median_minute_ms"):
+        r["oltp_p99_median_minute_vs_idle"] = round(
+            r["oltp_p99_median_minute_ms"] / r["idle_p99_median_minute_ms"], 2)
 plan = next((r for r in runs if r["run"] == "gallra-plan"), None)
 cnt = next((r for r in runs if r["run"] == "count-queries"), None)
 if plan and cnt:
@@ -548,10 +570,11 @@ for anon in (r for r in runs if r["run"].startswith("gallra-anonymize")):
         anon["rows_per_s_vs_pganonymize"] = round(anon["rows_per_s"] / pga["rows_per_s"], 2)
 cols = ["run", "wall_s", "subjects", "rows", "subjects_per_s", "rows_per_s", "rows_per_s_vs_limit",
         "wal_bytes_per_subject", "wal_per_subject_vs_limit", "longest_xact_s", "peak_rss_kb",
-        "oltp_p50_ms", "oltp_p99_ms", "idle_p99_ms", "oltp_p99_vs_idle", "oltp_p99_in_batches_ms", "oltp_p99_between_batches_ms",
+        "oltp_p50_ms", "oltp_p99_ms", "idle_p99_ms", "oltp_p99_vs_idle", "oltp_p99_median_minute_ms",
+        "oltp_p99_median_minute_vs_idle", "oltp_p90_in_batches_ms", "oltp_p99_in_batches_ms", "oltp_p99_between_batches_ms",
         "autovacuum_s", "oltp_p99_no_autovacuum_ms", "oltp_max_ms", "returning_max_ms", "longest_lock_wait_s"]
 short = ["run", "wall s", "subj", "rows", "subj/s", "rows/s", "x limit", "WAL B/subj", "WAL x", "longest s",
-         "RSS kB", "p50 ms", "p99 ms", "idle p99", "p99 x idle", "p99 batch", "p99 pause", "autovac s", "p99 no av", "max ms",
+         "RSS kB", "p50 ms", "p99 ms", "idle p99", "p99 x idle", "min p99", "min x idle", "p90 batch", "p99 batch", "p99 pause", "autovac s", "p99 no av", "max ms",
          "ret max ms", "lock wait s"]
 table = [short] + [["" if r.get(c) is None else str(r.get(c)) for c in cols] for r in runs]
 width = [max(len(row[i]) for row in table) for i in range(len(cols))]
