@@ -422,7 +422,9 @@ if ! skipped live; then
         local name=$1 t0=$2 t1=$3 pause=${4:-} blocks="$work/blocks.$1" idle=()
         shift 3; shift $(( $# < 1 ? $# : 1 ))
         for run in "$@"; do idle+=("$work/lat.$run" "$(awk '{print $3, $4}' "$work/m.$run")"); done
-        cat "$work"/pgbench."$name".* 2>/dev/null | grep -v '^pgbench\|^transaction\|^$' >"$work/lat.$name" || true
+        # One line per transaction (with -R: client, number, latency in µs, script, epoch s, µs, schedule lag).
+        # pgbench stopped by a signal leaves its last line cut: awk ends it, the reader skips it.
+        awk 1 "$work"/pgbench."$name".[0-9]* 2>/dev/null >"$work/lat.$name" || true
         [ -n "$pause" ] && [ -f "$blocks" ] || : >"$blocks"
         python3 - "$work/lat.$name" "$t0" "$t1" "$work/sampler.$name" "$blocks" "$pause" "${idle[@]}" <<'PY'
 import bisect, json, sys
@@ -441,7 +443,7 @@ def in_batch(start, end):
 def transactions(path, t0, t1): # (completed at, ms, script) of the log's transactions completed in [t0, t1]
     for line in open(path):
         f = line.split()
-        if len(f) < 6 or not f[0].isdigit(): continue
+        if len(f) != 7 or not all(x.isdigit() for x in f): continue
         when = int(f[4]) + int(f[5]) / 1e6
         if t0 <= when <= t1: yield when, int(f[2]) / 1000.0, f[3]
 lat, ret, split = [], [], {"autovacuum": [], "no_autovacuum": [], "in_batches": [], "between_batches": []}
