@@ -100,7 +100,8 @@ struct MigrationTests {
     func byteOrderKeys() async throws {
         try await TestDatabase.with { _, connection in
             let before = Array(Schema.migrations.prefix { $0.version < 6 })
-            try await Schema.migrate(on: connection, migrations: before, appliedBy: nil, logger: .init(label: "test"))
+            _ = try await Schema.migrate(
+                on: connection, migrations: before, appliedBy: nil, logger: .init(label: "test"))
             for statement in [
                 "INSERT INTO gallra.processed (policy, subject_key, run) VALUES ('p', '42', gen_random_uuid())",
                 """
