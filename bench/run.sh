@@ -506,7 +506,7 @@ PY
         # transactions; then pgbench is stopped rather than left to its planned end.
         sleep 5
         pkill -TERM -f "log-prefix=pgbench\.$name\$" 2>/dev/null || true
-        wait "$pg" || true
+        wait "$pg" 2>/dev/null || true
     }
     # The live runs are recorded once the idle run after them is done: "subjects rows" in $work/live.NAME.
     lim_wall=$(grep '"run": "limit"' "$results" | python3 -c 'import json,sys; print(json.load(sys.stdin)["wall_s"])')
