@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["YAML"]),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // System libraries, found with pkg-config (Debian: libpq-dev, libsystemd-dev).
@@ -26,11 +28,17 @@ let package = Package(
         // glibc's <malloc.h>.
         .systemLibrary(name: "CMalloc"),
 
+        // What every layer shares and none owns: the civil calendar, exit statuses. Pure, no dependencies.
+        .target(
+            name: "GallraCore",
+            swiftSettings: swiftSettings
+        ),
         // libpq: connections, parameters, transactions, errors, cancellation.
         .target(
             name: "GallraPostgres",
             dependencies: [
                 "CLibPQ",
+                "GallraCore",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -39,7 +47,8 @@ let package = Package(
         .target(
             name: "GallraPolicy",
             dependencies: [
-                .product(name: "Yams", package: "Yams")
+                "GallraCore",
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -57,8 +66,10 @@ let package = Package(
         .target(
             name: "GallraEngine",
             dependencies: [
+                "GallraCore",
                 "GallraPolicy",
                 "GallraPostgres",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -82,6 +93,7 @@ let package = Package(
             name: "gallra",
             dependencies: [
                 "CMalloc",
+                "GallraCore",
                 "GallraDaemon",
                 "GallraEngine",
                 "GallraPolicy",
@@ -104,7 +116,9 @@ let package = Package(
         ),
         .testTarget(
             name: "GallraPolicyTests",
-            dependencies: ["GallraPolicy"],
+            dependencies: [
+                "GallraCore", "GallraPolicy", .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The engine against a real server: migrations, the policy store, the catalog reader.

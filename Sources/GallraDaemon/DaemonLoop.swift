@@ -125,8 +125,9 @@ final class DaemonLoop {
         switch error.code {
         case .connectionFailed, .connectionLost, .connectionClosed: return true
         default:
-            // admin_shutdown, crash_shutdown, cannot_connect_now; connection exceptions.
-            return error.sqlState.map { $0.hasPrefix("57P") || $0.hasPrefix("08") } ?? false
+            guard let state = error.sqlState else { return false }
+            return [.adminShutdown, .crashShutdown, .cannotConnectNow].contains(state)
+                || state.errorClass == .connectionException
         }
     }
 

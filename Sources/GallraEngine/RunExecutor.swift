@@ -238,7 +238,8 @@ public struct Engine: Sendable {
         guard error.code == .server || error.code == .transactionRolledBack, let state = error.sqlState else {
             return false
         }
-        return state.hasPrefix("23") || state.hasPrefix("22") || state.hasPrefix("P0") || state.hasPrefix("40")
+        return [.integrityConstraintViolation, .dataException, .plpgsqlError, .transactionRollback].contains(
+            state.errorClass)
     }
 
     // MARK: - Binding
@@ -500,7 +501,7 @@ struct LivePolicyRun: Sendable {
                     claim,
                     BatchFailure(
                         batch: claim.number, subjects: picked.value.count, attempts: attempt,
-                        error: Engine.describe(error), sqlState: postgres?.sqlState))
+                        error: Engine.describe(error), sqlState: postgres?.sqlState?.rawValue))
                 logger.error(
                     "batch \(claim.number) skipped after \(attempt) attempts: \(Engine.describe(error))",
                     metadata: JournalEvent.batchSkipped.metadata([

@@ -521,7 +521,7 @@ public actor PostgresConnection {
         if let firstError {
             var error = serverError(firstError, conn: conn)
             error.query = sql
-            if error.sqlState == "57014" {
+            if error.sqlState == .queryCanceled {
                 if watch.timedOut, let timeout {
                     error.code = .timeout
                     error.message += " (the client's timeout of \(timeout) elapsed)"
@@ -623,7 +623,7 @@ public actor PostgresConnection {
             return String(cString: value)
         }
         let fallback = PQresultErrorMessage(result).map { Self.trimmed(String(cString: $0)) } ?? "unknown error"
-        var error = PostgresError(.server, field("M") ?? fallback, sqlState: field("C"))
+        var error = PostgresError(.server, field("M") ?? fallback, sqlState: field("C").map(SQLState.init(rawValue:)))
         error.severity = field("V") ?? field("S")
         error.detail = field("D")
         error.hint = field("H")
@@ -694,7 +694,7 @@ private struct CancelWatch {
             throw PostgresError(
                 .connectionLost,
                 "the server did not answer a cancel request within \(PostgresConnection.cancelGracePeriod); "
-                    + "the connection was closed", sqlState: "57014")
+                    + "the connection was closed", sqlState: .queryCanceled)
         }
     }
 }

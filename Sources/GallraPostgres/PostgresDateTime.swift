@@ -1,4 +1,5 @@
 import Foundation
+import GallraCore
 
 // PostgreSQL's own representations, so that every value the server can hold round-trips exactly:
 // a date is a day count and a timestamp a microsecond count, both from 2000-01-01, with the
@@ -16,8 +17,8 @@ public struct PostgresDate: Sendable, Hashable, Comparable, CustomStringConverti
 
     /// A calendar date; `year` 0 is 1 BC, -1 is 2 BC (astronomical numbering). Nil if the date does not exist.
     public init?(year: Int, month: Int, day: Int) {
-        guard (1...12).contains(month), (1...Calendrical.daysInMonth(year, month)).contains(day) else { return nil }
-        let days = Calendrical.daysFromCivil(year, month, day) - Calendrical.unixDaysAt2000
+        guard (1...12).contains(month), (1...CivilCalendar.daysInMonth(year, month)).contains(day) else { return nil }
+        let days = CivilCalendar.daysFromCivil(year, month, day) - CivilCalendar.unixDaysAt2000
         guard let value = Int32(exactly: days), value != .min, value != .max else { return nil }
         self.daysSince2000 = value
     }
@@ -30,15 +31,15 @@ public struct PostgresDate: Sendable, Hashable, Comparable, CustomStringConverti
     /// Year (astronomical: 0 is 1 BC), month and day; nil for ±infinity.
     public var components: (year: Int, month: Int, day: Int)? {
         guard !isInfinite else { return nil }
-        return Calendrical.civilFromDays(Int64(daysSince2000) + Calendrical.unixDaysAt2000)
+        return CivilCalendar.civilFromDays(Int64(daysSince2000) + CivilCalendar.unixDaysAt2000)
     }
 
     /// The text PostgreSQL prints with `DateStyle = ISO`: `1969-07-20`, `0044-03-15 BC`, `infinity`.
     public var description: String {
         if daysSince2000 == .max { return "infinity" }
         if daysSince2000 == .min { return "-infinity" }
-        let (year, month, day) = Calendrical.civilFromDays(Int64(daysSince2000) + Calendrical.unixDaysAt2000)
-        return Calendrical.formatDate(year, month, day) + (year <= 0 ? " BC" : "")
+        let (year, month, day) = CivilCalendar.civilFromDays(Int64(daysSince2000) + CivilCalendar.unixDaysAt2000)
+        return CivilCalendar.formatDate(year, month, day) + (year <= 0 ? " BC" : "")
     }
 
     /// Parses PostgreSQL's ISO output (`YYYY-MM-DD[ BC]`, `infinity`, `-infinity`).
@@ -50,7 +51,7 @@ public struct PostgresDate: Sendable, Hashable, Comparable, CustomStringConverti
             var rest = text
             let bc = rest.hasSuffix(" BC")
             if bc { rest = rest.dropLast(3) }
-            guard let (y, m, d) = Calendrical.parseDate(rest) else { return nil }
+            guard let (y, m, d) = CivilCalendar.parseDate(rest) else { return nil }
             self.init(year: bc ? 1 - y : y, month: m, day: d)
         }
     }
@@ -80,7 +81,7 @@ public struct PostgresTimestamp: Sendable, Hashable, Comparable, CustomStringCon
 
     /// The instant of a Foundation `Date`, rounded to the microsecond.
     public init(_ date: Date) {
-        let seconds = date.timeIntervalSince1970 - Double(Calendrical.unixSecondsAt2000)
+        let seconds = date.timeIntervalSince1970 - Double(CivilCalendar.unixSecondsAt2000)
         self.microsecondsSince2000 = Int64((seconds * 1_000_000).rounded())
     }
 
@@ -95,7 +96,7 @@ public struct PostgresTimestamp: Sendable, Hashable, Comparable, CustomStringCon
         let whole = microsecondsSince2000.floorDivided(by: 1_000_000)
         let fraction = microsecondsSince2000 - whole * 1_000_000
         return Date(
-            timeIntervalSince1970: Double(whole + Calendrical.unixSecondsAt2000) + Double(fraction) / 1_000_000)
+            timeIntervalSince1970: Double(whole + CivilCalendar.unixSecondsAt2000) + Double(fraction) / 1_000_000)
     }
 
     /// The text PostgreSQL prints for a `timestamp` with `DateStyle = ISO`: `2024-02-29 12:34:56.000001`.
@@ -109,14 +110,14 @@ public struct PostgresTimestamp: Sendable, Hashable, Comparable, CustomStringCon
         if microsecondsSince2000 == .min { return "-infinity" }
         let days = microsecondsSince2000.floorDivided(by: 86_400_000_000)
         var rest = microsecondsSince2000 - days * 86_400_000_000
-        let (year, month, day) = Calendrical.civilFromDays(days + Calendrical.unixDaysAt2000)
+        let (year, month, day) = CivilCalendar.civilFromDays(days + CivilCalendar.unixDaysAt2000)
         let microsecond = Int(rest % 1_000_000)
         rest /= 1_000_000
-        var text = Calendrical.formatDate(year, month, day)
-        text += " " + Calendrical.pad(Int(rest / 3600), 2) + ":" + Calendrical.pad(Int(rest / 60 % 60), 2) + ":"
-        text += Calendrical.pad(Int(rest % 60), 2)
+        var text = CivilCalendar.formatDate(year, month, day)
+        text += " " + CivilCalendar.pad(Int(rest / 3600), 2) + ":" + CivilCalendar.pad(Int(rest / 60 % 60), 2) + ":"
+        text += CivilCalendar.pad(Int(rest % 60), 2)
         if microsecond != 0 {
-            var fraction = Calendrical.pad(microsecond, 6)
+            var fraction = CivilCalendar.pad(microsecond, 6)
             while fraction.hasSuffix("0") { fraction.removeLast() }
             text += "." + fraction
         }
@@ -134,7 +135,7 @@ public struct PostgresTimestamp: Sendable, Hashable, Comparable, CustomStringCon
         var rest = text
         let bc = rest.hasSuffix(" BC")
         if bc { rest = rest.dropLast(3) }
-        guard let space = rest.firstIndex(of: " "), let (y, m, d) = Calendrical.parseDate(rest[..<space]) else {
+        guard let space = rest.firstIndex(of: " "), let (y, m, d) = CivilCalendar.parseDate(rest[..<space]) else {
             return nil
         }
         var time = rest[rest.index(after: space)...]
@@ -187,7 +188,7 @@ extension PostgresTimestamp {
         let millisecond = microsecondsSince2000 - microsecondsSince2000.floorDivided(by: 1_000_000) * 1_000_000
         let whole = PostgresTimestamp(microsecondsSince2000: microsecondsSince2000 - millisecond)
         return whole.description.replacingOccurrences(of: " ", with: "T") + "."
-            + Calendrical.pad(Int(millisecond / 1000), 3) + "Z"
+            + CivilCalendar.pad(Int(millisecond / 1000), 3) + "Z"
     }
 
     /// `2026-11-29 03:00:00` in UTC, whole seconds (truncated); ±infinity as `infinity` and `-infinity`.
@@ -203,7 +204,7 @@ extension PostgresTimestamp {
     public init?(iso8601 text: some StringProtocol) {
         let text = Substring(text)
         guard let separator = text.firstIndex(where: { $0 == "T" || $0 == " " }) else {
-            guard Calendrical.parseDate(text) != nil else { return nil }
+            guard CivilCalendar.parseDate(text) != nil else { return nil }
             self.init(postgresText: text + " 00:00:00")
             return
         }
@@ -219,72 +220,5 @@ extension PostgresTimestamp {
         let fields = time.split(separator: ":", omittingEmptySubsequences: false)
         guard fields.count == 2 || fields.count == 3, !date.contains(" "), !time.contains(" ") else { return nil }
         self.init(postgresText: date + " " + time + (fields.count == 2 ? ":00" : "") + offset)
-    }
-}
-
-/// Proleptic Gregorian calendar arithmetic (Howard Hinnant's `days_from_civil` / `civil_from_days`).
-enum Calendrical {
-    static let unixDaysAt2000: Int64 = 10_957
-    static let unixSecondsAt2000: Int64 = 946_684_800
-
-    static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int64 {
-        let y = Int64(month <= 2 ? year - 1 : year)
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let m = Int64(month)
-        let dayOfYear = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
-    }
-
-    static func civilFromDays(_ unixDays: Int64) -> (Int, Int, Int) {
-        let z = unixDays + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return (Int(year), Int(month), Int(day))
-    }
-
-    static func daysInMonth(_ year: Int, _ month: Int) -> Int {
-        switch month {
-        case 2:
-            let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-            return leap ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
-
-    /// `YYYY-MM-DD` with the year as PostgreSQL prints it (BC years as their positive number, `BC` added by the caller).
-    static func formatDate(_ year: Int, _ month: Int, _ day: Int) -> String {
-        pad(year <= 0 ? 1 - year : year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
-    }
-
-    /// Parses `Y+-MM-DD` (the year as printed, at least 4 digits; BC handled by the caller).
-    static func parseDate(_ text: Substring) -> (Int, Int, Int)? {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0].count >= 4, parts[1].count == 2, parts[2].count == 2,
-            parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }),
-            let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2])
-        else { return nil }
-        return (y, m, d)
-    }
-
-    static func pad(_ value: Int, _ width: Int) -> String {
-        let digits = String(value)
-        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
-    }
-}
-
-extension Int64 {
-    /// Division rounding toward negative infinity (dates before 2000 have negative counts).
-    func floorDivided(by divisor: Int64) -> Int64 {
-        let quotient = self / divisor
-        return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? quotient - 1 : quotient
     }
 }

@@ -38,7 +38,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
 
     public var code: Code
     /// The SQLSTATE (`23505`), from the server or libpq.
-    public var sqlState: String?
+    public var sqlState: SQLState?
     /// `ERROR`, `FATAL`, `PANIC` (not localized).
     public var severity: String?
     /// The primary message: the server's, libpq's, or gallra's.
@@ -62,7 +62,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
     /// The SQL text of the failed statement (parameters are never part of it); only in `debugDescription`.
     public var query: String?
 
-    public init(_ code: Code, _ message: String, sqlState: String? = nil) {
+    public init(_ code: Code, _ message: String, sqlState: SQLState? = nil) {
         self.code = code
         self.message = message
         self.sqlState = sqlState
@@ -72,27 +72,27 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
 
     public var isConnectionLost: Bool { code == .connectionLost }
     /// 57014: cancelled by `cancel()`, task cancellation, the client timeout, `statement_timeout` or `pg_cancel_backend`.
-    public var isQueryCanceled: Bool { sqlState == "57014" || code == .timeout || code == .cancelled }
+    public var isQueryCanceled: Bool { sqlState == .queryCanceled || code == .timeout || code == .cancelled }
     /// The statement was cancelled because the client-side `timeout:` elapsed.
     public var isClientTimeout: Bool { code == .timeout }
     /// 55P03, e.g. `lock_timeout` or `NOWAIT`.
-    public var isLockNotAvailable: Bool { sqlState == "55P03" }
+    public var isLockNotAvailable: Bool { sqlState == .lockNotAvailable }
     /// 40001.
-    public var isSerializationFailure: Bool { sqlState == "40001" }
+    public var isSerializationFailure: Bool { sqlState == .serializationFailure }
     /// 40P01.
-    public var isDeadlock: Bool { sqlState == "40P01" }
+    public var isDeadlock: Bool { sqlState == .deadlockDetected }
     /// 23505.
-    public var isUniqueViolation: Bool { sqlState == "23505" }
+    public var isUniqueViolation: Bool { sqlState == .uniqueViolation }
     /// 23503.
-    public var isForeignKeyViolation: Bool { sqlState == "23503" }
+    public var isForeignKeyViolation: Bool { sqlState == .foreignKeyViolation }
     /// 42P01.
-    public var isUndefinedTable: Bool { sqlState == "42P01" }
+    public var isUndefinedTable: Bool { sqlState == .undefinedTable }
     /// 42703.
-    public var isUndefinedColumn: Bool { sqlState == "42703" }
+    public var isUndefinedColumn: Bool { sqlState == .undefinedColumn }
     /// 42501.
-    public var isInsufficientPrivilege: Bool { sqlState == "42501" }
+    public var isInsufficientPrivilege: Bool { sqlState == .insufficientPrivilege }
     /// 25006: a write in a `READ ONLY` transaction.
-    public var isReadOnlyTransaction: Bool { sqlState == "25006" }
+    public var isReadOnlyTransaction: Bool { sqlState == .readOnlySQLTransaction }
     /// Worth retrying the whole transaction later: lock not available, serialization failure, deadlock.
     public var isRetryable: Bool { isLockNotAvailable || isSerializationFailure || isDeadlock }
 
@@ -103,7 +103,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         if let severity { text += " \(severity)" }
         if let sqlState { text += " \(sqlState)" }
         if code != .server { text += " [\(code)]" }
-        text += ": " + (sqlState?.hasPrefix("22") == true ? Self.elidingQuotedParts(message) : message)
+        text += ": " + (sqlState?.errorClass == .dataException ? Self.elidingQuotedParts(message) : message)
         var names: [String] = []
         if let tableName {
             names.append("table " + (schemaName.map { "\($0)." } ?? "") + tableName)
@@ -125,7 +125,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         func add(_ name: String, _ value: String?) {
             if let value { fields.append("\(name): \(value)") }
         }
-        add("sqlState", sqlState)
+        add("sqlState", sqlState?.rawValue)
         add("severity", severity)
         add("message", message)
         add("detail", detail)

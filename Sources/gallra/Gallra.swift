@@ -1,4 +1,5 @@
 import ArgumentParser
+import GallraCore
 
 #if canImport(CMalloc)
     import CMalloc

@@ -1,4 +1,5 @@
 import Foundation
+import GallraCore
 import GallraEngine
 import GallraPolicy
 import GallraPostgres

@@ -1,5 +1,6 @@
 import Configuration
 import Foundation
+import GallraCore
 import GallraEngine
 import GallraPolicy
 import GallraSystemd

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GallraCore
 import GallraEngine
 import GallraPolicy
 import GallraPostgres

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GallraCore
 import GallraDaemon
 import GallraEngine
 import GallraPolicy

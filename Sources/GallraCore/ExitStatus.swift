@@ -1,0 +1,35 @@
+/// Exit statuses from sysexits.h, so that scripts and systemd can tell failures apart.
+public enum ExitStatus: Int32, CaseIterable, Sendable {
+    case success = 0
+    /// EX_USAGE: the command line is wrong.
+    case usage = 64
+    /// EX_DATAERR: the input (a policy, a document) is invalid.
+    case dataError = 65
+    /// EX_UNAVAILABLE: the database cannot be reached.
+    case unavailable = 69
+    /// EX_SOFTWARE: an internal error; a bug to report.
+    case software = 70
+    /// EX_TEMPFAIL: a temporary failure; trying again later may succeed.
+    case temporaryFailure = 75
+    /// EX_CONFIG: the configuration is wrong.
+    case configuration = 78
+
+    /// The table printed in `--help` and the README.
+    public static let helpText = """
+        EXIT STATUS (sysexits.h):
+          0   done
+          64  usage error: the command line is wrong
+          65  data error: invalid input, such as a policy
+          69  unavailable: the database cannot be reached
+          70  internal error: a bug, please report it
+          75  temporary failure: some work was refused or skipped; run again later
+          78  configuration error: the configuration file or an option is wrong
+        """
+}
+
+/// An error that knows the exit status a command ends with when it stops on it.
+///
+/// Its `description` is what the user reads after `gallra: `: what failed and what to do, never a value from a row.
+public protocol ExitStatusProviding: Error, CustomStringConvertible {
+    var exitStatus: ExitStatus { get }
+}

@@ -1,0 +1,73 @@
+/// A five-character SQLSTATE, from the server or libpq, with the codes gallra acts on named.
+///
+/// The first two characters are the class (`23` integrity constraint violation): ``errorClass``.
+/// Appendix A of PostgreSQL's documentation lists them all.
+public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    public let rawValue: String
+
+    public init(rawValue: String) {
+        self.rawValue = rawValue
+    }
+
+    public init(stringLiteral value: String) {
+        self.rawValue = value
+    }
+
+    public var description: String { rawValue }
+
+    /// The class: the first two characters.
+    public var errorClass: Class { Class(rawValue: String(rawValue.prefix(2))) }
+
+    /// A class of SQLSTATEs: the first two characters.
+    public struct Class: RawRepresentable, Hashable, Sendable {
+        public let rawValue: String
+
+        public init(rawValue: String) {
+            self.rawValue = rawValue
+        }
+
+        /// 08: the connection failed or broke.
+        public static let connectionException = Class(rawValue: "08")
+        /// 22: a value does not fit (bad input syntax, out of range, division by zero).
+        public static let dataException = Class(rawValue: "22")
+        /// 23: a constraint refused the change (unique, foreign key, check, not null, restrict).
+        public static let integrityConstraintViolation = Class(rawValue: "23")
+        /// 40: the server rolled the transaction back (serialization failure, deadlock).
+        public static let transactionRollback = Class(rawValue: "40")
+        /// 57: an operator intervened (cancel, terminate, shutdown).
+        public static let operatorIntervention = Class(rawValue: "57")
+        /// P0: raised by PL/pgSQL (`RAISE EXCEPTION`, a trigger's refusal).
+        public static let plpgsqlError = Class(rawValue: "P0")
+    }
+
+    /// 25006: a write in a `READ ONLY` transaction.
+    public static let readOnlySQLTransaction: SQLState = "25006"
+    /// 23001: `ON DELETE RESTRICT` refused a delete.
+    public static let restrictViolation: SQLState = "23001"
+    /// 23503.
+    public static let foreignKeyViolation: SQLState = "23503"
+    /// 23505.
+    public static let uniqueViolation: SQLState = "23505"
+    /// 40001.
+    public static let serializationFailure: SQLState = "40001"
+    /// 40P01.
+    public static let deadlockDetected: SQLState = "40P01"
+    /// 42501.
+    public static let insufficientPrivilege: SQLState = "42501"
+    /// 42703.
+    public static let undefinedColumn: SQLState = "42703"
+    /// 42P01.
+    public static let undefinedTable: SQLState = "42P01"
+    /// 55P03: `lock_timeout` or `NOWAIT`.
+    public static let lockNotAvailable: SQLState = "55P03"
+    /// 57014: `statement_timeout`, `pg_cancel_backend` or a cancel request.
+    public static let queryCanceled: SQLState = "57014"
+    /// 57P01: the server is shutting down (`pg_terminate_backend` too).
+    public static let adminShutdown: SQLState = "57P01"
+    /// 57P02.
+    public static let crashShutdown: SQLState = "57P02"
+    /// 57P03: the server is starting up or in recovery and not accepting connections yet.
+    public static let cannotConnectNow: SQLState = "57P03"
+    /// P0001: `RAISE EXCEPTION` in PL/pgSQL.
+    public static let raiseException: SQLState = "P0001"
+}
