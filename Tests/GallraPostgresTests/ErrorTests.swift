@@ -92,7 +92,7 @@ struct ErrorTests {
             for setup in classified.setup { try await connection.execute(setup) }
             let error = await #expect(throws: PostgresError.self) { try await connection.query(classified.sql) }
             let e = try #require(error)
-            #expect(e.sqlState == classified.sqlState)
+            #expect(e.sqlState?.rawValue == classified.sqlState)
             #expect(classified.check(e))
             #expect(e.query == classified.sql)
         }
