@@ -14,7 +14,7 @@ SYSCONFDIR ?= /etc
 # `make install GALLRA_BINARY=path` installs that binary instead of building a release one.
 GALLRA_BINARY ?=
 
-.PHONY: all build release test demo bench clean format install uninstall
+.PHONY: all build release test demo bench clean format lint install uninstall
 
 all: build
 
@@ -39,7 +39,11 @@ bench:
 	bench/run.sh
 
 format:
-	swift format --in-place --recursive Package.swift Sources Tests
+	swift format --in-place --recursive Package.swift Plugins Sources Tests
+
+# What CI checks before the tests: the code is formatted as `make format` leaves it.
+lint:
+	swift format lint --strict --recursive Package.swift Plugins Sources Tests
 
 clean:
 	rm -rf .build

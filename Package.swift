@@ -1,10 +1,16 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
-    .enableUpcomingFeature("MemberImportVisibility"),
-]
+// GALLRA_WARNINGS_AS_ERRORS=1 (set by .ci/run) makes a warning in gallra's own code fail the build;
+// the dependencies' warnings are not ours to fix and stay warnings.
+let warningsAsErrors: [SwiftSetting] =
+    Context.environment["GALLRA_WARNINGS_AS_ERRORS"] == "1" ? [.treatAllWarnings(as: .error)] : []
+
+let swiftSettings: [SwiftSetting] =
+    [
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+    ] + warningsAsErrors
 
 let package = Package(
     name: "gallra",
