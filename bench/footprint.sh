@@ -9,9 +9,10 @@
 #
 #   binary_bytes N            the file's size
 #   binary_mb X               the same in MB (10^6 bytes)
-#   binary_text_bytes N       `size`'s text (code and read-only data: ICU's data tables land here), data and
-#   binary_data_bytes N       bss, in bytes
+#   binary_text_bytes N       `size`'s text (code), data (initialised and read-only data, ICU's tables among them)
+#   binary_data_bytes N       and bss, in bytes
 #   binary_bss_bytes N
+#   binary_icu_data_bytes N   ICU's data table (the symbol icudtNN_dat), which Foundation's ICU brings; 0 without
 #   idle_rss_kb N             the service (`gallra run`, no --once) once ready and idle for FOOTPRINT_IDLE_SECONDS
 #   idle_hwm_kb N             (default 5): VmRSS and VmHWM (its peak so far) from /proc/PID/status
 #   run_once_peak_rss_kb N    `gallra run --once` purging the demo shop: maximum resident set size (GNU time)
@@ -84,6 +85,9 @@ read -r text data bss _ < <(size "$gallra" | tail -n 1)
 echo "binary_text_bytes $text"
 echo "binary_data_bytes $data"
 echo "binary_bss_bytes $bss"
+# nm fails on a stripped binary: then no symbol, 0.
+icu_hex=$( (nm -S "$gallra" 2>/dev/null || true) | awk '$4 ~ /^icudt[0-9]+_dat$/ { print $2; exit }')
+echo "binary_icu_data_bytes $((16#${icu_hex:-0}))"
 
 # -- The demo shop on a throwaway server -----------------------------------------------------------------------
 log "starting a throwaway PostgreSQL, loading the demo shop ($customers customers)"
