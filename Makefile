@@ -14,7 +14,7 @@ SYSCONFDIR ?= /etc
 # `make install GALLRA_BINARY=path` installs that binary instead of building a release one.
 GALLRA_BINARY ?=
 
-.PHONY: all build release test demo bench clean format lint install uninstall
+.PHONY: all build release test demo bench footprint clean format lint install uninstall
 
 all: build
 
@@ -37,6 +37,10 @@ demo:
 bench:
 	scripts/deps.sh
 	bench/run.sh
+
+# What the release binary costs: its size, the idle service's resident memory, a run's peak (bench/footprint.sh).
+footprint: release
+	bench/footprint.sh
 
 format:
 	swift format --in-place --recursive Package.swift Plugins Sources Tests

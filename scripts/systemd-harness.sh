@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real systemd service manager for tests: /lib/systemd/systemd --system as PID 1 of private
 # namespaces, with gallra's shipped units installed, so `systemctl start gallra` exercises the
-# real sd_notify, watchdog, credentials and sandbox (../shared/systemd-testing.md, section 2).
+# real sd_notify, watchdog, credentials and sandbox (docs/architecture.md, "Testing").
 #
 #   scripts/systemd-harness.sh start DIR [DATABASE]
 #       Prints the host pid of the namespace's PID 1 once `systemctl is-system-running` answers.

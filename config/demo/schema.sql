@@ -1,7 +1,7 @@
 -- gallra demo shop: schema.
 --
 -- A small, realistic web shop in schema `shop`, the target of gallra's demo, tests and
--- benchmarks. It fits the policy example of gallra's DESIGN.md and contains the traps a retention
+-- benchmarks. It fits the policy example of docs/architecture.md and contains the traps a retention
 -- tool must handle (see config/demo/README.md):
 --   * addresses shared between customers, and between a customer and a store;
 --   * legal_hold on customers (an exemption);
