@@ -95,15 +95,10 @@ struct ScheduleParser {
         guard digits.count <= 9, let amount = digits.isEmpty ? 1 : Int64(digits) else {
             throw error(.invalidInterval, amountToken.column, "the interval \(amountToken.text) is too long", example)
         }
-        let units: [(names: [String], seconds: Int64, name: String)] = [
-            (["s", "sec", "secs", "second", "seconds"], 1, "second"),
-            (["m", "min", "mins", "minute", "minutes"], 60, "minute"),
-            (["h", "hr", "hrs", "hour", "hours"], 3600, "hour"),
-            (["d", "day", "days"], 86_400, "day"),
-        ]
-        guard let unit = units.first(where: { $0.names.contains(unitText) }) else {
+        guard let unit = DurationUnitWords.scheduleInterval.unit(named: unitText), let length = unit.length else {
             var message = "unknown interval unit '\(unitText)'; use m (minutes), h (hours) or d (days)"
-            if ["w", "week", "weeks", "month", "months", "mo", "y", "year", "years"].contains(unitText) {
+            // Weeks, months and years: say which calendar form to use instead.
+            if (DurationUnitWords.calendarUnits.words + ["mo"]).contains(unitText) {
                 message += ", or a calendar form such as weekly on monday at 02:00 or monthly on 1 at 04:00"
             }
             throw error(.invalidInterval, unitColumn, message, example)
@@ -113,11 +108,11 @@ struct ScheduleParser {
                 .invalidInterval, amountToken.column, "the interval must be longer than zero (every 0\(unitText))",
                 example)
         }
-        let seconds = amount * unit.seconds
+        let seconds = amount * length.components.seconds
         guard seconds >= 60 else {
             throw error(
                 .intervalTooShort, amountToken.column,
-                "an interval of \(amount) \(unit.name)\(amount == 1 ? "" : "s") is shorter than the minimum of one minute",
+                "an interval of \(amount) \(unit.rawValue)\(amount == 1 ? "" : "s") is shorter than the minimum of one minute",
                 "every 1m")
         }
         guard seconds <= 366 * 86_400 else {
