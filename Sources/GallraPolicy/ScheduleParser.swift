@@ -61,7 +61,9 @@ struct ScheduleParser {
                 return try parseCron()
             }
             var message = "unknown schedule form '\(first.text)'"
-            if let suggestion = Self.closest(to: first.lowercased, among: Self.forms) {
+            if let suggestion = Suggestions.closest(
+                to: first.lowercased, among: Self.forms, matching: Self.wordMatching)
+            {
                 message += "; did you mean '\(suggestion)'?"
             } else {
                 message += "; a schedule starts with every, hourly, daily, weekly, monthly, or is a cron expression"
@@ -434,7 +436,9 @@ struct ScheduleParser {
         if !field.names.isEmpty, !lowered.isEmpty, lowered.allSatisfy(\.isLetter) {
             let kind = field.name == "month" ? "month" : "day"
             var message = "unknown \(kind) name '\(text)'"
-            if let suggestion = Self.closest(to: lowered, among: Array(field.names.keys)) {
+            if let suggestion = Suggestions.closest(
+                to: lowered, among: Array(field.names.keys), matching: Self.wordMatching)
+            {
                 message += "; did you mean '\(suggestion)'?"
             }
             throw error(.unknownName, column, message, example)
@@ -490,7 +494,9 @@ struct ScheduleParser {
         if name.uppercased() == "UTC" { return (Self.utc, "UTC") }
         if let zone = ZoneRules(identifier: name) { return (zone, name) }
         var message = "unknown time zone '\(name)'"
-        if let suggestion = Self.closest(to: name, among: ZoneRules.knownIdentifiers() + ["UTC"], limit: 3) {
+        if let suggestion = Suggestions.closest(
+            to: name, among: ZoneRules.knownIdentifiers() + ["UTC"], matching: .caseInsensitive(maximumDistance: 3))
+        {
             message += "; did you mean '\(suggestion)'?"
         } else {
             message += "; use an IANA identifier such as Europe/Stockholm, or UTC"
@@ -513,6 +519,8 @@ struct ScheduleParser {
     // MARK: Tables and helpers
 
     static let utc = ZoneRules.utc
+    /// Keywords, day and month names are case-insensitive; at most two edits from a suggestion.
+    static let wordMatching = Suggestions.Matching.caseInsensitive(maximumDistance: 2)
 
     static let dayNames = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
     static let dayNumbers: [String: Int] = {
@@ -541,7 +549,8 @@ struct ScheduleParser {
         if let number = Self.dayNumbers[lowered] { return number }
         if lowered.hasSuffix("s"), let number = Self.dayNumbers[String(lowered.dropLast())] { return number }
         var message = "unknown day '\(word)'"
-        if let suggestion = Self.closest(to: lowered, among: Self.dayNames + Self.dayNames.map { String($0.prefix(3)) })
+        if let suggestion = Suggestions.closest(
+            to: lowered, among: Self.dayNames + Self.dayNames.map { String($0.prefix(3)) }, matching: Self.wordMatching)
         {
             message += "; did you mean '\(suggestion)'?"
         } else {
@@ -574,24 +583,5 @@ struct ScheduleParser {
             return count == 1 ? "every \(unit)" : "every \(count) \(unit)s"
         }
         return "every \(seconds) seconds"
-    }
-
-    /// The candidate nearest to `word` (case-insensitive edit distance at most `limit`), preferring longer
-    /// candidates on a tie so that "mondy" suggests "monday" rather than "mon".
-    static func closest(to word: String, among candidates: [String], limit: Int = 2) -> String? {
-        let target = word.lowercased()
-        var best: (candidate: String, distance: Int)?
-        for candidate in candidates {
-            let distance = Suggestions.editDistance(target, candidate.lowercased())
-            guard distance <= limit else { continue }
-            if let current = best,
-                distance > current.distance
-                    || (distance == current.distance && candidate.count <= current.candidate.count)
-            {
-                continue
-            }
-            best = (candidate, distance)
-        }
-        return best?.candidate
     }
 }

@@ -1,19 +1,64 @@
-/// "Did you mean" suggestions for misspelt keys and units.
+/// "Did you mean" suggestions for misspelt keys, units, names and schedule words: the one place that decides
+/// whether a word is a likely typo of a candidate.
 enum Suggestions {
-    /// The candidate closest to `word` by edit distance (a swap of two neighbours counts once),
-    /// if it is close enough to be a likely typo.
-    static func closest(to word: String, among candidates: some Sequence<String>) -> String? {
+    /// How a word is compared with the candidates, and how close a candidate must be.
+    enum Matching: Sendable {
+        /// Keys, strategies and units: the word lower-cased against candidates as written, within a third of the
+        /// candidate's length (at least 1, at most 3 edits); the first of equally close candidates wins.
+        case typo
+        /// Catalog names, which are case-sensitive: the same name in another case first, then a typo as above.
+        case name
+        /// Schedule words and zone names: case-insensitive, within `maximumDistance` edits; of equally close
+        /// candidates the longer wins, so that "mondy" suggests "monday" rather than "mon".
+        case caseInsensitive(maximumDistance: Int)
+    }
+
+    /// The candidate closest to `word` by edit distance (a swap of two neighbours counts once), if it is close
+    /// enough to be a likely typo.
+    static func closest(to word: String, among candidates: some Collection<String>, matching: Matching = .typo)
+        -> String?
+    {
+        if case .name = matching,
+            let sameLetters = candidates.first(where: { $0 != word && $0.lowercased() == word.lowercased() })
+        {
+            return sameLetters
+        }
         let lowered = word.lowercased()
         var best: (candidate: String, distance: Int)?
         for candidate in candidates {
-            let distance = editDistance(lowered, candidate)
-            if distance < (best?.distance ?? .max) {
+            let distance: Int
+            let preferLonger: Bool
+            switch matching {
+            case .typo, .name:
+                distance = editDistance(lowered, candidate)
+                preferLonger = false
+            case .caseInsensitive:
+                distance = editDistance(lowered, candidate.lowercased())
+                preferLonger = true
+            }
+            guard let current = best else {
+                best = (candidate, distance)
+                continue
+            }
+            if distance < current.distance
+                || (preferLonger && distance == current.distance && candidate.count > current.candidate.count)
+            {
                 best = (candidate, distance)
             }
         }
         guard let best else { return nil }
-        let allowed = max(1, min(3, best.candidate.count / 3))
+        let allowed =
+            switch matching {
+            case .typo, .name: max(1, min(3, best.candidate.count / 3))
+            case .caseInsensitive(let maximumDistance): maximumDistance
+            }
         return best.distance <= allowed ? best.candidate : nil
+    }
+
+    /// `; did you mean x?`, or nothing.
+    static func didYouMean(_ word: String, among candidates: some Collection<String>) -> String {
+        guard let suggestion = closest(to: word, among: candidates) else { return "" }
+        return "; did you mean \(suggestion)?"
     }
 
     /// Optimal string alignment distance: insertions, deletions, substitutions and adjacent transpositions.
@@ -36,11 +81,5 @@ enum Suggestions {
             }
         }
         return table[a.count][b.count]
-    }
-
-    /// ` (did you mean "x"?)` or nothing.
-    static func didYouMean(_ word: String, among candidates: some Sequence<String>) -> String {
-        guard let suggestion = closest(to: word, among: candidates) else { return "" }
-        return "; did you mean \(suggestion)?"
     }
 }

@@ -182,7 +182,9 @@ struct PolicyValidator {
         // Suggestions compare exact names ("Sales.OrderItems"), then render them in identifier syntax.
         func closest(_ word: String, among tables: [QualifiedName], qualified: Bool, render: Bool? = nil) -> String {
             let raw = tables.map { qualified ? "\($0.schema ?? "").\($0.name)" : $0.name }
-            guard let found = Self.suggestion(for: word, among: raw), let position = raw.firstIndex(of: found) else {
+            guard let found = Suggestions.closest(to: word, among: raw, matching: .name),
+                let position = raw.firstIndex(of: found)
+            else {
                 return ""
             }
             let table = tables[position]
@@ -196,7 +198,7 @@ struct PolicyValidator {
                 return
                     "\(what) \(name) does not exist: schema \(IdentifierSyntax.render(schema)) holds no table gallra can see\(hint)"
             }
-            let suggestion = Self.suggestion(for: name.name, among: inSchema.map(\.name))
+            let suggestion = Suggestions.closest(to: name.name, among: inSchema.map(\.name), matching: .name)
             let hint = suggestion.map { Self.hint(QualifiedName(schema: schema, name: $0).description, $0, name.name) }
             return "\(what) \(name) does not exist\(hint ?? "")"
         }
@@ -209,18 +211,6 @@ struct PolicyValidator {
         let hint = closest(name.name, among: visible, qualified: false)
         return
             "\(what) \(name) does not exist\(hint.isEmpty ? closest(name.name, among: all, qualified: false, render: true) : hint)"
-    }
-
-    /// The closest name: the same name in another case first, then a likely typo.
-    static func suggestion(for word: String, among candidates: [String]) -> String? {
-        if let sameLetters = candidates.first(where: { $0 != word && $0.lowercased() == word.lowercased() }) {
-            return sameLetters
-        }
-        return Suggestions.closest(to: word, among: candidates)
-    }
-
-    static func didYouMean(_ word: String, among candidates: [String]) -> String {
-        suggestion(for: word, among: candidates).map { "; did you mean \($0)?" } ?? ""
     }
 
     /// `; did you mean X?`, explaining case folding when only the case differs.
@@ -238,7 +228,7 @@ struct PolicyValidator {
     ) -> CatalogColumn? {
         if let column = table.column(name.name) { return column }
         let names = table.columns.map(\.name)
-        let hint = Self.suggestion(for: name.name, among: names).map {
+        let hint = Suggestions.closest(to: name.name, among: names, matching: .name).map {
             Self.hint(IdentifierSyntax.render($0), $0, name.name)
         }
         error("\(what): column \(name) does not exist in \(table.name)\(hint ?? "")", at: path, key: key)
