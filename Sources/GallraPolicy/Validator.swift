@@ -517,7 +517,7 @@ struct PolicyValidator {
     // MARK: - Privileges
 
     mutating func checkPrivileges() {
-        let role = catalog.role.map { SQLName.identifier($0) }
+        let role = catalog.role.map { IdentifierSyntax.render($0, for: .sql) }
         for name in neededOrder {
             guard let (privileges, path, why) = needs[name], let table = catalog.tables[name] else { continue }
             let missing = Privilege.allCases.filter { privileges.contains($0) && !table.privileges.contains($0) }
@@ -525,7 +525,7 @@ struct PolicyValidator {
             let list = missing.map { $0.rawValue.uppercased() }.joined(separator: ", ")
             let who = role.map { "role \($0)" } ?? "the role gallra connects as"
             error(
-                "\(who) lacks \(list) on \(table.name), needed \(why); run: GRANT \(list) ON \(SQLName.table(table.name)) TO \(role ?? "<gallra's role>");",
+                "\(who) lacks \(list) on \(table.name), needed \(why); run: GRANT \(list) ON \(table.name.rendered(for: .sql)) TO \(role ?? "<gallra's role>");",
                 at: path)
         }
     }
@@ -543,13 +543,13 @@ struct PolicyValidator {
     mutating func warnMissingIndex(on table: CatalogTable, columns: [ColumnName], at path: String, why: String) {
         let key = [table.name.description] + columns.map(\.name)
         guard warnedIndexes.insert(key).inserted else { return }
-        let list = SQLName.columns(columns)
+        let list = columns.rendered(for: .sql)
         let statement: String
         if table.kind == .partitioned {
             statement =
-                "CREATE INDEX ON \(SQLName.table(table.name)) (\(list)); (a partitioned table takes no CONCURRENTLY: to avoid locking it, create the index on each partition CONCURRENTLY first)"
+                "CREATE INDEX ON \(table.name.rendered(for: .sql)) (\(list)); (a partitioned table takes no CONCURRENTLY: to avoid locking it, create the index on each partition CONCURRENTLY first)"
         } else {
-            statement = "CREATE INDEX CONCURRENTLY ON \(SQLName.table(table.name)) (\(list));"
+            statement = "CREATE INDEX CONCURRENTLY ON \(table.name.rendered(for: .sql)) (\(list));"
         }
         warning(
             "no index on \(table.name) (\(columns.map(\.description).joined(separator: ", "))): \(why); create one: \(statement)",
