@@ -306,27 +306,43 @@ struct PolicyDecoder {
 
     // MARK: - Rule
 
-    static let ruleKeys = ["inactive_for", "older_than", "after", "consent_revoked"]
-    static let companions = [
-        "inactive_for": "activity", "older_than": "created", "after": "event", "consent_revoked": "consent",
-    ]
-    static let companionExamples = [
-        "inactive_for": "activity: last_seen_at",
-        "older_than": "created: created_at",
-        "after": "event: employment_ended_at",
-        "consent_revoked": "consent: { table: crm.consent, revoked_at: revoked_at }",
-    ]
+    /// The kinds of rule `expires:` takes, by their key; each reads its date from a companion key.
+    enum RuleKind: String, CaseIterable {
+        case inactiveFor = "inactive_for"
+        case olderThan = "older_than"
+        case after
+        case consentRevoked = "consent_revoked"
+
+        /// The key that says where the rule's date is read.
+        var companion: String {
+            switch self {
+            case .inactiveFor: "activity"
+            case .olderThan: "created"
+            case .after: "event"
+            case .consentRevoked: "consent"
+            }
+        }
+
+        var companionExample: String {
+            switch self {
+            case .inactiveFor: "activity: last_seen_at"
+            case .olderThan: "created: created_at"
+            case .after: "event: employment_ended_at"
+            case .consentRevoked: "consent: { table: crm.consent, revoked_at: revoked_at }"
+            }
+        }
+    }
 
     mutating func rule(_ node: DocumentNode, path: String) -> Rule? {
         guard
             let fields = fields(
                 node, path: path, what: "expires",
-                allowed: Self.ruleKeys + ["activity", "created", "event", "consent"],
+                allowed: RuleKind.allCases.map(\.rawValue) + RuleKind.allCases.map(\.companion),
                 example: "{ inactive_for: 1 year, activity: last_seen_at }")
         else { return nil }
-        let given = Self.ruleKeys.filter { fields.has($0) }
+        let given = RuleKind.allCases.filter { fields.has($0.rawValue) }
         guard let kind = given.first else {
-            guard fields.suggested.isDisjoint(with: Self.ruleKeys) else { return nil }
+            guard fields.suggested.isDisjoint(with: RuleKind.allCases.map(\.rawValue)) else { return nil }
             error(
                 "expires: missing the rule; give one of inactive_for, older_than, after or consent_revoked, e.g. inactive_for: 1 year",
                 at: fields.location, path: path)
@@ -334,26 +350,26 @@ struct PolicyDecoder {
         }
         guard given.count == 1 else {
             error(
-                "expires: \(given.joined(separator: " and ")) given together; a policy has one rule, so split it into one policy per rule",
-                at: fields.keyLocation(given[1]), path: fields.path(given[1]))
+                "expires: \(given.map(\.rawValue).joined(separator: " and ")) given together; a policy has one rule, so split it into one policy per rule",
+                at: fields.keyLocation(given[1].rawValue), path: fields.path(given[1].rawValue))
             return nil
         }
-        let companion = Self.companions[kind]!
+        let companion = kind.companion
         var ok = true
         var wrongCompanion = false
-        for (other, otherCompanion) in Self.companions where other != kind && fields.has(otherCompanion) {
+        for other in RuleKind.allCases where other != kind && fields.has(other.companion) {
             wrongCompanion = true
             error(
-                "\(otherCompanion): belongs with \(other), not \(kind); for \(kind) write \(Self.companionExamples[kind]!)",
-                at: fields.keyLocation(otherCompanion), path: fields.path(otherCompanion))
+                "\(other.companion): belongs with \(other.rawValue), not \(kind.rawValue); for \(kind.rawValue) write \(kind.companionExample)",
+                at: fields.keyLocation(other.companion), path: fields.path(other.companion))
             ok = false
         }
-        let period = self.period(fields[kind]!, path: fields.path(kind), what: kind)
+        let period = self.period(fields[kind.rawValue]!, path: fields.path(kind.rawValue), what: kind.rawValue)
         guard let companionNode = fields[companion] else {
             guard !fields.suggested.contains(companion), !wrongCompanion else { return nil }
             error(
-                "expires: \(kind) needs \(companion); for example \(Self.companionExamples[kind]!)",
-                at: fields.keyLocation(kind), path: fields.path(companion))
+                "expires: \(kind.rawValue) needs \(companion); for example \(kind.companionExample)",
+                at: fields.keyLocation(kind.rawValue), path: fields.path(companion))
             return nil
         }
         let companionPath = fields.path(companion)
@@ -365,11 +381,11 @@ struct PolicyDecoder {
         return ruleCompanion(kind, companionNode, path: companionPath, period: period)
     }
 
-    private mutating func ruleCompanion(_ kind: String, _ node: DocumentNode, path: String, period: RetentionPeriod)
+    private mutating func ruleCompanion(_ kind: RuleKind, _ node: DocumentNode, path: String, period: RetentionPeriod)
         -> Rule?
     {
         switch kind {
-        case "inactive_for":
+        case .inactiveFor:
             if case .mapping = node.kind {
                 let example = "{ table: shop.order, column: placed_at }"
                 guard
@@ -399,13 +415,13 @@ struct PolicyDecoder {
             }
             guard let column = column(node, path: path, what: "activity") else { return nil }
             return .inactiveFor(period, activity: .column(column))
-        case "older_than":
+        case .olderThan:
             guard let column = column(node, path: path, what: "created") else { return nil }
             return .olderThan(period, created: column)
-        case "after":
+        case .after:
             guard let column = column(node, path: path, what: "event") else { return nil }
             return .after(period, event: column)
-        default:
+        case .consentRevoked:
             let example = "{ table: crm.consent, revoked_at: revoked_at, via: customer_id }"
             if case .scalar(let text, _) = node.kind {
                 guard text == "gallra" else {
@@ -445,7 +461,13 @@ struct PolicyDecoder {
 
     // MARK: - Exemptions
 
-    static let predicateKeys = ["is", "equals", "in", "not_in"]
+    /// The conditions an exemption puts on a column, by their key.
+    enum PredicateKind: String, CaseIterable {
+        case `is`, equals, `in`
+        case notIn = "not_in"
+    }
+
+    static let predicateKeys = PredicateKind.allCases.map(\.rawValue)
 
     mutating func exemption(_ node: DocumentNode, path: String) -> Exemption? {
         let example = "{ column: legal_hold, is: true } or { exists: shop.order, where: { status: open } }"
@@ -530,7 +552,7 @@ struct PolicyDecoder {
             return nil
         }
         let column = self.column(columnNode, path: fields.path("column"), what: "exemption column")
-        let given = Self.predicateKeys.filter { fields.has($0) }
+        let given = PredicateKind.allCases.filter { fields.has($0.rawValue) }
         guard given.count == 1 else {
             if given.isEmpty {
                 error(
@@ -538,12 +560,14 @@ struct PolicyDecoder {
                     at: fields.location, path: path)
             } else {
                 error(
-                    "exemption: \(given.joined(separator: " and ")) given together; use one condition per exemption (list several exemptions instead)",
-                    at: fields.keyLocation(given[1]), path: fields.path(given[1]))
+                    "exemption: \(given.map(\.rawValue).joined(separator: " and ")) given together; use one condition per exemption (list several exemptions instead)",
+                    at: fields.keyLocation(given[1].rawValue), path: fields.path(given[1].rawValue))
             }
             return nil
         }
-        guard let predicate = predicate(given[0], fields[given[0]]!, path: fields.path(given[0])), let column else {
+        guard let predicate = predicate(given[0], fields[given[0].rawValue]!, path: fields.path(given[0].rawValue)),
+            let column
+        else {
             return nil
         }
         return .column(column, predicate)
@@ -558,23 +582,24 @@ struct PolicyDecoder {
                     node, path: path, what: "where condition", allowed: Self.predicateKeys,
                     example: "{ in: [open, paid] }")
             else { return nil }
-            let given = Self.predicateKeys.filter { fields.has($0) }
+            let given = PredicateKind.allCases.filter { fields.has($0.rawValue) }
             guard given.count == 1 else {
                 error("where condition: give exactly one of is, equals, in, not_in", at: node, path: path)
                 return nil
             }
-            return predicate(given[0], fields[given[0]]!, path: fields.path(given[0]))
+            return predicate(given[0], fields[given[0].rawValue]!, path: fields.path(given[0].rawValue))
         case .sequence:
-            return predicate("in", node, path: path)
+            return predicate(.in, node, path: path)
         case .scalar(let text, let plain):
             if Scalar(resolving: text, plain: plain) == .null { return .is(.null) }
-            return predicate("equals", node, path: path)
+            return predicate(.equals, node, path: path)
         }
     }
 
-    mutating func predicate(_ key: String, _ node: DocumentNode, path: String) -> Exemption.Predicate? {
-        switch key {
-        case "is":
+    mutating func predicate(_ kind: PredicateKind, _ node: DocumentNode, path: String) -> Exemption.Predicate? {
+        let key = kind.rawValue
+        switch kind {
+        case .is:
             if case .scalar(let text, true) = node.kind {
                 switch Scalar(resolving: text, plain: true) {
                 case .boolean(true): return .is(.true)
@@ -585,11 +610,11 @@ struct PolicyDecoder {
             }
             error("is: expected true, false or null, got \(node.kindDescription)", at: node, path: path)
             return nil
-        case "equals":
+        case .equals:
             guard let value = scalar(node, path: path, what: "equals") else { return nil }
             // As documented (and as the short form `column: null` reads): `equals: null` means `is: null`.
             return value == .null ? .is(.null) : .equals(value)
-        default:
+        case .in, .notIn:
             guard case .sequence(let items) = node.kind else {
                 error("\(key): expected a list like [open, paid], got \(node.kindDescription)", at: node, path: path)
                 return nil
@@ -604,7 +629,7 @@ struct PolicyDecoder {
                 if let value = scalar(item, path: Self.item(path, index), what: key) {
                     // `in: [a, null]` also matches a null column (documented); a null in `not_in` would exclude
                     // nothing, since not_in never exempts a null column.
-                    if value == .null, key != "in" {
+                    if value == .null, kind == .notIn {
                         error(
                             "\(key): null in the list has no effect (not_in never exempts a null column); remove it, or add a separate is: null exemption",
                             at: item, path: Self.item(path, index))
@@ -616,7 +641,7 @@ struct PolicyDecoder {
                 }
             }
             guard ok else { return nil }
-            return key == "in" ? .in(values) : .notIn(values)
+            return kind == .in ? .in(values) : .notIn(values)
         }
     }
 
