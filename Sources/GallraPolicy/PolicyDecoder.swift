@@ -1,4 +1,4 @@
-/// Reads the policy document shape (DESIGN.md, "Policy file") from document nodes, collecting every error
+/// Reads the policy document shape (docs/policy-language.md) from document nodes, collecting every error
 /// it can find instead of stopping at the first, and recording where each entry was written.
 struct PolicyDecoder {
     var file: String?
