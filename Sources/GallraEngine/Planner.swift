@@ -1,10 +1,11 @@
 import Foundation
+import GallraCore
 import GallraPolicy
 
 /// Turns a resolved policy into the SQL of a run: which subjects are due, and what each data point's step does
 /// to exactly the subjects of one batch (or, for a dry run, to all due subjects at once).
 ///
-/// Pure: no connection, no clock. Identifiers are always double-quoted (``SQLText/identifier(_:)``); every
+/// Pure: no connection, no clock. Identifiers are always double-quoted (`SQLIdentifier.quoted`); every
 /// value (the instant, the period, subject keys, exemption and anonymization values, the hash secret) is a
 /// bound parameter described by a ``PlanParameter`` that the executor fills in. Type names come from the
 /// catalog (`format_type`) and are checked against a strict pattern before they are spliced into casts.
@@ -48,8 +49,8 @@ public struct Planner: Sendable {
                 )
             }
         }
-        subjectTable = SQLText.table(resolved.subject.table)
-        keyColumn = SQLText.identifier(resolved.subject.key.name)
+        subjectTable = SQLIdentifier.quoted(schema: resolved.subject.table.schema, name: resolved.subject.table.name)
+        keyColumn = SQLIdentifier.quoted(resolved.subject.key.name)
     }
 
     static func names(in resolved: ResolvedPolicy) -> [String] {
@@ -109,7 +110,7 @@ public struct Planner: Sendable {
     /// The rule alone, for the subject row `alias`.
     func rule(_ sql: inout SQLBuilder, alias: String) -> String {
         let rule = resolved.rule
-        let column = SQLText.identifier(rule.column.name)
+        let column = SQLIdentifier.quoted(rule.column.name)
         let cutoff = cutoff(&sql)
         guard !rule.path.isEmpty else {
             // A null date compares as null: it never expires.
@@ -149,9 +150,9 @@ public struct Planner: Sendable {
         _ sql: inout SQLBuilder, _ predicate: Exemption.Predicate, column: ColumnName, alias: String,
         table: QualifiedName
     ) -> String {
-        let target = "\(alias).\(SQLText.identifier(column.name))"
-        let rowType = SQLText.table(table)
-        let name = SQLText.identifier(column.name)
+        let target = "\(alias).\(SQLIdentifier.quoted(column.name))"
+        let rowType = SQLIdentifier.quoted(schema: table.schema, name: table.name)
+        let name = SQLIdentifier.quoted(column.name)
         func list(_ values: [Scalar]) -> String {
             let json = SQLText.recordsJSON(column: column.name, values: values.filter { $0 != .null })
             return
@@ -381,9 +382,12 @@ struct SQLPath {
         for (index, hop) in path.enumerated() {
             let isLast = index == path.count - 1
             let alias = isLast ? (lastAlias ?? "\(prefix)\(index + 1)") : "\(prefix)\(index + 1)"
-            if !(isLast && lastAlias != nil && bound) { items.append("\(SQLText.table(hop.to)) AS \(alias)") }
+            if !(isLast && lastAlias != nil && bound) {
+                items.append("\(SQLIdentifier.quoted(schema: hop.to.schema, name: hop.to.name)) AS \(alias)")
+            }
             for (to, from) in zip(hop.toColumns, hop.fromColumns) {
-                joins.append("\(alias).\(SQLText.identifier(to.name)) = \(previous).\(SQLText.identifier(from.name))")
+                joins.append(
+                    "\(alias).\(SQLIdentifier.quoted(to.name)) = \(previous).\(SQLIdentifier.quoted(from.name))")
             }
             previous = alias
             last = alias
@@ -400,16 +404,6 @@ struct SQLPath {
 
 /// Quoting and checks for SQL text.
 public enum SQLText {
-    /// `"name"` with `"` doubled, as `PQescapeIdentifier` writes it (names are checked by ``checkIdentifier(_:)``).
-    public static func identifier(_ name: String) -> String {
-        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
-
-    /// `"schema"."table"`.
-    public static func table(_ name: QualifiedName) -> String {
-        (name.schema.map { identifier($0) + "." } ?? "") + identifier(name.name)
-    }
-
     /// A string literal (`'it''s'`), for column names used as JSON keys; never for values.
     static func literal(_ text: String) -> String {
         "'" + text.replacingOccurrences(of: "'", with: "''") + "'"

@@ -1,3 +1,4 @@
+import GallraCore
 import GallraPolicy
 
 /// A dry run's counts: one read-only statement over every subject due at the instant, made of joins.
@@ -25,7 +26,7 @@ extension Planner {
         let exempt = exempt(&sql, alias: "s")
         var due = holds
         if let exempt { due.append("NOT \(exempt)") }
-        let columns = dueColumns().map { "s.\(SQLText.identifier($0))" }.joined(separator: ", ")
+        let columns = dueColumns().map { "s.\(SQLIdentifier.quoted($0))" }.joined(separator: ", ")
         var ctes = [
             """
             subjects AS MATERIALIZED (
@@ -48,7 +49,7 @@ extension Planner {
         // The rows referencing a table from outside the subjects' data, by CTE text: steps on one table share them.
         var outside: [String: String] = [:]
         for (index, step) in resolved.steps.enumerated() {
-            let table = SQLText.table(step.table)
+            let table = SQLIdentifier.quoted(schema: step.table.schema, name: step.table.name)
             switch step.relation {
             case .subject:
                 // The subject row of each due subject, once (the key is unique).
@@ -80,7 +81,9 @@ extension Planner {
             // reaches that no twin before it reaches, which this step excludes as well.
             for twin in earlierTwins(of: step) {
                 if !keys.isEmpty {
-                    let joins = keys.map { "r\(twin.index).\(SQLText.identifier($0)) = x.\(SQLText.identifier($0))" }
+                    let joins = keys.map {
+                        "r\(twin.index).\(SQLIdentifier.quoted($0)) = x.\(SQLIdentifier.quoted($0))"
+                    }
                     conditions.append(
                         "NOT EXISTS (SELECT FROM r\(twin.index) WHERE \(joins.joined(separator: " AND ")))")
                 } else {
@@ -100,7 +103,7 @@ extension Planner {
             ctes.append(
                 """
                 \(rows) AS MATERIALIZED (
-                  SELECT \(keys.map { "x.\(SQLText.identifier($0))" }.joined(separator: ", ")), \(pending) AS gallra_pending
+                  SELECT \(keys.map { "x.\(SQLIdentifier.quoted($0))" }.joined(separator: ", ")), \(pending) AS gallra_pending
                   FROM \(table) AS x
                   WHERE \(reached))
                 """)
@@ -121,7 +124,9 @@ extension Planner {
                     outside[body] = name
                     ctes.append("\(name) AS MATERIALIZED (\n  \(body))")
                 }
-                let joins = target.map { "\(name).\(SQLText.identifier($0.name)) = x.\(SQLText.identifier($0.name))" }
+                let joins = target.map {
+                    "\(name).\(SQLIdentifier.quoted($0.name)) = x.\(SQLIdentifier.quoted($0.name))"
+                }
                 return "NOT EXISTS (SELECT FROM \(name) WHERE \(joins.joined(separator: " AND ")))"
             }
             counts.append(
@@ -162,13 +167,14 @@ extension Planner {
     /// anti-join.
     func referencesFromOutside(_ reference: ForeignKeyReference, to target: ResolvedStep) -> String {
         let columns = zip(reference.columns, reference.referencedColumns).map {
-            "o.\(SQLText.identifier($0.name)) AS \(SQLText.identifier($1.name))"
+            "o.\(SQLIdentifier.quoted($0.name)) AS \(SQLIdentifier.quoted($1.name))"
         }
         let dropped = droppedReferences(reference, to: target)
         var conditions = dropped.steps.map { "NOT \(dueReaches($0.path, row: "o"))" }
         if dropped.subjectRow { conditions.append("NOT \(dueReaches([], row: "o"))") }
         let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
-        return "SELECT \(columns.joined(separator: ", ")) FROM \(SQLText.table(reference.table)) AS o\(filter)"
+        return
+            "SELECT \(columns.joined(separator: ", ")) FROM \(SQLIdentifier.quoted(schema: reference.table.schema, name: reference.table.name)) AS o\(filter)"
     }
 
     /// ``notProcessedRow(_:_:row:)`` for a count over many rows: the record's key, read back into the table's
@@ -178,12 +184,12 @@ extension Planner {
     func notProcessedRowAmongMany(_ sql: inout SQLBuilder, _ step: ResolvedStep, row: String) -> String? {
         guard let fingerprint = fingerprint(step, alias: row) else { return nil }
         let keys = identityColumns(step).map {
-            "v.\(SQLText.identifier($0.name)) = \(row).\(SQLText.identifier($0.name))"
+            "v.\(SQLIdentifier.quoted($0.name)) = \(row).\(SQLIdentifier.quoted($0.name))"
         }
         // `IS TRUE` keeps the exact check out of the join's hash keys: it filters the rows that share a key.
         return """
             NOT EXISTS (SELECT FROM gallra.processed_row AS pr, \
-            jsonb_populate_record(NULL::\(SQLText.table(step.table)), pr.row_key::jsonb) AS v \
+            jsonb_populate_record(NULL::\(SQLIdentifier.quoted(schema: step.table.schema, name: step.table.name)), pr.row_key::jsonb) AS v \
             WHERE pr.policy = \(sql.bind(.policyName)) AND pr.table_name = \(sql.bind(.text(step.table.description))) \
             AND pr.path = \(sql.bind(.text(recordedPath(step)))) AND \(keys.joined(separator: " AND ")) \
             AND (pr.row_key = \(identity(step, alias: row)) AND pr.fingerprint = \(fingerprint)) IS TRUE)

@@ -1,3 +1,4 @@
+import GallraCore
 import GallraPolicy
 
 /// The SQL of one data point's step.
@@ -45,7 +46,7 @@ extension Planner {
     /// `WITH d AS (DELETE|UPDATE ... RETURNING subject) SELECT subject, count(*)`: per-subject row counts only.
     func act(_ step: ResolvedStep) -> PlannedStatement {
         var sql = SQLBuilder()
-        let table = SQLText.table(step.table)
+        let table = SQLIdentifier.quoted(schema: step.table.schema, name: step.table.name)
         let modify: String
         if step.path.isEmpty {
             let member = member(&sql, .batch, key: key("x"))
@@ -84,7 +85,7 @@ extension Planner {
         if let first = path.first, first.from == resolved.subject.table,
             first.fromColumns.map(\.name) == [resolved.subject.key.name], first.toColumns.count == 1
         {
-            let link = "\(path.count == 1 ? lastAlias : "j1").\(SQLText.identifier(first.toColumns[0].name))"
+            let link = "\(path.count == 1 ? lastAlias : "j1").\(SQLIdentifier.quoted(first.toColumns[0].name))"
             let member = member(&sql, .batch, key: link)
             return (["unnest(\(batchKeys(&sql))) AS s(\(keyColumn))"] + joined.items, joined.joins + [member])
         }
@@ -109,7 +110,9 @@ extension Planner {
 
     /// `jsonb_build_object('id', x."id")::text`.
     func identity(_ step: ResolvedStep, alias: String) -> String {
-        let pairs = identityColumns(step).map { "\(SQLText.literal($0.name)), \(alias).\(SQLText.identifier($0.name))" }
+        let pairs = identityColumns(step).map {
+            "\(SQLText.literal($0.name)), \(alias).\(SQLIdentifier.quoted($0.name))"
+        }
         return "jsonb_build_object(\(pairs.joined(separator: ", ")))::text"
     }
 
@@ -126,7 +129,7 @@ extension Planner {
     /// recorded in `gallra.processed_row`; nil for a delete.
     func fingerprint(_ step: ResolvedStep, alias: String) -> String? {
         guard case .anonymize(let columns) = step.action else { return nil }
-        let values = columns.map { "\(alias).\(SQLText.identifier($0.column.name))" }.joined(separator: ", ")
+        let values = columns.map { "\(alias).\(SQLIdentifier.quoted($0.column.name))" }.joined(separator: ", ")
         return "encode(sha256(convert_to(jsonb_build_array(\(values))::text, 'UTF8')), 'hex')"
     }
 
@@ -167,7 +170,7 @@ extension Planner {
     func notProcessedRow(_ sql: inout SQLBuilder, _ step: ResolvedStep, row: String) -> String? {
         guard case .anonymize(let columns) = step.action else { return nil }
         if isIdempotent(step) {
-            let current = columns.map { "\(row).\(SQLText.identifier($0.column.name))" }
+            let current = columns.map { "\(row).\(SQLIdentifier.quoted($0.column.name))" }
             let anonymized = columns.map { strategyExpression(&sql, step, $0, row: row) }
             return "jsonb_build_array(\(current.joined(separator: ", "))) "
                 + "IS DISTINCT FROM jsonb_build_array(\(anonymized.joined(separator: ", ")))"
@@ -205,15 +208,15 @@ extension Planner {
         let group = twins(of: step)
         guard group.first?.step == step, let last = group.last else { return nil }
         var sql = SQLBuilder()
-        let table = SQLText.table(step.table)
-        let columns = identityColumns(step).map { SQLText.identifier($0.name) }
+        let table = SQLIdentifier.quoted(schema: step.table.schema, name: step.table.name)
+        let columns = identityColumns(step).map { SQLIdentifier.quoted($0.name) }
         // The pairs (subject, key of a row it points to): the key is read from the link on the table before the
         // row (`r` looks the rows up, once each), so the path stops one hop short of the row.
         let reached = group.map { twin -> String in
             let hops = twin.step.path
             let path = batchPath(&sql, Array(hops.dropLast()), lastAlias: "l", bound: false)
             let holder = hops.count == 1 ? "s" : "l"
-            let links = (hops.last?.fromColumns ?? []).map { "\(holder).\(SQLText.identifier($0.name))" }
+            let links = (hops.last?.fromColumns ?? []).map { "\(holder).\(SQLIdentifier.quoted($0.name))" }
             let keys = links.enumerated().map { "\($1) AS k\($0 + 1)" }.joined(separator: ", ")
             let via = group.count > 1 ? ", \(twin.index) AS via" : ""
             let conditions = path.conditions + links.map { "\($0) IS NOT NULL" }
@@ -268,8 +271,8 @@ extension Planner {
     /// nothing: the row is gone.
     func actOnRows(_ step: ResolvedStep) -> PlannedStatement {
         var sql = SQLBuilder()
-        let table = SQLText.table(step.table)
-        let columns = identityColumns(step).map { SQLText.identifier($0.name) }
+        let table = SQLIdentifier.quoted(schema: step.table.schema, name: step.table.name)
+        let columns = identityColumns(step).map { SQLIdentifier.quoted($0.name) }
         let target =
             columns.count == 1 ? "x.\(columns[0])" : "(" + columns.map { "x.\($0)" }.joined(separator: ", ") + ")"
         let modify: String
@@ -314,7 +317,7 @@ extension Planner {
         let parts = step.referencedBy.enumerated().map { number, reference -> String in
             let other = "o\(number + 1)"
             let joins = zip(reference.columns, reference.referencedColumns).map {
-                "\(other).\(SQLText.identifier($0.name)) = \(row).\(SQLText.identifier($1.name))"
+                "\(other).\(SQLIdentifier.quoted($0.name)) = \(row).\(SQLIdentifier.quoted($1.name))"
             }
             var belongs: [String] = []
             let dropped = droppedReferences(reference, to: step)
@@ -326,7 +329,7 @@ extension Planner {
             }
             let outside = belongs.isEmpty ? "" : " AND NOT (" + belongs.joined(separator: " OR ") + ")"
             return
-                "EXISTS (SELECT FROM \(SQLText.table(reference.table)) AS \(other) WHERE \(joins.joined(separator: " AND "))\(outside))"
+                "EXISTS (SELECT FROM \(SQLIdentifier.quoted(schema: reference.table.schema, name: reference.table.name)) AS \(other) WHERE \(joins.joined(separator: " AND "))\(outside))"
         }
         return "(" + parts.joined(separator: " OR ") + ")"
     }
@@ -365,7 +368,7 @@ extension Planner {
 
     /// `"email" = <expression>, ...` for the target alias `x`.
     func assignments(_ sql: inout SQLBuilder, _ step: ResolvedStep, _ columns: [ResolvedAnonymization]) -> String {
-        columns.map { "\(SQLText.identifier($0.column.name)) = \(strategyExpression(&sql, step, $0))" }
+        columns.map { "\(SQLIdentifier.quoted($0.column.name)) = \(strategyExpression(&sql, step, $0))" }
             .joined(separator: ", ")
     }
 
@@ -377,7 +380,7 @@ extension Planner {
     func strategyExpression(
         _ sql: inout SQLBuilder, _ step: ResolvedStep, _ column: ResolvedAnonymization, row: String = "x"
     ) -> String {
-        let name = "\(row).\(SQLText.identifier(column.column.name))"
+        let name = "\(row).\(SQLIdentifier.quoted(column.column.name))"
         let type = column.type
         switch column.strategy {
         case .null:
@@ -396,9 +399,9 @@ extension Planner {
             let place = SQLText.literal("\(step.table).\(column.column.name):")
             let identity: String
             switch step.primaryKey {
-            case .some(let key) where key.count == 1: identity = "\(row).\(SQLText.identifier(key[0].name))::text"
+            case .some(let key) where key.count == 1: identity = "\(row).\(SQLIdentifier.quoted(key[0].name))::text"
             case .some(let key) where !key.isEmpty:
-                identity = "ROW(\(key.map { "\(row).\(SQLText.identifier($0.name))" }.joined(separator: ", ")))::text"
+                identity = "ROW(\(key.map { "\(row).\(SQLIdentifier.quoted($0.name))" }.joined(separator: ", ")))::text"
             default: identity = "\(row)::text"
             }
             return

@@ -1,4 +1,5 @@
 import Foundation
+import GallraCore
 import GallraPostgres
 import Testing
 
@@ -366,8 +367,8 @@ struct PlannerTests {
     }
 
     @Test func identifiersAreQuotedAndBadTypeNamesRefused() throws {
-        #expect(SQLText.identifier(#"Mixed "Case""#) == #""Mixed ""Case""""#)
-        #expect(SQLText.table(QualifiedName(schema: "Shop", name: "Order Items")) == #""Shop"."Order Items""#)
+        #expect(SQLIdentifier.quoted(#"Mixed "Case""#) == #""Mixed ""Case""""#)
+        #expect(SQLIdentifier.quoted(schema: "Shop", name: "Order Items") == #""Shop"."Order Items""#)
         var policy = try Self.resolved(steps: [Self.step(Self.customer, [], .subject, .delete)])
         policy.subject.keyType = "bigint); DROP TABLE x; --"
         #expect(throws: PlanError.self) { try Planner(policy) }

@@ -182,7 +182,9 @@ struct PolicyValidator {
         // Suggestions compare exact names ("Sales.OrderItems"), then render them in identifier syntax.
         func closest(_ word: String, among tables: [QualifiedName], qualified: Bool, render: Bool? = nil) -> String {
             let raw = tables.map { qualified ? "\($0.schema ?? "").\($0.name)" : $0.name }
-            guard let found = Self.suggestion(for: word, among: raw), let position = raw.firstIndex(of: found) else {
+            guard let found = Suggestions.closest(to: word, among: raw, matching: .name),
+                let position = raw.firstIndex(of: found)
+            else {
                 return ""
             }
             let table = tables[position]
@@ -196,7 +198,7 @@ struct PolicyValidator {
                 return
                     "\(what) \(name) does not exist: schema \(IdentifierSyntax.render(schema)) holds no table gallra can see\(hint)"
             }
-            let suggestion = Self.suggestion(for: name.name, among: inSchema.map(\.name))
+            let suggestion = Suggestions.closest(to: name.name, among: inSchema.map(\.name), matching: .name)
             let hint = suggestion.map { Self.hint(QualifiedName(schema: schema, name: $0).description, $0, name.name) }
             return "\(what) \(name) does not exist\(hint ?? "")"
         }
@@ -209,18 +211,6 @@ struct PolicyValidator {
         let hint = closest(name.name, among: visible, qualified: false)
         return
             "\(what) \(name) does not exist\(hint.isEmpty ? closest(name.name, among: all, qualified: false, render: true) : hint)"
-    }
-
-    /// The closest name: the same name in another case first, then a likely typo.
-    static func suggestion(for word: String, among candidates: [String]) -> String? {
-        if let sameLetters = candidates.first(where: { $0 != word && $0.lowercased() == word.lowercased() }) {
-            return sameLetters
-        }
-        return Suggestions.closest(to: word, among: candidates)
-    }
-
-    static func didYouMean(_ word: String, among candidates: [String]) -> String {
-        suggestion(for: word, among: candidates).map { "; did you mean \($0)?" } ?? ""
     }
 
     /// `; did you mean X?`, explaining case folding when only the case differs.
@@ -238,7 +228,7 @@ struct PolicyValidator {
     ) -> CatalogColumn? {
         if let column = table.column(name.name) { return column }
         let names = table.columns.map(\.name)
-        let hint = Self.suggestion(for: name.name, among: names).map {
+        let hint = Suggestions.closest(to: name.name, among: names, matching: .name).map {
             Self.hint(IdentifierSyntax.render($0), $0, name.name)
         }
         error("\(what): column \(name) does not exist in \(table.name)\(hint ?? "")", at: path, key: key)
@@ -527,7 +517,7 @@ struct PolicyValidator {
     // MARK: - Privileges
 
     mutating func checkPrivileges() {
-        let role = catalog.role.map { SQLName.identifier($0) }
+        let role = catalog.role.map { IdentifierSyntax.render($0, for: .sql) }
         for name in neededOrder {
             guard let (privileges, path, why) = needs[name], let table = catalog.tables[name] else { continue }
             let missing = Privilege.allCases.filter { privileges.contains($0) && !table.privileges.contains($0) }
@@ -535,7 +525,7 @@ struct PolicyValidator {
             let list = missing.map { $0.rawValue.uppercased() }.joined(separator: ", ")
             let who = role.map { "role \($0)" } ?? "the role gallra connects as"
             error(
-                "\(who) lacks \(list) on \(table.name), needed \(why); run: GRANT \(list) ON \(SQLName.table(table.name)) TO \(role ?? "<gallra's role>");",
+                "\(who) lacks \(list) on \(table.name), needed \(why); run: GRANT \(list) ON \(table.name.rendered(for: .sql)) TO \(role ?? "<gallra's role>");",
                 at: path)
         }
     }
@@ -553,13 +543,13 @@ struct PolicyValidator {
     mutating func warnMissingIndex(on table: CatalogTable, columns: [ColumnName], at path: String, why: String) {
         let key = [table.name.description] + columns.map(\.name)
         guard warnedIndexes.insert(key).inserted else { return }
-        let list = SQLName.columns(columns)
+        let list = columns.rendered(for: .sql)
         let statement: String
         if table.kind == .partitioned {
             statement =
-                "CREATE INDEX ON \(SQLName.table(table.name)) (\(list)); (a partitioned table takes no CONCURRENTLY: to avoid locking it, create the index on each partition CONCURRENTLY first)"
+                "CREATE INDEX ON \(table.name.rendered(for: .sql)) (\(list)); (a partitioned table takes no CONCURRENTLY: to avoid locking it, create the index on each partition CONCURRENTLY first)"
         } else {
-            statement = "CREATE INDEX CONCURRENTLY ON \(SQLName.table(table.name)) (\(list));"
+            statement = "CREATE INDEX CONCURRENTLY ON \(table.name.rendered(for: .sql)) (\(list));"
         }
         warning(
             "no index on \(table.name) (\(columns.map(\.description).joined(separator: ", "))): \(why); create one: \(statement)",

@@ -60,7 +60,9 @@ public struct PolicyFile: Sendable {
             diagnostics.append(
                 PolicyDiagnostic(
                     location: SourceLocation(file: path, line: 1, column: 1),
-                    message: "the file holds no policy; it starts with policy: NAME (see the example in DESIGN.md)"))
+                    message:
+                        "the file holds no policy; it starts with policy: NAME (see the example in docs/policy-language.md)"
+                ))
         }
         self.policies = policies
         self.diagnostics = diagnostics
@@ -152,83 +154,82 @@ extension Policy {
 
 // MARK: - Codable, through the document shape
 
-/// Decodes a value of the document shape through the policy decoder, so that Codable and files accept
-/// exactly the same documents.
-private func decodeDocument<T>(
-    _ decoder: any Decoder, _ body: (inout PolicyDecoder, DocumentNode) -> T?
-) throws -> T {
-    let value = try JSONValue(from: decoder)
-    var documentDecoder = PolicyDecoder(file: nil)
-    guard let result = body(&documentDecoder, value.node), documentDecoder.diagnostics.isEmpty else {
-        let message = documentDecoder.diagnostics.map(\.message).joined(separator: "; ")
-        throw DecodingError.dataCorrupted(
-            DecodingError.Context(codingPath: decoder.codingPath, debugDescription: message))
-    }
-    return result
+/// A part of a policy that Codable reads and writes in the document shape, through the policy decoder, so that
+/// Codable and files accept exactly the same documents.
+protocol DocumentCodable: Codable {
+    /// Reads the part from a document node as a file's would be read; nil once the decoder has reported why.
+    static func decode(_ node: DocumentNode, with decoder: inout PolicyDecoder) -> Self?
+    /// The canonical document shape.
+    var json: JSONValue { get }
 }
 
-extension Policy: Codable {
-    /// Decodes the document shape (as in a policy file); structural errors are decoding errors.
+extension DocumentCodable {
+    /// Decodes the document shape; the decoder's errors are one decoding error.
     public init(from decoder: any Decoder) throws {
-        self = try decodeDocument(decoder) { documentDecoder, node in
-            guard let policy = documentDecoder.policy(node) else { return nil }
-            let problems = ParsedPolicy(policy: policy, source: documentDecoder.sourceMap).structuralDiagnostics()
-            documentDecoder.diagnostics += problems.filter { $0.severity == .error }
-            return policy
+        let value = try JSONValue(from: decoder)
+        var documentDecoder = PolicyDecoder(file: nil)
+        guard let result = Self.decode(value.node, with: &documentDecoder), documentDecoder.diagnostics.isEmpty else {
+            let message = documentDecoder.diagnostics.map(\.message).joined(separator: "; ")
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(codingPath: decoder.codingPath, debugDescription: message))
         }
+        self = result
     }
 
     /// Encodes the canonical document shape.
     public func encode(to encoder: any Encoder) throws { try json.encode(to: encoder) }
 }
 
-extension Subject: Codable {
-    public init(from decoder: any Decoder) throws {
-        self = try decodeDocument(decoder) { $0.subject($1, path: "subject") }
+extension Policy: DocumentCodable {
+    /// A whole policy document; structural errors count as decoding errors too.
+    static func decode(_ node: DocumentNode, with decoder: inout PolicyDecoder) -> Policy? {
+        guard let policy = decoder.policy(node) else { return nil }
+        let problems = ParsedPolicy(policy: policy, source: decoder.sourceMap).structuralDiagnostics()
+        decoder.diagnostics += problems.filter { $0.severity == .error }
+        return policy
     }
-    public func encode(to encoder: any Encoder) throws { try json.encode(to: encoder) }
 }
 
-extension Rule: Codable {
-    public init(from decoder: any Decoder) throws {
-        self = try decodeDocument(decoder) { $0.rule($1, path: "expires") }
+extension Subject: DocumentCodable {
+    static func decode(_ node: DocumentNode, with decoder: inout PolicyDecoder) -> Subject? {
+        decoder.subject(node, path: "subject")
     }
-    public func encode(to encoder: any Encoder) throws { try json.encode(to: encoder) }
 }
 
-extension Exemption: Codable {
-    public init(from decoder: any Decoder) throws {
-        self = try decodeDocument(decoder) { $0.exemption($1, path: "except[0]") }
+extension Rule: DocumentCodable {
+    static func decode(_ node: DocumentNode, with decoder: inout PolicyDecoder) -> Rule? {
+        decoder.rule(node, path: "expires")
     }
-    public func encode(to encoder: any Encoder) throws { try json.encode(to: encoder) }
 }
 
-extension DataPoint: Codable {
-    public init(from decoder: any Decoder) throws {
-        self = try decodeDocument(decoder) { $0.dataPoint($1, path: "data[0]") }
+extension Exemption: DocumentCodable {
+    static func decode(_ node: DocumentNode, with decoder: inout PolicyDecoder) -> Exemption? {
+        decoder.exemption(node, path: "except[0]")
     }
-    public func encode(to encoder: any Encoder) throws { try json.encode(to: encoder) }
 }
 
-extension Strategy: Codable {
-    public init(from decoder: any Decoder) throws {
-        self = try decodeDocument(decoder) { $0.strategy($1, path: "anonymize") }
+extension DataPoint: DocumentCodable {
+    static func decode(_ node: DocumentNode, with decoder: inout PolicyDecoder) -> DataPoint? {
+        decoder.dataPoint(node, path: "data[0]")
     }
-    public func encode(to encoder: any Encoder) throws { try json.encode(to: encoder) }
 }
 
-extension Limits: Codable {
-    public init(from decoder: any Decoder) throws {
-        self = try decodeDocument(decoder) { $0.limits($1, path: "limits") }
+extension Strategy: DocumentCodable {
+    static func decode(_ node: DocumentNode, with decoder: inout PolicyDecoder) -> Strategy? {
+        decoder.strategy(node, path: "anonymize")
     }
-    public func encode(to encoder: any Encoder) throws { try json.encode(to: encoder) }
 }
 
-extension Scalar: Codable {
-    public init(from decoder: any Decoder) throws {
-        self = try decodeDocument(decoder) { $0.scalar($1, path: "value", what: "value") }
+extension Limits: DocumentCodable {
+    static func decode(_ node: DocumentNode, with decoder: inout PolicyDecoder) -> Limits? {
+        decoder.limits(node, path: "limits")
     }
-    public func encode(to encoder: any Encoder) throws { try json.encode(to: encoder) }
+}
+
+extension Scalar: DocumentCodable {
+    static func decode(_ node: DocumentNode, with decoder: inout PolicyDecoder) -> Scalar? {
+        decoder.scalar(node, path: "value", what: "value")
+    }
 }
 
 extension PolicyName: Codable {

@@ -2,7 +2,7 @@ import Foundation
 import GallraPolicy
 import Testing
 
-/// The example of DESIGN.md, "Policy file", verbatim.
+/// A whole policy using every part of the language, comments included, as the documentation shows one.
 let designExample = """
     policy: inactive-customers
     description: Accounts with no activity for one year (GDPR Art. 5(1)(e)).
@@ -64,7 +64,7 @@ let designExampleModel = Policy(
 
 @Suite("Policy documents")
 struct PolicyDocumentTests {
-    @Test("the example of DESIGN.md parses into the expected policy")
+    @Test("the documentation's example policy parses into the expected policy")
     func designExampleParses() throws {
         let file = PolicyFile(parsing: designExample, path: "inactive.yaml")
         #expect(file.diagnostics == [])

@@ -98,15 +98,6 @@ public struct CatalogTable: Sendable, Hashable, Codable {
         if let primaryKey, Set(primaryKey) == wanted { return true }
         return uniqueKeys.contains { Set($0) == wanted }
     }
-
-    /// Whether some index has `columns` as its leading key columns (in that order).
-    public func hasIndex(leadingWith columns: [String]) -> Bool {
-        if let primaryKey, primaryKey.starts(with: columns) { return true }
-        return indexes.contains { index in
-            !index.isPartial && index.columns.count >= columns.count
-                && zip(index.columns, columns).allSatisfy { $0 == $1 }
-        }
-    }
 }
 
 /// Table privileges of the role gallra connects as.

@@ -1,4 +1,5 @@
 import Foundation
+import GallraCore
 
 /// When a policy runs: a fixed interval, a time of day, week or month, or a 5-field cron expression,
 /// in UTC unless an IANA time zone ends the text.
@@ -122,8 +123,7 @@ public struct Schedule: Sendable, Hashable, Codable, CustomStringConvertible {
     }
 
     private static func localDay(of instant: Int64, in zone: ZoneRules) -> Int64 {
-        let local = instant + zone.scheduleOffset(at: instant)
-        return local >= 0 ? local / 86_400 : (local - 86_399) / 86_400
+        (instant + zone.offset(at: instant)).floorDivided(by: 86_400)
     }
 
     // MARK: Codable, as its text

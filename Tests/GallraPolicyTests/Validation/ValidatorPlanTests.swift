@@ -2,7 +2,7 @@ import Foundation
 import GallraPolicy
 import Testing
 
-// `designExample` (PolicyDocumentTests.swift) is DESIGN.md's example verbatim; its order anonymize keeps `customer_id`.
+// `designExample` (PolicyDocumentTests.swift) is the documentation's example policy; its order anonymize keeps `customer_id`.
 
 /// The example fixed as the validator proposes: the kept orders are detached from the deleted customer.
 let fixedExample = designExample.replacingOccurrences(
@@ -10,7 +10,7 @@ let fixedExample = designExample.replacingOccurrences(
 
 @Suite("Validator: resolved plans")
 struct ValidatorPlanTests {
-    @Test("DESIGN.md's example is refused: shop.order keeps rows that block deleting the customer")
+    @Test("the documentation's example policy is refused: shop.order keeps rows that block deleting the customer")
     func designExampleIsBlocked() {
         let result = validation(designExample)
         #expect(result.resolved == nil)

@@ -1,4 +1,4 @@
-/// A named rule set: which subjects expire, and what happens to their data (DESIGN.md, "Policy file").
+/// A named rule set: which subjects expire, and what happens to their data (docs/policy-language.md).
 ///
 /// A value: equal documents give equal policies whatever their layout, key order or format (YAML or JSON).
 /// Where each part was written is kept apart, in ``PolicySourceMap``.

@@ -222,15 +222,18 @@ public struct Validation: Sendable, Hashable {
 
 extension ResolvedStep.Action: Codable {
     private enum CodingKeys: String, CodingKey { case kind, columns }
+    /// The stored `kind`.
+    private enum Kind: String { case delete, anonymize }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        switch try container.decode(String.self, forKey: .kind) {
-        case "delete": self = .delete
-        case "anonymize": self = .anonymize(try container.decode([ResolvedAnonymization].self, forKey: .columns))
-        case let other:
+        let text = try container.decode(String.self, forKey: .kind)
+        switch Kind(rawValue: text) {
+        case .delete: self = .delete
+        case .anonymize: self = .anonymize(try container.decode([ResolvedAnonymization].self, forKey: .columns))
+        case nil:
             throw DecodingError.dataCorruptedError(
-                forKey: .kind, in: container, debugDescription: "unknown action \(other.quotedForMessage)")
+                forKey: .kind, in: container, debugDescription: "unknown action \(text.quotedForMessage)")
         }
     }
 
@@ -238,9 +241,9 @@ extension ResolvedStep.Action: Codable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         switch self {
         case .delete:
-            try container.encode("delete", forKey: .kind)
+            try container.encode(Kind.delete.rawValue, forKey: .kind)
         case .anonymize(let columns):
-            try container.encode("anonymize", forKey: .kind)
+            try container.encode(Kind.anonymize.rawValue, forKey: .kind)
             try container.encode(columns, forKey: .columns)
         }
     }

@@ -23,7 +23,7 @@ extension PolicyValidator {
                 let target = tables[tables.count - 1]
                 let previous = tables[tables.count - 2]
                 let names = target.columns.map(\.name) + previous.columns.map(\.name)
-                let hint = Self.suggestion(for: via.name, among: names).map {
+                let hint = Suggestions.closest(to: via.name, among: names, matching: .name).map {
                     Self.hint(IdentifierSyntax.render($0), $0, via.name)
                 }
                 error(

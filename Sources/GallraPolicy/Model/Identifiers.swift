@@ -1,3 +1,5 @@
+import GallraCore
+
 /// Why a text is not a PostgreSQL identifier.
 ///
 /// The message quotes the offending text: it comes from a policy file, not from table rows.
@@ -39,7 +41,7 @@ public struct ColumnName: Sendable, Hashable, Comparable, CustomStringConvertibl
     }
 
     /// The name in identifier syntax, quoted only where PostgreSQL needs it to read back the same name.
-    public var description: String { IdentifierSyntax.render(name) }
+    public var description: String { rendered(for: .policy) }
 
     public static func < (lhs: ColumnName, rhs: ColumnName) -> Bool {
         lhs.name.utf8.lexicographicallyPrecedes(rhs.name.utf8)
@@ -79,12 +81,7 @@ public struct QualifiedName: Sendable, Hashable, Comparable, CustomStringConvert
     }
 
     /// The name in identifier syntax, quoted only where needed; parsing it gives back the same name.
-    public var description: String {
-        if let schema {
-            return IdentifierSyntax.render(schema) + "." + IdentifierSyntax.render(name)
-        }
-        return IdentifierSyntax.render(name)
-    }
+    public var description: String { rendered(for: .policy) }
 
     public static func < (lhs: QualifiedName, rhs: QualifiedName) -> Bool {
         let left = lhs.schema ?? ""
@@ -203,8 +200,16 @@ enum IdentifierSyntax {
         isIdentifierStart(scalar) || (0x30...0x39).contains(scalar.value) || scalar == "$"
     }
 
-    /// Quotes a name unless it reads back unchanged without quotes (lower-case ASCII letters, digits, _, $).
-    static func render(_ name: String) -> String {
+    /// Where a rendered name is read back: SQL text (the statements gallra proposes, the plans it shows) also needs
+    /// reserved words quoted (`shop."order"`); a policy file reads them as names.
+    enum Reader: Sendable {
+        case policy
+        case sql
+    }
+
+    /// The one display form of a name: quoted (``SQLIdentifier/quoted(_:)``) unless it reads back unchanged
+    /// without quotes (lower-case ASCII letters, digits, _, $; for SQL, no reserved word).
+    static func render(_ name: String, for reader: Reader = .policy) -> String {
         var needsQuotes = name.isEmpty
         for (offset, scalar) in name.unicodeScalars.enumerated() {
             let plain: Bool =
@@ -218,11 +223,42 @@ enum IdentifierSyntax {
                 break
             }
         }
-        guard needsQuotes else { return name }
-        var quoted = "\""
-        for character in name {
-            quoted += character == "\"" ? "\"\"" : String(character)
-        }
-        return quoted + "\""
+        if reader == .sql, reservedWords.contains(name) { needsQuotes = true }
+        return needsQuotes ? SQLIdentifier.quoted(name) : name
+    }
+
+    /// PostgreSQL's reserved key words (including those allowed only as function or type names).
+    static let reservedWords: Set<String> = [
+        "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization", "binary",
+        "both", "case", "cast", "check", "collate", "collation", "column", "concurrently", "constraint", "create",
+        "cross", "current_catalog", "current_date", "current_role", "current_schema", "current_time",
+        "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end",
+        "except", "false", "fetch", "for", "foreign", "freeze", "from", "full", "grant", "group", "having",
+        "ilike", "in", "initially", "inner", "intersect", "into", "is", "isnull", "join", "lateral", "leading",
+        "left", "like", "limit", "localtime", "localtimestamp", "natural", "not", "notnull", "null", "offset",
+        "on", "only", "or", "order", "outer", "overlaps", "placing", "primary", "references", "returning",
+        "right", "select", "session_user", "similar", "some", "symmetric", "system_user", "table", "tablesample",
+        "then", "to", "trailing", "true", "union", "unique", "user", "using", "variadic", "verbose", "when",
+        "where", "window", "with",
+    ]
+}
+
+extension QualifiedName {
+    /// The name in identifier syntax for `reader`, each part quoted only where needed.
+    func rendered(for reader: IdentifierSyntax.Reader) -> String {
+        (schema.map { IdentifierSyntax.render($0, for: reader) + "." } ?? "")
+            + IdentifierSyntax.render(name, for: reader)
+    }
+}
+
+extension ColumnName {
+    /// The name in identifier syntax for `reader`, quoted only where needed.
+    func rendered(for reader: IdentifierSyntax.Reader) -> String { IdentifierSyntax.render(name, for: reader) }
+}
+
+extension [ColumnName] {
+    /// `a, "B", c`: the names for `reader`, comma-separated.
+    func rendered(for reader: IdentifierSyntax.Reader) -> String {
+        map { $0.rendered(for: reader) }.joined(separator: ", ")
     }
 }

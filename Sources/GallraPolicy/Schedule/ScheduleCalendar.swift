@@ -1,4 +1,4 @@
-import Foundation
+import GallraCore
 
 /// The wall-clock times a calendar schedule names, as cron fields (every calendar form compiles to one).
 ///
@@ -36,7 +36,7 @@ struct ScheduleCalendarPattern: Sendable, Hashable {
         guard months & (1 << UInt64(day.month)) != 0 else { return false }
         let dayOfMonth =
             daysOfMonth & (1 << UInt64(day.day)) != 0
-            || (lastDayOfMonth && day.day == ScheduleCivilDay.daysIn(month: day.month, year: day.year))
+            || (lastDayOfMonth && day.day == CivilCalendar.daysInMonth(day.year, day.month))
         let dayOfWeek = daysOfWeek & (1 << UInt64(day.weekday)) != 0
         if dayOfMonthRestricted && dayOfWeekRestricted {
             return dayOfMonth || dayOfWeek
@@ -50,7 +50,7 @@ struct ScheduleCalendarPattern: Sendable, Hashable {
         if dayOfMonthRestricted && dayOfWeekRestricted { return true }
         if lastDayOfMonth { return true }
         for month in 1...12 where months & (1 << UInt64(month)) != 0 {
-            let longest = ScheduleCivilDay.daysIn(month: month, year: 2000)
+            let longest = CivilCalendar.daysInMonth(2000, month)
             if daysOfMonth & (((1 << UInt64(longest + 1)) - 1) & ~1) != 0 { return true }
         }
         return false
@@ -60,8 +60,8 @@ struct ScheduleCalendarPattern: Sendable, Hashable {
     func fireInstants(onLocalDay dayNumber: Int64, in zone: ZoneRules) -> [Int64] {
         guard matches(ScheduleCivilDay(dayNumber: dayNumber)) else { return [] }
         let midnight = dayNumber * 86_400
-        let before = zone.scheduleOffset(at: midnight - 86_400)
-        let after = zone.scheduleOffset(at: midnight + 2 * 86_400)
+        let before = zone.offset(at: midnight - 86_400)
+        let after = zone.offset(at: midnight + 2 * 86_400)
         var instants: [Int64] = []
         for hour in Self.members(of: hours, in: 0...23) {
             for minute in Self.members(of: minutes, in: 0...59) {
@@ -93,48 +93,20 @@ struct ScheduleCalendarPattern: Sendable, Hashable {
     }
 }
 
-/// A proleptic Gregorian date, from and to days since 1970-01-01 (H. Hinnant's civil algorithms).
+/// A proleptic Gregorian date and its weekday, from days since 1970-01-01 (``CivilCalendar`` does the arithmetic).
 struct ScheduleCivilDay: Sendable, Hashable {
-    var year: Int64
-    var month: Int
-    var day: Int
+    let dayNumber: Int64
+    let year: Int
+    let month: Int
+    let day: Int
 
     init(dayNumber: Int64) {
-        let z = dayNumber + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let shiftedMonth = (5 * dayOfYear + 2) / 153
-        day = Int(dayOfYear - (153 * shiftedMonth + 2) / 5 + 1)
-        month = Int(shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9)
-        year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
         self.dayNumber = dayNumber
-    }
-
-    let dayNumber: Int64
-
-    /// Days since 1970-01-01 of a date (month 1-12, day 1-31).
-    static func dayNumber(year: Int64, month: Int, day: Int) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let m = Int64(month)
-        let dayOfYear = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
+        (year, month, day) = CivilCalendar.civilFromDays(dayNumber)
     }
 
     /// 0 is Sunday; 1970-01-01 was a Thursday.
     var weekday: Int { Int(((dayNumber % 7) + 11) % 7) }
-
-    static func daysIn(month: Int, year: Int64) -> Int {
-        switch month {
-        case 2: return year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
 }
 
 /// How a local wall-clock time maps to instants in a zone.
@@ -147,28 +119,23 @@ enum ScheduleWallClockResolution: Equatable {
 }
 
 extension ZoneRules {
-    /// Offset from UTC in seconds at an instant given in Unix seconds.
-    func scheduleOffset(at instant: Int64) -> Int64 {
-        offset(at: instant)
-    }
-
     /// Maps a wall-clock time (seconds since 1970-01-01 00:00 local) to instants. Assumes at most one
     /// change of offset within a day either side, true of every zone in the tz database.
     func scheduleResolve(wallClock: Int64) -> ScheduleWallClockResolution {
-        let earlierOffset = scheduleOffset(at: wallClock - 86_400)
-        let laterOffset = scheduleOffset(at: wallClock + 86_400)
+        let earlierOffset = offset(at: wallClock - 86_400)
+        let laterOffset = offset(at: wallClock + 86_400)
         let candidates = Set([earlierOffset, laterOffset]).map { wallClock - $0 }
-        let valid = candidates.filter { wallClock - scheduleOffset(at: $0) == $0 }.sorted()
+        let valid = candidates.filter { wallClock - offset(at: $0) == $0 }.sorted()
         if valid.count >= 2 { return .repeated(first: valid[0], second: valid[valid.count - 1]) }
         if let only = valid.first { return .unique(only) }
         // A gap: find the first second with the new offset between the two readings.
         var low = wallClock - Swift.max(earlierOffset, laterOffset)
         var high = wallClock - Swift.min(earlierOffset, laterOffset)
-        let oldOffset = scheduleOffset(at: low)
-        guard scheduleOffset(at: high) != oldOffset else { return .skipped(gapEnd: high) }
+        let oldOffset = offset(at: low)
+        guard offset(at: high) != oldOffset else { return .skipped(gapEnd: high) }
         while high - low > 1 {
             let middle = low + (high - low) / 2
-            if scheduleOffset(at: middle) == oldOffset { low = middle } else { high = middle }
+            if offset(at: middle) == oldOffset { low = middle } else { high = middle }
         }
         return .skipped(gapEnd: high)
     }

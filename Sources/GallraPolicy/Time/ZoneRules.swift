@@ -1,4 +1,5 @@
 import Foundation
+import GallraCore
 
 /// A time zone's offsets from UTC, read from the system's time zone database (TZif files, RFC 8536, in
 /// `/usr/share/zoneinfo` or `$TZDIR`), as the C library, cron and systemd timers read it: a schedule follows the
@@ -240,20 +241,20 @@ struct PosixZoneRule: Sendable, Hashable {
         var time: Int64
 
         /// The local instant (seconds since 1970-01-01 00:00 local) of the transition in `year`.
-        func localSeconds(in year: Int64) -> Int64 {
-            let january1 = ScheduleCivilDay.dayNumber(year: year, month: 1, day: 1)
+        func localSeconds(in year: Int) -> Int64 {
+            let january1 = CivilCalendar.daysFromCivil(year, 1, 1)
             let dayNumber: Int64
             switch day {
             case .julianNoLeap(let n):
-                let leap = ScheduleCivilDay.daysIn(month: 2, year: year) == 29
+                let leap = CivilCalendar.daysInMonth(year, 2) == 29
                 dayNumber = january1 + Int64(n - 1) + (leap && n >= 60 ? 1 : 0)
             case .zeroBased(let n):
                 dayNumber = january1 + Int64(n)
             case .monthWeekDay(let month, let week, let weekday):
-                let first = ScheduleCivilDay.dayNumber(year: year, month: month, day: 1)
+                let first = CivilCalendar.daysFromCivil(year, month, 1)
                 let firstWeekday = Int64(ScheduleCivilDay(dayNumber: first).weekday)
                 var candidate = first + (Int64(weekday) - firstWeekday + 7) % 7 + Int64(week - 1) * 7
-                let length = Int64(ScheduleCivilDay.daysIn(month: month, year: year))
+                let length = Int64(CivilCalendar.daysInMonth(year, month))
                 while candidate >= first + length { candidate -= 7 }
                 dayNumber = candidate
             }
@@ -379,13 +380,5 @@ private struct PosixRuleScanner {
             time = parsed
         }
         return PosixZoneRule.Transition(day: day, time: time)
-    }
-}
-
-extension Int64 {
-    /// Division rounding toward negative infinity.
-    fileprivate func floorDivided(by divisor: Int64) -> Int64 {
-        let quotient = self / divisor
-        return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? quotient - 1 : quotient
     }
 }

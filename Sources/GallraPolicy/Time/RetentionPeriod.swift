@@ -32,20 +32,6 @@ public struct RetentionPeriod: Sendable, Hashable, CustomStringConvertible {
     static let microsecondsPerMinute: Int64 = 60 * microsecondsPerSecond
     static let microsecondsPerHour: Int64 = 60 * microsecondsPerMinute
 
-    private enum Unit: String, CaseIterable {
-        case year, month, week, day, hour, minute, second
-
-        static let spellings: [String: Unit] = [
-            "year": .year, "years": .year, "yr": .year, "yrs": .year, "y": .year,
-            "month": .month, "months": .month, "mon": .month, "mons": .month,
-            "week": .week, "weeks": .week, "w": .week,
-            "day": .day, "days": .day, "d": .day,
-            "hour": .hour, "hours": .hour, "hr": .hour, "hrs": .hour, "h": .hour,
-            "minute": .minute, "minutes": .minute, "min": .minute, "mins": .minute,
-            "second": .second, "seconds": .second, "sec": .second, "secs": .second, "s": .second,
-        ]
-    }
-
     /// Parses a positive period (see the type's documentation for the forms).
     public init(parsing text: String) throws(DurationError) {
         let trimmed = text.trimmingWhitespace
@@ -72,7 +58,7 @@ public struct RetentionPeriod: Sendable, Hashable, CustomStringConvertible {
 
     private static func parseWords(_ text: String, failure: (String) -> DurationError) throws(DurationError) -> Self {
         var result = RetentionPeriod()
-        var seen: Set<Unit> = []
+        var seen: Set<DurationUnit> = []
         let scalars = Array(text.unicodeScalars)
         var index = 0
         func skipSeparators() {
@@ -105,11 +91,11 @@ public struct RetentionPeriod: Sendable, Hashable, CustomStringConvertible {
                 throw failure("\(digits) has no unit; write for example \"\(digits) days\"")
             }
             let lower = word.lowercased()
-            guard let unit = Unit.spellings[lower] else {
+            guard let unit = DurationUnitWords.retentionPeriod.unit(named: lower) else {
                 if lower == "m" {
                     throw failure("\"m\" is ambiguous; write \"\(digits) months\" or \"\(digits) minutes\"")
                 }
-                let names = Unit.allCases.flatMap { [$0.rawValue, $0.rawValue + "s"] }
+                let names = DurationUnitWords.retentionPeriod.units.flatMap { [$0.rawValue, $0.rawValue + "s"] }
                 if let suggestion = Suggestions.closest(to: lower, among: names) {
                     throw failure("unknown unit \"\(word)\"; did you mean \"\(suggestion)\"?")
                 }
@@ -145,7 +131,7 @@ public struct RetentionPeriod: Sendable, Hashable, CustomStringConvertible {
             case ".", ",":
                 throw failure("use whole numbers in ISO 8601 periods, e.g. \"PT36H\" rather than \"P1.5D\"")
             default:
-                let unit: Unit? =
+                let unit: DurationUnit? =
                     switch (scalar, inTime) {
                     case ("Y", false): .year
                     case ("M", false): .month
@@ -174,7 +160,9 @@ public struct RetentionPeriod: Sendable, Hashable, CustomStringConvertible {
         return result
     }
 
-    private mutating func add(_ value: Int64, _ unit: Unit, failure: (String) -> DurationError) throws(DurationError) {
+    private mutating func add(_ value: Int64, _ unit: DurationUnit, failure: (String) -> DurationError)
+        throws(DurationError)
+    {
         func checked(_ a: Int64, times b: Int64, plus c: Int64) throws(DurationError) -> Int64 {
             let (product, overflow1) = a.multipliedReportingOverflow(by: b)
             let (sum, overflow2) = product.addingReportingOverflow(c)
@@ -193,6 +181,7 @@ public struct RetentionPeriod: Sendable, Hashable, CustomStringConvertible {
         case .hour: microseconds = try checked(value, times: Self.microsecondsPerHour, plus: microseconds)
         case .minute: microseconds = try checked(value, times: Self.microsecondsPerMinute, plus: microseconds)
         case .second: microseconds = try checked(value, times: Self.microsecondsPerSecond, plus: microseconds)
+        case .millisecond: microseconds = try checked(value, times: 1000, plus: microseconds)
         }
     }
 
@@ -292,14 +281,15 @@ public enum PauseDuration {
         if digits.count > 9 { digits = digits.prefix(10) }
         guard let value = Int64(digits) else { throw failure("\(digits) is too large") }
         let duration: Duration
-        switch rest {
-        case "ms", "millisecond", "milliseconds": duration = .milliseconds(value)
-        case "s", "sec", "secs", "second", "seconds": duration = .seconds(value)
-        case "min", "mins", "minute", "minutes": duration = .seconds(value * 60)
-        case "" where value == 0: duration = .zero
-        case "": throw failure("\(digits) has no unit; write \"\(digits)ms\" or \"\(digits)s\"")
-        default:
-            let hint = Suggestions.didYouMean(rest, among: ["ms", "s", "min", "milliseconds", "seconds", "minutes"])
+        if rest.isEmpty {
+            guard value == 0 else { throw failure("\(digits) has no unit; write \"\(digits)ms\" or \"\(digits)s\"") }
+            duration = .zero
+        } else if let length = DurationUnitWords.pause.unit(named: rest)?.length {
+            duration = length * value
+        } else {
+            let words = DurationUnitWords.pause
+            let names = words.units.map(words.abbreviation) + words.units.map { $0.rawValue + "s" }
+            let hint = Suggestions.didYouMean(rest, among: names)
             throw failure("unknown unit \"\(rest)\"\(hint); use ms, s or min")
         }
         guard duration <= maximum else { throw failure("a pause is at most 1 hour") }

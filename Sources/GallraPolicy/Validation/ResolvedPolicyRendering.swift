@@ -9,13 +9,13 @@ extension ResolvedPolicy: CustomStringConvertible {
         var lines: [String] = []
         let policy = self.policy
         lines.append(
-            "policy \(policy.name) (\(policy.state.rawValue)), subject \(SQLName.table(subject.table)) by \(SQLName.column(subject.key))"
+            "policy \(policy.name) (\(policy.state.rawValue)), subject \(subject.table.rendered(for: .sql)) by \(subject.key.rendered(for: .sql))"
         )
         lines.append("  expires: \(rule.rendered)")
         for exemption in exemptions {
             lines.append("  except: \(exemption.rendered)")
         }
-        let width = steps.map { SQLName.table($0.table).count }.max() ?? 0
+        let width = steps.map { $0.table.rendered(for: .sql).count }.max() ?? 0
         for (position, step) in steps.enumerated() {
             let number = "\(position + 1)."
             let verb: String
@@ -26,11 +26,11 @@ extension ResolvedPolicy: CustomStringConvertible {
                 detail = ""
             case .anonymize(let columns):
                 verb = "anonymize"
-                detail = columns.map { "\(SQLName.column($0.column)): \($0.strategy)" }.joined(separator: ", ")
+                detail = columns.map { "\($0.column.rendered(for: .sql)): \($0.strategy)" }.joined(separator: ", ")
             }
             let link = step.path.isEmpty ? "the subject row" : "via \(JoinHop.rendered(step.path))"
             detail = detail.isEmpty ? link : "\(detail)   \(link)"
-            let table = SQLName.table(step.table).padding(to: width)
+            let table = step.table.rendered(for: .sql).padding(to: width)
             lines.append("  \(number) \(verb.padding(to: 9)) \(table)  \(detail)")
             let indent = String(repeating: " ", count: number.count + 3)
             for note in step.notes {
@@ -43,7 +43,8 @@ extension ResolvedPolicy: CustomStringConvertible {
 
 extension ResolvedRule {
     var rendered: String {
-        let place = path.isEmpty ? SQLName.column(column) : "\(SQLName.table(table)).\(SQLName.column(column))"
+        let place =
+            path.isEmpty ? column.rendered(for: .sql) : "\(table.rendered(for: .sql)).\(column.rendered(for: .sql))"
         let index = index.map { "index \($0)" } ?? "no index"
         let link = path.isEmpty ? "" : ", via \(JoinHop.rendered(path))"
         switch kind {
@@ -64,15 +65,15 @@ extension ResolvedExemption {
     var rendered: String {
         switch exemption {
         case .column(let column, let predicate):
-            return "\(SQLName.column(column)) \(predicate.rendered)"
+            return "\(column.rendered(for: .sql)) \(predicate.rendered)"
         case .relatedExists(_, _, _, let conditions):
             let clause =
                 conditions.isEmpty
                 ? ""
                 : " where "
-                    + conditions.map { "\(SQLName.column($0.column)) \($0.predicate.rendered)" }.joined(
+                    + conditions.map { "\($0.column.rendered(for: .sql)) \($0.predicate.rendered)" }.joined(
                         separator: " and ")
-            return "a row of \(SQLName.table(table)) exists\(clause), via \(JoinHop.rendered(path))"
+            return "a row of \(table.rendered(for: .sql)) exists\(clause), via \(JoinHop.rendered(path))"
         }
     }
 }
@@ -93,8 +94,8 @@ extension JoinHop {
     /// data point back to the subject, then the constraints followed.
     static func rendered(_ path: [JoinHop]) -> String {
         func place(_ table: QualifiedName, _ columns: [ColumnName]) -> String {
-            let list = columns.count == 1 ? SQLName.column(columns[0]) : "(\(SQLName.columns(columns)))"
-            return "\(SQLName.table(table)).\(list)"
+            let list = columns.count == 1 ? columns[0].rendered(for: .sql) : "(\(columns.rendered(for: .sql)))"
+            return "\(table.rendered(for: .sql)).\(list)"
         }
         var parts: [String] = []
         for hop in path.reversed() {

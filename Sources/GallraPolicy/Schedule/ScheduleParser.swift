@@ -61,7 +61,9 @@ struct ScheduleParser {
                 return try parseCron()
             }
             var message = "unknown schedule form '\(first.text)'"
-            if let suggestion = Self.closest(to: first.lowercased, among: Self.forms) {
+            if let suggestion = Suggestions.closest(
+                to: first.lowercased, among: Self.forms, matching: Self.wordMatching)
+            {
                 message += "; did you mean '\(suggestion)'?"
             } else {
                 message += "; a schedule starts with every, hourly, daily, weekly, monthly, or is a cron expression"
@@ -95,15 +97,10 @@ struct ScheduleParser {
         guard digits.count <= 9, let amount = digits.isEmpty ? 1 : Int64(digits) else {
             throw error(.invalidInterval, amountToken.column, "the interval \(amountToken.text) is too long", example)
         }
-        let units: [(names: [String], seconds: Int64, name: String)] = [
-            (["s", "sec", "secs", "second", "seconds"], 1, "second"),
-            (["m", "min", "mins", "minute", "minutes"], 60, "minute"),
-            (["h", "hr", "hrs", "hour", "hours"], 3600, "hour"),
-            (["d", "day", "days"], 86_400, "day"),
-        ]
-        guard let unit = units.first(where: { $0.names.contains(unitText) }) else {
+        guard let unit = DurationUnitWords.scheduleInterval.unit(named: unitText), let length = unit.length else {
             var message = "unknown interval unit '\(unitText)'; use m (minutes), h (hours) or d (days)"
-            if ["w", "week", "weeks", "month", "months", "mo", "y", "year", "years"].contains(unitText) {
+            // Weeks, months and years: say which calendar form to use instead.
+            if (DurationUnitWords.calendarUnits.words + ["mo"]).contains(unitText) {
                 message += ", or a calendar form such as weekly on monday at 02:00 or monthly on 1 at 04:00"
             }
             throw error(.invalidInterval, unitColumn, message, example)
@@ -113,11 +110,11 @@ struct ScheduleParser {
                 .invalidInterval, amountToken.column, "the interval must be longer than zero (every 0\(unitText))",
                 example)
         }
-        let seconds = amount * unit.seconds
+        let seconds = amount * length.components.seconds
         guard seconds >= 60 else {
             throw error(
                 .intervalTooShort, amountToken.column,
-                "an interval of \(amount) \(unit.name)\(amount == 1 ? "" : "s") is shorter than the minimum of one minute",
+                "an interval of \(amount) \(unit.rawValue)\(amount == 1 ? "" : "s") is shorter than the minimum of one minute",
                 "every 1m")
         }
         guard seconds <= 366 * 86_400 else {
@@ -439,7 +436,9 @@ struct ScheduleParser {
         if !field.names.isEmpty, !lowered.isEmpty, lowered.allSatisfy(\.isLetter) {
             let kind = field.name == "month" ? "month" : "day"
             var message = "unknown \(kind) name '\(text)'"
-            if let suggestion = Self.closest(to: lowered, among: Array(field.names.keys)) {
+            if let suggestion = Suggestions.closest(
+                to: lowered, among: Array(field.names.keys), matching: Self.wordMatching)
+            {
                 message += "; did you mean '\(suggestion)'?"
             }
             throw error(.unknownName, column, message, example)
@@ -495,7 +494,9 @@ struct ScheduleParser {
         if name.uppercased() == "UTC" { return (Self.utc, "UTC") }
         if let zone = ZoneRules(identifier: name) { return (zone, name) }
         var message = "unknown time zone '\(name)'"
-        if let suggestion = Self.closest(to: name, among: ZoneRules.knownIdentifiers() + ["UTC"], limit: 3) {
+        if let suggestion = Suggestions.closest(
+            to: name, among: ZoneRules.knownIdentifiers() + ["UTC"], matching: .caseInsensitive(maximumDistance: 3))
+        {
             message += "; did you mean '\(suggestion)'?"
         } else {
             message += "; use an IANA identifier such as Europe/Stockholm, or UTC"
@@ -518,6 +519,8 @@ struct ScheduleParser {
     // MARK: Tables and helpers
 
     static let utc = ZoneRules.utc
+    /// Keywords, day and month names are case-insensitive; at most two edits from a suggestion.
+    static let wordMatching = Suggestions.Matching.caseInsensitive(maximumDistance: 2)
 
     static let dayNames = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
     static let dayNumbers: [String: Int] = {
@@ -546,7 +549,8 @@ struct ScheduleParser {
         if let number = Self.dayNumbers[lowered] { return number }
         if lowered.hasSuffix("s"), let number = Self.dayNumbers[String(lowered.dropLast())] { return number }
         var message = "unknown day '\(word)'"
-        if let suggestion = Self.closest(to: lowered, among: Self.dayNames + Self.dayNames.map { String($0.prefix(3)) })
+        if let suggestion = Suggestions.closest(
+            to: lowered, among: Self.dayNames + Self.dayNames.map { String($0.prefix(3)) }, matching: Self.wordMatching)
         {
             message += "; did you mean '\(suggestion)'?"
         } else {
@@ -579,24 +583,5 @@ struct ScheduleParser {
             return count == 1 ? "every \(unit)" : "every \(count) \(unit)s"
         }
         return "every \(seconds) seconds"
-    }
-
-    /// The candidate nearest to `word` (case-insensitive edit distance at most `limit`), preferring longer
-    /// candidates on a tie so that "mondy" suggests "monday" rather than "mon".
-    static func closest(to word: String, among candidates: [String], limit: Int = 2) -> String? {
-        let target = word.lowercased()
-        var best: (candidate: String, distance: Int)?
-        for candidate in candidates {
-            let distance = Suggestions.editDistance(target, candidate.lowercased())
-            guard distance <= limit else { continue }
-            if let current = best,
-                distance > current.distance
-                    || (distance == current.distance && candidate.count <= current.candidate.count)
-            {
-                continue
-            }
-            best = (candidate, distance)
-        }
-        return best?.candidate
     }
 }

@@ -95,36 +95,3 @@ enum ColumnTypes {
         }
     }
 }
-
-/// PostgreSQL names as SQL text, for the statements the validator suggests to the user (`CREATE INDEX`,
-/// `GRANT`). Unlike ``QualifiedName/description`` this also quotes reserved words (`shop."order"`).
-enum SQLName {
-    /// PostgreSQL's reserved key words (including those allowed only as function or type names).
-    static let reserved: Set<String> = [
-        "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization", "binary",
-        "both", "case", "cast", "check", "collate", "collation", "column", "concurrently", "constraint", "create",
-        "cross", "current_catalog", "current_date", "current_role", "current_schema", "current_time",
-        "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end",
-        "except", "false", "fetch", "for", "foreign", "freeze", "from", "full", "grant", "group", "having",
-        "ilike", "in", "initially", "inner", "intersect", "into", "is", "isnull", "join", "lateral", "leading",
-        "left", "like", "limit", "localtime", "localtimestamp", "natural", "not", "notnull", "null", "offset",
-        "on", "only", "or", "order", "outer", "overlaps", "placing", "primary", "references", "returning",
-        "right", "select", "session_user", "similar", "some", "symmetric", "system_user", "table", "tablesample",
-        "then", "to", "trailing", "true", "union", "unique", "user", "using", "variadic", "verbose", "when",
-        "where", "window", "with",
-    ]
-
-    static func identifier(_ name: String) -> String {
-        let plain = IdentifierSyntax.render(name)
-        if plain == name, reserved.contains(name) { return "\"\(name)\"" }
-        return plain
-    }
-
-    static func table(_ name: QualifiedName) -> String {
-        (name.schema.map { identifier($0) + "." } ?? "") + identifier(name.name)
-    }
-
-    static func column(_ name: ColumnName) -> String { identifier(name.name) }
-
-    static func columns(_ names: [ColumnName]) -> String { names.map(column).joined(separator: ", ") }
-}
