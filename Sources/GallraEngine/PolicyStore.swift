@@ -289,11 +289,6 @@ public struct PolicyStore: Sendable {
         try await Self.versions(on: connection, latestOnly: false, name: name.rawValue)
     }
 
-    /// The latest version of every policy whose latest version is `active`, decoded; invalid ones are reported.
-    public func loadActive() async throws -> PolicyLoad {
-        load(try await list().filter { $0.state == .active })
-    }
-
     /// The latest version of every policy (draft, active and disabled), decoded; invalid ones are reported.
     public func loadAll() async throws -> PolicyLoad {
         load(try await list())

@@ -83,7 +83,7 @@ extension Engine {
                     action: step.action == .delete ? "delete" : "anonymize",
                     rows: steps[index]?.rows ?? 0, retained: steps[index]?.retained ?? 0))
         }
-        report.tables = LivePolicyRun.tables(report.steps)
+        report.tables = PolicyRunReport.tables(report.steps)
         if options.showKeys > 0 {
             bindings.limit = options.showKeys
             let first = planner.firstKeys()

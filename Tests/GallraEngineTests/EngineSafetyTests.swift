@@ -347,3 +347,10 @@ struct EngineSafetyTests {
         }
     }
 }
+
+extension Engine {
+    /// Releases the runner lock (the product holds it until its connection closes).
+    static func releaseRunnerLock(on connection: PostgresConnection) async throws {
+        try await connection.execute("SELECT pg_advisory_unlock($1)", [.int64(runnerLockKey)])
+    }
+}

@@ -351,3 +351,10 @@ struct PolicyStoreTests {
         }
     }
 }
+
+extension PolicyStore {
+    /// The latest version of every policy whose latest version is `active`, decoded; invalid ones are reported.
+    func loadActive() async throws -> PolicyLoad {
+        load(try await list().filter { $0.state == .active })
+    }
+}
