@@ -9,9 +9,7 @@ extension Engine {
         _ policies: [RunPolicy], options: RunOptions, progress: @escaping @Sendable (RunProgress) -> Void
     ) async throws -> RunReport {
         guard let auditKey else {
-            throw RunError(
-                "live runs need the audit key (audit.key_file in the configuration, or the credential audit-key) to write the audit trail; dry runs work without it"
-            )
+            throw RunError.missingAuditKey
         }
         try await Schema.requireCurrent(on: connection)
         let asOf = try await instant(options.asOf)
@@ -36,14 +34,14 @@ extension Engine {
         for policy in policies {
             var report = PolicyRunReport(
                 name: policy.resolved.name.rawValue, version: policy.version, state: policy.state)
-            guard policy.state == .active else {
-                report.skipped = "the policy is \(policy.state.rawValue): live runs act only on active policies"
+            if let notActive = SkipReason(notActive: policy.state) {
+                report.skipped = notActive
                 reports.append(report)
                 continue
             }
             if interrupted || Task.isCancelled {
                 interrupted = true
-                report.skipped = "the run was interrupted before this policy"
+                report.skipped = .interrupted
                 reports.append(report)
                 continue
             }
@@ -56,9 +54,9 @@ extension Engine {
                 if Task.isCancelled || error is CancellationError {
                     interrupted = true
                 } else {
-                    report.failure = Self.describe(error)
+                    report.failure = PolicyFailure(error)
                     logger.error(
-                        "policy failed: \(report.failure ?? "")", metadata: ["policy": "\(report.name)"])
+                        "policy failed: \(report.failure?.rawValue ?? "")", metadata: ["policy": "\(report.name)"])
                 }
             }
             if report.skipped == nil { Self.logProcessed(report, dryRun: false, logger: logger) }

@@ -160,14 +160,12 @@ public struct PolicyDiff: Sendable, Hashable {
 
 /// Why the store refused a request.
 public struct PolicyStoreError: Error, Sendable, Hashable, CustomStringConvertible {
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
-        public let rawValue: String
-        public init(_ rawValue: String) { self.rawValue = rawValue }
-
+    public enum Code: String, Sendable, Hashable, CustomStringConvertible {
         /// Two policies of one apply have the same name (nothing was stored).
-        public static let duplicateName = Code("duplicateName")
+        case duplicateName
         /// No version of that policy is stored.
-        public static let unknownPolicy = Code("unknownPolicy")
+        case unknownPolicy
+
         public var description: String { rawValue }
     }
 

@@ -9,7 +9,7 @@ extension PolicyRunReport {
                 order.append(step.table)
                 tables[step.table] = TableCounts(table: step.table, deleted: 0, anonymized: 0, retained: 0)
             }
-            if step.action == "delete" {
+            if step.action == .delete {
                 tables[step.table]?.deleted += step.rows
             } else {
                 tables[step.table]?.anonymized += step.rows

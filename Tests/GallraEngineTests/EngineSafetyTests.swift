@@ -152,7 +152,7 @@ struct EngineSafetyTests {
                 [policy], options: DemoShop.options(.live, database: database))
             #expect(report.outcome == .failed)
             let result = try #require(report.policies.first)
-            #expect(result.failure?.contains("not allowed") == true)
+            #expect(result.failure?.rawValue.contains("not allowed") == true)
             #expect(result.processed > 0 && result.processed < due.count)
 
             // The deleted subjects are exactly the audited ones, each deleted with all its rows.
