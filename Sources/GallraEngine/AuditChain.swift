@@ -1,3 +1,5 @@
+import Crypto
+
 /// The audit trail's hash chain: each batch writes one block holding a record per subject it
 /// processed; a block's hash covers its records and the previous block's hash, so editing,
 /// deleting, inserting or reordering any record or block breaks every hash after it.
@@ -149,11 +151,13 @@ public struct AuditCount: Sendable, Hashable, Codable {
 /// Subject digests: HMAC-SHA-256 of `table:key` under the secret audit key, so the trail proves
 /// what happened to a subject without holding the subject's key in clear.
 public struct SubjectDigester: Sendable {
-    private let hmac: HMACSHA256
+    /// HMAC state after the key: each digest copies it (a value, its hash state copied on write), so the padded key
+    /// is compressed once per run rather than once per subject.
+    private let keyed: HMAC<SHA256>
 
     /// `key` is the secret from the audit key file; at least 32 bytes.
     public init(key: [UInt8]) {
-        hmac = HMACSHA256(key: key)
+        keyed = HMAC<SHA256>(key: SymmetricKey(data: key))
     }
 
     /// The digest of subject `key` of `table` (schema-qualified, as the plan names it).
@@ -163,7 +167,9 @@ public struct SubjectDigester: Sendable {
         message.append(contentsOf: table.utf8)
         message.append(0x3a)
         message.append(contentsOf: subjectKey.utf8)
-        return Digest.hex(hmac.authenticate(message))
+        var hmac = keyed
+        hmac.update(data: message)
+        return Digest.hex(hmac.finalize())
     }
 }
 

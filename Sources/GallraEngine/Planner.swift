@@ -39,14 +39,10 @@ public struct Planner: Sendable {
                 for column in columns { try SQLText.checkTypeName(column.type) }
             }
             if step.identifyRowsBefore != nil, step.relation != .referenced {
-                throw PlanError(
-                    "data[\(step.dataPoint)] (\(step.table)) must be identified before an earlier step breaks its path; the engine supports this only for rows the subject points to. Reorder the data points or add a direct link"
-                )
+                throw .identifiedBeforeUnsupported(dataPoint: step.dataPoint, table: step.table.description)
             }
             if step.relation == .referenced, step.path.last.map({ $0.direction != .parent }) ?? true {
-                throw PlanError(
-                    "data[\(step.dataPoint)] (\(step.table)) is reached through a parent link followed by child links; the engine supports rows the subject points to only at the end of the path"
-                )
+                throw .referencedNotAtPathEnd(dataPoint: step.dataPoint, table: step.table.description)
             }
         }
         subjectTable = SQLIdentifier.quoted(schema: resolved.subject.table.schema, name: resolved.subject.table.name)
@@ -305,17 +301,6 @@ public struct Planner: Sendable {
     }
 }
 
-/// Why a policy cannot be planned.
-public struct PlanError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var message: String
-
-    init(_ message: String) {
-        self.message = message
-    }
-
-    public var description: String { message }
-}
-
 /// A value the executor binds to a planned statement.
 public enum PlanParameter: Sendable, Hashable {
     /// The run's instant (`timestamptz`).
@@ -411,7 +396,7 @@ public enum SQLText {
 
     static func checkIdentifier(_ name: String) throws(PlanError) {
         guard !name.isEmpty, !name.utf8.contains(0), name.utf8.count <= 63 else {
-            throw PlanError("\(name.debugDescription) cannot be used as an identifier (empty, NUL, or over 63 bytes)")
+            throw .unusableIdentifier(name)
         }
     }
 
@@ -420,7 +405,7 @@ public enum SQLText {
     static func checkTypeName(_ type: String) throws(PlanError) {
         let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789_ ().,\"[]")
         guard !type.isEmpty, type.allSatisfy({ allowed.contains($0) }) else {
-            throw PlanError("the type name \(type.debugDescription) cannot be used in a cast")
+            throw .unusableTypeName(type)
         }
     }
 

@@ -1,7 +1,7 @@
 // The policy store: every version of every policy in `gallra.policy` (immutable rows; see Migrations.swift).
 //
-// Versions are decided by digest: the SHA-256 of a policy's canonical JSON text, computed by PostgreSQL
-// (`sha256()`, PostgreSQL 11+) so gallra needs no crypto library for it. Re-applying an unchanged document
+// Versions are decided by digest: the SHA-256 of a policy's canonical JSON text (UTF-8), computed by gallra
+// (`Digest.sha256Hex`, equal to PostgreSQL's `sha256(convert_to(text, 'UTF8'))`). Re-applying an unchanged document
 // stores nothing; a changed one becomes the next version. Writers take `LOCK TABLE gallra.policy IN SHARE ROW
 // EXCLUSIVE MODE` (it conflicts with itself and with plain INSERTs, not with readers), so two concurrent
 // applies cannot both create version N.
@@ -160,14 +160,12 @@ public struct PolicyDiff: Sendable, Hashable {
 
 /// Why the store refused a request.
 public struct PolicyStoreError: Error, Sendable, Hashable, CustomStringConvertible {
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
-        public let rawValue: String
-        public init(_ rawValue: String) { self.rawValue = rawValue }
-
+    public enum Code: String, Sendable, Hashable, CustomStringConvertible {
         /// Two policies of one apply have the same name (nothing was stored).
-        public static let duplicateName = Code("duplicateName")
+        case duplicateName
         /// No version of that policy is stored.
-        public static let unknownPolicy = Code("unknownPolicy")
+        case unknownPolicy
+
         public var description: String { rawValue }
     }
 
@@ -289,20 +287,15 @@ public struct PolicyStore: Sendable {
         try await Self.versions(on: connection, latestOnly: false, name: name.rawValue)
     }
 
-    /// The latest version of every policy whose latest version is `active`, decoded; invalid ones are reported.
-    public func loadActive() async throws -> PolicyLoad {
-        try await load(try await list().filter { $0.state == .active })
-    }
-
     /// The latest version of every policy (draft, active and disabled), decoded; invalid ones are reported.
     public func loadAll() async throws -> PolicyLoad {
-        try await load(try await list())
+        load(try await list())
     }
 
     /// Decodes stored versions into policies. A version is used when its definition decodes as a policy whose
     /// name and state agree with the row, and its digest is the SHA-256 of the definition's canonical text, either
     /// as this gallra writes it or as stored (a version written by an older gallra, whose canonical form differed).
-    func load(_ versions: [PolicyVersion]) async throws -> PolicyLoad {
+    func load(_ versions: [PolicyVersion]) -> PolicyLoad {
         struct Candidate {
             var stored: PolicyVersion
             var storedCanonical: String?
@@ -335,18 +328,13 @@ public struct PolicyStore: Sendable {
             }
             return candidate
         }
-        // One round trip hashes every text: the stored canonical form and this gallra's canonical form.
-        var texts: [String] = []
-        for candidate in candidates {
-            if let storedCanonical = candidate.storedCanonical { texts.append(storedCanonical) }
-            if let policy = candidate.policy { texts.append(policy.canonicalJSON) }
-        }
-        let digests = try await Self.sha256Hex(texts, on: connection)
-        var next = digests.makeIterator()
+        // The stored digest must be that of the stored canonical form or of this gallra's canonical form.
         for index in candidates.indices {
             var expected: [String] = []
-            if candidates[index].storedCanonical != nil, let digest = next.next() { expected.append(digest) }
-            if candidates[index].policy != nil, let digest = next.next() { expected.append(digest) }
+            if let storedCanonical = candidates[index].storedCanonical {
+                expected.append(Digest.sha256Hex(storedCanonical))
+            }
+            if let policy = candidates[index].policy { expected.append(Digest.sha256Hex(policy.canonicalJSON)) }
             if !expected.isEmpty, !expected.contains(candidates[index].stored.digest) {
                 candidates[index].reasons.insert(
                     "its digest is not the SHA-256 of its definition: the row was altered or not written by gallra; "
@@ -394,9 +382,9 @@ public struct PolicyStore: Sendable {
         for stored in try await versions(on: connection, latestOnly: true, name: nil) {
             latest[stored.name] = stored
         }
-        let digests = try await sha256Hex(documents.map(\.canonical), on: connection)
         var changes: [PolicyChange] = []
-        for (document, digest) in zip(documents, digests) {
+        for document in documents {
+            let digest = Digest.sha256Hex(document.canonical)
             guard let current = latest[document.name.rawValue] else {
                 try await insert(document, version: 1, appliedBy: appliedBy, on: connection)
                 changes.append(.created(document.name, version: 1))
@@ -426,25 +414,13 @@ public struct PolicyStore: Sendable {
         try await connection.execute(
             """
             INSERT INTO gallra.policy (name, version, state, definition, digest, source, applied_by)
-            VALUES ($1, $2, $3, $4::jsonb, encode(sha256(convert_to($4, 'UTF8')), 'hex'), $5, COALESCE($6, current_user))
+            VALUES ($1, $2, $3, $4::jsonb, $5, $6, COALESCE($7, current_user))
             """,
             [
                 .text(document.name.rawValue), .int32(Int32(version)), .text(document.state.rawValue),
-                .text(document.canonical), .text(document.source), appliedBy.map { .text($0) } ?? .null,
+                .text(document.canonical), .text(Digest.sha256Hex(document.canonical)), .text(document.source),
+                appliedBy.map { .text($0) } ?? .null,
             ])
-    }
-
-    /// SHA-256 (hex) of each text's UTF-8 bytes, computed by PostgreSQL, in order.
-    static func sha256Hex(_ texts: [String], on connection: PostgresConnection) async throws -> [String] {
-        guard !texts.isEmpty else { return [] }
-        let array = JSONValue.array(texts.map { .string($0) }).canonicalText
-        let result = try await connection.query(
-            """
-            SELECT encode(sha256(convert_to(t.text, 'UTF8')), 'hex') AS digest
-            FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS t(text, position)
-            ORDER BY t.position
-            """, [.text(array)])
-        return try result.map { try $0.decode("digest", as: String.self) }
     }
 
     private static func versions(

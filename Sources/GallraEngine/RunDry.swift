@@ -39,7 +39,7 @@ extension Engine {
                     try await connection.execute("RELEASE SAVEPOINT gallra_policy")
                 } catch {
                     if Task.isCancelled { throw error }
-                    report.failure = Self.describe(error)
+                    report.failure = PolicyFailure(error)
                     try await connection.execute("ROLLBACK TO SAVEPOINT gallra_policy")
                 }
                 reports.append(report)
@@ -80,10 +80,10 @@ extension Engine {
             report.steps.append(
                 StepCounts(
                     dataPoint: step.dataPoint, table: step.table.description,
-                    action: step.action == .delete ? "delete" : "anonymize",
+                    action: step.action == .delete ? .delete : .anonymize,
                     rows: steps[index]?.rows ?? 0, retained: steps[index]?.retained ?? 0))
         }
-        report.tables = LivePolicyRun.tables(report.steps)
+        report.tables = PolicyRunReport.tables(report.steps)
         if options.showKeys > 0 {
             bindings.limit = options.showKeys
             let first = planner.firstKeys()

@@ -1,4 +1,5 @@
 import Foundation
+import GallraCore
 import GallraPolicy
 import GallraPostgres
 
@@ -134,9 +135,9 @@ public struct PolicyRunReport: Sendable, Hashable, Codable {
     /// Set when the guard refused the policy.
     public var refused: GuardRefusal?
     /// Set when the policy failed (the others went on); never holds row values.
-    public var failure: String?
-    /// Set when a live run left the policy out (not active).
-    public var skipped: String?
+    public var failure: PolicyFailure?
+    /// Set when a live run left the policy out.
+    public var skipped: SkipReason?
     /// Batches skipped after their attempts ran out.
     public var skippedBatches: [BatchFailure]
     /// Live: subjects still due when the policy's batches ended (in skipped batches, or locked by another
@@ -167,6 +168,52 @@ public struct PolicyRunReport: Sendable, Hashable, Codable {
         batches = 0
         throttledSeconds = 0
     }
+}
+
+/// Why a live run left a policy out. The raw value is the text stored in reports and printed.
+public enum SkipReason: String, Sendable, Hashable, Codable, CustomStringConvertible {
+    case draft = "the policy is draft: live runs act only on active policies"
+    case disabled = "the policy is disabled: live runs act only on active policies"
+    case interrupted = "the run was interrupted before this policy"
+
+    /// The reason to leave out a policy in `state`, nil for an active one.
+    init?(notActive state: Policy.State) {
+        switch state {
+        case .active: return nil
+        case .draft: self = .draft
+        case .disabled: self = .disabled
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
+/// Why a policy failed: the error's generic description (``GallraPostgres/PostgresError`` and the engine's errors
+/// never include row values). Stored as that text.
+public struct PolicyFailure: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
+    public var rawValue: String
+
+    public init(rawValue: String) {
+        self.rawValue = rawValue
+    }
+
+    /// The failure `error` describes.
+    init(_ error: any Error) {
+        rawValue = String(describing: error)
+    }
+
+    /// Decoded from the text alone, as reports store it.
+    public init(from decoder: any Decoder) throws {
+        rawValue = try decoder.singleValueContainer().decode(String.self)
+    }
+
+    /// Encoded as the text alone, as reports store it.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+
+    public var description: String { rawValue }
 }
 
 /// Why the blast-radius guard refused a policy, with the numbers and the override.
@@ -208,10 +255,16 @@ public struct TableCounts: Sendable, Hashable, Codable {
 
 /// Rows of one data point.
 public struct StepCounts: Sendable, Hashable, Codable {
+    /// What a data point's step does to its rows.
+    public enum Action: String, Sendable, Hashable, Codable {
+        case delete
+        case anonymize
+    }
+
     /// `data[dataPoint]` in the policy file.
     public var dataPoint: Int
     public var table: String
-    public var action: String
+    public var action: Action
     /// Rows deleted or anonymized.
     public var rows: Int
     /// Rows kept because they are shared.
@@ -219,12 +272,17 @@ public struct StepCounts: Sendable, Hashable, Codable {
 }
 
 /// Errors that stop a run before it starts.
-public struct RunError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var message: String
+public enum RunError: ExitStatusProviding, Sendable, Hashable {
+    /// A live run without the audit key.
+    case missingAuditKey
 
-    init(_ message: String) {
-        self.message = message
+    public var description: String {
+        switch self {
+        case .missingAuditKey:
+            "live runs need the audit key (audit.key_file in the configuration, or the credential audit-key) to write the audit trail; dry runs work without it"
+        }
     }
 
-    public var description: String { message }
+    /// As the CLI reported it before it knew the type: an internal error.
+    public var exitStatus: ExitStatus { .software }
 }

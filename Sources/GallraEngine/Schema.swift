@@ -40,17 +40,15 @@ public struct SchemaStatus: Sendable, Hashable {
 
 /// Why gallra cannot use (or upgrade) its schema in a database.
 public struct SchemaError: Error, Sendable, Hashable, CustomStringConvertible {
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
-        public let rawValue: String
-        public init(_ rawValue: String) { self.rawValue = rawValue }
-
+    public enum Code: String, Sendable, Hashable, CustomStringConvertible {
         /// The database holds a schema version this binary does not know. The CLI exits 78 (EX_CONFIG): the
         /// installation is inconsistent, retrying cannot help, and systemd's `RestartPreventExitStatus=78` stops
         /// a restart loop. (69, EX_UNAVAILABLE, stays reserved for a database that cannot be reached.)
-        public static let newerThanBinary = Code("newerThanBinary")
+        case newerThanBinary
         /// The schema is older than this binary and the caller did not migrate (`gallra migrate` fixes it). The CLI
         /// exits 78 too.
-        public static let migrationNeeded = Code("migrationNeeded")
+        case migrationNeeded
+
         public var description: String { rawValue }
     }
 
@@ -68,8 +66,6 @@ public struct SchemaError: Error, Sendable, Hashable, CustomStringConvertible {
         case .migrationNeeded:
             "the gallra schema in this database is version \(databaseVersion), this gallra needs "
                 + "\(knownVersion); run gallra migrate"
-        default:
-            "gallra schema version \(databaseVersion) does not fit this gallra (\(knownVersion)): \(code)"
         }
     }
 }
@@ -84,7 +80,9 @@ public enum Schema {
     public static let migrationLockKey: Int64 = 0x6761_6C6C_7261_0001
 
     /// Every migration this binary knows, in version order. Append new ones; never edit an applied one.
-    public static let migrations: [Migration] = [migration1, migration2, migration3, migration4, migration5, migration6]
+    public static let migrations: [Migration] = [
+        migration1, migration2, migration3, migration4, migration5, migration6,
+    ]
 
     /// The version a fully migrated database has.
     public static var latestVersion: Int { migrations.last?.version ?? 0 }

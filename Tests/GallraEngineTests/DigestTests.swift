@@ -75,9 +75,30 @@ struct DigestTests {
                 == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
     }
 
-    @Test func constantTimeEquals() {
-        #expect(Digest.constantTimeEquals([1, 2, 3], [1, 2, 3]))
-        #expect(!Digest.constantTimeEquals([1, 2, 3], [1, 2, 4]))
-        #expect(!Digest.constantTimeEquals([1, 2], [1, 2, 3]))
+    /// Policy digests are computed by gallra and compared by PostgreSQL's rows: the two must agree on every text,
+    /// multi-byte UTF-8 and escapes included, so that digests stored before and after stay equal.
+    @Test(arguments: [
+        "", "{}", #"{"name":"inactive-customers","state":"active"}"#, "Åsa Öberg – 東京 🚀", #"{"a":"\"\\\n"}"#,
+        String(repeating: "x", count: 1000),
+    ])
+    func policyDigestAgreesWithPostgreSQL(text: String) async throws {
+        try await TestDatabase.with { _, connection in
+            let server = try await connection.query(
+                "SELECT encode(sha256(convert_to($1, 'UTF8')), 'hex') AS digest", [.text(text)]
+            ).first?.decode("digest", as: String.self)
+            #expect(Digest.sha256Hex(text) == server)
+        }
+    }
+
+    /// Subject digests from the per-run keyed state equal a fresh HMAC of each message (the state is copied, never
+    /// shared between subjects).
+    @Test func subjectDigesterMatchesOneShotHMAC() {
+        let key = Array("0123456789abcdef0123456789abcdef".utf8)
+        let digester = SubjectDigester(key: key)
+        for subject in ["1", "42", "1", "", String(repeating: "k", count: 200)] {
+            #expect(
+                digester.digest(table: "shop.customer", key: subject)
+                    == Digest.hex(Digest.hmacSHA256(key: key, message: Array("shop.customer:\(subject)".utf8))))
+        }
     }
 }

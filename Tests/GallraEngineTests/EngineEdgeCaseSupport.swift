@@ -43,13 +43,13 @@ enum EdgeCase {
         let dry = try await engine.run(policies, options: DemoShop.options(.dry))
         #expect(dry.outcome == .done)
         for report in dry.policies {
-            #expect(report.failure == nil, "\(report.failure ?? "")")
+            #expect(report.failure == nil, "\(report.failure?.rawValue ?? "")")
             #expect(report.refused == nil)
         }
         let live = try await engine.run(policies, options: DemoShop.options(.live))
         #expect(live.outcome == .done)
         for report in live.policies {
-            #expect(report.failure == nil, "\(report.failure ?? "")")
+            #expect(report.failure == nil, "\(report.failure?.rawValue ?? "")")
             #expect(report.skippedBatches.isEmpty)
         }
         let again = try await engine.run(policies, options: DemoShop.options(.live))

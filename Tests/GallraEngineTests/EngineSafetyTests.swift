@@ -152,7 +152,7 @@ struct EngineSafetyTests {
                 [policy], options: DemoShop.options(.live, database: database))
             #expect(report.outcome == .failed)
             let result = try #require(report.policies.first)
-            #expect(result.failure?.contains("not allowed") == true)
+            #expect(result.failure?.rawValue.contains("not allowed") == true)
             #expect(result.processed > 0 && result.processed < due.count)
 
             // The deleted subjects are exactly the audited ones, each deleted with all its rows.
@@ -345,5 +345,12 @@ struct EngineSafetyTests {
             #expect(try await Engine.tryAcquireRunnerLock(on: other))
             await other.close()
         }
+    }
+}
+
+extension Engine {
+    /// Releases the runner lock (the product holds it until its connection closes).
+    static func releaseRunnerLock(on connection: PostgresConnection) async throws {
+        try await connection.execute("SELECT pg_advisory_unlock($1)", [.int64(runnerLockKey)])
     }
 }

@@ -233,9 +233,10 @@ struct PolicyStoreTests {
                     """, [.text(name.rawValue)], as: Bool.self, on: connection))
             #expect(
                 try await scalar(
-                    "SELECT digest FROM gallra.policy WHERE name = $1 AND version = 2", [.text(name.rawValue)],
-                    as: String.self, on: connection)
-                    == (try await PolicyStore.sha256Hex([expected.canonicalJSON], on: connection)).first)
+                    """
+                    SELECT digest = encode(sha256(convert_to($2, 'UTF8')), 'hex')
+                    FROM gallra.policy WHERE name = $1 AND version = 2
+                    """, [.text(name.rawValue), .text(expected.canonicalJSON)], as: Bool.self, on: connection))
             // Re-applying the disabled document changes nothing; disabling again neither.
             #expect(try await store.apply([(expected, source: "a.yaml")]) == [.unchanged(name, version: 2)])
             #expect(try await store.disable(name) == .unchanged(name, version: 2))
@@ -348,5 +349,12 @@ struct PolicyStoreTests {
             await first.connection.close()
             await second.connection.close()
         }
+    }
+}
+
+extension PolicyStore {
+    /// The latest version of every policy whose latest version is `active`, decoded; invalid ones are reported.
+    func loadActive() async throws -> PolicyLoad {
+        load(try await list().filter { $0.state == .active })
     }
 }
