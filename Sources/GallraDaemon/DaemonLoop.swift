@@ -61,7 +61,7 @@ final class DaemonLoop {
                     needsReconnect = false
                     continue
                 }
-                if Self.isConnectionProblem(error) {
+                if (error as? PostgresError)?.isServerUnavailable == true {
                     databaseDown(error)
                     continue
                 }
@@ -118,17 +118,6 @@ final class DaemonLoop {
                 metadata: JournalEvent.databaseUnreachable.metadata())
         }
         setStatus("database unreachable since \(Self.clock(unreachableSince ?? Date())); retrying")
-    }
-
-    static func isConnectionProblem(_ error: any Error) -> Bool {
-        guard let error = error as? PostgresError else { return false }
-        switch error.code {
-        case .connectionFailed, .connectionLost, .connectionClosed: return true
-        default:
-            guard let state = error.sqlState else { return false }
-            return [.adminShutdown, .crashShutdown, .cannotConnectNow].contains(state)
-                || state.errorClass == .connectionException
-        }
     }
 
     // MARK: - One runner per database
