@@ -14,7 +14,11 @@ final class DaemonLoop {
     private let reloadConfiguration: @Sendable () async throws -> DaemonConfiguration
     private var logger: Logger
     private let notifier: SystemdNotifier
-    private let mailbox: Mailbox
+    private let events: DaemonEvents
+    /// The loop's one iterator over `events`.
+    private var pendingEvents: AsyncStream<DaemonEvent>.AsyncIterator
+    /// How many waits have set an alarm: the number of the latest.
+    private var alarmsSet: UInt64 = 0
     private let heartbeat: Heartbeat
 
     private var readySent = false
@@ -31,13 +35,14 @@ final class DaemonLoop {
     init(
         configuration: DaemonConfiguration,
         reloadConfiguration: @escaping @Sendable () async throws -> DaemonConfiguration,
-        logger: Logger, notifier: SystemdNotifier, mailbox: Mailbox, heartbeat: Heartbeat
+        logger: Logger, notifier: SystemdNotifier, events: DaemonEvents, heartbeat: Heartbeat
     ) {
         self.configuration = configuration
         self.reloadConfiguration = reloadConfiguration
         self.logger = logger
         self.notifier = notifier
-        self.mailbox = mailbox
+        self.events = events
+        self.pendingEvents = events.stream.makeAsyncIterator()
         self.heartbeat = heartbeat
     }
 
@@ -168,9 +173,9 @@ final class DaemonLoop {
             await listener.close()
             throw error
         }
-        let mailbox = self.mailbox
+        let events = self.events
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await Self.listen(on: listener, mailbox: mailbox) }
+            group.addTask { await Self.listen(on: listener, events: events) }
             do {
                 try await schedule(on: connection)
             } catch {
@@ -182,21 +187,21 @@ final class DaemonLoop {
     }
 
     /// Hands notifications to the main loop until cancelled or the connection fails.
-    static func listen(on listener: PostgresConnection, mailbox: Mailbox) async {
+    static func listen(on listener: PostgresConnection, events: DaemonEvents) async {
         do {
             while true {
                 guard let notification = try await listener.waitForNotification(timeout: nil) else { continue }
                 switch notification.channel {
                 case NotificationChannel.trigger:
-                    mailbox.post(.trigger(TriggerRequest(payload: notification.payload), source: "notify"))
+                    events.post(.trigger(TriggerRequest(payload: notification.payload), source: "notify"))
                 case NotificationChannel.policy:
-                    mailbox.post(.policiesChanged)
+                    events.post(.policiesChanged)
                 default:
                     break
                 }
             }
         } catch {
-            if !Task.isCancelled { mailbox.post(.listenerLost("\(error)")) }
+            if !Task.isCancelled { events.post(.listenerLost("\(error)")) }
         }
         await listener.close()
     }
@@ -221,9 +226,8 @@ final class DaemonLoop {
             setStatus(scheduler.idleStatus(now: now))
             // Wake at the next fire time, and at least every minute (the clock may be set meanwhile).
             let wait = min(scheduler.next(after: now).map { $0.at.timeIntervalSince(now) + 0.05 } ?? 60, 60)
-            guard let event = try await nextEvent(within: .milliseconds(Int64(max(wait, 0) * 1000))) else {
-                continue
-            }
+            let wakeAt = ContinuousClock.now + .milliseconds(Int64(max(wait, 0) * 1000))
+            guard let event = try await nextEvent(until: wakeAt) else { continue }
             switch event {
             case .reload:
                 try await reload(connection: connection)
@@ -234,6 +238,8 @@ final class DaemonLoop {
                 try await runTriggered(request, source: source, on: connection)
             case .listenerLost(let reason):
                 throw PostgresError(.connectionLost, "the LISTEN connection failed: \(reason)")
+            case .alarm:
+                break  // nextEvent hands out none
             }
         }
     }
@@ -383,27 +389,41 @@ final class DaemonLoop {
 
     // MARK: - Waiting
 
-    /// The next event posted within `duration`, waiting in short slices that beat the heartbeat.
-    private func nextEvent(within duration: Duration) async throws -> DaemonEvent? {
-        let deadline = ContinuousClock.now + duration
-        while true {
-            heartbeat.beat()
-            if let event = mailbox.take() { return event }
-            let left = deadline - ContinuousClock.now
-            if left <= .zero { return nil }
-            try await Task.sleep(for: min(left, .milliseconds(200)))
+    /// The next event, or nil once `deadline` has come. The loop sleeps until one of the two: the deadline is an
+    /// alarm posted among the events, so nothing polls. Graceful shutdown cancels the loop's task, which ends the
+    /// wait at once (`CancellationError`).
+    private func nextEvent(until deadline: ContinuousClock.Instant) async throws -> DaemonEvent? {
+        try Task.checkCancellation()
+        alarmsSet += 1
+        let alarm = alarmsSet
+        let events = self.events
+        heartbeat.setWaiting(true)
+        defer { heartbeat.setWaiting(false) }
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await Task.sleep(until: deadline)
+                events.post(.alarm(alarm))
+            }
+            defer { group.cancelAll() }
+            while let event = await pendingEvents.next() {
+                if case .alarm(let number) = event {
+                    if number == alarm { return nil }
+                    continue  // an earlier wait's, which an event ended first
+                }
+                return event
+            }
+            throw CancellationError()  // the stream ends when the waiting task is cancelled
         }
     }
 
     /// Waits `duration` while not leading: reloads are handled, triggers are ignored (nothing runs here now).
     private func sleepHandlingReload(_ duration: Duration) async throws {
         let deadline = ContinuousClock.now + duration
-        while case let left = deadline - ContinuousClock.now, left > .zero {
-            guard let event = try await nextEvent(within: left) else { return }
+        while let event = try await nextEvent(until: deadline) {
             switch event {
             case .reload: try await reload(connection: nil)
             case .trigger: logger.notice("trigger ignored: this gallra is not running the policies right now")
-            case .policiesChanged, .listenerLost: break
+            case .policiesChanged, .listenerLost, .alarm: break
             }
         }
     }
