@@ -30,6 +30,44 @@ struct DaemonEvents: Sendable {
     }
 }
 
+/// The receiving end of ``DaemonEvents``, owned by the main loop: waits for the next event or a deadline, whichever
+/// comes first, without polling.
+final class DaemonInbox {
+    private let events: DaemonEvents
+    private var iterator: AsyncStream<DaemonEvent>.AsyncIterator
+    /// How many waits have set an alarm: the number of the latest.
+    private var alarmsSet: UInt64 = 0
+
+    init(_ events: DaemonEvents) {
+        self.events = events
+        self.iterator = events.stream.makeAsyncIterator()
+    }
+
+    /// The next event, or nil once `deadline` has come: the deadline is an alarm posted among the events, so one
+    /// `await` waits for both. A cancelled task (graceful shutdown) ends the wait at once with `CancellationError`.
+    func next(until deadline: ContinuousClock.Instant) async throws -> DaemonEvent? {
+        try Task.checkCancellation()
+        alarmsSet += 1
+        let alarm = alarmsSet
+        let events = self.events
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await Task.sleep(until: deadline)
+                events.post(.alarm(alarm))
+            }
+            defer { group.cancelAll() }
+            while let event = await iterator.next() {
+                if case .alarm(let number) = event {
+                    if number == alarm { return nil }
+                    continue  // an earlier wait's, which an event ended first
+                }
+                return event
+            }
+            throw CancellationError()  // the stream ends when the waiting task is cancelled
+        }
+    }
+}
+
 /// The main loop's last sign of life, which the watchdog task checks before each ping.
 ///
 /// The loop beats between steps of its work (and a run between batches); while it waits for its next event it is

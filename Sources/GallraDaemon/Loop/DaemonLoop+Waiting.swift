@@ -7,31 +7,11 @@ import GallraSystemd
 import Logging
 
 extension DaemonLoop {
-    /// The next event, or nil once `deadline` has come. The loop sleeps until one of the two: the deadline is an
-    /// alarm posted among the events, so nothing polls. Graceful shutdown cancels the loop's task, which ends the
-    /// wait at once (`CancellationError`).
+    /// The next event, or nil once `deadline` has come (``DaemonInbox/next(until:)``); idle, not stalled, meanwhile.
     func nextEvent(until deadline: ContinuousClock.Instant) async throws -> DaemonEvent? {
-        try Task.checkCancellation()
-        alarmsSet += 1
-        let alarm = alarmsSet
-        let events = self.events
         heartbeat.setWaiting(true)
         defer { heartbeat.setWaiting(false) }
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await Task.sleep(until: deadline)
-                events.post(.alarm(alarm))
-            }
-            defer { group.cancelAll() }
-            while let event = await pendingEvents.next() {
-                if case .alarm(let number) = event {
-                    if number == alarm { return nil }
-                    continue  // an earlier wait's, which an event ended first
-                }
-                return event
-            }
-            throw CancellationError()  // the stream ends when the waiting task is cancelled
-        }
+        return try await inbox.next(until: deadline)
     }
 
     /// Waits `duration` while not leading: reloads are handled, triggers are ignored (nothing runs here now).

@@ -20,10 +20,7 @@ final class DaemonLoop {
     var logger: Logger
     let notifier: SystemdNotifier
     let events: DaemonEvents
-    /// The loop's one iterator over `events`.
-    var pendingEvents: AsyncStream<DaemonEvent>.AsyncIterator
-    /// How many waits have set an alarm: the number of the latest.
-    var alarmsSet: UInt64 = 0
+    let inbox: DaemonInbox
     let heartbeat: Heartbeat
 
     var readySent = false
@@ -47,7 +44,7 @@ final class DaemonLoop {
         self.logger = logger
         self.notifier = notifier
         self.events = events
-        self.pendingEvents = events.stream.makeAsyncIterator()
+        self.inbox = DaemonInbox(events)
         self.heartbeat = heartbeat
     }
 
