@@ -221,15 +221,13 @@ func destinationFollowsFormatAndStandardError(
     let other = ["JOURNAL_STREAM": "\(info.st_dev):\(info.st_ino + 1)"]
 
     #expect(JournalStream.matchesStandardError(environment: matching))
-    #expect(LogFormat.automatic(environment: matching) == .journal)
     #expect(LogDestination.current(format: nil, environment: matching) == .journal)
     #expect(LogDestination.current(format: .json, environment: matching) == .standardError(.json))
 
     #expect(!JournalStream.matchesStandardError(environment: other))
-    #expect(LogFormat.automatic(environment: other) == .text)
-    #expect(LogFormat.automatic(environment: [:]) == .text)
     let text = LogDestination.current(format: nil, environment: other)
     #expect(text == .standardError(isatty(2) == 1 ? .terminal : .prefixed))
+    #expect(LogDestination.current(format: nil, environment: [:]) == text)
 }
 
 @Test func theFactoryMakesTheHandlerForTheDestination() {
