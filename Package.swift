@@ -117,7 +117,7 @@ let package = Package(
 
         .testTarget(
             name: "GallraPostgresTests",
-            dependencies: ["GallraPostgres", "GallraTestSupport"],
+            dependencies: ["GallraCore", "GallraPostgres", "GallraTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

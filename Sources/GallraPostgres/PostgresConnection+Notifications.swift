@@ -6,6 +6,7 @@
 // `NOTIFY Trigger`, which the server folds to `trigger`.
 import CLibPQ
 import Foundation
+import GallraCore
 import Logging
 
 /// A notification from PostgreSQL: `NOTIFY channel, 'payload'` or `pg_notify(channel, payload)` by some session.
@@ -28,18 +29,20 @@ extension PostgresConnection {
     /// Subscribes this session to `channel` (`LISTEN`). Inside a transaction it takes effect at `COMMIT`.
     /// The name is quoted, so any text of 1 to 63 bytes without NUL works and case matters.
     public func listen(_ channel: String) async throws {
-        try await execute("LISTEN " + quote(channel, kind: "channel name"))
+        try Self.checkChannelName(channel)
+        try await execute("LISTEN " + SQLIdentifier.quoted(channel))
     }
 
     /// Ends the subscription to `channel` (`UNLISTEN`). Notifications already received stay buffered.
     public func unlisten(_ channel: String) async throws {
-        try await execute("UNLISTEN " + quote(channel, kind: "channel name"))
+        try Self.checkChannelName(channel)
+        try await execute("UNLISTEN " + SQLIdentifier.quoted(channel))
     }
 
     /// Sends a notification (`SELECT pg_notify($1, $2)`): delivered to the listeners when the current
     /// transaction commits (at once outside a transaction). The server limits `payload` to 7999 bytes.
     public func notify(_ channel: String, payload: String = "") async throws {
-        try Self.checkName(channel, kind: "channel name")
+        try Self.checkChannelName(channel)
         try await execute("SELECT pg_notify($1, $2)", [.text(channel), .text(payload)])
     }
 
@@ -79,6 +82,17 @@ extension PostgresConnection {
     /// connection is lost. Call ``listen(_:)`` first.
     public nonisolated func notifications() -> PostgresNotificationSequence {
         PostgresNotificationSequence(connection: self)
+    }
+
+    /// Channels are identifiers on the server (type `name`): 1 to 63 bytes, no NUL. A longer name would be
+    /// truncated silently, so that `listen` and `notify` could disagree on the channel.
+    static func checkChannelName(_ channel: String) throws {
+        guard !channel.isEmpty, !channel.utf8.contains(0) else {
+            throw PostgresError(.clientMisuse, "channel name must be non-empty and contain no NUL character")
+        }
+        guard channel.utf8.count <= 63 else {
+            throw PostgresError(.clientMisuse, "channel name longer than 63 bytes: PostgreSQL would truncate it")
+        }
     }
 
     // MARK: - Receiving

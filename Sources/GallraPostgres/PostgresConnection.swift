@@ -212,45 +212,6 @@ public actor PostgresConnection {
         }
     }
 
-    /// Quotes an identifier for dynamic SQL (`PQescapeIdentifier`): `x"y` → `"x""y"`.
-    /// Actor-isolated because libpq's escaping touches the connection's state. Rejects empty names, NUL
-    /// characters and names longer than PostgreSQL's 63-byte limit (which the server would silently truncate).
-    public func quoteIdentifier(_ name: String) throws -> String {
-        try quote(name, kind: "identifier")
-    }
-
-    /// Checks a name the server keeps as an identifier (type `name`, at most 63 bytes); `kind` names it in the
-    /// error ("identifier", "channel name").
-    static func checkName(_ name: String, kind: String) throws {
-        guard !name.isEmpty, !name.utf8.contains(0) else {
-            throw PostgresError(.clientMisuse, "\(kind) must be non-empty and contain no NUL character")
-        }
-        guard name.utf8.count <= 63 else {
-            throw PostgresError(.clientMisuse, "\(kind) longer than 63 bytes: PostgreSQL would truncate it")
-        }
-    }
-
-    func quote(_ name: String, kind: String) throws -> String {
-        let conn = try ensureOpen()
-        try Self.checkName(name, kind: kind)
-        let utf8 = Array(name.utf8)
-        let quoted = utf8.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { PQescapeIdentifier(conn, $0.baseAddress, $0.count) }
-        }
-        guard let quoted else {
-            throw PostgresError(.clientMisuse, Self.errorMessage(conn) ?? "could not quote the \(kind)")
-        }
-        defer { PQfreemem(quoted) }
-        return String(cString: quoted)
-    }
-
-    /// A schema-qualified name with each part quoted: `"shop"."order"`; just the quoted name without a schema.
-    public func quoteQualified(schema: String?, name: String) throws -> String {
-        let quotedName = try quoteIdentifier(name)
-        guard let schema else { return quotedName }
-        return try quoteIdentifier(schema) + "." + quotedName
-    }
-
     /// Closes the connection (`PQfinish`). Later calls fail with `.connectionClosed`. Also done on deinit.
     public func close() {
         handle.finish()

@@ -6,32 +6,27 @@
 /// exists`); for data exceptions (class 22), whose primary messages echo the rejected input, quoted parts are
 /// elided. The full error is in `debugDescription` (`String(reflecting:)`), for debugging only.
 public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
-    /// What kind of failure this is; extensible, so new kinds are not a breaking change.
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
-        public let rawValue: String
-
-        public init(_ rawValue: String) {
-            self.rawValue = rawValue
-        }
-
+    /// What kind of failure this is.
+    public enum Code: String, Sendable, Hashable, CustomStringConvertible {
         /// The connection could not be established.
-        public static let connectionFailed = Code("connectionFailed")
+        case connectionFailed
         /// The connection broke (server terminated the backend, network failure); the connection is now closed.
-        public static let connectionLost = Code("connectionLost")
+        case connectionLost
         /// The connection was closed by ``PostgresConnection/close()`` before this call.
-        public static let connectionClosed = Code("connectionClosed")
-        /// The server reported an error; see ``sqlState``.
-        public static let server = Code("server")
+        case connectionClosed
+        /// The server reported an error; see ``PostgresError/sqlState``.
+        case server
         /// The client-side `timeout:` of the statement (or of connecting) elapsed; the statement was cancelled.
-        public static let timeout = Code("timeout")
-        /// The statement was cancelled on the client's request: ``PostgresConnection/cancel()`` or Swift task cancellation.
-        public static let cancelled = Code("cancelled")
+        case timeout
+        /// The statement was cancelled on the client's request: ``PostgresConnection/cancel()`` or Swift task
+        /// cancellation.
+        case cancelled
         /// The API was used in a way that cannot work (nested transaction, NUL in text, ...).
-        public static let clientMisuse = Code("clientMisuse")
+        case clientMisuse
         /// A result value could not be decoded as its column type, or as the Swift type asked for.
-        public static let decoding = Code("decoding")
+        case decoding
         /// `COMMIT` ended in a rollback because the transaction had failed earlier.
-        public static let transactionRolledBack = Code("transactionRolledBack")
+        case transactionRolledBack
 
         public var description: String { rawValue }
     }
@@ -95,6 +90,19 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
     public var isReadOnlyTransaction: Bool { sqlState == .readOnlySQLTransaction }
     /// Worth retrying the whole transaction later: lock not available, serialization failure, deadlock.
     public var isRetryable: Bool { isLockNotAvailable || isSerializationFailure || isDeadlock }
+    /// The server cannot be reached or is going away: no connection, a lost or closed one, a connection
+    /// exception (class 08), or the server shutting down, crashed or not accepting connections yet (57P01,
+    /// 57P02, 57P03). Worth connecting again later, unlike an error in what was asked.
+    public var isServerUnavailable: Bool {
+        switch code {
+        case .connectionFailed, .connectionLost, .connectionClosed:
+            return true
+        case .server, .timeout, .cancelled, .clientMisuse, .decoding, .transactionRolledBack:
+            guard let sqlState else { return false }
+            return [.adminShutdown, .crashShutdown, .cannotConnectNow].contains(sqlState)
+                || sqlState.errorClass == .connectionException
+        }
+    }
 
     // MARK: Text
 
@@ -114,8 +122,11 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         if let dataTypeName { names.append("type \(dataTypeName)") }
         if let constraintName { names.append("constraint \(constraintName)") }
         if !names.isEmpty { text += " (" + names.joined(separator: ", ") + ")" }
-        if [.connectionFailed, .connectionLost].contains(code), let host {
-            text += " [server \(host)" + (port.map { ":\($0)" } ?? "") + "]"
+        switch code {
+        case .connectionFailed, .connectionLost:
+            if let host { text += " [server \(host)" + (port.map { ":\($0)" } ?? "") + "]" }
+        case .connectionClosed, .server, .timeout, .cancelled, .clientMisuse, .decoding, .transactionRolledBack:
+            break
         }
         return text
     }

@@ -11,7 +11,7 @@ import Logging
 /// `CODE_LINE`, `CODE_FUNC`, and one field per metadata key named by
 /// ``JournalFieldName/forMetadataKey(_:prefix:)``: `run.id` becomes `GALLRA_RUN_ID`, while a key
 /// already in journal form such as `MESSAGE_ID` is passed through.
-public struct JournalLogHandler: LogHandler {
+public struct JournalLogHandler: RecordLogHandler {
     /// `SYSLOG_IDENTIFIER=` of every entry (what `journalctl -t` filters on).
     public var identifier: String
     /// The logger's label.
@@ -46,13 +46,7 @@ public struct JournalLogHandler: LogHandler {
         self.metadataProvider = metadataProvider
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    public func log(event: LogEvent) {
-        let record = LogRecord(event: event, label: label, handlerMetadata: metadata, provider: metadataProvider)
+    func log(record: LogRecord) {
         if sender(fields(for: record)) < 0, let fallback {
             StandardErrorLogHandler.write(
                 StandardErrorLogHandler.render(record, format: fallback), to: fallbackFileDescriptor)

@@ -12,11 +12,6 @@ public enum LogFormat: String, CaseIterable, Sendable {
     case text
     /// JSON lines on stderr.
     case json
-
-    /// `journal` when systemd connected stderr to the journal (`JOURNAL_STREAM`), `text` otherwise.
-    public static func automatic(environment: [String: String]) -> LogFormat {
-        JournalStream.matchesStandardError(environment: environment) ? .journal : .text
-    }
 }
 
 /// Where log events go and how they look, resolved from a ``LogFormat`` and the process's stderr.

@@ -7,7 +7,7 @@ import Logging
 /// A log handler writing one line per event to standard error.
 ///
 /// Each line is written with a single `write(2)`, so lines from concurrent tasks never interleave.
-public struct StandardErrorLogHandler: LogHandler {
+public struct StandardErrorLogHandler: RecordLogHandler {
     /// How a line looks.
     public enum Format: String, CaseIterable, Sendable {
         /// `<4>message key=value ...`: the sd-daemon(3) priority prefix, understood by systemd and
@@ -53,13 +53,7 @@ public struct StandardErrorLogHandler: LogHandler {
         self.fileDescriptor = fileDescriptor
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    public func log(event: LogEvent) {
-        let record = LogRecord(event: event, label: label, handlerMetadata: metadata, provider: metadataProvider)
+    func log(record: LogRecord) {
         Self.write(Self.render(record, format: format), to: fileDescriptor)
     }
 

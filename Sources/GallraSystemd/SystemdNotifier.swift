@@ -67,16 +67,6 @@ public struct SystemdNotifier: Sendable {
         try send(["EXTEND_TIMEOUT_USEC=\(Self.microseconds(duration))"])
     }
 
-    /// `ERRNO=`: the errno-style code of a failure, shown as `StatusErrno`.
-    public func errno(_ code: Int32) throws(Error) {
-        try send(["ERRNO=\(code)"])
-    }
-
-    /// `MAINPID=`: the main process of the service, when it is not the one that was started.
-    public func mainPID(_ pid: Int32) throws(Error) {
-        try send(["MAINPID=\(pid)"])
-    }
-
     /// Sends raw `NAME=value` assignments in one datagram. Newlines and NUL characters inside an
     /// assignment are replaced by spaces so that a value (a policy name, say) cannot inject another one.
     public func send(_ assignments: [String]) throws(Error) {

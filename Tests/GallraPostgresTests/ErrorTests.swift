@@ -122,4 +122,40 @@ struct ErrorTests {
             #expect(error?.code == .connectionClosed)
         }
     }
+
+    /// Which failures mean "the server is not there, connect again later": the daemon waits these out.
+    @Test(
+        arguments: [
+            (PostgresError.Code.connectionFailed, nil, true),
+            (.connectionLost, nil, true),
+            (.connectionClosed, nil, true),
+            (.server, "57P01", true),
+            (.server, "57P02", true),
+            (.server, "57P03", true),
+            (.server, "08006", true),
+            (.server, "57014", false),
+            (.server, "23505", false),
+            (.server, nil, false),
+            (.timeout, "57014", false),
+            (.cancelled, "57014", false),
+            (.clientMisuse, nil, false),
+        ] as [(PostgresError.Code, String?, Bool)])
+    func serverUnavailable(code: PostgresError.Code, sqlState: String?, unavailable: Bool) {
+        let error = PostgresError(code, "message", sqlState: sqlState.map(SQLState.init(rawValue:)))
+        #expect(error.isServerUnavailable == unavailable)
+    }
+
+    /// The code is named in the description unless it is the server's own error, and the server is named only
+    /// for failures to reach it.
+    @Test func descriptionNamesTheCodeAndTheServerOfAConnectionFailure() {
+        var failed = PostgresError(.connectionFailed, "could not connect")
+        failed.host = "db.internal"
+        failed.port = "5433"
+        #expect(failed.description == "PostgreSQL [connectionFailed]: could not connect [server db.internal:5433]")
+        var timedOut = PostgresError(.timeout, "canceling statement", sqlState: "57014")
+        timedOut.severity = "ERROR"
+        timedOut.host = "db.internal"
+        #expect(timedOut.description == "PostgreSQL ERROR 57014 [timeout]: canceling statement")
+        #expect(PostgresError(.server, "boom", sqlState: "XX000").description == "PostgreSQL XX000: boom")
+    }
 }

@@ -138,6 +138,34 @@ private func record(
     #expect(merged == ["run.id": "from-call", "trace": "t1", "policy": "p"])
 }
 
+/// Both handlers build their record the same way: the logger's metadata (set through the handler's subscript),
+/// the provider's, the call's, and the error.
+@Test func standardErrorLinesCarryTheLoggersMetadataAndTheError() throws {
+    var fds: [Int32] = [0, 0]
+    try #require(pipe(&fds) == 0)
+    defer { close(fds[0]) }
+    let provider = Logger.MetadataProvider { ["trace": "t1"] }
+    let handler = StandardErrorLogHandler(
+        label: "gallra", format: .prefixed, logLevel: .info, metadataProvider: provider, fileDescriptor: fds[1])
+    var logger = Logger(label: "gallra") { _ in handler }
+    logger[metadataKey: "policy"] = "inactive-customers"
+    #expect(logger[metadataKey: "policy"] == "inactive-customers")
+    logger.debug("below the level")
+    logger.error("batch failed", error: LockRefused(), metadata: ["run.id": "r1"])
+    close(fds[1])
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    let count = read(fds[0], &buffer, buffer.count)
+    let line = String(decoding: buffer[..<max(0, count)], as: UTF8.self)
+    #expect(
+        line
+            == "<3>batch failed error.message=\"lock refused\" error.type=GallraSystemdTests.LockRefused "
+            + "policy=inactive-customers run.id=r1 trace=t1\n")
+}
+
+struct LockRefused: Error, CustomStringConvertible {
+    var description: String { "lock refused" }
+}
+
 @Test func concurrentLinesNeverInterleave() async throws {
     var fds: [Int32] = [0, 0]
     try #require(pipe(&fds) == 0)
@@ -193,15 +221,13 @@ func destinationFollowsFormatAndStandardError(
     let other = ["JOURNAL_STREAM": "\(info.st_dev):\(info.st_ino + 1)"]
 
     #expect(JournalStream.matchesStandardError(environment: matching))
-    #expect(LogFormat.automatic(environment: matching) == .journal)
     #expect(LogDestination.current(format: nil, environment: matching) == .journal)
     #expect(LogDestination.current(format: .json, environment: matching) == .standardError(.json))
 
     #expect(!JournalStream.matchesStandardError(environment: other))
-    #expect(LogFormat.automatic(environment: other) == .text)
-    #expect(LogFormat.automatic(environment: [:]) == .text)
     let text = LogDestination.current(format: nil, environment: other)
     #expect(text == .standardError(isatty(2) == 1 ? .terminal : .prefixed))
+    #expect(LogDestination.current(format: nil, environment: [:]) == text)
 }
 
 @Test func theFactoryMakesTheHandlerForTheDestination() {

@@ -36,12 +36,6 @@ struct SystemdNotifierTests {
 
             try notifier.stopping(status: "finishing the current batch")
             #expect(try listener.receive().assignments == ["STOPPING=1", "STATUS=finishing the current batch"])
-
-            try notifier.errno(ECONNREFUSED)
-            #expect(try listener.receive().text == "ERRNO=\(ECONNREFUSED)")
-
-            try notifier.mainPID(getpid())
-            #expect(try listener.receive().text == "MAINPID=\(getpid())")
         }
     }
 

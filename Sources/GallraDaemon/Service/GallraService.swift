@@ -3,42 +3,7 @@ import GallraEngine
 import GallraSystemd
 import Logging
 import ServiceLifecycle
-import Synchronization
 import UnixSignals
-
-/// Something that happened outside the main loop, for the loop to act on.
-enum DaemonEvent: Sendable, Hashable {
-    /// SIGHUP: re-read the configuration and the policies.
-    case reload
-    /// SIGUSR1 (`signal`) or `gallra trigger` (`notify`): run now.
-    case trigger(TriggerRequest, source: String)
-    /// A policy was stored (`gallra_policy`).
-    case policiesChanged
-    /// The LISTEN connection failed: the database is probably gone.
-    case listenerLost(String)
-}
-
-/// Events posted by the signal task and the listener, taken by the main loop in order.
-final class Mailbox: Sendable {
-    private let events = Mutex<[DaemonEvent]>([])
-
-    func post(_ event: DaemonEvent) { events.withLock { $0.append(event) } }
-
-    func take() -> DaemonEvent? {
-        events.withLock { $0.isEmpty ? nil : $0.removeFirst() }
-    }
-}
-
-/// The main loop's last sign of life, which the watchdog task checks before each ping.
-final class Heartbeat: Sendable {
-    private let last = Mutex<ContinuousClock.Instant>(.now)
-
-    func beat() { last.withLock { $0 = .now } }
-
-    func isFresh(within limit: Duration) -> Bool {
-        last.withLock { ContinuousClock.now - $0 } <= limit
-    }
-}
 
 /// The gallra daemon as a swift-service-lifecycle `Service`: connects (retrying while the database is down),
 /// migrates, becomes the one runner of the database or a standby, runs the policies on their schedules and on
@@ -63,7 +28,7 @@ public struct GallraService: Service {
     }
 
     public func run() async throws {
-        let mailbox = Mailbox()
+        let events = DaemonEvents()
         let heartbeat = Heartbeat()
         let (configuration, reloadConfiguration, logger, notifier) = (
             self.configuration, self.reloadConfiguration, self.logger, self.notifier
@@ -73,9 +38,9 @@ public struct GallraService: Service {
             group.addTask {
                 for await signal in signals {
                     if signal == .sighup {
-                        mailbox.post(.reload)
+                        events.post(.reload)
                     } else if signal == .sigusr1 {
-                        mailbox.post(.trigger(TriggerRequest(), source: "signal"))
+                        events.post(.trigger(TriggerRequest(), source: "signal"))
                     }
                 }
             }
@@ -90,7 +55,7 @@ public struct GallraService: Service {
                 await cancelWhenGracefulShutdown {
                     let loop = DaemonLoop(
                         configuration: configuration, reloadConfiguration: reloadConfiguration, logger: logger,
-                        notifier: notifier, mailbox: mailbox, heartbeat: heartbeat)
+                        notifier: notifier, events: events, heartbeat: heartbeat)
                     await loop.run()
                 }
             } onGracefulShutdown: {
@@ -103,9 +68,9 @@ public struct GallraService: Service {
         }
     }
 
-    /// `WATCHDOG=1` every `interval` while the main loop shows signs of life: it beats while it waits, between
-    /// batches and while it retries the database, so neither a long query nor an outage stops the pings; a loop
-    /// silent for `stallTimeout` (or a stopped process) does, and systemd restarts the service.
+    /// `WATCHDOG=1` every `interval` while the main loop shows signs of life: it is waiting for its next event, or
+    /// it beats between batches and while it retries the database, so neither a long query nor an outage stops the
+    /// pings; a loop silent for `stallTimeout` (or a stopped process) does, and systemd restarts the service.
     static func pingWatchdog(
         every interval: Duration, while heartbeat: Heartbeat, stallTimeout: Duration, notifier: SystemdNotifier,
         logger: Logger
