@@ -263,8 +263,4 @@ final class TextTable {
         }.joined(separator: "\n")
     }
 
-    /// `2026-11-29 03:00:00 UTC`.
-    static func timestamp(_ date: Date) -> String {
-        PostgresTimestamp(date).secondsText + " UTC"
-    }
 }

@@ -173,7 +173,7 @@ struct ShowAudit: AsyncParsableCommand {
         if let runID, UUID(uuidString: runID) == nil {
             throw ValidationError("--run takes a run id (a UUID, as gallra audit runs lists them), not \"\(runID)\".")
         }
-        if let since, AuditTime.parse(since) == nil {
+        if let since, TimeText.parseInstant(since) == nil {
             throw ValidationError(
                 "--since takes a time such as 2026-03-01, \"2026-03-01 14:00\" (UTC) or 2026-03-01T14:00:00+01:00, "
                     + "not \"\(since)\".")
@@ -187,7 +187,7 @@ struct ShowAudit: AsyncParsableCommand {
             let filter = AuditBlockFilter(
                 run: runID.flatMap { UUID(uuidString: $0) },
                 policy: try policy.map { try PolicyNames.parse($0).rawValue },
-                since: since.flatMap(AuditTime.parse).map { PostgresTimestamp($0) }, limit: limit,
+                since: since.flatMap(TimeText.parseInstant).map { PostgresTimestamp($0) }, limit: limit,
                 oldestFirst: oldestFirst)
             let connection = try await context.connectToCurrentSchema()
             let entries = try await AuditTrail.show(filter, includeRecords: records, on: connection)
@@ -212,7 +212,8 @@ struct ShowAudit: AsyncParsableCommand {
         ])
         for entry in entries {
             table.add([
-                String(entry.block.sequence), AuditTime.text(entry.block.createdAtMicroseconds), entry.block.run,
+                String(entry.block.sequence), TimeText.readable(unixMicroseconds: entry.block.createdAtMicroseconds),
+                entry.block.run,
                 "\(entry.block.policy) v\(entry.block.policyVersion)", String(entry.block.subjects),
                 String(entry.deleted), String(entry.anonymized), String(entry.retained),
             ])
@@ -224,7 +225,7 @@ struct ShowAudit: AsyncParsableCommand {
         entries.map { entry in
             let block = entry.block
             var text =
-                "block \(block.sequence)  \(AuditTime.text(block.createdAtMicroseconds))  run \(block.run)  "
+                "block \(block.sequence)  \(TimeText.readable(unixMicroseconds: block.createdAtMicroseconds))  run \(block.run)  "
                 + "\(block.policy) v\(block.policyVersion)  \(block.subjects) subject\(block.subjects == 1 ? "" : "s")"
                 + "  deleted \(entry.deleted), anonymized \(entry.anonymized), retained \(entry.retained)"
             for record in entry.records ?? [] {
@@ -258,7 +259,7 @@ struct ShowBlockReport: Encodable {
     init(_ entry: AuditBlockEntry) {
         let block = entry.block
         sequence = block.sequence
-        createdAt = AuditTime.iso(block.createdAtMicroseconds)
+        createdAt = TimeText.rfc3339(unixMicroseconds: block.createdAtMicroseconds)
         run = block.run
         policy = block.policy
         policyVersion = block.policyVersion
@@ -403,7 +404,8 @@ struct LookupReport: Encodable {
         found = !entries.isEmpty
         records = entries.map {
             Record(
-                block: $0.block, createdAt: AuditTime.iso($0.createdAtMicroseconds), run: $0.run, policy: $0.policy,
+                block: $0.block, createdAt: TimeText.rfc3339(unixMicroseconds: $0.createdAtMicroseconds), run: $0.run,
+                policy: $0.policy,
                 policyVersion: $0.policyVersion, counts: $0.counts)
         }
     }
@@ -419,7 +421,7 @@ struct LookupReport: Encodable {
         ]
         for record in entries {
             lines.append(
-                "  \(AuditTime.text(record.createdAtMicroseconds))  block \(record.block)  policy \(record.policy) "
+                "  \(TimeText.readable(unixMicroseconds: record.createdAtMicroseconds))  block \(record.block)  policy \(record.policy) "
                     + "v\(record.policyVersion)  run \(record.run)")
             for count in record.counts {
                 lines.append(
@@ -462,9 +464,10 @@ struct AuditRuns: AsyncParsableCommand {
                 let objects: [[String: Any]] = runs.map { run in
                     [
                         "id": run.id, "mode": run.mode, "trigger": run.trigger, "outcome": run.outcome,
-                        "as_of": AuditTime.iso(run.asOfMicroseconds),
-                        "started_at": AuditTime.iso(run.startedAtMicroseconds),
-                        "finished_at": run.finishedAtMicroseconds.map(AuditTime.iso) ?? NSNull(),
+                        "as_of": TimeText.rfc3339(unixMicroseconds: run.asOfMicroseconds),
+                        "started_at": TimeText.rfc3339(unixMicroseconds: run.startedAtMicroseconds),
+                        "finished_at": run.finishedAtMicroseconds.map { TimeText.rfc3339(unixMicroseconds: $0) }
+                            ?? NSNull(),
                         "counts": (try? JSONSerialization.jsonObject(with: Data(run.countsJSON.utf8))) ?? NSNull(),
                     ]
                 }
@@ -479,8 +482,8 @@ struct AuditRuns: AsyncParsableCommand {
                 let table = TextTable(header: ["RUN", "MODE", "TRIGGER", "STARTED", "FINISHED", "OUTCOME"])
                 for run in runs {
                     table.add([
-                        run.id, run.mode, run.trigger, AuditTime.text(run.startedAtMicroseconds),
-                        run.finishedAtMicroseconds.map(AuditTime.text) ?? "-", run.outcome,
+                        run.id, run.mode, run.trigger, TimeText.readable(unixMicroseconds: run.startedAtMicroseconds),
+                        run.finishedAtMicroseconds.map { TimeText.readable(unixMicroseconds: $0) } ?? "-", run.outcome,
                     ])
                 }
                 Swift.print(table.render())
@@ -490,27 +493,6 @@ struct AuditRuns: AsyncParsableCommand {
 }
 
 // MARK: - Formatting
-
-/// Times of the audit trail: microseconds since 1970 UTC, exactly as stored.
-enum AuditTime {
-    private static let postgresEpochOffset: Int64 = 946_684_800_000_000
-
-    /// `2026-03-01 03:00:00.123456 UTC`.
-    static func text(_ microseconds: Int64) -> String {
-        PostgresTimestamp(microsecondsSince2000: microseconds - postgresEpochOffset).description + " UTC"
-    }
-
-    /// `2026-03-01T03:00:00.123456Z`.
-    static func iso(_ microseconds: Int64) -> String {
-        PostgresTimestamp(microsecondsSince2000: microseconds - postgresEpochOffset).description
-            .replacingOccurrences(of: " ", with: "T") + "Z"
-    }
-
-    /// A time from the command line: a date, a date and time (UTC unless an offset is given), or ISO 8601.
-    static func parse(_ text: String) -> Date? {
-        PostgresTimestamp(iso8601: text)?.date
-    }
-}
 
 enum AuditText {
     /// `shop.customer deleted 1, shop.order anonymized 4`.

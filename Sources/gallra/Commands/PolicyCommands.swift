@@ -181,7 +181,7 @@ struct ListPolicies: AsyncParsableCommand {
                 for row in rows {
                     table.add([
                         row.name, String(row.version), row.state, row.valid ? "yes" : "NO",
-                        row.schedule ?? "(default)", row.nextRun.map(TextTable.timestamp) ?? "-",
+                        row.schedule ?? "(default)", row.nextRun.map(TimeText.readable) ?? "-",
                     ])
                 }
                 Swift.print(table.render())
@@ -245,7 +245,7 @@ struct ShowPolicy: AsyncParsableCommand {
                 Swift.print(
                     """
                     policy   \(stored.name) version \(stored.version) (\(stored.state.rawValue))
-                    applied  \(TextTable.timestamp(stored.appliedAt)) by \(stored.appliedBy) from \(stored.source)
+                    applied  \(TimeText.readable(stored.appliedAt)) by \(stored.appliedBy) from \(stored.source)
                     digest   \(stored.digest)
 
                     \(JSONText.pretty(stored.definition))
@@ -297,7 +297,7 @@ struct PolicyHistory: AsyncParsableCommand {
                 let table = TextTable(header: ["VERSION", "STATE", "APPLIED", "BY", "SOURCE", "DIGEST"])
                 for version in versions {
                     table.add([
-                        String(version.version), version.state.rawValue, TextTable.timestamp(version.appliedAt),
+                        String(version.version), version.state.rawValue, TimeText.readable(version.appliedAt),
                         version.appliedBy, version.source, String(version.digest.prefix(12)),
                     ])
                 }

@@ -26,7 +26,7 @@ struct RunSelection: ParsableArguments {
     var format: OutputFormat = .text
 
     func validate() throws {
-        if let asOf, Self.parseInstant(asOf) == nil {
+        if let asOf, TimeText.parseInstant(asOf) == nil {
             throw ValidationError(
                 "--as-of \(asOf): not a timestamp; write it as ISO 8601, e.g. 2027-01-01T00:00:00Z or 2027-01-01")
         }
@@ -35,12 +35,7 @@ struct RunSelection: ParsableArguments {
         }
     }
 
-    var instant: Date? { asOf.flatMap(Self.parseInstant) }
-
-    /// ISO 8601: a date and time (UTC unless an offset is given), or a date alone (midnight UTC).
-    static func parseInstant(_ text: String) -> Date? {
-        PostgresTimestamp(iso8601: text)?.date
-    }
+    var instant: Date? { asOf.flatMap(TimeText.parseInstant) }
 }
 
 struct Run: AsyncParsableCommand {
