@@ -47,8 +47,7 @@ struct VerifyAudit: AsyncParsableCommand {
             valueName: "hash"))
     var expectHead: String?
 
-    @Option(help: "Output format: text or json.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: FormatOptions
 
     func validate() throws {
         if let expectHead, expectHead.count != 64 || !expectHead.allSatisfy(\.isHexDigit) {
@@ -63,7 +62,7 @@ struct VerifyAudit: AsyncParsableCommand {
             let connection = try await context.connectToCurrentSchema()
             let result = try await AuditTrail.verify(on: connection, expectingHash: expectHead)
             await connection.close()
-            switch format {
+            switch output.format {
             case .json: try JSONOutput.print(VerifyReport(result))
             case .text: Swift.print(VerifyReport.text(result))
             }
@@ -166,8 +165,7 @@ struct ShowAudit: AsyncParsableCommand {
     @Flag(help: "Also list each block's subject records (digests and rows per table).")
     var records = false
 
-    @Option(help: "Output format: text or json.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: FormatOptions
 
     func validate() throws {
         if let runID, UUID(uuidString: runID) == nil {
@@ -192,7 +190,7 @@ struct ShowAudit: AsyncParsableCommand {
             let connection = try await context.connectToCurrentSchema()
             let entries = try await AuditTrail.show(filter, includeRecords: records, on: connection)
             await connection.close()
-            switch format {
+            switch output.format {
             case .json:
                 try JSONOutput.print(entries.map(ShowBlockReport.init))
             case .text:
@@ -303,8 +301,7 @@ struct LookupAudit: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The audit key file (overrides audit.key_file).", valueName: "path"))
     var auditKeyFile: String?
 
-    @Option(help: "Output format: text or json.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: FormatOptions
 
     func validate() throws {
         _ = try SubjectReference(parsing: subject)
@@ -332,7 +329,7 @@ struct LookupAudit: AsyncParsableCommand {
             let entries = try await AuditTrail.lookup(digest: digest, on: connection)
             await connection.close()
             let report = LookupReport(subject: reference.description, subjectDigest: digest, entries: entries)
-            switch format {
+            switch output.format {
             case .json: try JSONOutput.print(report)
             case .text: Swift.print(report.text)
             }
@@ -446,8 +443,7 @@ struct AuditRuns: AsyncParsableCommand {
     @Option(help: "At most this many runs.")
     var limit = 20
 
-    @Option(help: "Output format: text or json.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: FormatOptions
 
     func validate() throws {
         guard limit > 0 else { throw ValidationError("--limit must be at least 1.") }
@@ -459,7 +455,7 @@ struct AuditRuns: AsyncParsableCommand {
             let connection = try await context.connectToCurrentSchema()
             let runs = try await AuditTrail.runs(limit: limit, on: connection)
             await connection.close()
-            switch format {
+            switch output.format {
             case .json:
                 let objects: [[String: Any]] = runs.map { run in
                     [

@@ -43,8 +43,7 @@ struct ValidatePolicies: AsyncParsableCommand {
     @Flag(help: "Check the files alone, without the database even when one is configured.")
     var offline = false
 
-    @Option(help: "Output format: text or json.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: FormatOptions
 
     func run() async throws {
         try await reportingFailures {
@@ -59,7 +58,7 @@ struct ValidatePolicies: AsyncParsableCommand {
                 await connection.close()
                 report.validate(against: catalog)
             }
-            report.print(format: format)
+            report.print(format: output.format)
             if report.hasErrors { throw CommandFailure(.dataError, report.failureSummary) }
         }
     }
@@ -86,8 +85,7 @@ struct ApplyPolicies: AsyncParsableCommand {
     @Flag(help: "Show what would change, and store nothing.")
     var dryRun = false
 
-    @Option(help: "Output format: text or json.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: FormatOptions
 
     func run() async throws {
         try await reportingFailures {
@@ -95,14 +93,14 @@ struct ApplyPolicies: AsyncParsableCommand {
             let files = try PolicyFiles.read(paths)
             var report = ValidationReport(files: files)
             guard !report.hasErrors else {
-                report.print(format: format)
+                report.print(format: output.format)
                 throw CommandFailure(.dataError, report.failureSummary + "; nothing was stored")
             }
             let connection = try await context.connectToCurrentSchema()
             report.validate(against: try await CatalogReader.read(on: connection))
             guard !report.hasErrors else {
                 await connection.close()
-                report.print(format: format)
+                report.print(format: output.format)
                 throw CommandFailure(.dataError, report.failureSummary + "; nothing was stored")
             }
             let changes = try await PolicyStore(connection: connection).apply(
@@ -115,7 +113,7 @@ struct ApplyPolicies: AsyncParsableCommand {
             }
             await connection.close()
             report.printDiagnostics()
-            switch format {
+            switch output.format {
             case .json:
                 try JSONOutput.print(ApplyReport(dryRun: dryRun, changes: changes.map(ChangeReport.init)))
             case .text:
@@ -136,8 +134,7 @@ struct ListPolicies: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: "Output format: text or json.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: FormatOptions
 
     func run() async throws {
         try await reportingFailures {
@@ -169,7 +166,7 @@ struct ListPolicies: AsyncParsableCommand {
                 }
                 rows.append(row)
             }
-            switch format {
+            switch output.format {
             case .json:
                 try JSONOutput.print(rows)
             case .text:
@@ -207,8 +204,7 @@ struct ShowPolicy: AsyncParsableCommand {
     @Option(help: "A version other than the latest.")
     var version: Int?
 
-    @Option(help: "Output format: text or json.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: FormatOptions
 
     func run() async throws {
         try await reportingFailures {
@@ -232,7 +228,7 @@ struct ShowPolicy: AsyncParsableCommand {
             await connection.close()
             let file = PolicyFile(parsing: stored.definition, path: "gallra.policy \(stored.name) v\(stored.version)")
             let validation = file.policies.first.map { $0.validate(against: catalog) }
-            switch format {
+            switch output.format {
             case .json:
                 try JSONOutput.print(
                     ShowReport(
@@ -271,8 +267,7 @@ struct PolicyHistory: AsyncParsableCommand {
     @Argument(help: "The policy's name.")
     var name: String
 
-    @Option(help: "Output format: text or json.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: FormatOptions
 
     func run() async throws {
         try await reportingFailures {
@@ -285,7 +280,7 @@ struct PolicyHistory: AsyncParsableCommand {
                 throw CommandFailure(
                     .dataError, "no policy \(name) is stored; gallra policy list shows the stored ones")
             }
-            switch format {
+            switch output.format {
             case .json:
                 try JSONOutput.print(
                     versions.map {
@@ -319,8 +314,7 @@ struct DisablePolicy: AsyncParsableCommand {
     @Argument(help: "The policy's name.")
     var name: String
 
-    @Option(help: "Output format: text or json.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: FormatOptions
 
     func run() async throws {
         try await reportingFailures {
@@ -333,7 +327,7 @@ struct DisablePolicy: AsyncParsableCommand {
                 try? await connection.notify(NotificationChannel.policy, payload: change.name.rawValue)
             }
             await connection.close()
-            switch format {
+            switch output.format {
             case .json: try JSONOutput.print(ChangeReport(change))
             case .text:
                 if change.storesVersion {

@@ -22,8 +22,7 @@ struct RunSelection: ParsableArguments {
             valueName: "timestamp"))
     var asOf: String?
 
-    @Option(help: "Output format: text or json.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: FormatOptions
 
     func validate() throws {
         if let asOf, TimeText.parseInstant(asOf) == nil {
@@ -79,7 +78,7 @@ struct Run: AsyncParsableCommand {
 
     func validate() throws {
         guard once || dryRun else {
-            if !selection.policies.isEmpty || selection.asOf != nil || allowLarge || selection.format != .text {
+            if !selection.policies.isEmpty || selection.asOf != nil || allowLarge || selection.output.format != .text {
                 throw ValidationError(
                     "--policy, --as-of, --allow-large and --format go with --once or --dry-run; the service "
                         + "(gallra run alone) runs every policy on its schedule")
@@ -120,7 +119,7 @@ struct Run: AsyncParsableCommand {
             let options = RunOptions(
                 mode: dryRun ? .dry : .live, asOf: selection.instant, allowLarge: allowLarge, trigger: "manual",
                 gallraVersion: BuildInfo.version, throttle: throttle, connect: { try await context.connect() })
-            let progress = ProgressLine(enabled: selection.format == .text && isatty(2) == 1)
+            let progress = ProgressLine(enabled: selection.output.format == .text && isatty(2) == 1)
             let engine = Engine(connection: connection, auditKey: key, logger: context.logger)
             let policies = runnable.policies
             let run = { @Sendable in try await engine.run(policies, options: options, progress: { progress.show($0) }) }
@@ -128,7 +127,7 @@ struct Run: AsyncParsableCommand {
             let report = try await dryRun ? run() : StopSignals.cancelling(logger: context.logger, run)
             progress.finish()
             await connection.close()
-            try RunOutput.print(report, invalid: runnable.invalid, warnings: [:], format: selection.format)
+            try RunOutput.print(report, invalid: runnable.invalid, warnings: [:], format: selection.output.format)
             try RunOutput.exitStatus(report, invalid: runnable.invalid)
         }
     }
@@ -236,7 +235,7 @@ struct Plan: AsyncParsableCommand {
                 runnable.policies, options: options)
             await connection.close()
             try RunOutput.print(
-                report, invalid: runnable.invalid, warnings: runnable.warnings, format: selection.format)
+                report, invalid: runnable.invalid, warnings: runnable.warnings, format: selection.output.format)
             if !runnable.invalid.isEmpty {
                 throw CommandFailure(.dataError, "\(runnable.invalid.count) policy(ies) invalid; see above")
             }
