@@ -129,7 +129,7 @@ struct ValidationReport {
 // MARK: - JSON reports
 
 struct DiagnosticReport: Encodable {
-    var severity: String
+    var severity: PolicyDiagnostic.Severity
     var file: String?
     var line: Int?
     var column: Int?
@@ -137,7 +137,7 @@ struct DiagnosticReport: Encodable {
     var message: String
 
     init(_ diagnostic: PolicyDiagnostic) {
-        severity = diagnostic.severity.rawValue
+        severity = diagnostic.severity
         file = diagnostic.location?.file
         line = diagnostic.location?.line
         column = diagnostic.location?.column
@@ -160,8 +160,15 @@ struct ValidateReport: Encodable {
 }
 
 struct ChangeReport: Encodable {
+    /// What `apply` or `disable` did to a policy.
+    enum Change: String, Encodable {
+        case created
+        case updated
+        case unchanged
+    }
+
     var policy: String
-    var change: String
+    var change: Change
     var version: Int
     var previousVersion: Int?
     var changed: [String]
@@ -171,13 +178,13 @@ struct ChangeReport: Encodable {
         version = change.version
         switch change {
         case .created:
-            self.change = "created"
+            self.change = .created
             changed = []
         case .unchanged:
-            self.change = "unchanged"
+            self.change = .unchanged
             changed = []
         case .updated(_, let from, _, let diff):
-            self.change = "updated"
+            self.change = .updated
             previousVersion = from
             changed = diff.changes.map(\.description)
         }
@@ -185,12 +192,12 @@ struct ChangeReport: Encodable {
 
     func line(dryRun: Bool) -> String {
         switch change {
-        case "created":
+        case .created:
             return "\(dryRun ? "would create" : "created") \(policy) version \(version)"
-        case "updated":
+        case .updated:
             let details = changed.map { "\n    \($0)" }.joined()
             return "\(dryRun ? "would update" : "updated") \(policy) to version \(version)\(details)"
-        default:
+        case .unchanged:
             return "unchanged \(policy) (version \(version))"
         }
     }
@@ -204,7 +211,7 @@ struct ApplyReport: Encodable {
 struct PolicyListRow: Encodable {
     var name: String
     var version: Int
-    var state: String
+    var state: Policy.State
     var valid: Bool
     var problem: String?
     var schedule: String?
@@ -213,7 +220,7 @@ struct PolicyListRow: Encodable {
 
 struct HistoryRow: Encodable {
     var version: Int
-    var state: String
+    var state: Policy.State
     var digest: String
     var appliedAt: Date
     var appliedBy: String
@@ -223,7 +230,7 @@ struct HistoryRow: Encodable {
 struct ShowReport: Encodable {
     var name: String
     var version: Int
-    var state: String
+    var state: Policy.State
     var digest: String
     var source: String
     var appliedAt: Date

@@ -83,7 +83,7 @@ struct VerifyReport: Encodable {
 
     struct Break: Encodable {
         var block: Int64
-        var reason: String
+        var reason: AuditBreak.Reason
         var record: Int?
         var message: String
     }
@@ -94,7 +94,7 @@ struct VerifyReport: Encodable {
         records = result.records
         head = result.head
         firstBreak = result.firstBreak.map {
-            Break(block: $0.block, reason: $0.reason.rawValue, record: $0.record, message: $0.detail)
+            Break(block: $0.block, reason: $0.reason, record: $0.record, message: $0.detail)
         }
         expectedHead = result.expected
     }

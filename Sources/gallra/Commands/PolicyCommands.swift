@@ -150,7 +150,7 @@ struct ListPolicies: AsyncParsableCommand {
             var rows: [PolicyListRow] = []
             for version in versions {
                 var row = PolicyListRow(
-                    name: version.name, version: version.version, state: version.state.rawValue, valid: false,
+                    name: version.name, version: version.version, state: version.state, valid: false,
                     problem: nil, schedule: nil, nextRun: nil)
                 if let invalid = load.invalid.first(where: { $0.name == version.name && $0.version == version.version })
                 {
@@ -177,7 +177,7 @@ struct ListPolicies: AsyncParsableCommand {
                 let table = TextTable(header: ["POLICY", "VERSION", "STATE", "VALID", "SCHEDULE", "NEXT RUN"])
                 for row in rows {
                     table.add([
-                        row.name, String(row.version), row.state, row.valid ? "yes" : "NO",
+                        row.name, String(row.version), row.state.rawValue, row.valid ? "yes" : "NO",
                         row.schedule ?? "(default)", row.nextRun.map(TimeText.readable) ?? "-",
                     ])
                 }
@@ -232,7 +232,7 @@ struct ShowPolicy: AsyncParsableCommand {
             case .json:
                 try JSONOutput.print(
                     ShowReport(
-                        name: stored.name, version: stored.version, state: stored.state.rawValue,
+                        name: stored.name, version: stored.version, state: stored.state,
                         digest: stored.digest, source: stored.source, appliedAt: stored.appliedAt,
                         appliedBy: stored.appliedBy, definition: file.policies.first?.policy,
                         diagnostics: (file.diagnostics + (validation?.diagnostics ?? [])).map(\.description),
@@ -285,7 +285,7 @@ struct PolicyHistory: AsyncParsableCommand {
                 try JSONOutput.print(
                     versions.map {
                         HistoryRow(
-                            version: $0.version, state: $0.state.rawValue, digest: $0.digest, appliedAt: $0.appliedAt,
+                            version: $0.version, state: $0.state, digest: $0.digest, appliedAt: $0.appliedAt,
                             appliedBy: $0.appliedBy, source: $0.source)
                     })
             case .text:
