@@ -471,3 +471,9 @@ public struct PolicyStore: Sendable {
         }
     }
 }
+
+import GallraCore
+
+extension PolicyStoreError: ExitStatusProviding {
+    public var exitStatus: ExitStatus { .dataError }
+}

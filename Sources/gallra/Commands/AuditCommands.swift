@@ -318,12 +318,7 @@ struct LookupAudit: AsyncParsableCommand {
                         + "--audit-key-file PATH, set audit.key_file in the configuration (or GALLRA_AUDIT_KEY_FILE), "
                         + "or run it where systemd passes the audit-key credential ($CREDENTIALS_DIRECTORY).")
             }
-            let key: AuditKey
-            do {
-                key = try AuditKey.read(path: keyPath)
-            } catch let error as AuditKeyError {
-                throw CommandFailure(.configuration, error.message)
-            }
+            let key = try AuditKey.read(path: keyPath)
             let digest = key.digester.digest(table: reference.table.description, key: reference.key)
             let connection = try await context.connectToCurrentSchema()
             let entries = try await AuditTrail.lookup(digest: digest, on: connection)
