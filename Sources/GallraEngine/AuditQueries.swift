@@ -203,3 +203,9 @@ extension AuditTrail {
         timestamp.microsecondsSince2000 + postgresEpochOffset
     }
 }
+
+import GallraCore
+
+extension AuditTrailError: ExitStatusProviding {
+    public var exitStatus: ExitStatus { .dataError }
+}

@@ -157,3 +157,10 @@ public struct AuditKeyError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { message }
 }
+
+import GallraCore
+
+extension AuditKeyError: ExitStatusProviding {
+    /// A missing or short key is the configuration's to fix.
+    public var exitStatus: ExitStatus { .configuration }
+}

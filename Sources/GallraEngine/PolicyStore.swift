@@ -447,3 +447,9 @@ public struct PolicyStore: Sendable {
         }
     }
 }
+
+import GallraCore
+
+extension PolicyStoreError: ExitStatusProviding {
+    public var exitStatus: ExitStatus { .dataError }
+}

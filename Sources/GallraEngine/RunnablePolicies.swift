@@ -70,3 +70,9 @@ public struct UnknownPolicyError: Error, Sendable, CustomStringConvertible {
         "no policy \(name) is stored; gallra policy list shows the stored ones"
     }
 }
+
+import GallraCore
+
+extension UnknownPolicyError: ExitStatusProviding {
+    public var exitStatus: ExitStatus { .dataError }
+}

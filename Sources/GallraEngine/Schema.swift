@@ -163,3 +163,10 @@ public enum Schema {
         return applied
     }
 }
+
+import GallraCore
+
+extension SchemaError: ExitStatusProviding {
+    /// A schema this binary cannot use is the installation's to fix (78): retrying cannot help.
+    public var exitStatus: ExitStatus { .configuration }
+}

@@ -151,6 +151,51 @@ struct PolicyCommandTests {
         }
     }
 
+    @Test func policyTimesInJSONAreRFC3339InUTC() async throws {
+        let root = try sourceRoot()
+        try await withShopDatabase { name, conninfo in
+            #expect(try await gallra("migrate", "--database", conninfo).status == 0)
+            let before = Date()
+            #expect(try await gallra("policy", "apply", "--database", conninfo, "\(root)/config/policies").status == 0)
+            let after = Date()
+            // The oracle: the stored time, read by psql as seconds since 1970.
+            let stored = try #require(
+                Double(
+                    try await Harness.psql(
+                        "SELECT extract(epoch FROM applied_at) FROM gallra.policy WHERE name = 'inactive-customers'",
+                        database: name)))
+            #expect(stored >= before.timeIntervalSince1970 - 1 && stored <= after.timeIntervalSince1970 + 1)
+
+            let list = try await gallra("policy", "list", "--format", "json", "--database", conninfo)
+            #expect(list.status == 0, "stderr: \(list.stderr)")
+            let rows = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
+            let row = try #require(rows.first { $0["name"] as? String == "inactive-customers" })
+            let nextRunText = try #require(row["next_run"] as? String)
+            let nextRun = try parseRFC3339(nextRunText)
+            // "daily at 03:00 Europe/Stockholm": within a day (and an hour of DST) of now, at 03:00 there.
+            #expect(nextRun > before && nextRun.timeIntervalSince(before) <= 25 * 3600)
+            let localTime = try await Harness.psql(
+                "SELECT to_char(timestamptz '\(nextRunText)' AT TIME ZONE 'Europe/Stockholm', 'HH24:MI:SS')")
+            #expect(localTime == "03:00:00")
+
+            let show = try await gallra(
+                "policy", "show", "inactive-customers", "--format", "json", "--database", conninfo)
+            #expect(show.status == 0, "stderr: \(show.stderr)")
+            let report = try #require(
+                try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])
+            let shownAt = try parseRFC3339(try #require(report["applied_at"] as? String))
+            #expect(abs(shownAt.timeIntervalSince1970 - stored) < 0.000_01)
+
+            let history = try await gallra(
+                "policy", "history", "inactive-customers", "--format", "json", "--database", conninfo)
+            #expect(history.status == 0, "stderr: \(history.stderr)")
+            let versions = try #require(
+                try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]])
+            let historyAt = try parseRFC3339(try #require(versions.first?["applied_at"] as? String))
+            #expect(abs(historyAt.timeIntervalSince1970 - stored) < 0.000_01)
+        }
+    }
+
     @Test func anApplyWithAnyErrorStoresNothing() async throws {
         let root = try sourceRoot()
         try await withShopDatabase { name, conninfo in
@@ -204,4 +249,19 @@ struct PolicyCommandTests {
             )
         }
     }
+}
+
+/// An RFC 3339 time as gallra writes it in JSON (UTC, `Z`, a fraction of up to six digits only when it is not
+/// zero), checked against that pattern and read back.
+private func parseRFC3339(_ text: String) throws -> Date {
+    let pattern = /(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{0,5}[1-9]))?Z/
+    let match = try #require(try pattern.wholeMatch(in: text), "not RFC 3339 in UTC: \(text)")
+    var calendar = Calendar(identifier: .gregorian)
+    calendar.timeZone = TimeZone(identifier: "UTC")!
+    let components = DateComponents(
+        year: Int(match.1), month: Int(match.2), day: Int(match.3), hour: Int(match.4), minute: Int(match.5),
+        second: Int(match.6))
+    let whole = try #require(calendar.date(from: components))
+    let fraction = match.7.map { Double("0.\($0)")! } ?? 0
+    return whole.addingTimeInterval(fraction)
 }

@@ -14,8 +14,7 @@ struct Check: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: "Output format: text or json.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: FormatOptions
 
     func run() async throws {
         try await reportingFailures {
@@ -23,7 +22,7 @@ struct Check: AsyncParsableCommand {
             let connection = try await context.connect()
             defer { Task { await connection.close() } }
             let info = try await connection.serverInfo(schema: "gallra")
-            switch format {
+            switch output.format {
             case .text:
                 print(
                     """

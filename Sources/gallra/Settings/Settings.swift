@@ -59,8 +59,7 @@ struct Settings: Sendable {
             do {
                 providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(configPath)))
             } catch {
-                throw CommandFailure(
-                    .configuration,
+                throw SettingsError(
                     "cannot read the configuration file \(configPath): \(error)\n"
                         + "Fix the file (YAML, see config/gallra.yaml for every key) or name another with --config."
                 )
@@ -173,8 +172,7 @@ struct Settings: Sendable {
         if let explicit = option ?? environment["GALLRA_CONFIG"] {
             guard access(explicit, R_OK) == 0 else {
                 let reason = String(cString: strerror(errno))
-                throw CommandFailure(
-                    .configuration,
+                throw SettingsError(
                     "cannot read the configuration file \(explicit): \(reason).\n"
                         + "Give an existing file with --config (or GALLRA_CONFIG), or leave both out to use "
                         + "\(defaultConfigPath) when it exists."
@@ -200,14 +198,23 @@ struct Settings: Sendable {
     }
 
     private static func invalid(_ key: String, _ value: String?, expected: String, configPath: String?)
-        -> CommandFailure
+        -> SettingsError
     {
         let variable = "GALLRA_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
         let shown = value.map { " \"\($0)\"" } ?? ""
         let sources = ["the configuration file \(configPath ?? "")", variable].filter { !$0.hasSuffix(" ") }
-        return CommandFailure(
-            .configuration,
+        return SettingsError(
             "invalid value\(shown) for \(key): expected \(expected). Check \(sources.joined(separator: " and "))."
         )
     }
+}
+
+/// A setting gallra cannot use: which one, where it came from, and what it should be.
+struct SettingsError: ExitStatusProviding {
+    var message: String
+
+    init(_ message: String) { self.message = message }
+
+    var exitStatus: ExitStatus { .configuration }
+    var description: String { message }
 }

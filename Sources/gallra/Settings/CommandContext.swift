@@ -21,7 +21,7 @@ struct CommandContext: Sendable {
     }
 
     /// The audit key for live runs: `audit.key_file`, or the systemd credential `audit-key`. Missing or
-    /// unreadable is a configuration error (dry runs need no key).
+    /// unreadable is a configuration error, ``AuditKeyError`` (dry runs need no key).
     func auditKey() throws -> AuditKey {
         guard let path = settings.auditKeyFile else {
             throw CommandFailure(
@@ -30,11 +30,7 @@ struct CommandContext: Sendable {
                     + "configuration (or GALLRA_AUDIT_KEY_FILE), or pass the credential audit-key under systemd; "
                     + "make a key with: head -c 48 /dev/urandom | base64 > /etc/gallra/audit-key")
         }
-        do {
-            return try AuditKey.read(path: path)
-        } catch {
-            throw CommandFailure(.configuration, error.message)
-        }
+        return try AuditKey.read(path: path)
     }
 
     /// Connects and checks that gallra's schema is the version this binary knows (exit 78 otherwise: run

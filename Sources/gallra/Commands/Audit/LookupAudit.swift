@@ -1,0 +1,119 @@
+import ArgumentParser
+import GallraCore
+import GallraEngine
+import GallraPolicy
+import GallraPostgres
+
+struct LookupAudit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lookup",
+        abstract: "Say when, by which policy and run, and how a subject was processed.",
+        discussion: """
+            The trail holds subjects only as digests: HMAC-SHA-256 of TABLE:KEY under the audit key. lookup \
+            computes the digest of the subject given, exactly as a run does, and lists every record of it: \
+            the block and its time, the run, the policy and version, and the rows deleted, anonymized and \
+            retained per table. TABLE is schema-qualified (shop.customer; quote mixed-case names as in SQL: \
+            '"Shop"."Customer":7'); KEY is the key's text form. The key of the subject is not logged, and the \
+            audit key never appears in any output.
+
+            The audit key is read from --audit-key-file, else the setting audit.key_file \
+            ($GALLRA_AUDIT_KEY_FILE), else $CREDENTIALS_DIRECTORY/audit-key under systemd. Without one, lookup \
+            exits 78. A subject with no record prints "no record of ..." and exits 0: that is an answer, not \
+            a failure.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: ArgumentHelp("The subject: its table, a colon, and its key.", valueName: "table:key"))
+    var subject: String
+
+    @Option(help: ArgumentHelp("The audit key file (overrides audit.key_file).", valueName: "path"))
+    var auditKeyFile: String?
+
+    @OptionGroup var output: FormatOptions
+
+    func validate() throws {
+        _ = try SubjectReference(parsing: subject)
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let context = try await CommandContext.start(global)
+            let reference = try SubjectReference(parsing: subject)
+            guard let keyPath = auditKeyFile ?? context.settings.auditKeyFile else {
+                throw CommandFailure(
+                    .configuration,
+                    "no audit key: lookup needs the key the trail's digests were made with. Give "
+                        + "--audit-key-file PATH, set audit.key_file in the configuration (or GALLRA_AUDIT_KEY_FILE), "
+                        + "or run it where systemd passes the audit-key credential ($CREDENTIALS_DIRECTORY).")
+            }
+            let key = try AuditKey.read(path: keyPath)
+            let digest = key.digester.digest(table: reference.table.description, key: reference.key)
+            let connection = try await context.connectToCurrentSchema()
+            let entries = try await AuditTrail.lookup(digest: digest, on: connection)
+            await connection.close()
+            let report = LookupReport(subject: reference.description, subjectDigest: digest, entries: entries)
+            switch output.format {
+            case .json: try JSONOutput.print(report)
+            case .text: Swift.print(report.text)
+            }
+        }
+    }
+}
+
+/// What `gallra audit lookup` found of one subject.
+struct LookupReport: Encodable {
+    struct Record: Encodable {
+        var block: Int64
+        var createdAt: String
+        var run: String
+        var policy: String
+        var policyVersion: Int
+        var counts: [AuditCount]
+    }
+
+    var subject: String
+    var subjectDigest: String
+    var found: Bool
+    var records: [Record]
+    private var entries: [AuditSubjectEntry]
+
+    enum CodingKeys: String, CodingKey {
+        case subject, subjectDigest, found, records
+    }
+
+    init(subject: String, subjectDigest: String, entries: [AuditSubjectEntry]) {
+        self.entries = entries
+        self.subject = subject
+        self.subjectDigest = subjectDigest
+        found = !entries.isEmpty
+        records = entries.map {
+            Record(
+                block: $0.block, createdAt: TimeText.rfc3339(unixMicroseconds: $0.createdAtMicroseconds), run: $0.run,
+                policy: $0.policy,
+                policyVersion: $0.policyVersion, counts: $0.counts)
+        }
+    }
+
+    var text: String {
+        guard !entries.isEmpty else {
+            return "no record of \(subject) in the audit trail (subject digest \(subjectDigest); "
+                + "a digest made with another audit key matches nothing)"
+        }
+        var lines = [
+            "\(subject) was processed \(entries.count == 1 ? "once" : "\(entries.count) times") "
+                + "(subject digest \(subjectDigest)):"
+        ]
+        for record in entries {
+            lines.append(
+                "  \(TimeText.readable(unixMicroseconds: record.createdAtMicroseconds))  block \(record.block)  policy \(record.policy) "
+                    + "v\(record.policyVersion)  run \(record.run)")
+            for count in record.counts {
+                lines.append(
+                    "    \(count.table) \(count.action.rawValue) \(count.rows) row\(count.rows == 1 ? "" : "s")")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import GallraCore
+import GallraEngine
+import GallraPostgres
+
+struct VerifyAudit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Recompute the audit trail's hash chain and report the first bad block.",
+        discussion: """
+            Reads the whole trail in one consistent snapshot (batches may go on appending meanwhile), a page \
+            at a time, and recomputes every block: sequence numbers 1, 2, 3, ... without gaps, each block \
+            chained to the one before, its subject records complete and in order, its hash, and the head row \
+            (gallra.audit_head) naming the last block. Exits 0 when the trail is intact, 65 at the first \
+            bad block, saying what was changed there.
+
+            The chain proves the trail was not altered by anyone without database superuser rights. A \
+            superuser could rewrite the trail and recompute every hash, so the head's hash is also logged to \
+            the journal at the end of each run (GALLRA_AUDIT_HEAD): a copy outside the database. \
+            --expect-head HASH checks that the chain ends at, or passes through, such a recorded hash.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(
+        help: ArgumentHelp(
+            "A block hash recorded elsewhere (e.g. in the journal): the chain must pass through it.",
+            valueName: "hash"))
+    var expectHead: String?
+
+    @OptionGroup var output: FormatOptions
+
+    func validate() throws {
+        if let expectHead, expectHead.count != 64 || !expectHead.allSatisfy(\.isHexDigit) {
+            throw ValidationError("--expect-head takes a block hash: 64 hexadecimal digits, as verify prints it.")
+        }
+    }
+
+    func run() async throws {
+        var intact = true
+        try await reportingFailures {
+            let context = try await CommandContext.start(global)
+            let connection = try await context.connectToCurrentSchema()
+            let result = try await AuditTrail.verify(on: connection, expectingHash: expectHead)
+            await connection.close()
+            switch output.format {
+            case .json: try JSONOutput.print(VerifyReport(result))
+            case .text: Swift.print(VerifyReport.text(result))
+            }
+            intact = result.isIntact
+        }
+        // The report above says what is wrong: only the status is left to give.
+        if !intact { throw ExitCode(ExitStatus.dataError.rawValue) }
+    }
+}
+
+/// `gallra audit verify --format json`: the chain checked, and its first break.
+struct VerifyReport: Encodable {
+    var intact: Bool
+    var blocks: Int
+    var records: Int
+    var head: AuditVerification.Head?
+    var firstBreak: Break?
+    var expectedHead: AuditVerification.ExpectedHash?
+
+    struct Break: Encodable {
+        var block: Int64
+        var reason: AuditBreak.Reason
+        var record: Int?
+        var message: String
+    }
+
+    init(_ result: AuditVerification) {
+        intact = result.isIntact
+        blocks = result.blocks
+        records = result.records
+        head = result.head
+        firstBreak = result.firstBreak.map {
+            Break(block: $0.block, reason: $0.reason, record: $0.record, message: $0.detail)
+        }
+        expectedHead = result.expected
+    }
+
+    static func text(_ result: AuditVerification) -> String {
+        let counts =
+            "\(result.blocks) block\(result.blocks == 1 ? "" : "s"), \(result.records) subject record"
+            + (result.records == 1 ? "" : "s")
+        let head = result.head.map { "head \($0.sequence) \($0.hash)" } ?? "empty trail"
+        if let broken = result.firstBreak {
+            var lines = ["audit trail BROKEN at block \(broken.block): \(broken.detail)"]
+            if let last = result.head {
+                lines.append("intact before it: \(counts); last intact block \(last.sequence) \(last.hash)")
+            }
+            return lines.joined(separator: "\n")
+        }
+        var lines = ["audit trail intact: \(counts); \(head)"]
+        if let expected = result.expected {
+            if let found = expected.foundAt {
+                lines.append("the chain passes through the expected hash at block \(found)")
+            } else {
+                lines = [
+                    "audit trail BROKEN: no block has the expected hash \(expected.hash): the trail was rewritten "
+                        + "or cut back since that hash was recorded",
+                    "the chain as stored: \(counts); \(head)",
+                ]
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}

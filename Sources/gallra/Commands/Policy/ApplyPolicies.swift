@@ -1,0 +1,63 @@
+import ArgumentParser
+import GallraCore
+import GallraEngine
+import GallraPolicy
+import GallraPostgres
+
+struct ApplyPolicies: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply",
+        abstract: "Validate policy files and store the changed policies in the database.",
+        discussion: """
+            All files or none: every policy is validated against the live catalog first, and if any has an \
+            error nothing is stored (exit 65). A policy equal to its stored version stores nothing; a changed \
+            one becomes a new version. The running daemon picks the changes up without a restart.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "Policy files, or directories of *.yaml, *.yml and *.json files.")
+    var paths: [String]
+
+    @Flag(help: "Show what would change, and store nothing.")
+    var dryRun = false
+
+    @OptionGroup var output: FormatOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            let context = try await CommandContext.start(global)
+            let files = try PolicyFiles.read(paths)
+            var report = ValidationReport(files: files)
+            guard !report.hasErrors else {
+                report.print(format: output.format)
+                throw CommandFailure(.dataError, report.failureSummary + "; nothing was stored")
+            }
+            let connection = try await context.connectToCurrentSchema()
+            report.validate(against: try await CatalogReader.read(on: connection))
+            guard !report.hasErrors else {
+                await connection.close()
+                report.print(format: output.format)
+                throw CommandFailure(.dataError, report.failureSummary + "; nothing was stored")
+            }
+            let changes = try await PolicyStore(connection: connection).apply(
+                report.policies.map { ($0.parsed.policy, $0.file) }, dryRun: dryRun)
+            if !dryRun {
+                // A running daemon picks the changes up at once.
+                for change in changes where change.storesVersion {
+                    try? await connection.notify(NotificationChannel.policy, payload: change.name.rawValue)
+                }
+            }
+            await connection.close()
+            report.printDiagnostics()
+            switch output.format {
+            case .json:
+                try JSONOutput.print(ApplyReport(dryRun: dryRun, changes: changes.map(ChangeReport.init)))
+            case .text:
+                for change in changes { Swift.print(ChangeReport(change).line(dryRun: dryRun)) }
+                if dryRun { Swift.print("(dry run: nothing was stored)") }
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import GallraCore
+import GallraEngine
+import GallraPolicy
+import GallraPostgres
+
+struct ShowPolicy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Show a stored policy: its document and its resolved plan."
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The policy's name.")
+    var name: String
+
+    @Option(help: "A version other than the latest.")
+    var version: Int?
+
+    @OptionGroup var output: FormatOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            let policyName = try PolicyNames.parse(name)
+            let context = try await CommandContext.start(global)
+            let connection = try await context.connectToCurrentSchema()
+            let store = PolicyStore(connection: connection)
+            let stored: PolicyVersion?
+            if let version {
+                stored = try await store.version(policyName, version)
+            } else {
+                stored = try await store.latest(policyName)
+            }
+            guard let stored else {
+                await connection.close()
+                let which = version.map { " version \($0)" } ?? ""
+                throw CommandFailure(
+                    .dataError, "no policy \(name)\(which) is stored; gallra policy list shows the stored ones")
+            }
+            let catalog = try await CatalogReader.read(on: connection)
+            await connection.close()
+            let file = PolicyFile(parsing: stored.definition, path: "gallra.policy \(stored.name) v\(stored.version)")
+            let validation = file.policies.first.map { $0.validate(against: catalog) }
+            switch output.format {
+            case .json:
+                try JSONOutput.print(
+                    ShowReport(
+                        name: stored.name, version: stored.version, state: stored.state,
+                        digest: stored.digest, source: stored.source, appliedAt: stored.appliedAt,
+                        appliedBy: stored.appliedBy, definition: file.policies.first?.policy,
+                        diagnostics: (file.diagnostics + (validation?.diagnostics ?? [])).map(\.description),
+                        plan: validation?.resolved))
+            case .text:
+                Swift.print(
+                    """
+                    policy   \(stored.name) version \(stored.version) (\(stored.state.rawValue))
+                    applied  \(TimeText.readable(stored.appliedAt)) by \(stored.appliedBy) from \(stored.source)
+                    digest   \(stored.digest)
+
+                    \(JSONText.pretty(stored.definition))
+
+                    """)
+                for diagnostic in file.diagnostics + (validation?.diagnostics ?? []) {
+                    Swift.print(diagnostic.description)
+                }
+                if let plan = validation?.resolved { Swift.print(plan.render()) }
+            }
+        }
+    }
+}

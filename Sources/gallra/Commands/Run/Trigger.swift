@@ -1,0 +1,47 @@
+import ArgumentParser
+import GallraDaemon
+import GallraEngine
+import GallraPolicy
+import GallraPostgres
+
+struct Trigger: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make the running gallra service run policies now.",
+        discussion: """
+            Sends a notification (NOTIFY gallra_trigger) on the database; the service that runs the policies \
+            there runs the named policies (default: every active policy, and drafts as dry runs) at once, \
+            whatever their schedules. `systemctl kill -s USR1 gallra` does the same for every policy. \
+            Follow the run with `journalctl -u gallra -f` or `gallra audit runs`.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .customLong("policy"), help: "Run this policy (repeatable). Default: every active policy.")
+    var policies: [String] = []
+
+    func validate() throws {
+        for name in policies {
+            if (try? PolicyName(name)) == nil { throw ValidationError("--policy \(name): not a policy name") }
+        }
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let context = try await CommandContext.start(global)
+            let connection = try await context.connect()
+            let holder = try await Engine.runnerLockHolder(on: connection)
+            try await connection.notify(
+                NotificationChannel.trigger, payload: TriggerRequest(policies: policies).payload)
+            await connection.close()
+            let what = policies.isEmpty ? "every active policy" : policies.joined(separator: ", ")
+            if holder == nil {
+                StandardError.write(
+                    "gallra: warning: no gallra service is running policies on this database now; the trigger "
+                        + "(\(what)) is lost unless one starts listening\n")
+            } else {
+                Swift.print("triggered: \(what)")
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import GallraCore
+import GallraEngine
+import GallraPolicy
+
+/// How `run` and `plan` report.
+enum RunOutput {
+    static func print(
+        _ report: RunReport, invalid: [(name: String, reason: String)], warnings: [String: [String]],
+        format: OutputFormat
+    ) throws {
+        switch format {
+        case .json:
+            try JSONOutput.print(
+                RunJSON(
+                    report: report, invalid: invalid.map { RunJSON.Invalid(policy: $0.name, reason: $0.reason) },
+                    warnings: warnings))
+        case .text:
+            let dry = report.mode == .dry
+            Swift.print(
+                dry
+                    ? "plan as of \(report.asOf) (dry run: nothing was changed)"
+                    : "run \(report.runID) as of \(report.asOf): \(report.outcome.rawValue)")
+            for policy in report.policies {
+                Swift.print("")
+                var title = "\(policy.name) v\(policy.version)"
+                if policy.state == .draft { title += " (draft: dry runs only)" }
+                Swift.print(title)
+                if let skipped = policy.skipped {
+                    Swift.print("  skipped: \(skipped)")
+                    continue
+                }
+                Swift.print(
+                    "  \(policy.expiring) subjects expiring, \(policy.exempted) exempted, "
+                        + "\(policy.processed) \(dry ? "would be processed" : "processed") in \(policy.batches) "
+                        + "batch\(policy.batches == 1 ? "" : "es")")
+                if policy.throttledSeconds > 0 {
+                    Swift.print(
+                        "  batches paused \(String(format: "%.1f", policy.throttledSeconds)) s for replica lag")
+                }
+                if let refused = policy.refused { Swift.print("  REFUSED: \(refused)") }
+                if let failure = policy.failure { Swift.print("  FAILED: \(failure)") }
+                if policy.stillDue > 0 {
+                    Swift.print(
+                        "  \(policy.stillDue) subject\(policy.stillDue == 1 ? "" : "s") still due (in skipped batches "
+                            + "or locked by another transaction): run again later")
+                }
+                for batch in policy.skippedBatches {
+                    Swift.print(
+                        "  batch \(batch.batch) skipped after \(batch.attempts) attempts: \(batch.error)")
+                }
+                if !policy.tables.isEmpty {
+                    let table = TextTable(header: [
+                        "  TABLE", dry ? "WOULD DELETE" : "DELETED",
+                        dry ? "WOULD ANONYMIZE" : "ANONYMIZED", "RETAINED",
+                    ])
+                    for counts in policy.tables {
+                        table.add([
+                            "  " + counts.table, String(counts.deleted), String(counts.anonymized),
+                            String(counts.retained),
+                        ])
+                    }
+                    Swift.print(table.render())
+                }
+                for warning in warnings[policy.name] ?? [] { Swift.print("  warning: \(warning)") }
+                if let keys = policy.keys, !keys.isEmpty {
+                    Swift.print("  first keys: \(keys.joined(separator: ", "))")
+                }
+            }
+            for entry in invalid {
+                Swift.print("\n\(entry.name): INVALID, not run: \(entry.reason)")
+            }
+            if let head = report.auditHead {
+                Swift.print("\naudit head: block \(head.sequence) \(head.hash)")
+            }
+        }
+    }
+
+    static func exitStatus(_ report: RunReport, invalid: [(name: String, reason: String)]) throws {
+        if !invalid.isEmpty {
+            throw CommandFailure(.dataError, "\(invalid.count) policy(ies) invalid and not run; see above")
+        }
+        switch report.outcome {
+        case .done: return
+        case .partial, .refused:
+            throw CommandFailure(
+                .temporaryFailure, "the run did what it could (\(report.outcome.rawValue)); see above")
+        case .failed: throw CommandFailure(.software, "a policy failed; see above")
+        case .interrupted: throw CommandFailure(.temporaryFailure, "the run was interrupted")
+        }
+    }
+}
+
+/// `gallra run --once` and `gallra plan` with `--format json`.
+struct RunJSON: Encodable {
+    struct Invalid: Encodable {
+        var policy: String
+        var reason: String
+    }
+
+    var report: RunReport
+    var invalid: [Invalid]
+    /// The validator's warnings per policy (plans only).
+    var warnings: [String: [String]]
+}
