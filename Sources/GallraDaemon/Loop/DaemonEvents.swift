@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Something that happened outside the main loop, for the loop to act on.
 enum DaemonEvent: Sendable, Hashable {
     /// SIGHUP: re-read the configuration and the policies.
@@ -65,31 +63,5 @@ final class DaemonInbox {
             }
             throw CancellationError()  // the stream ends when the waiting task is cancelled
         }
-    }
-}
-
-/// The main loop's last sign of life, which the watchdog task checks before each ping.
-///
-/// The loop beats between steps of its work (and a run between batches); while it waits for its next event it is
-/// idle rather than stalled, so a wait of any length keeps it fresh.
-final class Heartbeat: Sendable {
-    private struct State {
-        var last = ContinuousClock.now
-        var waiting = false
-    }
-
-    private let state = Mutex(State())
-
-    func beat() {
-        state.withLock { $0.last = .now }
-    }
-
-    /// Marks the start (true) or the end (false) of a wait for the next event; each is a beat too.
-    func setWaiting(_ waiting: Bool) {
-        state.withLock { $0 = State(last: .now, waiting: waiting) }
-    }
-
-    func isFresh(within limit: Duration) -> Bool {
-        state.withLock { $0.waiting || ContinuousClock.now - $0.last <= limit }
     }
 }

@@ -67,32 +67,6 @@ public struct GallraService: Service {
             group.cancelAll()
         }
     }
-
-    /// `WATCHDOG=1` every `interval` while the main loop shows signs of life: it is waiting for its next event, or
-    /// it beats between batches and while it retries the database, so neither a long query nor an outage stops the
-    /// pings; a loop silent for `stallTimeout` (or a stopped process) does, and systemd restarts the service.
-    static func pingWatchdog(
-        every interval: Duration, while heartbeat: Heartbeat, stallTimeout: Duration, notifier: SystemdNotifier,
-        logger: Logger
-    ) async {
-        var stalled = false
-        while !Task.isCancelled {
-            if heartbeat.isFresh(within: stallTimeout) {
-                do {
-                    try notifier.watchdog()
-                } catch {
-                    logger.warning("\(error)")
-                }
-                stalled = false
-            } else if !stalled {
-                stalled = true
-                logger.critical(
-                    "the main loop has shown no sign of life for \(stallTimeout); watchdog pings stop, so systemd restarts gallra"
-                )
-            }
-            try? await Task.sleep(for: interval)
-        }
-    }
 }
 
 /// Runs gallra's service in a `ServiceGroup`: SIGTERM and SIGINT shut it down gracefully within
