@@ -290,7 +290,7 @@ journal_json_has() {
     in_ns journalctl --no-pager -o cat -u gallra.service | tail -n 20
     return 1
 }
-# The MESSAGE_IDs of Sources/GallraEngine/JournalEvent.swift.
+# The MESSAGE_IDs of Sources/GallraEngine/Run/JournalEvent.swift.
 id_leader=156912201ce047d1b61337a4bca82875
 id_reload=4cf11a4242ea4856aa548ef60b7286ac
 id_run_finished=8f7f4f3e7f9c45beafc589f64fabb20c

@@ -22,9 +22,9 @@ extension TestDatabase {
     }
 }
 
-/// The repository's root, from this file's place in it.
+/// The repository's root, from this file's place in it (Tests/GallraEngineTests/Support).
 let sourceRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
 
 /// Runs each statement in order.
 func execute(_ statements: [String], on connection: PostgresConnection) async throws {
