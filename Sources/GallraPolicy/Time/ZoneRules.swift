@@ -111,7 +111,8 @@ public struct ZoneRules: Sendable, Hashable {
             header = second
             timeSize = 8
         }
-        guard header.typeCount > 0 else { return nil }
+        // Counts the bytes cannot hold are refused before anything is reserved for them.
+        guard header.typeCount > 0, reader.remaining >= header.dataLength(timeSize: timeSize) else { return nil }
         var transitions: [Int64] = []
         transitions.reserveCapacity(header.timeCount)
         for _ in 0..<header.timeCount {
@@ -125,7 +126,8 @@ public struct ZoneRules: Sendable, Hashable {
         }
         var typeOffsets: [Int64] = []
         for _ in 0..<header.typeCount {
-            guard let offset = reader.int32(), reader.skip(2) else { return nil }
+            // RFC 8536: an offset lies within -25 and +26 hours; anything else is a damaged file.
+            guard let offset = reader.int32(), (-89_999...93_599).contains(offset), reader.skip(2) else { return nil }
             typeOffsets.append(Int64(offset))
         }
         let rest = header.charCount + header.leapCount * (timeSize + 4) + header.isStdCount + header.isUTCount
@@ -179,6 +181,8 @@ private struct TZifReader {
             version: version, isUTCount: counts[0], isStdCount: counts[1], leapCount: counts[2], timeCount: counts[3],
             typeCount: counts[4], charCount: counts[5])
     }
+
+    var remaining: Int { bytes.count - position }
 
     mutating func skip(_ count: Int) -> Bool {
         guard count >= 0, position + count <= bytes.count else { return false }
