@@ -118,6 +118,17 @@ struct ZoneRulesPropertyTests {
             footerHours: footerHours)
     }
 
+    @Test("a TZif file with an offset beyond -25 or +26 hours is refused as damaged")
+    func outOfBoundsOffsetsAreRefused() async {
+        let wild = Gen<Int32>.int32(in: Int32.min...Int32.max).map { $0 < 0 ? min($0, -90_000) : max($0, 93_600) }
+        await propertyCheck(count: 100, input: Self.generatedZones, wild, Gen<Int>.int(in: 0...5)) {
+            zone, offset, index in
+            var damaged = zone
+            damaged.typeOffsets[index % zone.typeOffsets.count] = offset
+            #expect(ZoneRules.parse(damaged.bytes, identifier: "Test/Damaged") == nil, "\(damaged)")
+        }
+    }
+
     @Test("a well-formed TZif file reads back: the written offset before, at and between each transition")
     func generatedFilesRoundTrip() async {
         await propertyCheck(count: 300, input: Self.generatedZones) { zone in
