@@ -146,8 +146,10 @@ struct SchedulePropertyTests {
                     minute += 86_400
                 } else if minute % 3600 == 0, !calendar.hours.contains(Int(minute / 3600 % 24)) {
                     minute += 3600
+                } else if calendar.matches(date) {
+                    Issue.record("\(calendar) skipped \(date) on its way to \(next)")
+                    break
                 } else {
-                    #expect(!calendar.matches(date), "\(calendar) skipped \(date) on its way to \(next)")
                     minute += 60
                 }
             }
