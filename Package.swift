@@ -124,6 +124,8 @@ let package = Package(
             name: "GallraPolicyTests",
             dependencies: [
                 "GallraCore", "GallraPolicy", .product(name: "PropertyBased", package: "swift-property-based"),
+                // The oracle of the anchor scanner's property tests.
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -123,15 +123,12 @@ extension JSONValue: Codable {
 extension Policy {
     /// The policy as canonical JSON: the document shape of a policy file, every setting spelt out (defaults
     /// included, so that saying a default and leaving it out give the same text), keys sorted, no spaces.
-    /// Equal policies give identical bytes; store it, and digest these bytes to version policies.
+    /// Equal policies give identical bytes; store it, and digest its UTF-8 bytes to version policies.
     public var canonicalJSON: String {
         var out = ""
         json.write(to: &out)
         return out
     }
-
-    /// ``canonicalJSON`` as UTF-8 bytes, for digesting.
-    public var canonicalJSONBytes: [UInt8] { Array(canonicalJSON.utf8) }
 
     var json: JSONValue {
         var members: [String: JSONValue] = [
