@@ -5,14 +5,15 @@
 public enum SQLIdentifier {
     /// `"name"` with `"` doubled, as `PQescapeIdentifier` writes it: `x"y` → `"x""y"`.
     public static func quoted(_ name: String) -> String {
-        var text = "\""
-        text.reserveCapacity(name.utf8.count + 2)
-        for character in name {
-            text.append(character)
-            if character == "\"" { text.append("\"") }
+        // Byte by byte: a `"` followed by a combining mark is one Character, and must still be doubled.
+        var bytes: [UInt8] = [UInt8(ascii: "\"")]
+        bytes.reserveCapacity(name.utf8.count + 2)
+        for byte in name.utf8 {
+            bytes.append(byte)
+            if byte == UInt8(ascii: "\"") { bytes.append(byte) }
         }
-        text.append("\"")
-        return text
+        bytes.append(UInt8(ascii: "\""))
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// `"schema"."name"`, or just `"name"` without a schema.

@@ -5,7 +5,14 @@
 // channel is matched exactly, case included: `listen("Trigger")` hears `notify("Trigger")` but not a hand-typed
 // `NOTIFY Trigger`, which the server folds to `trigger`.
 import CLibPQ
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
 import GallraCore
 import Logging
 

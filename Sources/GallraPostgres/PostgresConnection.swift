@@ -33,7 +33,15 @@
 // `PQfinish`, so a connection lost mid-statement loses none either. Like libpq's own queue, the buffer is
 // unbounded: a listener is expected to consume what it subscribed to.
 import CLibPQ
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+import GallraCore
+#if canImport(Glibc)
+    import Glibc
+#endif
 import Logging
 import Synchronization
 
@@ -304,7 +312,7 @@ public actor PostgresConnection {
         while let keyword = option.pointee.keyword {
             if String(cString: keyword) == "connect_timeout" {
                 guard let value = option.pointee.val else { return defaultConnectTimeout }
-                let text = String(cString: value).trimmingCharacters(in: .whitespaces)
+                let text = String(cString: value).trimmingWhitespace()
                 if text.isEmpty { return defaultConnectTimeout }
                 guard let seconds = Int(text), seconds > 0 else { return nil }
                 return .seconds(max(seconds, 2))
@@ -618,7 +626,7 @@ public actor PostgresConnection {
 
     /// libpq messages end in newlines and may span lines; one line reads better in a log.
     static func trimmed(_ message: String) -> String {
-        message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        message.split(whereSeparator: \.isNewline).map { $0.trimmingWhitespace() }
             .filter { !$0.isEmpty }.joined(separator: "; ")
     }
 }

@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraCore
 
 // PostgreSQL's own representations, so that every value the server can hold round-trips exactly:
@@ -187,7 +191,7 @@ extension PostgresTimestamp {
         guard !isInfinite else { return description }
         let millisecond = microsecondsSince2000 - microsecondsSince2000.floorDivided(by: 1_000_000) * 1_000_000
         let whole = PostgresTimestamp(microsecondsSince2000: microsecondsSince2000 - millisecond)
-        return whole.description.replacingOccurrences(of: " ", with: "T") + "."
+        return whole.description.replacing(" ", with: "T") + "."
             + CivilCalendar.pad(Int(millisecond / 1000), 3) + "Z"
     }
 

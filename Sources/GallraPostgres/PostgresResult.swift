@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// A result column: its name and type OID (``PostgresType``).
 public struct PostgresColumn: Sendable, Hashable {

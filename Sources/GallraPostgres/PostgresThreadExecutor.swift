@@ -1,3 +1,4 @@
+// Foundation, not FoundationEssentials: Thread and NSCondition are the dedicated thread and its wake-up.
 import Foundation
 
 /// A serial executor that runs its jobs on one dedicated thread of its own.

@@ -154,6 +154,18 @@ struct ConnectionTests {
         }
     }
 
+    /// A `"` that a combining mark follows is one Character in Swift, yet one byte among others to the server.
+    @Test(arguments: ["a\"\u{301}b", "\"\u{308}", "ok\"\u{200D}\u{1F600}\""])
+    func quoteFollowedByACombiningMarkIsStillDoubled(name: String) async throws {
+        try await TestDatabase.with { _, connection in
+            let quoted = SQLIdentifier.quoted(name)
+            try await connection.execute("CREATE TABLE \(quoted) (id int)")
+            let tables = try await connection.query(
+                "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'")
+            #expect(tables.map { $0["relname"] } == [.text(name)])
+        }
+    }
+
     @Test func noticesGoToTheLoggerNotStderr() async throws {
         let (logger, store) = RecordingLogHandler.logger()
         let marker = "gallra-notice-\(UUID().uuidString)"

@@ -55,8 +55,7 @@ public enum CivilCalendar {
     }
 
     public static func pad(_ value: Int, _ width: Int) -> String {
-        let digits = String(value)
-        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        NumberText.zeroPadded(value, width: width)
     }
 }
 

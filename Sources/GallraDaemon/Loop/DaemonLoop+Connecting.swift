@@ -1,5 +1,9 @@
 // Connecting to the database, retrying with backoff while it is down.
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraEngine
 import GallraPolicy
 import GallraPostgres

@@ -1,5 +1,9 @@
 // One runner per database: the runner lock, and waiting as a standby.
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraEngine
 import GallraPolicy
 import GallraPostgres

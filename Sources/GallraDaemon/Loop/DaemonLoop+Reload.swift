@@ -1,5 +1,9 @@
 // SIGHUP: the configuration and the policies read again.
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraEngine
 import GallraPolicy
 import GallraPostgres

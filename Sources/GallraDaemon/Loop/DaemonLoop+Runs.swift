@@ -1,5 +1,9 @@
 // Running policies now: on a trigger, on schedule, or to finish what a lost connection interrupted.
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraEngine
 import GallraPolicy
 import GallraPostgres

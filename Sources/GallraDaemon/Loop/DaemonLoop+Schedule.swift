@@ -1,5 +1,9 @@
 // Leading: listening for triggers and policy changes, and running what the schedule makes due.
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraEngine
 import GallraPolicy
 import GallraPostgres

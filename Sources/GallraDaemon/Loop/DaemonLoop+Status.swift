@@ -1,5 +1,10 @@
 // The STATUS= line systemd shows, READY=1, and the times and durations written in it.
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+import GallraCore
 import GallraEngine
 import GallraPolicy
 import GallraPostgres
@@ -26,6 +31,6 @@ extension DaemonLoop {
 
     static func seconds(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
-        return String(format: "%.1f s", Double(seconds) + Double(attoseconds) / 1e18)
+        return NumberText.fixed(Double(seconds) + Double(attoseconds) / 1e18, digits: 1) + " s"
     }
 }

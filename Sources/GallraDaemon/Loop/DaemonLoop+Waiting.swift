@@ -1,5 +1,9 @@
 // Waiting for the next event, or until a time, without polling.
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraEngine
 import GallraPolicy
 import GallraPostgres

@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraPostgres
 
 /// A block of the audit trail as `gallra audit show` lists it: the block, its rows per action, and

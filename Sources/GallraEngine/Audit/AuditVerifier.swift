@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraPostgres
 
 /// What `AuditTrail.verify` found: how much of the chain holds, where it first breaks, and its head.

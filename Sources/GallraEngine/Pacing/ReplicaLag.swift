@@ -1,4 +1,9 @@
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+import GallraCore
 import GallraPostgres
 
 /// One standby streaming from the primary, as the primary sees it in `pg_stat_replication`.
@@ -164,12 +169,12 @@ public enum ByteSize {
 
     /// Parses "256MB", "256 MB", "64kB", "1GB", "1048576"; units are case-insensitive.
     public static func parse(_ text: String) throws(ParseError) -> Int64 {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmingWhitespace()
         let digits = trimmed.prefix(while: { $0.isASCII && $0.isNumber })
         guard !digits.isEmpty else {
             throw ParseError(description: "\"\(text)\" is not a size; write for example 256MB")
         }
-        let unit = trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces)
+        let unit = trimmed.dropFirst(digits.count).trimmingWhitespace()
         var factor: Int64 = 1
         if !unit.isEmpty {
             guard

@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraCore
 import GallraPolicy
 
@@ -391,7 +395,7 @@ struct SQLPath {
 public enum SQLText {
     /// A string literal (`'it''s'`), for column names used as JSON keys; never for values.
     static func literal(_ text: String) -> String {
-        "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
+        "'" + text.replacing("'", with: "''") + "'"
     }
 
     static func checkIdentifier(_ name: String) throws(PlanError) {

@@ -5,7 +5,11 @@
 // stores nothing; a changed one becomes the next version. Writers take `LOCK TABLE gallra.policy IN SHARE ROW
 // EXCLUSIVE MODE` (it conflicts with itself and with plain INSERTs, not with readers), so two concurrent
 // applies cannot both create version N.
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraPolicy
 import GallraPostgres
 

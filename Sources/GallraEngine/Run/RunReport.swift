@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraCore
 import GallraPolicy
 import GallraPostgres
@@ -227,7 +231,7 @@ public struct GuardRefusal: Sendable, Hashable, Codable, CustomStringConvertible
     public var description: String {
         let percent = tableRows > 0 ? Double(expiring) / Double(tableRows) * 100 : 100
         return
-            "\(expiring) subjects are due (\(String(format: "%.1f", percent)) % of \(tableRows) rows), over the limits max_subjects_per_run \(maxSubjectsPerRun) / max_fraction \(maxFraction); raise the limits in the policy, or run once with --allow-large"
+            "\(expiring) subjects are due (\(NumberText.fixed(percent, digits: 1)) % of \(tableRows) rows), over the limits max_subjects_per_run \(maxSubjectsPerRun) / max_fraction \(maxFraction); raise the limits in the policy, or run once with --allow-large"
     }
 }
 

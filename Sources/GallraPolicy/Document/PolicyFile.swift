@@ -1,3 +1,4 @@
+// Foundation, not FoundationEssentials: reading a file in bounded chunks (FileHandle), as Yams, which decodes it, does too.
 import Foundation
 
 /// A policy with the positions of its parts in the file it came from.

@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraCore
 
 /// When a policy runs: a fixed interval, a time of day, week or month, or a 5-field cron expression,
@@ -49,7 +53,7 @@ public struct Schedule: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Reads a schedule; the error says what is wrong, where, and gives a correct example.
     public init(parsing text: String) throws(ScheduleError) {
         let parsed = try ScheduleParser(text: text).parse()
-        self.text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        self.text = text.trimmingWhitespace(newlines: true)
         self.timeZone = parsed.timeZone
         self.timeZoneName = parsed.timeZoneName
         self.rule = parsed.rule

@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Reads the text of a schedule (see `Schedule` for the forms) into a rule and a zone.
 struct ScheduleParser {
@@ -311,7 +315,7 @@ struct ScheduleParser {
         guard hour <= 23 else {
             throw error(
                 .invalidTime, token.column, "hour \(hour) is out of range 0-23 (midnight is 00:00)",
-                example.replacingOccurrences(of: "03:00", with: "00:00"))
+                example.replacing("03:00", with: "00:00"))
         }
         guard minute <= 59 else {
             throw error(

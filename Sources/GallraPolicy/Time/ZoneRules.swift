@@ -1,3 +1,4 @@
+// Foundation, not FoundationEssentials: walking the zoneinfo directory and reading the head of each file.
 import Foundation
 
 /// A time zone's offsets from UTC, read from the system's time zone database (TZif files, RFC 8536, in

@@ -1,3 +1,4 @@
+// Foundation, not FoundationEssentials: JSONSerialization re-indents the JSON documents gallra stores.
 import Foundation
 
 /// JSON text indented with sorted keys, for people.

@@ -1,10 +1,16 @@
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+import Synchronization
+import GallraCore
 import GallraEngine
 
 /// A progress line on a terminal: `inactive-customers 1500/2959 subjects, 5200 rows/s, 00:12 left`.
 final class ProgressLine: @unchecked Sendable {
     private let enabled: Bool
-    private let lock = NSLock()
+    private let lock = Mutex(())
 
     init(enabled: Bool) { self.enabled = enabled }
 
@@ -14,17 +20,18 @@ final class ProgressLine: @unchecked Sendable {
         if let reason = progress.pausedBy {
             line += ", paused: \(reason)"
         } else {
-            line += String(format: ", %.0f rows/s", progress.rowsPerSecond)
+            line += ", " + NumberText.fixed(progress.rowsPerSecond, digits: 0) + " rows/s"
         }
         if let left = progress.estimatedRemaining {
             let seconds = Int(left.components.seconds)
-            line += String(format: ", %02d:%02d left", seconds / 60, seconds % 60)
+            line +=
+                ", \(NumberText.zeroPadded(seconds / 60, width: 2)):\(NumberText.zeroPadded(seconds % 60, width: 2)) left"
         }
-        lock.withLock { StandardError.write("\r\u{1B}[K" + line) }
+        lock.withLock { _ in StandardError.write("\r\u{1B}[K" + line) }
     }
 
     func finish() {
         guard enabled else { return }
-        lock.withLock { StandardError.write("\r\u{1B}[K") }
+        lock.withLock { _ in StandardError.write("\r\u{1B}[K") }
     }
 }

@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraCore
 import GallraEngine
 import GallraPolicy
@@ -36,7 +40,7 @@ enum RunOutput {
                         + "batch\(policy.batches == 1 ? "" : "es")")
                 if policy.throttledSeconds > 0 {
                     Swift.print(
-                        "  batches paused \(String(format: "%.1f", policy.throttledSeconds)) s for replica lag")
+                        "  batches paused \(NumberText.fixed(policy.throttledSeconds, digits: 1)) s for replica lag")
                 }
                 if let refused = policy.refused { Swift.print("  REFUSED: \(refused)") }
                 if let failure = policy.failure { Swift.print("  FAILED: \(failure)") }

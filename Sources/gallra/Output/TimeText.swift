@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 import GallraCore
 import GallraPostgres
 
@@ -28,7 +32,7 @@ enum TimeText {
     /// when it is not zero, to the microsecond, without trailing zeros.
     static func rfc3339(_ timestamp: PostgresTimestamp) -> String {
         guard !timestamp.isInfinite else { return timestamp.description }
-        return timestamp.description.replacingOccurrences(of: " ", with: "T") + "Z"
+        return timestamp.description.replacing(" ", with: "T") + "Z"
     }
 
     /// RFC 3339 of a Foundation `Date`, rounded to the microsecond.

@@ -1,5 +1,12 @@
 import Configuration
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
 import GallraCore
 import GallraEngine
 import GallraPolicy
@@ -200,7 +207,7 @@ struct Settings: Sendable {
     private static func invalid(_ key: String, _ value: String?, expected: String, configPath: String?)
         -> SettingsError
     {
-        let variable = "GALLRA_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
+        let variable = "GALLRA_" + key.uppercased().replacing(".", with: "_")
         let shown = value.map { " \"\($0)\"" } ?? ""
         let sources = ["the configuration file \(configPath ?? "")", variable].filter { !$0.hasSuffix(" ") }
         return SettingsError(

@@ -1,3 +1,4 @@
+// Foundation, not FoundationEssentials: listing a directory of policy files.
 import Foundation
 import GallraCore
 import GallraPolicy

@@ -1,4 +1,5 @@
 import ArgumentParser
+// Foundation, not FoundationEssentials: JSONSerialization writes the runs' stored JSON counts as they are.
 import Foundation
 import GallraEngine
 import GallraPostgres
