@@ -13,7 +13,7 @@ struct AnchorScannerPropertyTests {
     @Test("no text, valid or not, crashes the anchor scanner or the document loader")
     func anyTextIsScanned() async {
         let characters = Gen.element(of: Array("ab &*:-?|>#'\"\\[]{},!%\n\t\r\u{00e9}")).map { $0 ?? " " }
-        await propertyCheck(count: 300, input: characters.array(of: 0...80)) { characters in
+        await propertyCheck(count: 3000, input: characters.array(of: 0...80)) { characters in
             let text = String(characters)
             if let found = AnchorScanner.firstAnchorOrAlias(in: Array(text.utf8)) {
                 let byte = Array(text.utf8)[found.offset]

@@ -30,7 +30,7 @@ struct ZoneRulesPropertyTests {
     func arbitraryBytes() async {
         let bytes = Gen<UInt8>.value(in: 0...255).array(of: 0...200)
         let version = Gen.element(of: [UInt8(0), UInt8(ascii: "2"), UInt8(ascii: "3"), UInt8(ascii: "9")])
-        await propertyCheck(count: 300, input: bytes, version, Self.instants.array(of: 8)) { body, version, instants in
+        await propertyCheck(count: 3000, input: bytes, version, Self.instants.array(of: 8)) { body, version, instants in
             var file = Array("TZif".utf8) + [version ?? 0] + body
             if body.count > 40 { file += Array("TZif2".utf8) + body.reversed() }
             if let rules = ZoneRules.parse(file, identifier: "Test/Random") {
@@ -48,7 +48,7 @@ struct ZoneRulesPropertyTests {
         let files = Gen.element(of: Self.realFiles)
         let damage = zip(Gen<Int>.int(in: 0...100_000), Gen<UInt8>.value(in: 0...255)).array(of: 1...6)
         let cut = Gen<Int>.int(in: 0...100_000)
-        await propertyCheck(count: 300, input: files, damage, cut, Self.instants.array(of: 8)) {
+        await propertyCheck(count: 3000, input: files, damage, cut, Self.instants.array(of: 8)) {
             file, damage, cut, instants in
             guard var bytes = file else { return }
             for (position, value) in damage { bytes[position % bytes.count] = value }
