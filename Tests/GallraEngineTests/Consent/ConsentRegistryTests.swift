@@ -330,17 +330,18 @@ struct ConsentRegistryTests {
                     }
 
                     // Even given DELETE by mistake, gallra_app cannot use the erasure's way past the trigger.
-                    try await connection.execute("GRANT DELETE, UPDATE ON gallra.consent_event TO \(role)")
+                    try await connection.execute("GRANT DELETE, UPDATE, TRUNCATE ON gallra.consent_event TO \(role)")
                     try await shop.execute("SET gallra.erasure = on")
                     for statement in [
                         "DELETE FROM gallra.consent_event", "UPDATE gallra.consent_event SET source = NULL",
+                        "TRUNCATE gallra.consent_event",
                     ] {
                         let error = await #expect(throws: PostgresError.self, "\(statement)") {
                             try await shop.execute(statement)
                         }
                         #expect(error?.sqlState == .restrictViolation, "\(statement): \(error?.message ?? "")")
                     }
-                    try await connection.execute("REVOKE DELETE, UPDATE ON gallra.consent_event FROM \(role)")
+                    try await connection.execute("REVOKE DELETE, UPDATE, TRUNCATE ON gallra.consent_event FROM \(role)")
                     #expect(try await eventCount(on: connection) == 2)
                 } catch {
                     await shop.close()
