@@ -38,6 +38,8 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
         public static let operatorIntervention = Class(rawValue: "57")
         /// P0: raised by PL/pgSQL (`RAISE EXCEPTION`, a trigger's refusal).
         public static let plpgsqlError = Class(rawValue: "P0")
+        /// GC: gallra's consent functions refused a call (a class PostgreSQL does not use).
+        public static let gallraConsent = Class(rawValue: "GC")
     }
 
     /// 25006: a write in a `READ ONLY` transaction.
@@ -70,4 +72,23 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let cannotConnectNow: SQLState = "57P03"
     /// P0001: `RAISE EXCEPTION` in PL/pgSQL.
     public static let raiseException: SQLState = "P0001"
+
+    // gallra's consent functions (`gallra.grant_consent` and the others; docs/consent.md).
+
+    /// GC001: no policy of that name is stored.
+    public static let consentUnknownPolicy: SQLState = "GC001"
+    /// GC002: the policy's subjects are in another table than the one given (or no policy has that table).
+    public static let consentOtherSubjectTable: SQLState = "GC002"
+    /// GC003: no subject has that key (or the key is not a value of the key column's type).
+    public static let consentUnknownSubject: SQLState = "GC003"
+    /// GC004: the policy's `legal_basis` is not `consent`.
+    public static let consentNotLegalBasis: SQLState = "GC004"
+    /// GC005: an argument is missing, empty or malformed.
+    public static let consentInvalidArgument: SQLState = "GC005"
+    /// GC006: the evidence is longer than 1024 bytes.
+    public static let consentEvidenceTooLong: SQLState = "GC006"
+    /// GC007: the policy is disabled, so no consent can be granted to it.
+    public static let consentPolicyDisabled: SQLState = "GC007"
+    /// GC008: the policy names its subject table without a schema.
+    public static let consentUnqualifiedSubjectTable: SQLState = "GC008"
 }

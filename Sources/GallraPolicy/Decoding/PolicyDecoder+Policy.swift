@@ -1,7 +1,8 @@
 /// The top level of a policy document and its subject.
 extension PolicyDecoder {
     static let policyKeys = [
-        "policy", "description", "state", "subject", "expires", "except", "schedule", "data", "limits",
+        "policy", "description", "purpose", "legal_basis", "state", "subject", "expires", "except", "schedule", "data",
+        "limits",
     ]
 
     mutating func policy(_ node: DocumentNode) -> Policy? {
@@ -30,6 +31,18 @@ extension PolicyDecoder {
         var description: String?
         if let node = fields["description"] {
             description = text(node, path: "description", what: "description")
+        }
+
+        var purpose: String?
+        if let node = fields["purpose"] {
+            purpose = self.purpose(node, path: "purpose")
+            complete = complete && purpose != nil
+        }
+
+        var legalBasis: LegalBasis?
+        if let node = fields["legal_basis"] {
+            legalBasis = self.legalBasis(node, path: "legal_basis")
+            complete = complete && legalBasis != nil
         }
 
         var state = Policy.State.draft
@@ -118,7 +131,8 @@ extension PolicyDecoder {
 
         guard complete, let name, let subject, let rule else { return nil }
         return Policy(
-            name: name, description: description, state: state, subject: subject, rule: rule,
+            name: name, description: description, purpose: purpose, legalBasis: legalBasis, state: state,
+            subject: subject, rule: rule,
             exemptions: exemptions, schedule: schedule, dataPoints: dataPoints, limits: limits)
     }
 

@@ -7,6 +7,11 @@ public struct Policy: Sendable, Hashable {
     public var name: PolicyName
     /// Free text for people (`description:`).
     public var description: String?
+    /// Why the data is processed, in words a subject understands (`purpose:`); shown to the subject in exports.
+    /// Surrounding white space is not kept; at most ``maximumPurposeLength`` characters.
+    public var purpose: String?
+    /// The lawful basis of the processing (`legal_basis:`), GDPR Art. 6(1).
+    public var legalBasis: LegalBasis?
     /// `state:`; a file that does not say is a `draft`, which only dry runs use.
     public var state: State
     /// Who the data is about (`subject:`).
@@ -22,6 +27,9 @@ public struct Policy: Sendable, Hashable {
     /// Bounds on one run (`limits:`).
     public var limits: Limits
 
+    /// The longest `purpose:`, in characters: a statement of purpose, not a privacy notice.
+    public static let maximumPurposeLength = 1000
+
     /// The lifecycle state of a policy.
     public enum State: String, Sendable, Hashable, Codable, CaseIterable {
         /// Dry runs only.
@@ -36,6 +44,8 @@ public struct Policy: Sendable, Hashable {
     public init(
         name: PolicyName,
         description: String? = nil,
+        purpose: String? = nil,
+        legalBasis: LegalBasis? = nil,
         state: State = .draft,
         subject: Subject,
         rule: Rule,
@@ -46,6 +56,8 @@ public struct Policy: Sendable, Hashable {
     ) {
         self.name = name
         self.description = description
+        self.purpose = purpose
+        self.legalBasis = legalBasis
         self.state = state
         self.subject = subject
         self.rule = rule

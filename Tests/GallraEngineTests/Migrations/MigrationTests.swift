@@ -1,3 +1,4 @@
+import Foundation
 import GallraTestSupport
 import GallraPostgres
 import Logging
@@ -113,7 +114,11 @@ struct MigrationTests {
             ] {
                 try await connection.execute(statement)
             }
-            #expect(try await Schema.migrate(on: connection).map(\.version) == [6])
+            let throughSix = Array(Schema.migrations.prefix { $0.version <= 6 })
+            #expect(
+                try await Schema.migrate(
+                    on: connection, migrations: throughSix, appliedBy: nil, logger: .init(label: "test")
+                ).map(\.version) == [6])
 
             let collations = try await connection.query(
                 """
@@ -144,6 +149,87 @@ struct MigrationTests {
                     "SELECT count(*) FROM gallra.audit_subject WHERE subject_digest = 'ab'", as: Int.self,
                     on: connection) == 1)
         }
+    }
+
+    @Test("version 7 adds the consent registry to a version 6 database and keeps what was there")
+    func consentRegistry() async throws {
+        try await TestDatabase.with { _, connection in
+            let throughSix = Array(Schema.migrations.prefix { $0.version <= 6 })
+            _ = try await Schema.migrate(
+                on: connection, migrations: throughSix, appliedBy: nil, logger: .init(label: "test"))
+            _ = try await PolicyStore(connection: connection).apply([(try policy("kept"), source: "kept.yaml")])
+            try await connection.execute(
+                "INSERT INTO gallra.processed (policy, subject_key, run) VALUES ('kept', '42', gen_random_uuid())")
+            #expect(try await Schema.migrate(on: connection).map(\.version) == [7])
+
+            #expect(try await scalar("SELECT count(*) FROM gallra.policy", as: Int.self, on: connection) == 1)
+            #expect(try await scalar("SELECT count(*) FROM gallra.processed", as: Int.self, on: connection) == 1)
+            #expect(
+                try await scalar(
+                    "SELECT to_regclass('gallra.consent_event') IS NOT NULL AND to_regclass('gallra.consent_in_force') "
+                        + "IS NOT NULL", as: Bool.self, on: connection))
+            #expect(
+                try await scalar(
+                    "SELECT NOT rolcanlogin FROM pg_roles WHERE rolname = 'gallra_app'", as: Bool.self, on: connection))
+            // The view's columns are documented too (the test of every table's columns skips views).
+            let undocumented = try await connection.query(
+                """
+                SELECT a.attname FROM pg_attribute AS a
+                WHERE a.attrelid = 'gallra.consent_in_force'::regclass AND a.attnum > 0
+                  AND col_description(a.attrelid, a.attnum) IS NULL
+                """)
+            #expect(try undocumented.map { try $0.decode("attname", as: String.self) } == [])
+            // The functions are SECURITY DEFINER with a pinned search_path, executable by gallra_app and nobody else.
+            let functions = try await connection.query(
+                """
+                SELECT p.proname, p.prosecdef, p.proconfig::text AS config,
+                       has_function_privilege('gallra_app', p.oid, 'EXECUTE') AS app,
+                       EXISTS (SELECT FROM aclexplode(p.proacl) AS x WHERE x.grantee = 0) AS public
+                FROM pg_proc AS p WHERE p.pronamespace = 'gallra'::regnamespace ORDER BY p.proname
+                """)
+            var callable: [String] = []
+            for row in functions {
+                let name = try row.decode("proname", as: String.self)
+                #expect(try row.decode("public", as: Bool.self) == false, "\(name)")
+                guard try row.decode("app", as: Bool.self) else { continue }
+                callable.append(name)
+                #expect(try row.decode("prosecdef", as: Bool.self), "\(name)")
+                #expect(try row.decode("config", as: String?.self) == "{\"search_path=pg_catalog, pg_temp\"}")
+            }
+            #expect(callable == ["consent_history", "grant_consent", "has_consent", "revoke_consent"])
+        }
+    }
+
+    @Test("a migrating role that may not create gallra_app is told what to run as a superuser")
+    func roleNeedsSuperuser() async throws {
+        // gallra_app exists in the test cluster; the statement that creates it is tried with a name that does not.
+        let suffix = UUID().uuidString.prefix(8).lowercased()
+        let missing = "gallra_app_t_" + suffix
+        let migrator = "gallra_t_migrator_" + suffix
+        let statement = try #require(Schema.migration7.statements.first { $0.contains("CREATE ROLE") })
+            .replacingOccurrences(of: "gallra_app", with: missing)
+        let admin = try await TestServer.admin()
+        try await admin.execute("CREATE ROLE \(migrator) NOLOGIN")
+        do {
+            let error = await #expect(throws: PostgresError.self) {
+                try await admin.transaction { connection in
+                    try await connection.execute("SET LOCAL ROLE \(migrator)")
+                    try await connection.execute(statement)
+                }
+            }
+            #expect(error?.sqlState == .insufficientPrivilege)
+            #expect(error?.message == "gallra migrate needs the role \(missing), and \(migrator) may not create roles")
+            #expect(error?.hint?.contains("CREATE ROLE \(missing) NOLOGIN;") == true, "\(error?.hint ?? "")")
+            #expect(
+                try await scalar(
+                    "SELECT count(*) FROM pg_roles WHERE rolname = $1", [.text(missing)], as: Int.self, on: admin) == 0)
+        } catch {
+            _ = try? await admin.execute("DROP ROLE IF EXISTS \(migrator)")
+            await admin.close()
+            throw error
+        }
+        try await admin.execute("DROP ROLE \(migrator)")
+        await admin.close()
     }
 
     @Test("a database migrated by a newer gallra is refused with a clear error and left unchanged")

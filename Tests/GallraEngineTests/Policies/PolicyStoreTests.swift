@@ -249,6 +249,52 @@ struct PolicyStoreTests {
         }
     }
 
+    @Test("purpose and legal_basis are stored only when set, and come back from the store as they were")
+    func purposeAndLegalBasis() async throws {
+        try await withStore { _, connection, store in
+            let plain = try policy("inactive-customers")
+            let consented = try policy(
+                "newsletter",
+                extra: "purpose: |\n  Sending the newsletter.\n  \"Unsubscribe\" stops it — ✓.\nlegal_basis: consent")
+            _ = try await store.apply([(plain, source: "a.yaml"), (consented, source: "b.yaml")])
+
+            // Oracle: the rows, read in SQL. The policy without the keys has the digest it had before they existed.
+            let rows = try await connection.query(
+                """
+                SELECT name, digest, definition ? 'purpose' AS has_purpose, definition ->> 'purpose' AS purpose,
+                       definition ? 'legal_basis' AS has_basis, definition ->> 'legal_basis' AS basis
+                FROM gallra.policy ORDER BY name
+                """)
+            #expect(try rows.map { try $0.decode("name", as: String.self) } == ["inactive-customers", "newsletter"])
+            #expect(
+                try rows[0].decode("digest", as: String.self)
+                    == "374e1083a76284870fcea4197b2fe494b5f4e50345d02780fa715722244d70e3")
+            #expect(try !rows[0].decode("has_purpose", as: Bool.self))
+            #expect(try !rows[0].decode("has_basis", as: Bool.self))
+            #expect(
+                try rows[1].decode("purpose", as: String.self)
+                    == "Sending the newsletter.\n\"Unsubscribe\" stops it — ✓.")
+            #expect(try rows[1].decode("basis", as: String.self) == "consent")
+
+            // Read back through jsonb: the same policies, valid digests, and nothing to store again.
+            let load = try await store.loadAll()
+            #expect(load.invalid == [])
+            #expect(load.policies.map(\.policy) == [plain, consented])
+            #expect(load.policies.last?.policy.legalBasis == .consent)
+            #expect(
+                try await store.apply([(plain, source: "a.yaml"), (consented, source: "b.yaml")]) == [
+                    .unchanged(plain.name, version: 1), .unchanged(consented.name, version: 1),
+                ])
+
+            // Disabling keeps them.
+            _ = try await store.disable(consented.name)
+            let disabled = try #require(try await store.loadAll().policies.first { $0.policy.name == consented.name })
+            #expect(disabled.policy.state == .disabled)
+            #expect(disabled.policy.purpose == consented.purpose)
+            #expect(disabled.policy.legalBasis == .consent)
+        }
+    }
+
     @Test("rows written by other means that are invalid are reported with their reason; the others load")
     func invalidRowsSkipped() async throws {
         try await withStore { _, connection, store in
