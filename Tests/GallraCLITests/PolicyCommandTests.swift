@@ -228,6 +228,120 @@ struct PolicyCommandTests {
         }
     }
 
+    @Test func showListAndValidateSayPurposeAndLegalBasis() async throws {
+        let root = try sourceRoot()
+        try await withShopDatabase { _, conninfo in
+            try await Harness.withTemporaryDirectory { dir in
+                // One policy states neither key; another a block purpose of two lines and a basis.
+                let file = "\(dir)/more.yaml"
+                try """
+                policy: plain
+                subject: { table: shop.customer, key: id }
+                expires: { inactive_for: 2 years, activity: last_seen_at }
+                data:
+                  - { table: shop.wishlist_item, delete: true }
+                ---
+                policy: wishlists
+                purpose: |
+                  Keeping a customer's wishlist.
+                  Reminding them of it.
+                legal_basis: legitimate_interests
+                subject: { table: shop.customer, key: id }
+                expires: { inactive_for: 3 years, activity: last_seen_at }
+                data:
+                  - { table: shop.wishlist_item, delete: true }
+                """.write(toFile: file, atomically: true, encoding: .utf8)
+                let policies = "\(root)/config/policies"
+
+                let validate = try await gallra("policy", "validate", "--database", conninfo, policies)
+                #expect(validate.status == 0, "stdout: \(validate.stdout) stderr: \(validate.stderr)")
+                #expect(
+                    validate.stdout.contains(
+                        "  legal basis: consent (GDPR Art. 6(1)(a)); purpose: Sending the newsletter and seeing which issues were read.\n"
+                    ))
+
+                #expect(try await gallra("migrate", "--database", conninfo).status == 0)
+                let apply = try await gallra("policy", "apply", "--database", conninfo, policies, file)
+                #expect(apply.status == 0, "stderr: \(apply.stderr)")
+
+                // list: a BASIS column, "-" where none is stated.
+                let list = try await gallra("policy", "list", "--database", conninfo)
+                #expect(list.status == 0, "stderr: \(list.stderr)")
+                let lines = list.stdout.split(separator: "\n")
+                #expect(
+                    lines.first?.split(separator: " ", omittingEmptySubsequences: true).prefix(5) == [
+                        "POLICY", "VERSION", "STATE", "BASIS", "VALID",
+                    ])
+                func columns(_ name: String) -> [Substring] {
+                    lines.first { $0.hasPrefix("\(name) ") }?.split(separator: " ", omittingEmptySubsequences: true)
+                        .prefix(5).map { $0 } ?? []
+                }
+                #expect(columns("inactive-customers") == ["inactive-customers", "1", "active", "contract", "yes"])
+                #expect(
+                    columns("revoked-newsletter-consent") == [
+                        "revoked-newsletter-consent", "1", "draft", "consent", "yes",
+                    ])
+                #expect(columns("former-employees") == ["former-employees", "1", "active", "-", "yes"])
+                #expect(columns("plain") == ["plain", "1", "draft", "-", "yes"])
+                #expect(columns("wishlists") == ["wishlists", "1", "draft", "legitimate_interests", "yes"])
+
+                let listJSON = try await gallra("policy", "list", "--format", "json", "--database", conninfo)
+                #expect(listJSON.status == 0, "stderr: \(listJSON.stderr)")
+                let rows = try #require(
+                    try JSONSerialization.jsonObject(with: Data(listJSON.stdout.utf8)) as? [[String: Any]])
+                func row(_ name: String) throws -> [String: Any] {
+                    try #require(rows.first { $0["name"] as? String == name })
+                }
+                #expect(try row("inactive-customers")["legal_basis"] as? String == "contract")
+                #expect(
+                    try row("inactive-customers")["purpose"] as? String
+                        == "Running the customer's account, delivering their orders and handling returns and complaints."
+                )
+                #expect(try row("former-employees")["legal_basis"] is NSNull)
+                #expect(try row("plain")["legal_basis"] is NSNull)
+                #expect(try row("plain")["purpose"] is NSNull)
+                #expect(
+                    try row("wishlists")["purpose"] as? String
+                        == "Keeping a customer's wishlist.\nReminding them of it.")
+
+                // show: both lines in text, both fields in JSON.
+                let show = try await gallra("policy", "show", "inactive-customers", "--database", conninfo)
+                #expect(show.status == 0, "stderr: \(show.stderr)")
+                #expect(
+                    show.stdout.contains(
+                        "policy   inactive-customers version 1 (active)\n"
+                            + "purpose  Running the customer's account, delivering their orders and handling returns and complaints.\n"
+                            + "basis    contract (GDPR Art. 6(1)(b))\napplied  "))
+                let block = try await gallra("policy", "show", "wishlists", "--database", conninfo)
+                #expect(
+                    block.stdout.contains(
+                        """
+                        purpose  Keeping a customer's wishlist.
+                                 Reminding them of it.
+                        basis    legitimate_interests (GDPR Art. 6(1)(f))
+                        """))
+                let plain = try await gallra("policy", "show", "plain", "--database", conninfo)
+                #expect(plain.stdout.contains("purpose  (not stated)\nbasis    (not stated)\n"))
+
+                let showJSON = try await gallra(
+                    "policy", "show", "revoked-newsletter-consent", "--format", "json", "--database", conninfo)
+                #expect(showJSON.status == 0, "stderr: \(showJSON.stderr)")
+                let report = try #require(
+                    try JSONSerialization.jsonObject(with: Data(showJSON.stdout.utf8)) as? [String: Any])
+                #expect(report["legal_basis"] as? String == "consent")
+                #expect(report["purpose"] as? String == "Sending the newsletter and seeing which issues were read.")
+                let definition = try #require(report["definition"] as? [String: Any])
+                #expect(definition["legal_basis"] as? String == "consent")
+                let plainJSON = try await gallra("policy", "show", "plain", "--format", "json", "--database", conninfo)
+                let plainReport = try #require(
+                    try JSONSerialization.jsonObject(with: Data(plainJSON.stdout.utf8)) as? [String: Any])
+                #expect(plainReport["legal_basis"] is NSNull)
+                #expect(plainReport["purpose"] is NSNull)
+                #expect((plainReport["definition"] as? [String: Any])?["legal_basis"] == nil)
+            }
+        }
+    }
+
     @Test func anInvalidRowWrittenByOtherMeansIsReportedAndTheOthersStillList() async throws {
         let root = try sourceRoot()
         try await withShopDatabase { name, conninfo in

@@ -11,6 +11,7 @@ extension ResolvedPolicy: CustomStringConvertible {
         lines.append(
             "policy \(policy.name) (\(policy.state.rawValue)), subject \(subject.table.rendered(for: .sql)) by \(subject.key.rendered(for: .sql))"
         )
+        if let why = policy.purposeLine { lines.append("  \(why)") }
         lines.append("  expires: \(rule.rendered)")
         for exemption in exemptions {
             lines.append("  except: \(exemption.rendered)")
@@ -38,6 +39,22 @@ extension ResolvedPolicy: CustomStringConvertible {
             }
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+extension Policy {
+    /// The legal basis and the purpose's first line, shortened, for the plan's second line; nil when neither is set.
+    var purposeLine: String? {
+        var parts: [String] = []
+        if let legalBasis { parts.append("legal basis: \(legalBasis) (GDPR \(legalBasis.article))") }
+        if let purpose {
+            let first = purpose.split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? ""
+            let limit = 60
+            let shown =
+                first.count > limit || first != purpose ? String(first.prefix(limit)).trimmingWhitespace + "…" : first
+            parts.append("purpose: \(shown)")
+        }
+        return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
 }
 

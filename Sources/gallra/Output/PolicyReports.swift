@@ -14,6 +14,26 @@ struct PolicyListRow: Encodable {
     var problem: String?
     var schedule: String?
     var nextRun: Date?
+    var purpose: String?
+    var legalBasis: LegalBasis?
+
+    private enum CodingKeys: String, CodingKey {
+        case name, version, state, valid, problem, schedule, nextRun, purpose, legalBasis
+    }
+
+    /// `purpose` and `legal_basis` are always there, null when unset, so that a reader sees the policy states none.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(version, forKey: .version)
+        try container.encode(state, forKey: .state)
+        try container.encode(valid, forKey: .valid)
+        try container.encodeIfPresent(problem, forKey: .problem)
+        try container.encodeIfPresent(schedule, forKey: .schedule)
+        try container.encodeIfPresent(nextRun, forKey: .nextRun)
+        try container.encode(purpose, forKey: .purpose)
+        try container.encode(legalBasis, forKey: .legalBasis)
+    }
 }
 
 /// One version in `gallra policy history`.
@@ -38,4 +58,26 @@ struct ShowReport: Encodable {
     var definition: Policy?
     var diagnostics: [String]
     var plan: ResolvedPolicy?
+
+    private enum CodingKeys: String, CodingKey {
+        case name, version, state, digest, source, appliedAt, appliedBy, purpose, legalBasis, definition, diagnostics
+        case plan
+    }
+
+    /// `purpose` and `legal_basis` of the definition, always there, null when unset.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(version, forKey: .version)
+        try container.encode(state, forKey: .state)
+        try container.encode(digest, forKey: .digest)
+        try container.encode(source, forKey: .source)
+        try container.encode(appliedAt, forKey: .appliedAt)
+        try container.encode(appliedBy, forKey: .appliedBy)
+        try container.encode(definition?.purpose, forKey: .purpose)
+        try container.encode(definition?.legalBasis, forKey: .legalBasis)
+        try container.encodeIfPresent(definition, forKey: .definition)
+        try container.encode(diagnostics, forKey: .diagnostics)
+        try container.encodeIfPresent(plan, forKey: .plan)
+    }
 }

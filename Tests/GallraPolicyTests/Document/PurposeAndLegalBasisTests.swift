@@ -157,4 +157,29 @@ struct PurposeAndLegalBasisTests {
         #expect(throws: PolicyError.self) { try Policy(parsing: json) }
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(Policy.self, from: Data(json.utf8)) }
     }
+
+    @Test("the resolved plan says them in one line under its first, only when set")
+    func planLine() throws {
+        let data = "  - { table: shop.wishlist_item, delete: true }"
+        let both = try #require(
+            validation(
+                customerPolicy(data).replacingOccurrences(
+                    of: "state: active\n",
+                    with: "state: active\nlegal_basis: contract\npurpose: |\n  Orders.\n  Returns.\n")
+            ).resolved)
+        #expect(
+            both.render().split(separator: "\n")[1]
+                == "  legal basis: contract (GDPR Art. 6(1)(b)); purpose: Orders.…")
+        let long = String(repeating: "word ", count: 20).trimmingCharacters(in: .whitespaces)
+        let onlyPurpose = try #require(
+            validation(
+                customerPolicy(data).replacingOccurrences(
+                    of: "state: active\n", with: "state: active\npurpose: \(long)\n")
+            ).resolved)
+        #expect(
+            onlyPurpose.render().split(separator: "\n")[1] == "  purpose: " + String(repeating: "word ", count: 11)
+                + "word…")
+        let neither = try #require(validation(customerPolicy(data)).resolved)
+        #expect(neither.render().split(separator: "\n")[1].hasPrefix("  expires: "))
+    }
 }

@@ -11,7 +11,7 @@ import GallraPostgres
 struct ListPolicies: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
-        abstract: "List the stored policies: version, state, validity, schedule and next run."
+        abstract: "List the stored policies: version, state, legal basis, validity, schedule and next run."
     )
 
     @OptionGroup var global: GlobalOptions
@@ -33,11 +33,13 @@ struct ListPolicies: AsyncParsableCommand {
             for version in versions {
                 var row = PolicyListRow(
                     name: version.name, version: version.version, state: version.state, valid: false,
-                    problem: nil, schedule: nil, nextRun: nil)
+                    problem: nil, schedule: nil, nextRun: nil, purpose: nil, legalBasis: nil)
                 if let invalid = load.invalid.first(where: { $0.name == version.name && $0.version == version.version })
                 {
                     row.problem = invalid.reason
                 } else if let stored = load.policies.first(where: { $0.stored.name == version.name }) {
+                    row.purpose = stored.policy.purpose
+                    row.legalBasis = stored.policy.legalBasis
                     let validation = stored.validate(against: catalog)
                     row.valid = !validation.hasErrors
                     row.problem = validation.errors.first?.message
@@ -56,10 +58,11 @@ struct ListPolicies: AsyncParsableCommand {
                     Swift.print("no policies stored yet; store some with gallra policy apply FILE")
                     return
                 }
-                let table = TextTable(header: ["POLICY", "VERSION", "STATE", "VALID", "SCHEDULE", "NEXT RUN"])
+                let table = TextTable(header: ["POLICY", "VERSION", "STATE", "BASIS", "VALID", "SCHEDULE", "NEXT RUN"])
                 for row in rows {
                     table.add([
-                        row.name, String(row.version), row.state.rawValue, row.valid ? "yes" : "NO",
+                        row.name, String(row.version), row.state.rawValue, row.legalBasis?.rawValue ?? "-",
+                        row.valid ? "yes" : "NO",
                         row.schedule ?? "(default)", row.nextRun.map(TimeText.readable) ?? "-",
                     ])
                 }

@@ -52,9 +52,12 @@ struct ShowPolicy: AsyncParsableCommand {
                         diagnostics: (file.diagnostics + (validation?.diagnostics ?? [])).map(\.description),
                         plan: validation?.resolved))
             case .text:
+                let definition = file.policies.first?.policy
                 Swift.print(
                     """
                     policy   \(stored.name) version \(stored.version) (\(stored.state.rawValue))
+                    purpose  \(Self.purposeText(definition?.purpose))
+                    basis    \(definition?.legalBasis.map { "\($0) (GDPR \($0.article))" } ?? "(not stated)")
                     applied  \(TimeText.readable(stored.appliedAt)) by \(stored.appliedBy) from \(stored.source)
                     digest   \(stored.digest)
 
@@ -67,5 +70,11 @@ struct ShowPolicy: AsyncParsableCommand {
                 if let plan = validation?.resolved { Swift.print(plan.render()) }
             }
         }
+    }
+
+    /// The purpose, its further lines indented under the first.
+    static func purposeText(_ purpose: String?) -> String {
+        guard let purpose else { return "(not stated)" }
+        return purpose.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\n         ")
     }
 }
