@@ -20,7 +20,9 @@ import GallraPolicy
 ///   such row and every one of them is older than the period; a subject without a related row, or with a
 ///   related row whose column is null, does not expire.
 /// - `consent_revoked` expires a subject when some consent row was revoked before the grace period and no
-///   consent row is still in force (revoked_at null, or revoked later).
+///   consent row is still in force (revoked_at null, or revoked later). With `consent: gallra` it expires a
+///   subject whose latest event in `gallra.consent_event` for the policy is a revocation recorded at or before
+///   the grace period's start; a subject the registry does not name is kept.
 /// - Exemptions: `is true|false|null` are SQL `IS TRUE|FALSE|NULL`; `equals` never matches a null column
 ///   (`equals: null` means `is: null`); `in` matches a null column only when the list holds `null`;
 ///   `not_in` never exempts a null column. A subject is due when the rule holds, no exemption holds and (for a
@@ -112,6 +114,9 @@ public struct Planner: Sendable {
         let rule = resolved.rule
         let column = SQLIdentifier.quoted(rule.column.name)
         let cutoff = cutoff(&sql)
+        if case .consentRevoked(_, .gallra) = resolved.policy.rule {
+            return registryRule(&sql, alias: alias, cutoff: cutoff)
+        }
         guard !rule.path.isEmpty else {
             // A null date compares as null: it never expires.
             return "\(alias).\(column) < \(cutoff)"
@@ -123,6 +128,26 @@ public struct Planner: Sendable {
         return """
             (EXISTS (SELECT FROM \(old.from) WHERE \(old.conditions(and: ["\(old.last).\(column) < \(cutoff)"]))) \
             AND NOT EXISTS (SELECT FROM \(young.from) WHERE \(young.conditions(and: ["(\(young.last).\(column) >= \(cutoff) OR \(young.last).\(column) IS NULL)"]))))
+            """
+    }
+
+    /// `consent: gallra`: the subject's latest event under this policy in gallra's consent registry is a revocation
+    /// recorded at or before the cutoff. A subject without events, or whose latest event is a grant, is kept.
+    ///
+    /// The subject is named as the registry stores it: the subject table as the policy's canonical definition
+    /// writes it, and the key as PostgreSQL prints it (`::text`). Equality on those and the policy, and the
+    /// descending `ordinal`, are the unique index `consent_event_one_history`: one backward index probe per subject.
+    func registryRule(_ sql: inout SQLBuilder, alias: String, cutoff: String) -> String {
+        let table = SQLIdentifier.quoted(schema: "gallra", name: "consent_event")
+        func column(_ name: String) -> String { "e.\(SQLIdentifier.quoted(name))" }
+        let subjectTable = sql.bind(.text(resolved.policy.subject.table.description))
+        let policy = sql.bind(.policyName)
+        return """
+            (SELECT \(column("event")) = 'revoked' AND \(column("recorded_at")) <= \(cutoff) \
+            FROM \(table) AS e \
+            WHERE \(column("subject_table")) = \(subjectTable) AND \(column("subject_key")) = \(key(alias))::text \
+            AND \(column("policy")) = \(policy) \
+            ORDER BY \(column("ordinal")) DESC LIMIT 1) IS TRUE
             """
     }
 

@@ -72,6 +72,9 @@ extension ResolvedRule {
             return "\(place) older than \(period) (\(index))"
         case .after:
             return "\(place) more than \(period) ago; never while null (\(index))"
+        case .consentRevoked where path.isEmpty:
+            // consent: gallra (a consent table is always reached through a link).
+            return "latest consent event in \(table.rendered(for: .sql)) revoked more than \(period) ago (\(index))"
         case .consentRevoked:
             return "consent revoked (\(place)) more than \(period) ago\(link) (\(index))"
         }

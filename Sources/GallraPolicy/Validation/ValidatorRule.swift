@@ -44,12 +44,29 @@ extension PolicyValidator {
             return relatedRule(
                 .consentRevoked, grace, table: tableName, column: revokedAt, via: via, subject: subject,
                 prefix: "expires.consent", columnKey: "revoked_at", what: "consent revoked_at")
-        case .consentRevoked(_, .gallra):
+        case .consentRevoked(let grace, .gallra):
+            return registryRule(grace)
+        }
+    }
+
+    /// `consent: gallra`: the rule reads gallra's consent registry, which records consent only under a policy
+    /// whose legal basis is consent (`docs/consent.md`).
+    ///
+    /// The registry is not looked up in the catalog: the engine migrates gallra's schema before any run, so
+    /// `gallra.consent_event` exists whenever the plan is executed, and the catalog a policy is validated
+    /// against need not show gallra's own schema.
+    mutating func registryRule(_ grace: RetentionPeriod) -> ResolvedRule? {
+        guard policy.legalBasis == .consent else {
+            let stated = policy.legalBasis.map { "legal_basis: \($0.rawValue)" } ?? "no legal_basis"
             error(
-                "consent: gallra's own consent table is not available in this version; name your consent table: consent: { table: TABLE, revoked_at: COLUMN }",
+                "consent: gallra reads gallra's consent registry, which records consent only under a policy with legal_basis: consent, and this policy states \(stated); add legal_basis: consent to the policy, or name your own consent table: consent: { table: TABLE, revoked_at: COLUMN }",
                 at: "expires.consent")
             return nil
         }
+        return ResolvedRule(
+            kind: .consentRevoked, period: grace, table: QualifiedName(schema: "gallra", name: "consent_event"),
+            column: ColumnName("recorded_at"), columnType: "timestamp with time zone", path: [],
+            index: "consent_event_one_history")
     }
 
     mutating func timestampColumn(

@@ -106,6 +106,42 @@ struct PlannerTests {
         #expect(sql.contains(#"OR q1."placed_at" IS NULL)"#))
     }
 
+    @Test func consentFromTheRegistryReadsTheLatestEventWithBoundNames() throws {
+        let policy = try Policy(
+            parsing: """
+                policy: newsletter
+                legal_basis: consent
+                subject: { table: shop.customer, key: id }
+                expires: { consent_revoked: 30 days, consent: gallra }
+                data:
+                  - { table: shop.customer, anonymize: { email: fake_email } }
+                """)
+        let planner = try Planner(
+            ResolvedPolicy(
+                policy: policy,
+                subject: ResolvedSubject(
+                    table: Self.customer, key: ColumnName("id"), keyType: "bigint", keyCategory: .numeric,
+                    isPartitioned: false, estimatedRows: -1),
+                rule: ResolvedRule(
+                    kind: .consentRevoked, period: try RetentionPeriod(parsing: "30 days"),
+                    table: QualifiedName(schema: "gallra", name: "consent_event"), column: ColumnName("recorded_at"),
+                    columnType: "timestamp with time zone", path: [], index: "consent_event_one_history"),
+                exemptions: [], steps: [Self.step(Self.customer, [], .subject, .anonymize([]))]))
+        let count = planner.countSubjects()
+        #expect(
+            count.sql.contains(
+                #"(SELECT e."event" = 'revoked' AND e."recorded_at" <= ($1::timestamptz - $2::interval) FROM "gallra"."consent_event" AS e WHERE e."subject_table" = $3 AND e."subject_key" = s."id"::text AND e."policy" = $4 ORDER BY e."ordinal" DESC LIMIT 1) IS TRUE"#
+            ))
+        // The subject table and the policy's name are values, never spliced into the text.
+        #expect(count.parameters.prefix(4) == [.asOf, .interval("30 days"), .text("shop.customer"), .policyName])
+        #expect(!count.sql.contains("newsletter"))
+        #expect(!count.sql.contains("'shop.customer'"))
+        // The live run picks batches by the same condition as the count and the dry run.
+        let pick = planner.pickBatch(afterKey: false)
+        #expect(pick.sql.contains(#"FROM "gallra"."consent_event" AS e WHERE e."subject_table" = $3"#))
+        #expect(pick.parameters.prefix(4) == [.asOf, .interval("30 days"), .text("shop.customer"), .policyName])
+    }
+
     @Test func exemptionValuesAreBoundAndTypedThroughTheRowType() throws {
         let planner = try Planner(
             Self.resolved(
