@@ -1,9 +1,10 @@
 import Foundation
-import GallraEngine
 import GallraPolicy
 import GallraPostgres
 import GallraTestSupport
 import Testing
+
+@testable import GallraEngine
 
 // `consent: gallra`: customers expire by their latest event in gallra's consent registry. The run is at
 // DemoShop.asOf (2026-11-29 00:00 UTC) with 30 days of grace, so a revocation expires a customer when it was
@@ -97,6 +98,42 @@ struct ConsentExpiryTests {
             let redacted = try await keys(
                 "SELECT id::text AS k FROM app.customer WHERE email = '[redacted]' ORDER BY id", on: connection)
             #expect(redacted == ["3", "6"])
+        }
+    }
+
+    @Test func eachSubjectIsOneProbeOfTheRegistrysUniqueIndex() async throws {
+        try await TestDatabase.with { database, connection in
+            try await EdgeCase.load(Self.schema, into: database, on: connection)
+            // Enough events that reading them all would show; sequential scans are priced out so that a plan
+            // without the index means the statement cannot use it.
+            try await execute(
+                [
+                    """
+                    INSERT INTO gallra.consent_event (subject_table, subject_key, policy, ordinal, policy_version, event)
+                    SELECT 'app.customer', (n / 2)::text, 'newsletter', n % 2 + 1, 1,
+                           CASE n % 2 WHEN 0 THEN 'granted' ELSE 'revoked' END
+                    FROM generate_series(0, 19999) AS n
+                    """,
+                    "ANALYZE gallra.consent_event",
+                    "SET enable_seqscan = off",
+                ], on: connection)
+            let policy = try await EdgeCase.policy(Self.policy, on: connection)
+            let statement = try Planner(policy.resolved).pickBatch(afterKey: false)
+            let values: [PostgresValue] = statement.parameters.map { parameter in
+                switch parameter {
+                case .asOf: .text(DemoShop.asOfText)
+                case .interval(let text): .text(text)
+                case .text(let text): text.map { .text($0) } ?? .null
+                case .policyName: .text("newsletter")
+                case .limit: .int64(100)
+                default: .null
+                }
+            }
+            let plan = try await connection.query("EXPLAIN " + statement.sql, values).map {
+                try $0.decode("QUERY PLAN", as: String.self)
+            }.joined(separator: "\n")
+            #expect(plan.contains("Index Scan Backward using consent_event_one_history"), "\(plan)")
+            #expect(!plan.contains("Seq Scan on consent_event"), "\(plan)")
         }
     }
 }
