@@ -25,6 +25,12 @@ struct ConsentCommandTests {
             #expect(grant.status == 0, "\(grant.stderr)")
             #expect(grant.stdout.hasPrefix("consent of shop.customer:7 to \(Self.policy) is in force (event "))
 
+            // Granting again while consent is in force records nothing.
+            let again = try await shop.gallra(
+                "consent", "grant", "--subject", "shop.customer:7", "--policy", Self.policy, "--format", "json")
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(try jsonObject(again)["in_force"] as? Bool == true)
+
             let shown = try await shop.gallra(
                 "consent", "show", "--subject", "shop.customer:7", "--policy", Self.policy)
             #expect(shown.status == 0, "\(shown.stderr)")
@@ -55,6 +61,12 @@ struct ConsentCommandTests {
             let revoked = try jsonObject(revoke)
             #expect(revoked["event"] as? String == "revoked")
             #expect(revoked["event_id"] as? Int != nil)
+            #expect(revoked["in_force"] as? Bool == false)
+
+            let never = try await shop.gallra(
+                "consent", "revoke", "--subject", "shop.customer:8", "--policy", Self.policy)
+            #expect(never.status == 0, "\(never.stderr)")
+            #expect(never.stdout == "shop.customer:8 never gave consent to \(Self.policy): nothing to withdraw\n")
 
             let after = try await shop.gallra("consent", "show", "--subject", "shop.customer:7")
             #expect(after.status == 0, "\(after.stderr)")

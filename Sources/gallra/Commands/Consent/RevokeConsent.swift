@@ -38,6 +38,8 @@ enum ConsentEventRecording {
         var subject: String
         var policy: String
         var event: String
+        /// Whether consent is in force after the call.
+        var inForce: Bool
         /// The event's id, or nil for a revocation of consent never granted.
         var eventId: Int64?
     }
@@ -66,7 +68,9 @@ enum ConsentEventRecording {
             throw error
         }
         await connection.close()
-        let report = Report(subject: reference.description, policy: options.policy, event: kind.rawValue, eventId: id)
+        let report = Report(
+            subject: reference.description, policy: options.policy, event: kind.rawValue, inForce: kind == .granted,
+            eventId: id)
         switch format {
         case .json: try JSONOutput.print(report)
         case .text:
