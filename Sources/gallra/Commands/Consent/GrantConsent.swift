@@ -1,0 +1,31 @@
+import ArgumentParser
+import GallraEngine
+import GallraPolicy
+import GallraPostgres
+
+struct GrantConsent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grant",
+        abstract: "Record that a customer gave consent to a policy.",
+        discussion: """
+            Records that the customer accepted the terms of the policy's current version. If consent is \
+            already in force, nothing new is recorded. The customer must exist in the subject table.
+
+            EXAMPLE:
+              gallra consent grant --subject shop.customer:1234 --policy revoked-newsletter-consent \\
+                --source store --evidence "signed form, ticket 5521"
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @OptionGroup var event: ConsentEventOptions
+
+    @OptionGroup var output: FormatOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            try await ConsentEventRecording.record(.granted, event, global: global, format: output.format)
+        }
+    }
+}

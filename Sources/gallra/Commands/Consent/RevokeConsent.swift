@@ -1,0 +1,86 @@
+import ArgumentParser
+import GallraEngine
+import GallraPolicy
+import GallraPostgres
+
+struct RevokeConsent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke",
+        abstract: "Record that a customer withdrew consent to a policy.",
+        discussion: """
+            Works on a disabled policy too: withdrawing consent must stay possible. If no consent is in force, \
+            nothing new is recorded. The customer's data covered by the policy is then removed by the policy's \
+            own rules (e.g. after its grace period).
+
+            EXAMPLE:
+              gallra consent revoke --subject shop.customer:1234 --policy revoked-newsletter-consent --source phone
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @OptionGroup var event: ConsentEventOptions
+
+    @OptionGroup var output: FormatOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            try await ConsentEventRecording.record(.revoked, event, global: global, format: output.format)
+        }
+    }
+}
+
+/// What `grant` and `revoke` do: one call of the registry, and what it recorded.
+enum ConsentEventRecording {
+    enum Kind: String { case granted, revoked }
+
+    struct Report: Encodable {
+        var subject: String
+        var policy: String
+        var event: String
+        /// Whether consent is in force after the call.
+        var inForce: Bool
+        /// The event's id, or nil for a revocation of consent never granted.
+        var eventId: Int64?
+    }
+
+    static func record(
+        _ kind: Kind, _ options: ConsentEventOptions, global: GlobalOptions, format: OutputFormat
+    ) async throws {
+        let reference = try SubjectReference(parsing: options.subject)
+        let context = try await CommandContext.start(global)
+        let connection = try await context.connectToCurrentSchema()
+        let registry = ConsentRegistry(connection: connection)
+        let id: Int64?
+        do {
+            switch kind {
+            case .granted:
+                id = try await registry.grant(
+                    table: reference.table.description, key: reference.key, policy: options.policy,
+                    source: options.source, evidence: options.evidence)
+            case .revoked:
+                id = try await registry.revoke(
+                    table: reference.table.description, key: reference.key, policy: options.policy,
+                    source: options.source, evidence: options.evidence)
+            }
+        } catch {
+            await connection.close()
+            throw error
+        }
+        await connection.close()
+        let report = Report(
+            subject: reference.description, policy: options.policy, event: kind.rawValue, inForce: kind == .granted,
+            eventId: id)
+        switch format {
+        case .json: try JSONOutput.print(report)
+        case .text:
+            switch (kind, id) {
+            case (.granted, let id?):
+                Swift.print("consent of \(reference) to \(options.policy) is in force (event \(id))")
+            case (.revoked, let id?):
+                Swift.print("consent of \(reference) to \(options.policy) is withdrawn (event \(id))")
+            default: Swift.print("\(reference) never gave consent to \(options.policy): nothing to withdraw")
+            }
+        }
+    }
+}
