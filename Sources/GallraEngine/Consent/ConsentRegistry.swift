@@ -3,8 +3,12 @@ import GallraPostgres
 
 /// One consent event of a subject, as `gallra.consent_history` returns it.
 public struct ConsentEvent: Sendable, Hashable {
-    /// `granted` or `revoked`.
-    public var event: String
+    /// What happened: the two values of `gallra.consent_event.event`.
+    public enum Kind: String, Sendable, Hashable {
+        case granted, revoked
+    }
+
+    public var event: Kind
     public var policy: String
     /// The policy version whose terms were accepted (for a grant) or in force (for a revocation).
     public var policyVersion: Int
@@ -95,7 +99,8 @@ public struct ConsentRegistry: Sendable {
         }
         return try rows.map { row in
             ConsentEvent(
-                event: try row.decode("event", as: String.self), policy: try row.decode("policy_name", as: String.self),
+                event: try Self.kind(row.decode("event", as: String.self)),
+                policy: try row.decode("policy_name", as: String.self),
                 policyVersion: try row.decode("policy_version", as: Int.self),
                 recordedAtMicroseconds: try row.decode("recorded_at", as: PostgresTimestamp.self).microsecondsSince2000
                     + AuditTrail.postgresEpochOffset,
@@ -140,5 +145,15 @@ public struct ConsentRegistry: Sendable {
             guard let state = error.sqlState, state.errorClass == .gallraConsent else { throw error }
             throw ConsentRefusal(sqlState: state, message: error.message, hint: error.hint)
         }
+    }
+}
+
+extension ConsentRegistry {
+    /// The event of a history row; the table's CHECK admits no other value, so another is a bug.
+    static func kind(_ text: String) throws -> ConsentEvent.Kind {
+        guard let kind = ConsentEvent.Kind(rawValue: text) else {
+            throw PostgresError(.decoding, "a consent event is neither granted nor revoked")
+        }
+        return kind
     }
 }

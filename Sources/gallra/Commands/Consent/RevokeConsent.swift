@@ -32,7 +32,7 @@ struct RevokeConsent: AsyncParsableCommand {
 
 /// What `grant` and `revoke` do: one call of the registry, and what it recorded.
 enum ConsentEventRecording {
-    enum Kind: String { case granted, revoked }
+    typealias Kind = ConsentEvent.Kind
 
     struct Report: Encodable {
         var subject: String

@@ -64,16 +64,16 @@ struct ShowConsent: AsyncParsableCommand {
             }
             await connection.close()
             // The latest event per policy decides, as in gallra.consent_in_force.
-            var latest: [String: String] = [:]
+            var latest: [String: ConsentEvent.Kind] = [:]
             for event in events { latest[event.policy] = event.event }
             var names = Set(latest.keys)
             if let policy { names.insert(policy) }
             let report = Report(
                 subject: reference.description,
-                policies: names.sorted().map { Report.Policy(policy: $0, inForce: latest[$0] == "granted") },
+                policies: names.sorted().map { Report.Policy(policy: $0, inForce: latest[$0] == .granted) },
                 history: events.map {
                     Report.Event(
-                        event: $0.event, policy: $0.policy, policyVersion: $0.policyVersion,
+                        event: $0.event.rawValue, policy: $0.policy, policyVersion: $0.policyVersion,
                         recordedAt: TimeText.rfc3339(unixMicroseconds: $0.recordedAtMicroseconds), source: $0.source,
                         evidence: $0.evidence, recordedBy: $0.recordedBy)
                 })
@@ -92,7 +92,7 @@ struct ShowConsent: AsyncParsableCommand {
                 let table = TextTable(header: ["EVENT", "POLICY", "VERSION", "WHEN", "SOURCE"])
                 for event in events {
                     table.add([
-                        event.event, event.policy, String(event.policyVersion),
+                        event.event.rawValue, event.policy, String(event.policyVersion),
                         TimeText.readable(unixMicroseconds: event.recordedAtMicroseconds), event.source ?? "-",
                     ])
                 }
