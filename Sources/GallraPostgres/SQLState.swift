@@ -91,4 +91,6 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let consentPolicyDisabled: SQLState = "GC007"
     /// GC008: the policy names its subject table without a schema.
     public static let consentUnqualifiedSubjectTable: SQLState = "GC008"
+    /// GC009: a consent guard (`collect: with_consent`) refused a row of a subject without consent in force.
+    public static let consentRequired: SQLState = "GC009"
 }

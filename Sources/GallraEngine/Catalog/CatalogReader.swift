@@ -52,6 +52,7 @@ public enum CatalogReader {
             if try row.decode("can_select", as: Bool.self) { privileges.insert(.select) }
             if try row.decode("can_update", as: Bool.self) { privileges.insert(.update) }
             if try row.decode("can_delete", as: Bool.self) { privileges.insert(.delete) }
+            if try row.decode("can_trigger", as: Bool.self) { privileges.insert(.trigger) }
             let parentName = try row.decode("parent_name", as: String?.self)
             let parentSchema = try row.decode("parent_schema", as: String?.self)
             tables[try oid(row, "oid")] = CatalogTable(
@@ -152,7 +153,8 @@ public enum CatalogReader {
                pn.nspname AS parent_schema, pc.relname AS parent_name,
                has_table_privilege(c.oid, 'SELECT') AS can_select,
                has_table_privilege(c.oid, 'UPDATE') AS can_update,
-               has_table_privilege(c.oid, 'DELETE') AS can_delete
+               has_table_privilege(c.oid, 'DELETE') AS can_delete,
+               has_table_privilege(c.oid, 'TRIGGER') AS can_trigger
         FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_inherits i ON c.relispartition AND i.inhrelid = c.oid

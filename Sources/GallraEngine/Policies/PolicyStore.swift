@@ -169,6 +169,10 @@ public struct PolicyStoreError: Error, Sendable, Hashable, CustomStringConvertib
         case duplicateName
         /// No version of that policy is stored.
         case unknownPolicy
+        /// A table a consent guard is installed on or removed from stayed locked by another transaction.
+        case guardedTableBusy
+        /// An active policy with `collect: with_consent` was given without its resolved guards (validate it first).
+        case unresolvedGuards
 
         public var description: String { rawValue }
     }
@@ -203,11 +207,17 @@ public struct PolicyStore: Sendable {
     ///
     /// - Parameters:
     ///   - policies: each policy with where it came from (a file path, or `database`).
+    ///   - guards: the consent guards of each active policy with `collect: with_consent`
+    ///     (`ConsentGuard.guards(of:)` of its resolved form). The transaction installs them, replaces the ones that
+    ///     differ and removes every other guard of the policies given, so that each policy's guards are its own.
     ///   - appliedBy: recorded in `applied_by`; nil records the database role (`current_user`).
-    /// - Throws: `PolicyStoreError` `.duplicateName` before writing anything if two policies share a name;
-    ///   `PostgresError` if the database refuses (nothing is stored then either).
+    /// - Throws: `PolicyStoreError` `.duplicateName` before writing anything if two policies share a name,
+    ///   `.unresolvedGuards` if an active policy that collects with consent has no entry in `guards`,
+    ///   `.guardedTableBusy` if a guarded table stays locked; `PostgresError` if the database refuses (nothing is
+    ///   stored then either).
     public func apply(
-        _ policies: [(policy: Policy, source: String)], appliedBy: String? = nil, dryRun: Bool = false
+        _ policies: [(policy: Policy, source: String)], guards: [PolicyName: [ConsentGuard]] = [:],
+        appliedBy: String? = nil, dryRun: Bool = false
     ) async throws -> [PolicyChange] {
         var firstSource: [PolicyName: String] = [:]
         for (policy, source) in policies {
@@ -218,10 +228,18 @@ public struct PolicyStore: Sendable {
                         + "policy names must be unique: rename one. Nothing was stored")
             }
             firstSource[policy.name] = source
+            if policy.state == .active, policy.collection == .withConsent, guards[policy.name] == nil {
+                throw PolicyStoreError(
+                    .unresolvedGuards, policy: policy.name.rawValue,
+                    "policy \(policy.name.rawValue) collects with consent, and its guards were not resolved against the catalog; validate it first. Nothing was stored"
+                )
+            }
         }
         let documents = policies.map {
             Document(
-                name: $0.policy.name, state: $0.policy.state, canonical: $0.policy.canonicalJSON, source: $0.source)
+                name: $0.policy.name, state: $0.policy.state, canonical: $0.policy.canonicalJSON, source: $0.source,
+                guards: $0.policy.state == .active && $0.policy.collection == .withConsent
+                    ? guards[$0.policy.name] ?? [] : [])
         }
         do {
             return try await connection.transaction { connection in
@@ -250,7 +268,10 @@ public struct PolicyStore: Sendable {
                     .unknownPolicy, policy: name.rawValue,
                     "no policy named \(name.rawValue) is stored; gallra policy list shows the stored ones")
             }
-            if latest.state == .disabled { return .unchanged(name, version: latest.version) }
+            if latest.state == .disabled {
+                try await ConsentGuards.reconcile(policy: name, version: latest.version, wanted: [], on: connection)
+                return .unchanged(name, version: latest.version)
+            }
             let old = try JSONValue(parsing: latest.definition)
             guard case .object(var members) = old else {
                 throw PolicyStoreError(
@@ -261,8 +282,9 @@ public struct PolicyStore: Sendable {
             let new = JSONValue.object(members)
             let version = latest.version + 1
             try await Self.insert(
-                Document(name: name, state: .disabled, canonical: new.canonicalText, source: source), version: version,
-                appliedBy: appliedBy, on: connection)
+                Document(name: name, state: .disabled, canonical: new.canonicalText, source: source, guards: []),
+                version: version, appliedBy: appliedBy, on: connection)
+            try await ConsentGuards.reconcile(policy: name, version: version, wanted: [], on: connection)
             let diff = PolicyDiff(
                 oldState: latest.state, newState: .disabled, changes: JSONValue.differences(from: old, to: new))
             return .updated(name, from: latest.version, to: version, diff: diff)
@@ -367,6 +389,8 @@ public struct PolicyStore: Sendable {
         var state: Policy.State
         var canonical: String
         var source: String
+        /// The consent guards the policy wants installed.
+        var guards: [ConsentGuard]
     }
 
     /// Thrown inside the transaction of a dry run so that it rolls back; carries the changes out.
@@ -391,15 +415,22 @@ public struct PolicyStore: Sendable {
             let digest = Digest.sha256Hex(document.canonical)
             guard let current = latest[document.name.rawValue] else {
                 try await insert(document, version: 1, appliedBy: appliedBy, on: connection)
+                try await ConsentGuards.reconcile(
+                    policy: document.name, version: 1, wanted: document.guards, on: connection)
                 changes.append(.created(document.name, version: 1))
                 continue
             }
             if current.digest == digest {
+                // The guards are put right even so: a guarded table dropped and created again gets them back.
+                try await ConsentGuards.reconcile(
+                    policy: document.name, version: current.version, wanted: document.guards, on: connection)
                 changes.append(.unchanged(document.name, version: current.version))
                 continue
             }
             let version = current.version + 1
             try await insert(document, version: version, appliedBy: appliedBy, on: connection)
+            try await ConsentGuards.reconcile(
+                policy: document.name, version: version, wanted: document.guards, on: connection)
             let new = try JSONValue(parsing: document.canonical)
             let changed =
                 (try? JSONValue(parsing: current.definition)).map { JSONValue.differences(from: $0, to: new) }
@@ -455,5 +486,11 @@ public struct PolicyStore: Sendable {
 import GallraCore
 
 extension PolicyStoreError: ExitStatusProviding {
-    public var exitStatus: ExitStatus { .dataError }
+    public var exitStatus: ExitStatus {
+        switch code {
+        case .duplicateName, .unknownPolicy: .dataError
+        case .guardedTableBusy: .temporaryFailure
+        case .unresolvedGuards: .software
+        }
+    }
 }

@@ -1,7 +1,8 @@
 /// The top level of a policy document and its subject.
 extension PolicyDecoder {
     static let policyKeys = [
-        "policy", "description", "purpose", "legal_basis", "state", "subject", "expires", "except", "schedule", "data",
+        "policy", "description", "purpose", "legal_basis", "collect", "state", "subject", "expires", "except",
+        "schedule", "data",
         "limits",
     ]
 
@@ -43,6 +44,11 @@ extension PolicyDecoder {
         if let node = fields["legal_basis"] {
             legalBasis = self.legalBasis(node, path: "legal_basis")
             complete = complete && legalBasis != nil
+        }
+
+        var collection = Policy.Collection.always
+        if let node = fields["collect"] {
+            if let value = self.collection(node, path: "collect") { collection = value } else { complete = false }
         }
 
         var state = Policy.State.draft
@@ -131,8 +137,8 @@ extension PolicyDecoder {
 
         guard complete, let name, let subject, let rule else { return nil }
         return Policy(
-            name: name, description: description, purpose: purpose, legalBasis: legalBasis, state: state,
-            subject: subject, rule: rule,
+            name: name, description: description, purpose: purpose, legalBasis: legalBasis, collection: collection,
+            state: state, subject: subject, rule: rule,
             exemptions: exemptions, schedule: schedule, dataPoints: dataPoints, limits: limits)
     }
 

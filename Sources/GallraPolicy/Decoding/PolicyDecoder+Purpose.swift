@@ -1,4 +1,4 @@
-/// The keys that say why a policy processes data: `purpose:` and `legal_basis:`.
+/// The keys that say why and when a policy processes data: `purpose:`, `legal_basis:` and `collect:`.
 extension PolicyDecoder {
     /// `purpose:`: one line or a block of text, without the white space around it (a block scalar's final line
     /// break is layout, not content), at most ``Policy/maximumPurposeLength`` characters, no control
@@ -45,6 +45,26 @@ extension PolicyDecoder {
         if let basis = LegalBasis(rawValue: text) { return basis }
         error(
             "legal_basis: \(text.quotedForMessage) is not a legal basis\(Suggestions.didYouMean(text, among: names)); \(choices)",
+            at: node, path: path)
+        return nil
+    }
+
+    /// `collect:`: `always` or `with_consent`.
+    mutating func collection(_ node: DocumentNode, path: String) -> Policy.Collection? {
+        let names = Policy.Collection.allCases.map(\.rawValue)
+        let choices =
+            "use with_consent (collect only while the subject's consent is in force) or always (the default)"
+        guard case .scalar(let text, let plain) = node.kind else {
+            error("collect: expected one word, got \(node.kindDescription); \(choices)", at: node, path: path)
+            return nil
+        }
+        if plain, Scalar(resolving: text, plain: true) == .null {
+            error("collect: a value is missing; \(choices)", at: node, path: path)
+            return nil
+        }
+        if let collection = Policy.Collection(rawValue: text) { return collection }
+        error(
+            "collect: \(text.quotedForMessage) is not a way to collect\(Suggestions.didYouMean(text, among: names)); \(choices)",
             at: node, path: path)
         return nil
     }

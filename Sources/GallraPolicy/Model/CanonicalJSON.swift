@@ -143,6 +143,7 @@ extension Policy {
         // Only when set, so that a policy written before these keys existed keeps its canonical text and digest.
         if let purpose { members["purpose"] = .string(purpose) }
         if let legalBasis { members["legal_basis"] = .string(legalBasis.rawValue) }
+        if collection != .always { members["collect"] = .string(collection.rawValue) }
         if !exemptions.isEmpty { members["except"] = .array(exemptions.map(\.json)) }
         if let schedule { members["schedule"] = .string(schedule) }
         return .object(members)

@@ -12,6 +12,8 @@ public struct Policy: Sendable, Hashable {
     public var purpose: String?
     /// The lawful basis of the processing (`legal_basis:`), GDPR Art. 6(1).
     public var legalBasis: LegalBasis?
+    /// When the shop may collect the subject's data (`collect:`); `.always` unless the file says otherwise.
+    public var collection: Collection
     /// `state:`; a file that does not say is a `draft`, which only dry runs use.
     public var state: State
     /// Who the data is about (`subject:`).
@@ -40,12 +42,22 @@ public struct Policy: Sendable, Hashable {
         case disabled
     }
 
+    /// When data of a subject may be written (`collect:`).
+    public enum Collection: String, Sendable, Hashable, Codable, CaseIterable {
+        /// Whenever the shop writes it; gallra guards nothing (the default, not written in the canonical form).
+        case always
+        /// Only while the subject's consent to the policy is in force in gallra's consent registry: an active
+        /// policy guards each data-point table that links to the subject directly with a trigger.
+        case withConsent = "with_consent"
+    }
+
     /// A policy from its parts.
     public init(
         name: PolicyName,
         description: String? = nil,
         purpose: String? = nil,
         legalBasis: LegalBasis? = nil,
+        collection: Collection = .always,
         state: State = .draft,
         subject: Subject,
         rule: Rule,
@@ -58,6 +70,7 @@ public struct Policy: Sendable, Hashable {
         self.description = description
         self.purpose = purpose
         self.legalBasis = legalBasis
+        self.collection = collection
         self.state = state
         self.subject = subject
         self.rule = rule

@@ -73,7 +73,7 @@ public struct CatalogTable: Sendable, Hashable, Codable {
         foreignKeys: [ForeignKey] = [],
         indexes: [CatalogIndex] = [],
         estimatedRows: Double = -1,
-        privileges: Set<Privilege> = [.select, .update, .delete]
+        privileges: Set<Privilege> = Set(Privilege.allCases)
     ) {
         self.name = name
         self.kind = kind
@@ -105,6 +105,8 @@ public enum Privilege: String, Sendable, Hashable, Codable, CaseIterable {
     case select
     case update
     case delete
+    /// Creating triggers on the table (the consent guard of `collect: with_consent`).
+    case trigger
 }
 
 /// A column and what its type allows.

@@ -14,6 +14,8 @@ public struct ResolvedPolicy: Sendable, Hashable, Codable {
     public var exemptions: [ResolvedExemption]
     /// The data points, in the order the engine applies them (see ``ResolvedStep``).
     public var steps: [ResolvedStep]
+    /// The consent guards of `collect: with_consent`, in the order of `data`; empty for `collect: always`.
+    public var guards: [ResolvedCollectionGuard] = []
 
     /// The policy's name.
     public var name: PolicyName { policy.name }
@@ -172,6 +174,26 @@ public struct ResolvedStep: Sendable, Hashable, Codable {
     public var estimatedRows: Double
     /// The table's primary key columns; nil when it has none.
     public var primaryKey: [ColumnName]? = nil
+}
+
+/// A data-point table whose rows may be written only for a subject with consent in force (`collect: with_consent`).
+///
+/// The table links to the subject directly: ``columns`` of a row equal ``subjectColumns`` of its subject's row.
+/// A row whose columns hold a null belongs to no subject and is not checked.
+public struct ResolvedCollectionGuard: Sendable, Hashable, Codable {
+    /// `data[dataPoint]` in the policy file (the first entry naming the table).
+    public var dataPoint: Int
+    /// The guarded table, schema-qualified.
+    public var table: QualifiedName
+    /// Whether the table is partitioned (its row trigger is cloned onto every partition).
+    public var isPartitioned: Bool
+    /// The linking columns of the guarded table.
+    public var columns: [ColumnName]
+    /// The subject table's columns they equal (the subject key, or another unique key).
+    public var subjectColumns: [ColumnName]
+    /// Whether the one linking column holds the subject key itself, of the key's type: the guard reads the key
+    /// from the row; otherwise it looks the key up in the subject table.
+    public var keyIsLinked: Bool
 }
 
 /// One anonymized column.

@@ -38,7 +38,19 @@ extension ResolvedPolicy: CustomStringConvertible {
                 lines.append("\(indent)(\(note))")
             }
         }
+        if let collection = collectionLine { lines.append("  \(collection)") }
         return lines.joined(separator: "\n")
+    }
+
+    /// `collect: with_consent` for people: the tables guarded, and when.
+    var collectionLine: String? {
+        guard policy.collection == .withConsent, !guards.isEmpty else { return nil }
+        let tables = guards.map { guarded in
+            "\(guarded.table.rendered(for: .sql)) (\(guarded.columns.rendered(for: .sql)))"
+        }
+        let when = policy.state == .active ? "" : " once the policy is active"
+        return
+            "collect: with consent only: a trigger\(when) refuses rows of subjects without consent in force in \(tables.joined(separator: ", "))"
     }
 }
 

@@ -135,12 +135,14 @@ struct PolicyValidator {
         for index in pending.indices {
             pending[index].action = checkAction(pending[index])
         }
+        let guards = resolveCollection(pending, subjectTable: subjectTable)
         checkPrivileges()
         guard allResolved, let subject, let rule, !diagnostics.contains(where: { $0.severity == .error }) else {
             return nil
         }
         checkDeletes(&pending)
         guard let steps = order(pending) else { return nil }
-        return ResolvedPolicy(policy: policy, subject: subject, rule: rule, exemptions: exemptions, steps: steps)
+        return ResolvedPolicy(
+            policy: policy, subject: subject, rule: rule, exemptions: exemptions, steps: steps, guards: guards)
     }
 }

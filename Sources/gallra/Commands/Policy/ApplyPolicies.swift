@@ -11,7 +11,9 @@ struct ApplyPolicies: AsyncParsableCommand {
         discussion: """
             All files or none: every policy is validated against the live catalog first, and if any has an \
             error nothing is stored (exit 65). A policy equal to its stored version stores nothing; a changed \
-            one becomes a new version. The running daemon picks the changes up without a restart.
+            one becomes a new version. The running daemon picks the changes up without a restart. An active policy with collect: with_consent installs \
+            its consent guards (triggers on the tables it guards) in the same transaction; a changed one replaces them, \
+            and one no longer active or collecting with consent removes them.
             """
     )
 
@@ -41,8 +43,14 @@ struct ApplyPolicies: AsyncParsableCommand {
                 report.print(format: output.format)
                 throw CommandFailure(.dataError, report.failureSummary + "; nothing was stored")
             }
+            var guards: [PolicyName: [ConsentGuard]] = [:]
+            for entry in report.policies {
+                if let resolved = entry.validation?.resolved {
+                    guards[resolved.name] = ConsentGuard.guards(of: resolved)
+                }
+            }
             let changes = try await PolicyStore(connection: connection).apply(
-                report.policies.map { ($0.parsed.policy, $0.file) }, dryRun: dryRun)
+                report.policies.map { ($0.parsed.policy, $0.file) }, guards: guards, dryRun: dryRun)
             if !dryRun {
                 // A running daemon picks the changes up at once.
                 for change in changes where change.storesVersion {
