@@ -39,10 +39,11 @@ public struct ConsentGuard: Sendable, Hashable {
         }
     }
 
-    /// `consent_guard_` and 16 hex digits of the SHA-256 of the policy name and the table: one name per policy and
-    /// table, within PostgreSQL's 63 bytes whatever their length.
+    /// `consent_guard_` and 16 hex digits of the SHA-256 of the policy name, the table and the linking columns: one
+    /// name per policy and link, within PostgreSQL's 63 bytes whatever their length.
     public var functionName: String {
-        "consent_guard_" + Digest.sha256Hex(policy.rawValue + "\u{0}" + guarded.table.description).prefix(16)
+        let link = [policy.rawValue, guarded.table.description] + guarded.columns.map(\.name)
+        return "consent_guard_" + Digest.sha256Hex(link.joined(separator: "\u{0}")).prefix(16)
     }
 
     /// The triggers' names: `gallra_consent_guard_…_insert` and `…_update`.
@@ -136,7 +137,8 @@ public struct InstalledConsentGuard: Sendable, Hashable {
     /// The guarded table as SQL writes it, when installed.
     public var table: String
     public var columns: [String]
-    /// Whether the function and both its triggers are in the database (a dropped table takes its triggers along).
+    /// Whether the function and both its triggers are in the database, on the table of that name (a dropped table
+    /// takes its triggers along; a renamed one takes them to a table the policy no longer names).
     public var intact: Bool
     public var digest: String
 }
@@ -162,6 +164,7 @@ public enum ConsentGuards {
             SELECT g.policy, g.policy_version, g.function_name, g.guarded_table, pg_catalog.array_to_json(g.columns)::text AS columns, g.digest,
                    (p.oid IS NOT NULL AND (SELECT count(*) FROM pg_catalog.pg_trigger AS t
                                            WHERE t.tgfoid = p.oid AND NOT t.tgisinternal
+                                             AND t.tgrelid = pg_catalog.to_regclass(g.guarded_table)
                                              AND t.tgname IN ('gallra_' || g.function_name || '_insert',
                                                               'gallra_' || g.function_name || '_update')) = 2) AS intact
             FROM gallra.consent_guard AS g

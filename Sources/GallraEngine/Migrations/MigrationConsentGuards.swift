@@ -23,12 +23,13 @@ extension Schema {
                                CHECK (digest ~ '^[0-9a-f]{64}$'),
                 installed_at   timestamptz NOT NULL DEFAULT now(),
                 installed_by   text NOT NULL DEFAULT current_user,
-                CONSTRAINT consent_guard_one_per_table UNIQUE (policy, guarded_table)
+                CONSTRAINT consent_guard_one_per_link UNIQUE (policy, guarded_table, columns)
             )
             """,
             """
             COMMENT ON TABLE gallra.consent_guard IS
-                'The consent guards installed for policies with collect: with_consent: per policy and guarded table, '
+                'The consent guards installed for policies with collect: with_consent: per policy and link of a guarded '
+                'table to the subject, '
                 'the trigger function gallra.<function_name>() and its triggers <function_name>_insert and '
                 '_update. Written by gallra policy apply and disable; do not edit by hand.'
             """,

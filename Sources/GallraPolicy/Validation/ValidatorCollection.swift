@@ -1,7 +1,8 @@
 /// `collect: with_consent`: which tables get a consent guard, and what the guard needs.
 extension PolicyValidator {
     /// The guards of a policy that collects only with consent: one per data-point table that links to the subject
-    /// directly (a single hop whose rows belong to the subject). Empty for `collect: always`.
+    /// directly (a single hop whose rows belong to the subject) and per link (a table may link twice, by two
+    /// columns). Empty for `collect: always`.
     ///
     /// A guard reads gallra's consent registry, so the policy must record consent there (`legal_basis: consent`)
     /// under a subject table named with its schema, as the consent functions require; and the role must be allowed
@@ -23,10 +24,10 @@ extension PolicyValidator {
             ok = false
         }
         var guards: [ResolvedCollectionGuard] = []
-        var guarded: Set<QualifiedName> = []
+        var guarded: Set<[String]> = []
         for step in steps {
             guard step.path.count == 1, let hop = step.path.first, hop.direction == .child else { continue }
-            guard guarded.insert(step.table.name).inserted else { continue }
+            guard guarded.insert([step.table.name.description] + hop.toColumns.map(\.name)).inserted else { continue }
             let path = "data[\(step.dataPoint)].table"
             if step.table.kind != .table && step.table.kind != .partitioned {
                 error(

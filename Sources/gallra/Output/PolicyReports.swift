@@ -3,6 +3,7 @@
 #else
     import Foundation
 #endif
+import GallraEngine
 import GallraPolicy
 
 /// One row of `gallra policy list`.
@@ -58,10 +59,12 @@ struct ShowReport: Encodable {
     var definition: Policy?
     var diagnostics: [String]
     var plan: ResolvedPolicy?
+    /// The consent guards installed for the policy (`collect: with_consent`), empty when none is.
+    var guards: [GuardReport]
 
     private enum CodingKeys: String, CodingKey {
-        case name, version, state, digest, source, appliedAt, appliedBy, purpose, legalBasis, definition, diagnostics
-        case plan
+        case name, version, state, digest, source, appliedAt, appliedBy, purpose, legalBasis, collect, definition
+        case diagnostics, plan, guards
     }
 
     /// `purpose` and `legal_basis` of the definition, always there, null when unset.
@@ -76,8 +79,41 @@ struct ShowReport: Encodable {
         try container.encode(appliedBy, forKey: .appliedBy)
         try container.encode(definition?.purpose, forKey: .purpose)
         try container.encode(definition?.legalBasis, forKey: .legalBasis)
+        try container.encode(definition?.collection, forKey: .collect)
         try container.encodeIfPresent(definition, forKey: .definition)
         try container.encode(diagnostics, forKey: .diagnostics)
         try container.encodeIfPresent(plan, forKey: .plan)
+        try container.encode(guards, forKey: .guards)
+    }
+}
+
+/// One installed consent guard, for `gallra policy show`.
+struct GuardReport: Encodable {
+    var table: String
+    var columns: [String]
+    /// The trigger function, schema-qualified.
+    var function: String
+    var triggers: [String]
+    /// The policy version that installed it.
+    var policyVersion: Int
+    /// Whether the function and both triggers are in the database.
+    var intact: Bool
+
+    init(_ installed: InstalledConsentGuard) {
+        table = installed.table
+        columns = installed.columns
+        function = "gallra." + installed.functionName
+        triggers = ["gallra_\(installed.functionName)_insert", "gallra_\(installed.functionName)_update"]
+        policyVersion = installed.policyVersion
+        intact = installed.intact
+    }
+
+    /// `shop.signup (customer_id): triggers gallra_consent_guard_…_insert and _update, installed by version 2`.
+    var line: String {
+        let place = "\(table) (\(columns.joined(separator: ", ")))"
+        guard intact else {
+            return "\(place): MISSING (the table or a trigger was dropped); apply the policy again to reinstall it"
+        }
+        return "\(place): triggers \(triggers[0]) and _update, installed by version \(policyVersion)"
     }
 }

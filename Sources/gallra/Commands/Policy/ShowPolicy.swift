@@ -39,6 +39,7 @@ struct ShowPolicy: AsyncParsableCommand {
                     .dataError, "no policy \(name)\(which) is stored; gallra policy list shows the stored ones")
             }
             let catalog = try await CatalogReader.read(on: connection)
+            let guards = try await ConsentGuards.installed(policy: stored.name, on: connection).map(GuardReport.init)
             await connection.close()
             let file = PolicyFile(parsing: stored.definition, path: "gallra.policy \(stored.name) v\(stored.version)")
             let validation = file.policies.first.map { $0.validate(against: catalog) }
@@ -50,7 +51,7 @@ struct ShowPolicy: AsyncParsableCommand {
                         digest: stored.digest, source: stored.source, appliedAt: stored.appliedAt,
                         appliedBy: stored.appliedBy, definition: file.policies.first?.policy,
                         diagnostics: (file.diagnostics + (validation?.diagnostics ?? [])).map(\.description),
-                        plan: validation?.resolved))
+                        plan: validation?.resolved, guards: guards))
             case .text:
                 let definition = file.policies.first?.policy
                 Swift.print(
@@ -58,6 +59,7 @@ struct ShowPolicy: AsyncParsableCommand {
                     policy   \(stored.name) version \(stored.version) (\(stored.state.rawValue))
                     purpose  \(Self.purposeText(definition?.purpose))
                     basis    \(definition?.legalBasis.map { "\($0) (GDPR \($0.article))" } ?? "(not stated)")
+                    collect  \(Self.collectText(definition, guards: guards))
                     applied  \(TimeText.readable(stored.appliedAt)) by \(stored.appliedBy) from \(stored.source)
                     digest   \(stored.digest)
 
@@ -70,6 +72,25 @@ struct ShowPolicy: AsyncParsableCommand {
                 if let plan = validation?.resolved { Swift.print(plan.render()) }
             }
         }
+    }
+
+    /// `always`, or `with_consent` and the guards installed, one per line.
+    static func collectText(_ policy: Policy?, guards: [GuardReport]) -> String {
+        var lines: [String] = []
+        switch policy?.collection {
+        case .withConsent?:
+            lines.append("with_consent (rows of subjects without consent in force are refused)")
+            if guards.isEmpty {
+                lines.append(
+                    policy?.state == .active
+                        ? "no guard installed: apply the policy again to install them"
+                        : "no guard installed: they are installed while the policy is active")
+            }
+        default:
+            lines.append("always")
+        }
+        lines += guards.map(\.line)
+        return lines.joined(separator: "\n         ")
     }
 
     /// The purpose, its further lines indented under the first.
