@@ -23,7 +23,9 @@
 #   BENCH_WAL_COMPRESSION wal_compression of the throwaway server (default off; lz4, pglz)
 #   BENCH_SHARED_BUFFERS  shared_buffers of the throwaway server (default a quarter of the RAM, at most
 #                         8GB, as PostgreSQL's documentation advises for a dedicated server)
-#   BENCH_SKIP            space-separated run groups to skip: naive anonymize plan live
+#   BENCH_SKIP            space-separated run groups to skip: naive anonymize plan guard live
+#   BENCH_GUARD_SECONDS   length of each pgbench round of the consent guard runs (default 20; three rounds
+#                         without the guard and three with it, alternating)
 #   BENCH_PACED_PAUSE     limits.pause of the paced live run (default: the policy's default)
 #   BENCH_KEEP=1          keep the throwaway server and the work directory
 set -euo pipefail
@@ -45,6 +47,7 @@ BATCHES=${BENCH_BATCHES:-1000 10000}
 PARALLEL=${BENCH_PARALLEL:-1 2}
 RATE=${BENCH_RATE:-200}
 OLTP_SECONDS=${BENCH_OLTP_SECONDS:-60}
+GUARD_SECONDS=${BENCH_GUARD_SECONDS:-20}
 WALC=${BENCH_WAL_COMPRESSION:-off}
 ram_mb=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
 BUFFERS=${BENCH_SHARED_BUFFERS:-$(( ram_mb / 4 < 8192 ? ram_mb / 4 : 8192 ))MB}
@@ -399,6 +402,86 @@ SQL
     record count-queries "$lim_subjects" 0
 fi
 
+# The consent guard of collect: with_consent: the shop's inserts into a guarded table, with the guard and
+# without it, on one copy. Every active customer has consent in force (the guard lets each insert through
+# after its probe of the registry), a fifth of them after a revocation and a new grant. The same policy is
+# applied with collect: always and collect: with_consent in turn, so the guard comes and goes as an operator's
+# apply installs and removes it; the rounds alternate so that a host slowing down or speeding up weighs on
+# both alike. Figures: pgbench's transactions per second, one insert per transaction at full speed on two
+# clients (the shop's insert load), and one INSERT ... SELECT of a row per active customer, rolled back (a
+# bulk load); each as the median of its rounds.
+if ! skipped guard; then
+    log "consent guard: inserts into shop.newsletter_log with and without collect: with_consent"
+    fresh
+    guard_policy() { # COLLECT FILE
+        cat >"$2" <<YAML
+policy: bench-newsletter
+legal_basis: consent
+collect: $1
+state: active
+subject: { table: shop.customer, key: id }
+expires: { consent_revoked: 30 days, consent: gallra }
+data:
+  - { table: shop.newsletter_log, via: customer_ref, delete: true }
+YAML
+        GALLRA_DATABASE="$db" "$gallra" policy apply "$2" >/dev/null
+    }
+    guard_policy always "$work/guard-off.yaml"
+    psql "$db" -qX -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+INSERT INTO gallra.consent_event (subject_table, subject_key, policy, ordinal, policy_version, event, source)
+SELECT 'shop.customer', a.id::text, 'bench-newsletter', o.ordinal, 1,
+       CASE o.ordinal WHEN 2 THEN 'revoked' ELSE 'granted' END, 'web'
+FROM bench.active AS a
+CROSS JOIN LATERAL generate_series(1, CASE WHEN a.i % 5 = 0 THEN 3 ELSE 1 END) AS o (ordinal);
+VACUUM ANALYZE gallra.consent_event;
+SQL
+    q "CHECKPOINT" postgres
+    guard_round() { # NAME: prints transactions per second, and milliseconds of the bulk insert
+        local tps bulk
+        tps=$(cd "$work" && PGAPPNAME=pgbench pgbench "$db" -n -T "$GUARD_SECONDS" -c 2 -j 2 \
+            -D n_active="$n_active" -f "$root/bench/oltp/newsletter.sql" 2>&1 \
+            | awk -F'= ' '/^tps/ {split($2, f, " "); print f[1]; exit}')
+        bulk=$(psql "$db" -qAtX -v ON_ERROR_STOP=1 2>&1 <<'SQL' | awk '/^Time:/ {print $2; exit}'
+BEGIN;
+\timing on
+INSERT INTO shop.newsletter_log (customer_ref, event, at) SELECT a.id, 'opened', now() FROM bench.active AS a;
+\timing off
+ROLLBACK;
+SQL
+        )
+        echo "$tps $bulk"
+    }
+    : >"$work/guard-rounds"
+    for round in 1 2 3; do
+        for side in off on; do
+            if [ $side = on ]; then guard_policy with_consent "$work/guard-on.yaml"; else guard_policy always "$work/guard-off.yaml"; fi
+            triggers=$(q "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'gallra_consent_guard_%'")
+            read -r tps bulk < <(guard_round "$side")
+            log "  round $round, guard $side ($triggers triggers): $tps inserts/s, bulk ${bulk} ms"
+            echo "$side $tps $bulk $triggers" >>"$work/guard-rounds"
+        done
+    done
+    python3 - "$work/guard-rounds" "$N" "$buffers" "$n_active" "$GUARD_SECONDS" >>"$results" <<'PY'
+import json, statistics, sys
+path, n, buffers, active, seconds = sys.argv[1:]
+rounds = [l.split() for l in open(path) if l.strip()]
+def med(side, i): return statistics.median(float(r[i]) for r in rounds if r[0] == side)
+for side in ("off", "on"):
+    if any(r[0] == side and int(r[3]) != (0 if side == "off" else 2) for r in rounds):
+        sys.exit(f"bench: the consent guard was {'not ' if side == 'on' else ''}installed in a round 'guard {side}'")
+off_tps, on_tps, off_bulk, on_bulk = med("off", 1), med("on", 1), med("off", 2), med("on", 2)
+print(json.dumps({
+    "run": "guard", "kind": "guard", "bench_n": int(n), "shared_buffers": buffers, "rows": 0,
+    "guard_rounds": len(rounds) // 2, "guard_round_s": int(seconds),
+    "inserts_per_s_unguarded": round(off_tps, 1), "inserts_per_s_guarded": round(on_tps, 1),
+    "insert_time_vs_unguarded": round(off_tps / on_tps, 3),
+    "bulk_rows": int(active), "bulk_ms_unguarded": round(off_bulk, 1), "bulk_ms_guarded": round(on_bulk, 1),
+    "bulk_time_vs_unguarded": round(on_bulk / off_bulk, 3),
+    "tps_rounds": {side: [float(r[1]) for r in rounds if r[0] == side] for side in ("off", "on")},
+}))
+PY
+fi
+
 # Live shop impact.
 if ! skipped live; then
     autovacuum on
@@ -583,7 +666,14 @@ width = [max(len(row[i]) for row in table) for i in range(len(cols))]
 for row in table:
     print("  ".join(v.rjust(w) for v, w in zip(row, width)), file=sys.stderr if len(sys.argv) > 2 else sys.stdout)
 out = open(sys.argv[2], "w") if len(sys.argv) > 2 else sys.stdout
-print("", file=sys.stderr if len(sys.argv) > 2 else sys.stdout)
+console = sys.stderr if len(sys.argv) > 2 else sys.stdout
+print("", file=console)
+for g in (r for r in runs if r["kind"] == "guard"):
+    print(f"consent guard (collect: with_consent), median of {g['guard_rounds']} rounds each: the shop's inserts "
+          f"x{g['insert_time_vs_unguarded']} time per insert ({g['inserts_per_s_unguarded']} -> "
+          f"{g['inserts_per_s_guarded']} inserts/s); a bulk insert of {g['bulk_rows']} rows "
+          f"x{g['bulk_time_vs_unguarded']} ({g['bulk_ms_unguarded']} -> {g['bulk_ms_guarded']} ms)", file=console)
+    print("", file=console)
 for r in runs:
     print(json.dumps(r), file=out)
 PY

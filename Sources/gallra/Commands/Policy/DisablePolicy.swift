@@ -7,7 +7,11 @@ struct DisablePolicy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "disable",
         abstract: "Stop a policy: store a new version of it in state disabled.",
-        discussion: "The history keeps every version; apply the file again (state: active) to enable it."
+        discussion: """
+            The history keeps every version; apply the file again (state: active) to enable it. A policy with \
+            collect: with_consent loses its consent guards in the same transaction: the shop may write its tables \
+            again without consent.
+            """
     )
 
     @OptionGroup var global: GlobalOptions
