@@ -89,6 +89,18 @@ extension LivePolicyRun {
         }
 
         let subjectTable = policy.resolved.subject.table.description
+        // The registry stops naming the subjects: their consent events, under every policy, go with their data.
+        for row in try await connection.query(
+            """
+            SELECT e.subject_key, e.events
+            FROM gallra.erase_consent($1, ARRAY(SELECT jsonb_array_elements_text($2::jsonb))) AS e
+            """, [.text(subjectTable), .jsonb(bindings.keys)])
+        {
+            perSubject.add(
+                try row.decode("events", as: Int.self), subject: try row.decode("subject_key", as: String.self),
+                table: Self.consentEvents, action: .deleted)
+        }
+
         let records = subjects.map { subject in
             AuditRecord(
                 subjectDigest: digester.digest(table: subjectTable, key: subject),
@@ -106,6 +118,9 @@ extension LivePolicyRun {
         }
         return BatchOutcome(picked: keys, subjects: subjects.count, steps: stepCounts)
     }
+
+    /// The table the audit counts name for a subject's consent events removed from gallra's registry.
+    static let consentEvents = "gallra.consent_event"
 
     static func milliseconds(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
