@@ -49,7 +49,8 @@ private func withConsentEvents(_ body: (TestDatabase, PostgresConnection) async 
             (try consentPolicy("sms"), source: "sms.yaml"),
             (try consentPolicy("shop-newsletter", table: "shop.customer"), source: "shop.yaml"),
         ])
-        let legacy = #"{"policy": "legacy", "state": "disabled", "subject": {"table": "app.\"customer\"", "key": "id"}}"#
+        let legacy =
+            #"{"policy": "legacy", "state": "disabled", "subject": {"table": "app.\"customer\"", "key": "id"}}"#
         try await execute(
             [
                 """
@@ -76,7 +77,10 @@ private func withConsentEvents(_ body: (TestDatabase, PostgresConnection) async 
 /// `table:key policy #ordinal` of every event, in id order.
 private func events(on connection: PostgresConnection) async throws -> [String] {
     try await connection.query(
-        "SELECT subject_table || ':' || subject_key || ' ' || policy || ' #' || ordinal AS e FROM gallra.consent_event ORDER BY id"
+        """
+        SELECT subject_table || ':' || subject_key || ' ' || policy || ' #' || ordinal AS e
+        FROM gallra.consent_event ORDER BY id
+        """
     ).map { try $0.decode("e", as: String.self) }
 }
 

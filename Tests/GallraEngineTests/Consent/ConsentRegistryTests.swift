@@ -424,8 +424,10 @@ struct ConsentRegistryTests {
                 #expect(erased == ["1:3", "2:1"])
                 #expect(
                     try await scalar(
-                        "SELECT string_agg(subject_table || ':' || subject_key, ',' ORDER BY id) FROM gallra.consent_event",
-                        as: String.self, on: connection) == "shop.customer:3,shop.member:M-1")
+                        """
+                        SELECT string_agg(subject_table || ':' || subject_key, ',' ORDER BY id)
+                        FROM gallra.consent_event
+                        """, as: String.self, on: connection) == "shop.customer:3,shop.member:M-1")
                 // No keys: nothing. No table: refused.
                 #expect(
                     try await connection.query("SELECT * FROM gallra.erase_consent('shop.customer', '{}')").isEmpty)
