@@ -109,9 +109,13 @@ struct ConsentErasureTests {
         try await withConsentEvents { _, connection in
             let policy = try await EdgeCase.policy(
                 inactive.replacingOccurrences(of: "ACTION", with: action), on: connection)
-            let report = try await DemoShop.engine(connection).run([policy], options: DemoShop.options(.live))
+            let engine = try DemoShop.engine(connection)
+            let dry = try await engine.run([policy], options: DemoShop.options(.dry))
+            #expect(dry.policies.first?.consentEvents == 5)
+            let report = try await engine.run([policy], options: DemoShop.options(.live))
             #expect(report.outcome == .done)
             #expect(report.policies.first?.processed == 3)
+            #expect(report.policies.first?.consentEvents == 5)
 
             // Oracle: 3's events and the other table's stay; nothing of 1, 2 or 4 is left.
             #expect(
