@@ -129,20 +129,20 @@ struct ConsentErasureTests {
                     WHERE subject_key IN ('1', '2', '4') AND parse_ident(subject_table) = '{app,customer}'
                     """, as: Int.self, on: connection) == 0)
 
-            let table = action.hasPrefix("delete") ? AuditCount.Action.deleted : .anonymized
+            let acted = action.hasPrefix("delete") ? AuditCount.Action.deleted : .anonymized
             let erased = { (rows: Int) in AuditCount(table: "gallra.consent_event", action: .deleted, rows: rows) }
             #expect(
                 try await auditCounts(customer: 1, on: connection) == [
-                    [AuditCount(table: "app.customer", action: table, rows: 1), erased(4)]
+                    [AuditCount(table: "app.customer", action: acted, rows: 1), erased(4)]
                 ])
             #expect(
                 try await auditCounts(customer: 2, on: connection) == [
-                    [AuditCount(table: "app.customer", action: table, rows: 1), erased(1)]
+                    [AuditCount(table: "app.customer", action: acted, rows: 1), erased(1)]
                 ])
             // No events: no count of them.
             #expect(
                 try await auditCounts(customer: 4, on: connection) == [
-                    [AuditCount(table: "app.customer", action: table, rows: 1)]
+                    [AuditCount(table: "app.customer", action: acted, rows: 1)]
                 ])
             #expect(try await auditCounts(customer: 3, on: connection) == [])
             #expect(try await AuditTrail.verify(on: connection).isIntact)
