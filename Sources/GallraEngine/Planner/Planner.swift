@@ -297,6 +297,28 @@ public struct Planner: Sendable {
         return sql.statement(text)
     }
 
+    /// The consent events a live run would remove from gallra's registry: those of the first `$limit` due subjects
+    /// in key order (the subjects a run capped at `$limit` processes), under every policy and in every spelling of
+    /// the subject table a stored policy uses, as `gallra.erase_consent` finds them. Returns `events`.
+    public func countConsentEvents() -> PlannedStatement {
+        var sql = SQLBuilder()
+        let due = due(&sql, alias: "s")
+        let table = sql.bind(.text(resolved.subject.table.description))
+        let text = """
+            SELECT count(*) AS events FROM gallra.consent_event AS e
+            WHERE e.subject_table IN (
+                SELECT \(table)::text
+                UNION
+                SELECT p.definition->'subject'->>'table' FROM gallra.policy AS p
+                WHERE parse_ident(p.definition->'subject'->>'table') = parse_ident(\(table)::text))
+              AND e.subject_key IN (
+                SELECT \(key("s"))::text FROM \(subjectTable) AS s
+                WHERE \(due)
+                ORDER BY \(key("s")) LIMIT \(sql.bind(.limit)))
+            """
+        return sql.statement(text)
+    }
+
     /// Which subjects a step acts for: the batch's keys (bound as one jsonb array of texts), or every due subject.
     public enum SubjectSet: Sendable, Hashable {
         case batch

@@ -89,6 +89,21 @@ extension LivePolicyRun {
         }
 
         let subjectTable = policy.resolved.subject.table.description
+        // The registry stops naming the subjects: their consent events, under every policy, go with their data.
+        var consentEvents = 0
+        for row in try await connection.query(
+            """
+            SELECT e.subject_key, e.events
+            FROM gallra.erase_consent($1, ARRAY(SELECT jsonb_array_elements_text($2::jsonb))) AS e
+            """, [.text(subjectTable), .jsonb(bindings.keys)])
+        {
+            let events = try row.decode("events", as: Int.self)
+            perSubject.add(
+                events, subject: try row.decode("subject_key", as: String.self), table: Self.consentEvents,
+                action: .deleted)
+            consentEvents += events
+        }
+
         let records = subjects.map { subject in
             AuditRecord(
                 subjectDigest: digester.digest(table: subjectTable, key: subject),
@@ -104,8 +119,12 @@ extension LivePolicyRun {
                 """,
                 [.text(name), .text(runID), .jsonb(bindings.keys)])
         }
-        return BatchOutcome(picked: keys, subjects: subjects.count, steps: stepCounts)
+        return BatchOutcome(
+            picked: keys, subjects: subjects.count, steps: stepCounts, consentEvents: consentEvents)
     }
+
+    /// The table the audit counts name for a subject's consent events removed from gallra's registry.
+    static let consentEvents = "gallra.consent_event"
 
     static func milliseconds(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
@@ -121,6 +140,8 @@ struct BatchOutcome: Sendable {
     var subjects: Int
     /// Per step: rows acted on, and the rows retained (their identities, for rows the subject points to).
     var steps: [(rows: Int, retained: Set<String>)]
+    /// Consent events of the subjects removed from gallra's registry.
+    var consentEvents = 0
 }
 
 /// A row a batch's subject points to, as its capture found it.

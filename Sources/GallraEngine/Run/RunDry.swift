@@ -80,6 +80,13 @@ extension Engine {
         let cap = options.allowLarge ? Int.max : limits.maxSubjectsPerRun
         report.processed = report.refused == nil ? min(report.expiring, cap) : 0
         report.batches = (report.processed + limits.batchSize - 1) / max(1, limits.batchSize)
+        if report.processed > 0 {
+            bindings.limit = report.processed
+            let events = planner.countConsentEvents()
+            let count = try await connection.query(events.sql, values(events, bindings)).first?.decode(
+                "events", as: Int.self)
+            if let count, count > 0 { report.consentEvents = count }
+        }
         for (index, step) in policy.resolved.steps.enumerated() {
             report.steps.append(
                 StepCounts(

@@ -157,6 +157,9 @@ public struct PolicyRunReport: Sendable, Hashable, Codable {
     public var throttledSeconds: Double
     /// Dry runs with `showKeys`: the first due subject keys.
     public var keys: [String]?
+    /// Consent events of the processed subjects removed from gallra's registry (live), or that a live run would
+    /// remove (dry); nil when there are none.
+    public var consentEvents: Int?
 
     init(name: String, version: Int, state: Policy.State) {
         self.name = name

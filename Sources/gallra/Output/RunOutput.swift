@@ -66,6 +66,11 @@ enum RunOutput {
                     }
                     Swift.print(table.render())
                 }
+                if let events = policy.consentEvents {
+                    Swift.print(
+                        "  \(events) consent event\(events == 1 ? "" : "s") \(dry ? "would be " : "")removed from "
+                            + "gallra's registry")
+                }
                 for warning in warnings[policy.name] ?? [] { Swift.print("  warning: \(warning)") }
                 if let keys = policy.keys, !keys.isEmpty {
                     Swift.print("  first keys: \(keys.joined(separator: ", "))")

@@ -93,6 +93,12 @@ struct ConsentExpiryTests {
             #expect(dry.expiring == 2)
             #expect(live.expiring == 2)
             #expect(live.processed == 2)
+            // Their consent events go with them: two each.
+            #expect(live.consentEvents == 4)
+            #expect(
+                try await keys(
+                    "SELECT DISTINCT subject_key AS k FROM gallra.consent_event WHERE subject_key IN ('3', '6')",
+                    on: connection) == [])
             oracle.expectCounted(in: live)
             try await oracle.expectDone(since: before, on: connection)
             let redacted = try await keys(

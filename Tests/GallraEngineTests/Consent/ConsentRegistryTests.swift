@@ -322,7 +322,7 @@ struct ConsentRegistryTests {
                           AND p.proname NOT IN ('grant_consent', 'revoke_consent', 'has_consent', 'consent_history')
                         ORDER BY 1
                         """)
-                    #expect(functions.count == 6)
+                    #expect(functions.count == 7)
                     for function in functions {
                         let call = try function.decode("call", as: String.self)
                         let error = await #expect(throws: PostgresError.self, "\(call)") { try await shop.query(call) }
@@ -389,6 +389,80 @@ struct ConsentRegistryTests {
                 try await connection.execute("DELETE FROM gallra.consent_event")
             }
         }
+    }
+
+    @Test("gallra.erase_consent deletes the keys' events under every policy, and only as the owner's erasure")
+    func eraseConsent() async throws {
+        let role = "gallra_t_shop_" + UUID().uuidString.prefix(8).lowercased()
+        let admin = try await TestServer.admin()
+        do {
+            try await withRegistry { database, connection in
+                for call in [
+                    "grant_consent('shop.customer', '1', 'newsletter')",
+                    "revoke_consent('shop.customer', '1', 'newsletter')", "grant_consent('shop.customer', '1', 'sms')",
+                    "grant_consent('shop.customer', '2', 'newsletter')", "grant_consent('shop.customer', '3', 'sms')",
+                    "grant_consent('shop.member', 'M-1', 'club')",
+                ] {
+                    _ = try await connection.query("SELECT gallra.\(call)")
+                }
+                try await connection.execute("CREATE ROLE \(role) LOGIN IN ROLE gallra_app")
+                let shop = try await PostgresConnection.connect(database.conninfo + " user=\(role)")
+                let error = await #expect(throws: PostgresError.self) {
+                    try await shop.query("SELECT * FROM gallra.erase_consent('shop.customer', '{1}')")
+                }
+                #expect(error?.sqlState == .insufficientPrivilege)
+                await shop.close()
+                #expect(try await eventCount(on: connection) == 6)
+
+                // Another spelling of the table; a key without events and one of no subject are left out.
+                let erased = try await connection.query(
+                    """
+                    SELECT subject_key, events FROM gallra.erase_consent('Shop."customer"', '{1,2,4,x}')
+                    ORDER BY subject_key
+                    """
+                ).map { "\(try $0.decode("subject_key", as: String.self)):\(try $0.decode("events", as: Int.self))" }
+                #expect(erased == ["1:3", "2:1"])
+                #expect(
+                    try await scalar(
+                        """
+                        SELECT string_agg(subject_table || ':' || subject_key, ',' ORDER BY id)
+                        FROM gallra.consent_event
+                        """, as: String.self, on: connection) == "shop.customer:3,shop.member:M-1")
+                // No keys: nothing. No table: refused.
+                #expect(
+                    try await connection.query("SELECT * FROM gallra.erase_consent('shop.customer', '{}')").isEmpty)
+                let refused = await #expect(throws: PostgresError.self) {
+                    try await connection.query("SELECT * FROM gallra.erase_consent(NULL, '{3}')")
+                }
+                #expect(refused?.sqlState == "22004")  // null_value_not_allowed
+
+                // The erasure's setting ends with the call: the owner's own DELETE in the same transaction is refused.
+                let after = await #expect(throws: PostgresError.self) {
+                    try await connection.transaction { connection in
+                        _ = try await connection.query("SELECT * FROM gallra.erase_consent('shop.member', '{M-1}')")
+                        try await connection.execute("DELETE FROM gallra.consent_event")
+                    }
+                }
+                #expect(after?.sqlState == .restrictViolation)
+                #expect(try await eventCount(on: connection) == 2)
+                for statement in [
+                    "DELETE FROM gallra.consent_event", "UPDATE gallra.consent_event SET source = NULL",
+                    "TRUNCATE gallra.consent_event",
+                ] {
+                    let error = await #expect(throws: PostgresError.self, "\(statement)") {
+                        try await connection.execute(statement)
+                    }
+                    #expect(error?.sqlState == .restrictViolation, "\(statement)")
+                }
+                #expect(try await eventCount(on: connection) == 2)
+            }
+        } catch {
+            _ = try? await admin.execute("DROP ROLE IF EXISTS \(role)")
+            await admin.close()
+            throw error
+        }
+        try await admin.execute("DROP ROLE \(role)")
+        await admin.close()
     }
 
     @Test("a grant and a revoke of one subject from two connections take turns; both commit, in order")

@@ -160,7 +160,11 @@ struct MigrationTests {
             _ = try await PolicyStore(connection: connection).apply([(try policy("kept"), source: "kept.yaml")])
             try await connection.execute(
                 "INSERT INTO gallra.processed (policy, subject_key, run) VALUES ('kept', '42', gen_random_uuid())")
-            #expect(try await Schema.migrate(on: connection).map(\.version) == [7])
+            let throughSeven = Array(Schema.migrations.prefix { $0.version <= 7 })
+            #expect(
+                try await Schema.migrate(
+                    on: connection, migrations: throughSeven, appliedBy: nil, logger: .init(label: "test")
+                ).map(\.version) == [7])
 
             #expect(try await scalar("SELECT count(*) FROM gallra.policy", as: Int.self, on: connection) == 1)
             #expect(try await scalar("SELECT count(*) FROM gallra.processed", as: Int.self, on: connection) == 1)
@@ -197,6 +201,45 @@ struct MigrationTests {
                 #expect(try row.decode("config", as: String?.self) == "{\"search_path=pg_catalog, pg_temp\"}")
             }
             #expect(callable == ["consent_history", "grant_consent", "has_consent", "revoke_consent"])
+        }
+    }
+
+    @Test("version 8 adds gallra's erasure of consent events to a version 7 database, keeping its events")
+    func consentErasure() async throws {
+        try await TestDatabase.with { _, connection in
+            try await execute(
+                [
+                    "CREATE SCHEMA shop",
+                    "CREATE TABLE shop.customer (id bigint PRIMARY KEY, last_seen_at timestamptz)",
+                    "CREATE TABLE shop.wishlist_item (id int PRIMARY KEY, customer_id bigint REFERENCES shop.customer)",
+                    "INSERT INTO shop.customer (id) VALUES (1)",
+                ],
+                on: connection)
+            let throughSeven = Array(Schema.migrations.prefix { $0.version <= 7 })
+            _ = try await Schema.migrate(
+                on: connection, migrations: throughSeven, appliedBy: nil, logger: .init(label: "test"))
+            _ = try await PolicyStore(connection: connection).apply([
+                (try policy("newsletter", extra: "legal_basis: consent"), source: "newsletter.yaml")
+            ])
+            _ = try await connection.query("SELECT gallra.grant_consent('shop.customer', '1', 'newsletter')")
+            #expect(try await Schema.migrate(on: connection).map(\.version) == [8])
+
+            #expect(try await scalar("SELECT count(*) FROM gallra.consent_event", as: Int.self, on: connection) == 1)
+            let function = try #require(
+                try await connection.query(
+                    """
+                    SELECT p.prosecdef, p.proconfig::text AS config, obj_description(p.oid, 'pg_proc') AS comment,
+                           has_function_privilege('gallra_app', p.oid, 'EXECUTE') AS app,
+                           EXISTS (SELECT FROM aclexplode(p.proacl) AS x WHERE x.grantee = 0) AS public
+                    FROM pg_proc AS p
+                    WHERE p.oid = 'gallra.erase_consent(text, text[])'::regprocedure
+                    """
+                ).first)
+            #expect(try function.decode("prosecdef", as: Bool.self))
+            #expect(try function.decode("config", as: String?.self) == "{\"search_path=pg_catalog, pg_temp\"}")
+            #expect(try function.decode("app", as: Bool.self) == false)
+            #expect(try function.decode("public", as: Bool.self) == false)
+            #expect(try function.decode("comment", as: String?.self)?.hasPrefix("gallra's erasure: ") == true)
         }
     }
 

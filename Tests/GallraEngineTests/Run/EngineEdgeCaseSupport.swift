@@ -77,6 +77,7 @@ enum EdgeCase {
         #expect(dry.batches == live.batches, "batches")
         #expect(dry.steps == live.steps, "rows per data point")
         #expect(dry.tables == live.tables, "rows per table")
+        #expect(dry.consentEvents == live.consentEvents, "consent events")
     }
 }
 
