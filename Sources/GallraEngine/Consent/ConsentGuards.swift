@@ -155,10 +155,15 @@ public enum ConsentGuards {
     /// trigger DDL needs a lock that conflicts with the shop's writes, and waiting longer would queue them behind it.
     public static let lockTimeout = "5s"
 
-    /// The guards installed for `policy`, or for every policy when nil, by policy and table.
+    /// The guards installed for `policy`, or for every policy when nil, by policy and table; none in a database
+    /// whose schema predates them.
     public static func installed(policy: String?, on connection: PostgresConnection) async throws
         -> [InstalledConsentGuard]
     {
+        // A database migrated only up to an older schema has none (the store still writes policies there).
+        let present = try await connection.query(
+            "SELECT to_regclass('gallra.consent_guard') IS NOT NULL AS present")
+        guard try present.first?.decode("present", as: Bool.self) == true else { return [] }
         let rows = try await connection.query(
             """
             SELECT g.policy, g.policy_version, g.function_name, g.guarded_table, pg_catalog.array_to_json(g.columns)::text AS columns, g.digest,
