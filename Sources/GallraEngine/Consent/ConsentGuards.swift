@@ -210,10 +210,14 @@ public enum ConsentGuards {
         }
         let install = wanted.filter { !keep.contains($0.functionName) }
         guard !drop.isEmpty || !install.isEmpty else { return false }
+        // The server's NOTICE that dropping a function drops its triggers says nothing the operator did not ask for.
         let before = try await connection.query(
-            "SELECT current_setting('lock_timeout') AS before, set_config('lock_timeout', $1, true)",
-            [.text(lockTimeout)])
-        let lockTimeoutBefore = try before[0].decode("before", as: String.self)
+            """
+            SELECT current_setting('lock_timeout') AS lock_timeout, current_setting('client_min_messages') AS messages,
+                   set_config('lock_timeout', $1, true), set_config('client_min_messages', 'warning', true)
+            """, [.text(lockTimeout)])
+        let lockTimeoutBefore = try before[0].decode("lock_timeout", as: String.self)
+        let messagesBefore = try before[0].decode("messages", as: String.self)
         var table = ""
         do {
             for guardRow in drop {
@@ -243,7 +247,9 @@ public enum ConsentGuards {
                 "could not lock \(table) within \(lockTimeout) to install or remove the consent guard of policy \(policy.rawValue): a long transaction holds it; nothing was stored; try again when it has ended (pg_stat_activity shows it)"
             )
         }
-        try await connection.execute("SELECT set_config('lock_timeout', $1, true)", [.text(lockTimeoutBefore)])
+        try await connection.execute(
+            "SELECT set_config('lock_timeout', $1, true), set_config('client_min_messages', $2, true)",
+            [.text(lockTimeoutBefore), .text(messagesBefore)])
         return true
     }
 }
