@@ -284,4 +284,43 @@ struct ConsentGuardTests {
             #expect(try await triggers(on: connection) == [])
         }
     }
+
+    @Test("a partitioned table and names that need quoting are guarded alike")
+    func partitionedAndQuoted() async throws {
+        try await withShop { _, connection in
+            try await execute(
+                [
+                    """
+                    CREATE TABLE shop."Visit Log" (
+                        "Customer Id" bigint REFERENCES shop.customer, at timestamptz NOT NULL
+                    ) PARTITION BY RANGE (at)
+                    """,
+                    """
+                    CREATE TABLE shop."Visit Log 2026" PARTITION OF shop."Visit Log"
+                        FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')
+                    """,
+                    "CREATE INDEX ON shop.\"Visit Log\" (\"Customer Id\")",
+                ], on: connection)
+            try await apply(
+                newsletterYAML().replacingOccurrences(
+                    of: "  - { table: shop.signup, delete: true }",
+                    with: "  - { table: shop.\"Visit Log\", delete: true }"), on: connection)
+            let installed = try await ConsentGuards.installed(policy: "newsletter", on: connection)
+            #expect(installed.map(\.table) == ["shop.\"Visit Log\"", "shop.note"])
+            #expect(installed.map(\.columns) == [["Customer Id"], ["customer_ref"]])
+            #expect(installed.map(\.intact) == [true, true])
+            let refused = await refusal(
+                "INSERT INTO shop.\"Visit Log\" VALUES (1, '2026-06-01')", on: connection)
+            #expect(refused?.sqlState == SQLState.consentRequired)
+            #expect(refused?.message.contains("shop.\"Visit Log\"") == true, "\(refused?.message ?? "")")
+            // Straight into the partition: the trigger is cloned onto it.
+            let direct = await refusal(
+                "INSERT INTO shop.\"Visit Log 2026\" VALUES (1, '2026-06-01')", on: connection)
+            #expect(direct?.sqlState == SQLState.consentRequired)
+            _ = try await connection.query("SELECT gallra.grant_consent('shop.customer', '1', 'newsletter')")
+            try await connection.execute("INSERT INTO shop.\"Visit Log\" VALUES (1, '2026-06-01')")
+            try await PolicyStore(connection: connection).disable(try PolicyName("newsletter"))
+            #expect(try await triggers(on: connection) == [])
+        }
+    }
 }
