@@ -513,4 +513,44 @@ struct ConsentRegistryTests {
             await second.close()
         }
     }
+
+    @Test(
+        "a grant holds the subject row while it records: a delete of the subject waits for it, then the grant is gone with it"
+    )
+    func grantLocksTheSubject() async throws {
+        try await withRegistry { database, connection in
+            let shop = try await database.connect()
+            let purge = try await database.connect()
+            try await shop.execute("BEGIN")
+            _ = try await shop.query("SELECT gallra.grant_consent('shop.customer', '2', 'newsletter', 'web')")
+            // A batch picks due subjects FOR UPDATE SKIP LOCKED: it passes the subject by.
+            try await purge.execute("BEGIN")
+            #expect(
+                try await purge.query("SELECT id FROM shop.customer WHERE id = 2 FOR UPDATE SKIP LOCKED").count == 0)
+            // A plain delete waits for the grant's transaction.
+            try await purge.execute("SET LOCAL lock_timeout = '200ms'")
+            let blocked = await #expect(throws: PostgresError.self) {
+                try await purge.execute("DELETE FROM shop.customer WHERE id = 2")
+            }
+            #expect(blocked?.sqlState == .lockNotAvailable)
+            try await purge.execute("ROLLBACK")
+            // The shop may still update the row's other columns meanwhile.
+            try await connection.execute("UPDATE shop.customer SET last_seen_at = now() WHERE id = 2")
+            try await shop.execute("COMMIT")
+
+            // The other way round: a batch holds the subject, and the grant waits, then finds it gone.
+            try await purge.execute("BEGIN")
+            try await purge.execute("DELETE FROM shop.customer WHERE id = 3")
+            let late = Task {
+                try await shop.query("SELECT gallra.grant_consent('shop.customer', '3', 'newsletter', 'web')")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            try await purge.execute("COMMIT")
+            let gone = await #expect(throws: PostgresError.self) { _ = try await late.value }
+            #expect(gone?.sqlState == SQLState.consentUnknownSubject)
+            #expect(try await hasConsent("3", on: connection) == false)
+            await shop.close()
+            await purge.close()
+        }
+    }
 }

@@ -222,8 +222,8 @@ struct MigrationTests {
                 (try policy("newsletter", extra: "legal_basis: consent"), source: "newsletter.yaml")
             ])
             _ = try await connection.query("SELECT gallra.grant_consent('shop.customer', '1', 'newsletter')")
-            // Migrations 8 and 9 (the consent guards) follow.
-            #expect(try await Schema.migrate(on: connection).map(\.version) == [8, 9])
+            // Migration 8, then the consent guards (9) and the subject lock (10).
+            #expect(try await Schema.migrate(on: connection).map(\.version) == [8, 9, 10])
 
             #expect(try await scalar("SELECT count(*) FROM gallra.consent_event", as: Int.self, on: connection) == 1)
             let function = try #require(
@@ -241,6 +241,32 @@ struct MigrationTests {
             #expect(try function.decode("app", as: Bool.self) == false)
             #expect(try function.decode("public", as: Bool.self) == false)
             #expect(try function.decode("comment", as: String?.self)?.hasPrefix("gallra's erasure: ") == true)
+        }
+    }
+
+    @Test("version 10 makes consent_target lock the subject row, and changes nothing else of migration 7's function")
+    func consentTargetLocksTheSubject() async throws {
+        let statement = Schema.consentTargetWithSubjectLock
+        let original = try #require(
+            Schema.migration7.statements.first { $0.hasPrefix("CREATE FUNCTION gallra.consent_target(") })
+        #expect(statement.contains("FOR KEY SHARE'"))
+        #expect(statement.hasPrefix("CREATE OR REPLACE FUNCTION gallra.consent_target("))
+        #expect(
+            statement.replacingOccurrences(of: " FOR KEY SHARE'", with: "'").replacingOccurrences(
+                of: "CREATE OR REPLACE FUNCTION", with: "CREATE FUNCTION"
+            ).replacingOccurrences(of: "plpgsql VOLATILE", with: "plpgsql STABLE") == original)
+        try await TestDatabase.with { _, connection in
+            try await Schema.migrate(on: connection)
+            let source = try await scalar(
+                "SELECT prosrc FROM pg_proc WHERE oid = 'gallra.consent_target(text, text, text, text)'::regprocedure",
+                as: String.self, on: connection)
+            #expect(source.contains("FOR KEY SHARE"))
+            #expect(
+                try await scalar(
+                    """
+                    SELECT p.prosecdef FROM pg_proc AS p
+                    WHERE p.oid = 'gallra.consent_target(text, text, text, text)'::regprocedure
+                    """, as: Bool.self, on: connection) == false)
         }
     }
 
