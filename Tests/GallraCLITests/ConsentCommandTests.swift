@@ -54,7 +54,9 @@ struct ConsentCommandTests {
             let again = try await shop.gallra(
                 "consent", "grant", "--subject", customer, "--policy", Self.policy, "--source", "store")
             #expect(again.status == 0, "\(again.stderr)")
-            #expect(again.stdout.hasPrefix("consent of \(customer) to \(Self.policy) is already in force since \(grantedAt)"))
+            #expect(
+                again.stdout.hasPrefix(
+                    "consent of \(customer) to \(Self.policy) is already in force since \(grantedAt)"))
             #expect(again.stdout.hasSuffix(", nothing recorded (event \(grantID))\n"), "\(again.stdout)")
             let againJSON = try jsonObject(
                 try await shop.gallra(
@@ -122,7 +124,8 @@ struct ConsentCommandTests {
             let never = try await shop.gallra(
                 "consent", "revoke", "--subject", "shop.customer:\(ids[1])", "--policy", Self.policy)
             #expect(never.status == 0, "\(never.stderr)")
-            #expect(never.stdout == "shop.customer:\(ids[1]) never gave consent to \(Self.policy): nothing to withdraw\n")
+            #expect(
+                never.stdout == "shop.customer:\(ids[1]) never gave consent to \(Self.policy): nothing to withdraw\n")
 
             let after = try await shop.gallra("consent", "show", "--subject", customer)
             #expect(after.status == 0, "\(after.stderr)")
@@ -188,7 +191,8 @@ struct ConsentCommandTests {
                 if revoked {
                     #expect(lines.first == "\(Self.policy): consent NOT in force")
                     #expect(lines.count == 5, "\(shown.stdout)")
-                    #expect(lines.last?.hasPrefix("revoked  \(Self.policy)  1        \(row[2])") == true, "\(shown.stdout)")
+                    #expect(
+                        lines.last?.hasPrefix("revoked  \(Self.policy)  1        \(row[2])") == true, "\(shown.stdout)")
                 } else {
                     #expect(lines.first?.hasPrefix("\(Self.policy): consent in force since \(row[1])") == true)
                     #expect(lines.count == 4, "\(shown.stdout)")
@@ -241,8 +245,10 @@ struct ConsentCommandTests {
             #expect("\(json["in_force"] as? Int ?? -1)" == inForce)
             let listed = try #require(json["months"] as? [[String: Any]])
             #expect(
-                listed.map { "\($0["month"] as? String ?? "?") \($0["granted"] as? Int ?? -1) \($0["revoked"] as? Int ?? -1)" }
-                    .joined(separator: ", ") == months)
+                listed.map {
+                    "\($0["month"] as? String ?? "?") \($0["granted"] as? Int ?? -1) \($0["revoked"] as? Int ?? -1)"
+                }
+                .joined(separator: ", ") == months)
 
             let unknown = try await shop.gallra("consent", "list", "--policy", "no-such-policy")
             #expect(unknown.status == 65)

@@ -60,7 +60,8 @@ struct EngineDryRunTests {
             #expect(expiring > 0)
             #expect(draft.expiring == expiring)
             #expect(
-                draft.exempted == (try await scalar("SELECT held FROM (\(withdrawn)) AS w", as: Int.self, on: connection)))
+                draft.exempted
+                    == (try await scalar("SELECT held FROM (\(withdrawn)) AS w", as: Int.self, on: connection)))
 
             let live = try await DemoShop.engine(connection).run(
                 Array(policies.prefix(1)), options: DemoShop.options(.live))
