@@ -12,6 +12,8 @@ customers=${DEMO_CUSTOMERS:-10000}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
+# SQL as the shop or an operator runs it on the demo database.
+show_sql() { printf '$ psql "$GALLRA_DATABASE" -c "%s"\n' "$1"; psql "$GALLRA_DATABASE" -qX -c "$1"; }
 
 step "Building gallra (release)"
 scripts/release.sh 2>&1 | tail -n 1
@@ -81,12 +83,12 @@ customer=$(psql "$GALLRA_DATABASE" -qAtX -c \
 show "$gallra" consent grant --subject "shop.customer:$customer" --policy revoked-newsletter-consent \
     --source store --evidence ticket:5521
 show "$gallra" consent grant --subject "shop.customer:$customer" --policy revoked-newsletter-consent --source store
-# The shop's own code asks the registry in SQL, e.g. before sending the newsletter (its login role is a
+# The shop's own code asks the registry in SQL, e.g. the checkout before offering the newsletter (its login role is a
 # member of gallra_app, which may call the four functions and nothing else).
 has_consent="SELECT gallra.has_consent('shop.customer', '$customer', 'revoked-newsletter-consent') AS newsletter"
-show psql "$GALLRA_DATABASE" -qX -c "$has_consent"
+show_sql "$has_consent"
 show "$gallra" consent revoke --subject "shop.customer:$customer" --policy revoked-newsletter-consent --source phone
-show psql "$GALLRA_DATABASE" -qX -c "$has_consent"
+show_sql "$has_consent"
 show "$gallra" consent show --subject "shop.customer:$customer"
 
 # Collection guarded by consent (`collect: with_consent`): the step showing the trigger `gallra policy
@@ -94,14 +96,13 @@ show "$gallra" consent show --subject "shop.customer:$customer"
 
 step "The plan: what a run would do now (a dry run in a read-only transaction)"
 # revoked-newsletter-consent (a draft) plans the customers whose latest event in the registry is a
-# revocation more than 30 days old; the query after the plan counts them by hand (those under legal
-# hold are exempted).
+# revocation more than 30 days old; the query after the plan counts them by hand.
 show "$gallra" plan --show-keys 5
-show psql "$GALLRA_DATABASE" -qX -c \
-    "SELECT count(*) AS withdrawn_over_30_days_ago
-     FROM (SELECT DISTINCT ON (subject_key) event, recorded_at FROM gallra.consent_event
-           WHERE policy = 'revoked-newsletter-consent' ORDER BY subject_key, ordinal DESC) AS latest
-     WHERE event = 'revoked' AND recorded_at <= now() - interval '30 days'"
+show_sql "SELECT count(*) FILTER (WHERE NOT c.legal_hold) AS expiring, count(*) FILTER (WHERE c.legal_hold) AS exempted
+FROM (SELECT DISTINCT ON (subject_key) subject_key, event, recorded_at FROM gallra.consent_event
+      WHERE policy = 'revoked-newsletter-consent' ORDER BY subject_key, ordinal DESC) AS latest
+JOIN shop.customer AS c ON c.id::text = latest.subject_key
+WHERE latest.event = 'revoked' AND latest.recorded_at <= now() - interval '30 days'"
 
 step "A live run: batches of small transactions, each with its audit block"
 # The audit key makes the trail's subject digests; a real installation keeps it in
