@@ -9,7 +9,7 @@ struct RevokeConsent: AsyncParsableCommand {
         abstract: "Record that a customer withdrew consent to a policy.",
         discussion: """
             Works on a disabled policy too: withdrawing consent must stay possible. If no consent is in force, \
-            nothing new is recorded. The customer's data covered by the policy is then removed by the policy's \
+            nothing new is recorded, and the command says so. The customer's data covered by the policy is then removed by the policy's \
             own rules (e.g. after its grace period).
 
             EXAMPLE:
