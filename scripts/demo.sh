@@ -12,6 +12,8 @@ customers=${DEMO_CUSTOMERS:-10000}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
+# SQL as the shop or an operator runs it on the demo database.
+show_sql() { printf '$ psql "$GALLRA_DATABASE" -c "%s"\n' "$1"; psql "$GALLRA_DATABASE" -qX -c "$1"; }
 
 step "Building gallra (release)"
 scripts/release.sh 2>&1 | tail -n 1
@@ -65,8 +67,42 @@ show "$gallra" migrate
 show "$gallra" policy apply config/policies
 show "$gallra" policy list
 
+step "Consent: the shop's consent table moves into gallra's registry, and customer service uses it"
+# The shop kept consent in a table of its own (shop.newsletter_consent); the import turns each row into
+# a grant and, if withdrawn, a revocation, with their historical times (docs/consent.md, "Moving from
+# your own consent table"). From then on the shop records consent with gallra.grant_consent.
+psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -f config/demo/consent.sql
+printf '$ %s | (first and last months)\n' "$gallra consent list --policy revoked-newsletter-consent"
+"$gallra" consent list --policy revoked-newsletter-consent | awk 'NR <= 4 { print; next } { tail[NR % 3] = $0 }
+    END { if (NR > 7) print "..."; for (i = NR - 2; i <= NR; i++) if (i > 4) print tail[i % 3] }'
+# An active customer without newsletter consent, who subscribes at the desk and unsubscribes by phone.
+customer=$(psql "$GALLRA_DATABASE" -qAtX -c \
+    "SELECT min(c.id) FROM shop.customer AS c
+     WHERE c.last_seen_at > now() - interval '1 year' AND NOT c.legal_hold
+       AND NOT EXISTS (SELECT FROM shop.newsletter_consent AS n WHERE n.customer_id = c.id)")
+show "$gallra" consent grant --subject "shop.customer:$customer" --policy revoked-newsletter-consent \
+    --source store --evidence ticket:5521
+show "$gallra" consent grant --subject "shop.customer:$customer" --policy revoked-newsletter-consent --source store
+# The shop's own code asks the registry in SQL, e.g. the checkout before offering the newsletter (its login role is a
+# member of gallra_app, which may call the four functions and nothing else).
+has_consent="SELECT gallra.has_consent('shop.customer', '$customer', 'revoked-newsletter-consent') AS newsletter"
+show_sql "$has_consent"
+show "$gallra" consent revoke --subject "shop.customer:$customer" --policy revoked-newsletter-consent --source phone
+show_sql "$has_consent"
+show "$gallra" consent show --subject "shop.customer:$customer"
+
+# Collection guarded by consent (`collect: with_consent`): the step showing the trigger `gallra policy
+# apply` installs goes here, after consent is recorded and before the plan.
+
 step "The plan: what a run would do now (a dry run in a read-only transaction)"
+# revoked-newsletter-consent (a draft) plans the customers whose latest event in the registry is a
+# revocation more than 30 days old; the query after the plan counts them by hand.
 show "$gallra" plan --show-keys 5
+show_sql "SELECT count(*) FILTER (WHERE NOT c.legal_hold) AS expiring, count(*) FILTER (WHERE c.legal_hold) AS exempted
+FROM (SELECT DISTINCT ON (subject_key) subject_key, event, recorded_at FROM gallra.consent_event
+      WHERE policy = 'revoked-newsletter-consent' ORDER BY subject_key, ordinal DESC) AS latest
+JOIN shop.customer AS c ON c.id::text = latest.subject_key
+WHERE latest.event = 'revoked' AND latest.recorded_at <= now() - interval '30 days'"
 
 step "A live run: batches of small transactions, each with its audit block"
 # The audit key makes the trail's subject digests; a real installation keeps it in

@@ -35,9 +35,11 @@ struct DemoShop: Sendable {
     }
 
     /// A fresh database holding the demo shop with `customers` customers, generated as of `asOf`; migrated
-    /// unless `migrate` is false; the shipped policies applied unless `policies` is false.
+    /// unless `migrate` is false; the shipped policies applied unless `policies` is false; then, as `make demo`
+    /// does, the shop's consent table moved into gallra's registry (`config/demo/consent.sql`) unless `consents`
+    /// is false.
     static func with(
-        customers: Int, migrate: Bool = true, policies: Bool = true,
+        customers: Int, migrate: Bool = true, policies: Bool = true, consents: Bool = true,
         _ body: (DemoShop) async throws -> Void
     ) async throws {
         let root = try sourceRoot()
@@ -66,6 +68,12 @@ struct DemoShop: Sendable {
                 }
                 if policies {
                     try await shop.apply("\(root)/config/policies")
+                }
+                if migrate && policies && consents {
+                    let load = try await run(
+                        "/usr/bin/psql",
+                        [conninfo, "-qX", "-v", "ON_ERROR_STOP=1", "-f", "\(root)/config/demo/consent.sql"])
+                    try #require(load.status == 0, "loading consent.sql: \(load.stderr)")
                 }
                 try await body(shop)
             }

@@ -50,6 +50,19 @@ struct RunCommandTests {
             #expect(inactive["processed"] as? Int == inactive["expiring"] as? Int)
             #expect((planned["former-employees"]?["expiring"] as? Int ?? 0) > 0)
             #expect(planned["revoked-newsletter-consent"]?["state"] as? String == "draft")
+            // The draft expires by gallra's consent registry, into which the shop's consent table was moved: the
+            // customers who withdrew consent 30 days or more before the run, counted here in the shop's table.
+            let withdrawn = try await shop.psql(
+                """
+                SELECT count(*) FILTER (WHERE NOT c.legal_hold) || ' ' || count(*) FILTER (WHERE c.legal_hold)
+                FROM shop.newsletter_consent AS n JOIN shop.customer AS c ON c.id = n.customer_id
+                WHERE n.revoked_at <= \(DemoShop.asOfSQL) - interval '30 days'
+                """)
+            let consent = try #require(planned["revoked-newsletter-consent"])
+            #expect((consent["expiring"] as? Int ?? 0) > 0)
+            #expect(
+                "\(consent["expiring"] as? Int ?? -1) \(consent["exempted"] as? Int ?? -1)" == withdrawn,
+                "subjects due and exempted, counted in shop.newsletter_consent")
 
             let live = try await shop.gallra(
                 "run", "--once", "--as-of", DemoShop.asOf, "--format", "json", environment: shop.keyEnvironment)

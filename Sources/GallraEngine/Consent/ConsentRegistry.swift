@@ -19,6 +19,36 @@ public struct ConsentEvent: Sendable, Hashable {
     public var recordedBy: String
 }
 
+/// What a call of `gallra.grant_consent` or `gallra.revoke_consent` did.
+public struct ConsentRecording: Sendable, Hashable {
+    /// The event the call returned: the one it recorded, or the one that already stood (the grant in force, the
+    /// last revocation); nil for a revocation of consent never granted.
+    public var eventId: Int64?
+    /// Whether the call recorded a new event; false when the state it asked for already held.
+    public var recorded: Bool
+    /// When that event was recorded, in microseconds since 1970-01-01 UTC.
+    public var recordedAtMicroseconds: Int64?
+}
+
+/// Whether a subject's consent to one policy is in force (`gallra.consent_in_force`).
+public struct ConsentInForce: Sendable, Hashable {
+    public var policy: String
+    /// When the grant in force was recorded (microseconds since 1970-01-01 UTC); nil when none is in force.
+    public var grantedAtMicroseconds: Int64?
+    /// The version of the policy that grant accepted.
+    public var policyVersion: Int?
+
+    public var isInForce: Bool { grantedAtMicroseconds != nil }
+}
+
+/// What the registry holds about one subject.
+public struct SubjectConsent: Sendable, Hashable {
+    /// Per policy, by name: whether consent is in force.
+    public var policies: [ConsentInForce]
+    /// The events in the order recorded.
+    public var events: [ConsentEvent]
+}
+
 /// Grants and revocations of one policy in one calendar month (UTC).
 public struct ConsentMonth: Sendable, Hashable {
     /// `YYYY-MM`.
@@ -58,34 +88,71 @@ public struct ConsentRegistry: Sendable {
         self.connection = connection
     }
 
-    /// Records a grant (idempotent when one is in force); returns the grant's id.
+    /// Records a grant unless the grant of the policy's latest version is in force already.
     public func grant(
         table: String, key: String, policy: String, source: String?, evidence: String?
-    ) async throws -> Int64 {
-        let rows = try await refusing {
-            try await connection.query(
-                "SELECT gallra.grant_consent($1, $2, $3, $4, $5) AS id",
-                [
-                    .text(table), .text(key), .text(policy), source.map { .text($0) } ?? .null,
-                    evidence.map { .text($0) } ?? .null,
-                ])
-        }
-        return try rows[0].decode("id", as: Int64.self)
+    ) async throws -> ConsentRecording {
+        try await record(
+            "gallra.grant_consent", table: table, key: key, policy: policy, source: source, evidence: evidence)
     }
 
-    /// Records a revocation; returns its id, or nil when consent was never granted.
+    /// Records a revocation unless no consent is in force.
     public func revoke(
         table: String, key: String, policy: String, source: String?, evidence: String?
-    ) async throws -> Int64? {
+    ) async throws -> ConsentRecording {
+        try await record(
+            "gallra.revoke_consent", table: table, key: key, policy: policy, source: source, evidence: evidence)
+    }
+
+    /// Calls `function` (grant_consent or revoke_consent) in a transaction of its own and reads back what it
+    /// returned. The functions write only when they record an event, so the call recorded one exactly when the
+    /// transaction was given an id.
+    private func record(
+        _ function: String, table: String, key: String, policy: String, source: String?, evidence: String?
+    ) async throws -> ConsentRecording {
+        try await refusing {
+            try await connection.transaction { connection in
+                let call = try await connection.query(
+                    "SELECT \(function)($1, $2, $3, $4, $5) AS id",
+                    [
+                        .text(table), .text(key), .text(policy), source.map { .text($0) } ?? .null,
+                        evidence.map { .text($0) } ?? .null,
+                    ])
+                guard let id = try call[0].decode("id", as: Int64?.self) else {
+                    return ConsentRecording(eventId: nil, recorded: false, recordedAtMicroseconds: nil)
+                }
+                let event = try await connection.query(
+                    """
+                    SELECT pg_current_xact_id_if_assigned() IS NOT NULL AS recorded, recorded_at
+                    FROM gallra.consent_event WHERE id = $1
+                    """, [.int64(id)])
+                return ConsentRecording(
+                    eventId: id, recorded: try event[0].decode("recorded", as: Bool.self),
+                    recordedAtMicroseconds: try event[0].decode("recorded_at", as: PostgresTimestamp.self)
+                        .microsecondsSince2000 + AuditTrail.postgresEpochOffset)
+            }
+        }
+    }
+
+    /// Whether the subject's consent to `policy` is in force, as the view `gallra.consent_in_force` says, and since
+    /// when. The subject is named as the registry stores it (the policy's subject table, the key as its column
+    /// prints it) by the checks the consent functions share.
+    public func inForce(table: String, key: String, policy: String) async throws -> ConsentInForce {
         let rows = try await refusing {
             try await connection.query(
-                "SELECT gallra.revoke_consent($1, $2, $3, $4, $5) AS id",
-                [
-                    .text(table), .text(key), .text(policy), source.map { .text($0) } ?? .null,
-                    evidence.map { .text($0) } ?? .null,
-                ])
+                """
+                SELECT f.granted_at, f.policy_version
+                FROM gallra.consent_target('history', $1, $2, $3) AS t
+                LEFT JOIN gallra.consent_in_force AS f
+                    ON f.subject_table = t.subject_table AND f.subject_key = t.subject_key AND f.policy = $3
+                """, [.text(table), .text(key), .text(policy)])
         }
-        return try rows[0].decode("id", as: Int64?.self)
+        guard let row = rows.first, let since = try row.decode("granted_at", as: PostgresTimestamp?.self) else {
+            return ConsentInForce(policy: policy, grantedAtMicroseconds: nil, policyVersion: nil)
+        }
+        return ConsentInForce(
+            policy: policy, grantedAtMicroseconds: since.microsecondsSince2000 + AuditTrail.postgresEpochOffset,
+            policyVersion: try row.decode("policy_version", as: Int?.self))
     }
 
     /// The subject's events in the order recorded, for one policy or every policy of its table.
@@ -107,6 +174,22 @@ public struct ConsentRegistry: Sendable {
                 source: try row.decode("source", as: String?.self),
                 evidence: try row.decode("evidence", as: String?.self),
                 recordedBy: try row.decode("recorded_by", as: String.self))
+        }
+    }
+
+    /// A subject's history (for one policy, or every policy of its table) and, for every policy in it and for
+    /// `policy`, whether consent is in force: read in one snapshot, so that the two agree.
+    public func consent(table: String, key: String, policy: String?) async throws -> SubjectConsent {
+        try await connection.transaction(isolation: .repeatableRead, readOnly: true) { connection in
+            let registry = ConsentRegistry(connection: connection)
+            let events = try await registry.history(table: table, key: key, policy: policy)
+            var names = Set(events.map(\.policy))
+            if let policy { names.insert(policy) }
+            var policies: [ConsentInForce] = []
+            for name in names.sorted() {
+                policies.append(try await registry.inForce(table: table, key: key, policy: name))
+            }
+            return SubjectConsent(policies: policies, events: events)
         }
     }
 

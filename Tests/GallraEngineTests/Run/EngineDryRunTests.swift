@@ -23,6 +23,7 @@ struct EngineDryRunTests {
     func aDryRunPredictsTheLiveRunAndWritesNothing(batchSize: Int) async throws {
         try await TestDatabase.with { database, connection in
             try await DemoShop.load(database, on: connection)
+            try await DemoShop.importConsent(database, on: connection)
             let policies = [
                 try await DemoShop.policy("inactive-customers", on: connection) {
                     $0.policy.limits.batchSize = batchSize
@@ -45,10 +46,22 @@ struct EngineDryRunTests {
             #expect(planned.keys?.count == 5)
             #expect(planned.expiring > 0)
             #expect(planned.batches == (planned.expiring + batchSize - 1) / batchSize)
+            // The draft expires by gallra's registry, filled from the shop's consent table: the customers who
+            // withdrew consent 30 days or more before the run, counted here in that table.
             let draft = try #require(dry.policies.last)
             #expect(draft.state == .draft)
             #expect(draft.failure == nil)
-            #expect(draft.expiring > 0)
+            let withdrawn = """
+                SELECT count(*) FILTER (WHERE NOT c.legal_hold) AS expiring, count(*) FILTER (WHERE c.legal_hold) AS held
+                FROM shop.newsletter_consent AS n JOIN shop.customer AS c ON c.id = n.customer_id
+                WHERE n.revoked_at <= '\(DemoShop.asOfText)'::timestamptz - interval '30 days'
+                """
+            let expiring = try await scalar("SELECT expiring FROM (\(withdrawn)) AS w", as: Int.self, on: connection)
+            #expect(expiring > 0)
+            #expect(draft.expiring == expiring)
+            #expect(
+                draft.exempted
+                    == (try await scalar("SELECT held FROM (\(withdrawn)) AS w", as: Int.self, on: connection)))
 
             let live = try await DemoShop.engine(connection).run(
                 Array(policies.prefix(1)), options: DemoShop.options(.live))

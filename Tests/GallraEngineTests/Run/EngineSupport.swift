@@ -38,6 +38,16 @@ enum DemoShop {
         try await Schema.migrate(on: connection)
     }
 
+    /// Stores the shipped `revoked-newsletter-consent` policy, as `gallra policy apply` does, and runs
+    /// `config/demo/consent.sql`, which moves the shop's consent table into gallra's registry under it.
+    static func importConsent(_ database: TestDatabase, on connection: PostgresConnection) async throws {
+        let path = sourceRoot.appendingPathComponent("config/policies/revoked-newsletter-consent.yaml").path
+        let file = PolicyFile.read(path: path)
+        let parsed = try #require(file.policies.first, "\(file.diagnostics)")
+        _ = try await PolicyStore(connection: connection).apply([(parsed.policy, source: path)])
+        try database.runScript(sourceRoot.appendingPathComponent("config/demo/consent.sql").path, variables: [:])
+    }
+
     /// `config/policies/<name>.yaml`, validated against the database's catalog; `edit` adjusts the result.
     static func policy(
         _ name: String, version: Int = 1, on connection: PostgresConnection,

@@ -8,8 +8,9 @@ struct GrantConsent: AsyncParsableCommand {
         commandName: "grant",
         abstract: "Record that a customer gave consent to a policy.",
         discussion: """
-            Records that the customer accepted the terms of the policy's current version. If consent is \
-            already in force, nothing new is recorded. The customer must exist in the subject table.
+            Records that the customer accepted the terms of the policy's current version. If consent to that \
+            version is already in force, nothing new is recorded, and the command says since when. The customer \
+            must exist in the subject table.
 
             EXAMPLE:
               gallra consent grant --subject shop.customer:1234 --policy revoked-newsletter-consent \\

@@ -9,7 +9,7 @@ struct RevokeConsent: AsyncParsableCommand {
         abstract: "Record that a customer withdrew consent to a policy.",
         discussion: """
             Works on a disabled policy too: withdrawing consent must stay possible. If no consent is in force, \
-            nothing new is recorded. The customer's data covered by the policy is then removed by the policy's \
+            nothing new is recorded, and the command says so. The customer's data covered by the policy is then removed by the policy's \
             own rules (e.g. after its grace period).
 
             EXAMPLE:
@@ -30,7 +30,7 @@ struct RevokeConsent: AsyncParsableCommand {
     }
 }
 
-/// What `grant` and `revoke` do: one call of the registry, and what it recorded.
+/// What `grant` and `revoke` do: one call of the registry, and whether it recorded an event.
 enum ConsentEventRecording {
     typealias Kind = ConsentEvent.Kind
 
@@ -40,8 +40,12 @@ enum ConsentEventRecording {
         var event: String
         /// Whether consent is in force after the call.
         var inForce: Bool
-        /// The event's id, or nil for a revocation of consent never granted.
+        /// Whether the call recorded a new event; false when consent already was as asked.
+        var recorded: Bool
+        /// The event recorded, or the one that already stood; nil for a revocation of consent never granted.
         var eventId: Int64?
+        /// When that event was recorded (RFC 3339, UTC).
+        var recordedAt: String?
     }
 
     static func record(
@@ -51,15 +55,15 @@ enum ConsentEventRecording {
         let context = try await CommandContext.start(global)
         let connection = try await context.connectToCurrentSchema()
         let registry = ConsentRegistry(connection: connection)
-        let id: Int64?
+        let recording: ConsentRecording
         do {
             switch kind {
             case .granted:
-                id = try await registry.grant(
+                recording = try await registry.grant(
                     table: reference.table.description, key: reference.key, policy: options.policy,
                     source: options.source, evidence: options.evidence)
             case .revoked:
-                id = try await registry.revoke(
+                recording = try await registry.revoke(
                     table: reference.table.description, key: reference.key, policy: options.policy,
                     source: options.source, evidence: options.evidence)
             }
@@ -70,16 +74,24 @@ enum ConsentEventRecording {
         await connection.close()
         let report = Report(
             subject: reference.description, policy: options.policy, event: kind.rawValue, inForce: kind == .granted,
-            eventId: id)
+            recorded: recording.recorded, eventId: recording.eventId,
+            recordedAt: recording.recordedAtMicroseconds.map { TimeText.rfc3339(unixMicroseconds: $0) })
         switch format {
         case .json: try JSONOutput.print(report)
         case .text:
-            switch (kind, id) {
-            case (.granted, let id?):
-                Swift.print("consent of \(reference) to \(options.policy) is in force (event \(id))")
-            case (.revoked, let id?):
-                Swift.print("consent of \(reference) to \(options.policy) is withdrawn (event \(id))")
-            default: Swift.print("\(reference) never gave consent to \(options.policy): nothing to withdraw")
+            let consent = "consent of \(reference) to \(options.policy)"
+            guard let id = recording.eventId, let at = recording.recordedAtMicroseconds else {
+                Swift.print("\(reference) never gave consent to \(options.policy): nothing to withdraw")
+                return
+            }
+            let when = TimeText.readable(unixMicroseconds: at)
+            switch (kind, recording.recorded) {
+            case (.granted, true): Swift.print("\(consent) is in force (event \(id))")
+            case (.granted, false):
+                Swift.print("\(consent) is already in force since \(when), nothing recorded (event \(id))")
+            case (.revoked, true): Swift.print("\(consent) is withdrawn (event \(id))")
+            case (.revoked, false):
+                Swift.print("\(consent) is not in force: withdrawn \(when), nothing recorded (event \(id))")
             }
         }
     }

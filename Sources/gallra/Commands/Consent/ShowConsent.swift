@@ -34,6 +34,8 @@ struct ShowConsent: AsyncParsableCommand {
         struct Policy: Encodable {
             var policy: String
             var inForce: Bool
+            /// When the grant in force was recorded (RFC 3339, UTC); nil when none is in force.
+            var grantedAt: String?
         }
         struct Event: Encodable {
             var event: String
@@ -54,24 +56,25 @@ struct ShowConsent: AsyncParsableCommand {
             let reference = try SubjectReference(parsing: subject)
             let context = try await CommandContext.start(global)
             let connection = try await context.connectToCurrentSchema()
-            let events: [ConsentEvent]
+            // Whether consent is in force is the registry's own answer (gallra.consent_in_force), not worked out
+            // here from the history.
+            let consent: SubjectConsent
             do {
-                events = try await ConsentRegistry(connection: connection).history(
+                consent = try await ConsentRegistry(connection: connection).consent(
                     table: reference.table.description, key: reference.key, policy: policy)
             } catch {
                 await connection.close()
                 throw error
             }
             await connection.close()
-            // The latest event per policy decides, as in gallra.consent_in_force.
-            var latest: [String: ConsentEvent.Kind] = [:]
-            for event in events { latest[event.policy] = event.event }
-            var names = Set(latest.keys)
-            if let policy { names.insert(policy) }
             let report = Report(
                 subject: reference.description,
-                policies: names.sorted().map { Report.Policy(policy: $0, inForce: latest[$0] == .granted) },
-                history: events.map {
+                policies: consent.policies.map {
+                    Report.Policy(
+                        policy: $0.policy, inForce: $0.isInForce,
+                        grantedAt: $0.grantedAtMicroseconds.map { TimeText.rfc3339(unixMicroseconds: $0) })
+                },
+                history: consent.events.map {
                     Report.Event(
                         event: $0.event.rawValue, policy: $0.policy, policyVersion: $0.policyVersion,
                         recordedAt: TimeText.rfc3339(unixMicroseconds: $0.recordedAtMicroseconds), source: $0.source,
@@ -84,13 +87,18 @@ struct ShowConsent: AsyncParsableCommand {
                     Swift.print("\(reference) has no consent recorded")
                     return
                 }
-                for entry in report.policies {
-                    Swift.print("\(entry.policy): consent \(entry.inForce ? "in force" : "NOT in force")")
+                for entry in consent.policies {
+                    if let since = entry.grantedAtMicroseconds {
+                        Swift.print(
+                            "\(entry.policy): consent in force since \(TimeText.readable(unixMicroseconds: since))")
+                    } else {
+                        Swift.print("\(entry.policy): consent NOT in force")
+                    }
                 }
-                guard !events.isEmpty else { return }
+                guard !consent.events.isEmpty else { return }
                 Swift.print("")
                 let table = TextTable(header: ["EVENT", "POLICY", "VERSION", "WHEN", "SOURCE"])
-                for event in events {
+                for event in consent.events {
                     table.add([
                         event.event.rawValue, event.policy, String(event.policyVersion),
                         TimeText.readable(unixMicroseconds: event.recordedAtMicroseconds), event.source ?? "-",
