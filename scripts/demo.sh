@@ -91,8 +91,23 @@ show "$gallra" consent revoke --subject "shop.customer:$customer" --policy revok
 show_sql "$has_consent"
 show "$gallra" consent show --subject "shop.customer:$customer"
 
-# Collection guarded by consent (`collect: with_consent`): the step showing the trigger `gallra policy
-# apply` installs goes here, after consent is recorded and before the plan.
+step "Collection guarded by consent: an active policy with collect: with_consent refuses data without consent"
+# revoked-newsletter-consent says collect: with_consent. While it is a draft nothing is guarded; applied as
+# active, it installs a trigger on shop.newsletter_log that refuses a row of a customer without consent in
+# force (SQLSTATE GC009), in the transaction that stores the version. Applying the draft again removes it.
+active_copy=$(mktemp -d /tmp/gallra-demo-policy.XXXXXX)
+sed 's/^state: draft/state: active/' config/policies/revoked-newsletter-consent.yaml \
+    >"$active_copy/revoked-newsletter-consent.yaml"
+show "$gallra" policy apply "$active_copy/revoked-newsletter-consent.yaml"
+printf '$ %s | (the collect lines)\n' "$gallra policy show revoked-newsletter-consent"
+"$gallra" policy show revoked-newsletter-consent | sed -n '/^collect/,/^digest/p' | sed '$d'
+# The customer above withdrew consent: the newsletter service may not log an issue sent to them.
+opened="INSERT INTO shop.newsletter_log (customer_ref, event, at) VALUES ($customer, 'opened', now())"
+show_sql "$opened" || echo "(refused: no consent in force)"
+show "$gallra" consent grant --subject "shop.customer:$customer" --policy revoked-newsletter-consent --source app
+show_sql "$opened"
+show "$gallra" policy apply config/policies/revoked-newsletter-consent.yaml
+rm -rf "$active_copy"
 
 step "The plan: what a run would do now (a dry run in a read-only transaction)"
 # revoked-newsletter-consent (a draft) plans the customers whose latest event in the registry is a

@@ -4,7 +4,7 @@ import Testing
 @Suite("Consent events in gallra plan, gallra run and gallra audit lookup")
 struct ConsentErasureCommandTests {
     @Test func thePlanCountsTheEventsTheRunRemovesAndTheAuditRecordsThem() async throws {
-        try await DemoShop.with(customers: 200) { shop in
+        try await DemoShop.with(customers: 200, consents: false) { shop in
             // Two customers inactive-customers expires, and one it keeps; consent recorded as the shop would.
             let due = try await shop.psql(
                 "SELECT string_agg(id::text, ',') FROM (\(expiringCustomersSQL) ORDER BY id LIMIT 2) AS d"

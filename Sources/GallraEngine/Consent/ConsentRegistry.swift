@@ -105,13 +105,32 @@ public struct ConsentRegistry: Sendable {
     }
 
     /// Calls `function` (grant_consent or revoke_consent) in a transaction of its own and reads back what it
-    /// returned. The functions write only when they record an event, so the call recorded one exactly when the
-    /// transaction was given an id.
+    /// returned. The call recorded an event exactly when it returned another than the subject's latest event
+    /// before it: the transaction first takes the lock the functions serialise on (the same advisory lock on the
+    /// subject and policy, as the registry names them), so no other transaction can record one in between.
     private func record(
         _ function: String, table: String, key: String, policy: String, source: String?, evidence: String?
     ) async throws -> ConsentRecording {
         try await refusing {
             try await connection.transaction { connection in
+                let target = try await connection.query(
+                    """
+                    SELECT t.subject_table, t.subject_key,
+                           pg_advisory_xact_lock(
+                               1734437987, hashtext(t.subject_table || ' ' || t.subject_key || ' ' || $3)) IS NULL
+                    FROM gallra.consent_target('history', $1, $2, $3) AS t
+                    """, [.text(table), .text(key), .text(policy)])
+                let last = try await connection.query(
+                    """
+                    SELECT (SELECT e.id FROM gallra.consent_event AS e
+                            WHERE e.subject_table = $1 AND e.subject_key = $2 AND e.policy = $3
+                            ORDER BY e.ordinal DESC LIMIT 1) AS id
+                    """,
+                    [
+                        .text(try target[0].decode("subject_table", as: String.self)),
+                        .text(try target[0].decode("subject_key", as: String.self)), .text(policy),
+                    ])
+                let before = try last[0].decode("id", as: Int64?.self)
                 let call = try await connection.query(
                     "SELECT \(function)($1, $2, $3, $4, $5) AS id",
                     [
@@ -122,12 +141,9 @@ public struct ConsentRegistry: Sendable {
                     return ConsentRecording(eventId: nil, recorded: false, recordedAtMicroseconds: nil)
                 }
                 let event = try await connection.query(
-                    """
-                    SELECT pg_current_xact_id_if_assigned() IS NOT NULL AS recorded, recorded_at
-                    FROM gallra.consent_event WHERE id = $1
-                    """, [.int64(id)])
+                    "SELECT recorded_at FROM gallra.consent_event WHERE id = $1", [.int64(id)])
                 return ConsentRecording(
-                    eventId: id, recorded: try event[0].decode("recorded", as: Bool.self),
+                    eventId: id, recorded: id != before,
                     recordedAtMicroseconds: try event[0].decode("recorded_at", as: PostgresTimestamp.self)
                         .microsecondsSince2000 + AuditTrail.postgresEpochOffset)
             }

@@ -58,8 +58,7 @@ struct ShowPolicy: AsyncParsableCommand {
                     """
                     policy   \(stored.name) version \(stored.version) (\(stored.state.rawValue))
                     purpose  \(Self.purposeText(definition?.purpose))
-                    basis    \(definition?.legalBasis.map { "\($0) (GDPR \($0.article))" } ?? "(not stated)")
-                    collect  \(Self.collectText(definition, guards: guards))
+                    basis    \(definition?.legalBasis.map { "\($0) (GDPR \($0.article))" } ?? "(not stated)")\(Self.collectText(definition, guards: guards))
                     applied  \(TimeText.readable(stored.appliedAt)) by \(stored.appliedBy) from \(stored.source)
                     digest   \(stored.digest)
 
@@ -74,11 +73,11 @@ struct ShowPolicy: AsyncParsableCommand {
         }
     }
 
-    /// `always`, or `with_consent` and the guards installed, one per line.
+    /// For `collect: with_consent` (or guards left installed), a `collect` line and the guards installed, one per
+    /// line, each starting with a line break; empty for `collect: always`, the default.
     static func collectText(_ policy: Policy?, guards: [GuardReport]) -> String {
         var lines: [String] = []
-        switch policy?.collection {
-        case .withConsent?:
+        if policy?.collection == .withConsent {
             lines.append("with_consent (rows of subjects without consent in force are refused)")
             if guards.isEmpty {
                 lines.append(
@@ -86,11 +85,13 @@ struct ShowPolicy: AsyncParsableCommand {
                         ? "no guard installed: apply the policy again to install them"
                         : "no guard installed: they are installed while the policy is active")
             }
-        default:
-            lines.append("always")
+        } else if !guards.isEmpty {
+            lines.append(
+                "always, yet guards of an earlier version are installed: apply the policy again to remove them")
         }
         lines += guards.map(\.line)
-        return lines.joined(separator: "\n         ")
+        guard !lines.isEmpty else { return "" }
+        return "\ncollect  " + lines.joined(separator: "\n         ")
     }
 
     /// The purpose, its further lines indented under the first.
