@@ -24,8 +24,8 @@
 #   BENCH_SHARED_BUFFERS  shared_buffers of the throwaway server (default a quarter of the RAM, at most
 #                         8GB, as PostgreSQL's documentation advises for a dedicated server)
 #   BENCH_SKIP            space-separated run groups to skip: naive anonymize plan guard live
-#   BENCH_GUARD_SECONDS   length of each pgbench round of the consent guard runs (default 20; three rounds
-#                         without the guard and three with it, alternating)
+#   BENCH_GUARD_SECONDS   length of each pgbench round of the consent guard runs (default 20)
+#   BENCH_GUARD_ROUNDS    rounds of the consent guard runs, each without the guard and with it (default 3)
 #   BENCH_PACED_PAUSE     limits.pause of the paced live run (default: the policy's default)
 #   BENCH_KEEP=1          keep the throwaway server and the work directory
 set -euo pipefail
@@ -48,6 +48,11 @@ PARALLEL=${BENCH_PARALLEL:-1 2}
 RATE=${BENCH_RATE:-200}
 OLTP_SECONDS=${BENCH_OLTP_SECONDS:-60}
 GUARD_SECONDS=${BENCH_GUARD_SECONDS:-20}
+GUARD_ROUNDS=${BENCH_GUARD_ROUNDS:-3}
+[[ "$GUARD_ROUNDS" =~ ^[1-9][0-9]?$ && "$GUARD_SECONDS" =~ ^[1-9][0-9]*$ ]] || {
+    echo "bench/run.sh: BENCH_GUARD_ROUNDS=$GUARD_ROUNDS and BENCH_GUARD_SECONDS=$GUARD_SECONDS must be whole numbers from 1, e.g. 3 and 20" >&2
+    exit 64
+}
 WALC=${BENCH_WAL_COMPRESSION:-off}
 ram_mb=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
 BUFFERS=${BENCH_SHARED_BUFFERS:-$(( ram_mb / 4 < 8192 ? ram_mb / 4 : 8192 ))MB}
@@ -407,7 +412,7 @@ fi
 # after its probe of the registry), a fifth of them after a revocation and a new grant. The same policy is
 # applied with collect: always and collect: with_consent in turn, so the guard comes and goes as an operator's
 # apply installs and removes it; the rounds alternate so that a host slowing down or speeding up weighs on
-# both alike. Figures: pgbench's transactions per second, one insert per transaction at full speed on two
+# both alike (BENCH_GUARD_ROUNDS rounds each way). Figures: pgbench's transactions per second, one insert per transaction at full speed on two
 # clients (the shop's insert load), and one INSERT ... SELECT of a row per active customer, rolled back (a
 # bulk load); each as the median of its rounds.
 if ! skipped guard; then
@@ -452,7 +457,7 @@ SQL
         echo "$tps $bulk"
     }
     : >"$work/guard-rounds"
-    for round in 1 2 3; do
+    for round in $(seq 1 "$GUARD_ROUNDS"); do
         for side in off on; do
             if [ $side = on ]; then guard_policy with_consent "$work/guard-on.yaml"; else guard_policy always "$work/guard-off.yaml"; fi
             triggers=$(q "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'gallra_consent_guard_%'")

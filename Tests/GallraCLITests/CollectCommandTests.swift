@@ -44,8 +44,17 @@ struct CollectCommandTests {
                     ), "\(validate.stdout)")
 
                 #expect(try await gallra("migrate", "--database", conninfo).status == 0)
+                let dry = try await gallra("policy", "apply", "--dry-run", "--database", conninfo, file)
+                #expect(
+                    dry.stdout.contains("    consent guard would be installed on shop.newsletter_log (customer_ref)"),
+                    "\(dry.stdout)")
                 let apply = try await gallra("policy", "apply", "--database", conninfo, file)
                 #expect(apply.status == 0, "\(apply.stdout) \(apply.stderr)")
+                #expect(
+                    apply.stdout == "created newsletter-guarded version 1\n"
+                        + "    consent guard installed on shop.newsletter_log (customer_ref)\n", "\(apply.stdout)")
+                let again = try await gallra("policy", "apply", "--database", conninfo, file)
+                #expect(again.stdout == "unchanged newsletter-guarded (version 1)\n", "\(again.stdout)")
 
                 let refused = try await psql(
                     "INSERT INTO shop.newsletter_log (customer_ref, event, at) VALUES (7, 'subscribed', now())")
@@ -94,6 +103,7 @@ struct CollectCommandTests {
 
                 let disable = try await gallra("policy", "disable", "newsletter-guarded", "--database", conninfo)
                 #expect(disable.status == 0, "\(disable.stderr)")
+                #expect(disable.stdout.contains("    consent guard removed from shop.newsletter_log (customer_ref)"))
                 let triggers = try await psql(
                     "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'gallra_consent_guard_%'")
                 #expect(triggers.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0")

@@ -31,12 +31,22 @@ public struct ConsentGuard: Sendable, Hashable {
     /// The guards a resolved policy asks for when it is active: none for `collect: always`, nor for a draft or a
     /// disabled policy.
     public static func guards(of resolved: ResolvedPolicy) -> [ConsentGuard] {
-        guard resolved.policy.state == .active, resolved.policy.collection == .withConsent else { return [] }
+        guard wantsGuards(resolved.policy) else { return [] }
         return resolved.guards.map {
             ConsentGuard(
                 policy: resolved.name, registryTable: resolved.policy.subject.table.description,
                 subject: resolved.subject, guarded: $0)
         }
+    }
+
+    /// Whether `policy` has guards installed while it is stored: active, with `collect: with_consent`.
+    public static func wantsGuards(_ policy: Policy) -> Bool {
+        policy.state == .active && policy.collection == .withConsent
+    }
+
+    /// The guarded table and its linking columns, for people: `shop.newsletter_log (customer_ref)`.
+    public var place: String {
+        "\(guarded.table.description) (\(guarded.columns.map(\.description).joined(separator: ", ")))"
     }
 
     /// `consent_guard_` and 16 hex digits of the SHA-256 of the policy name, the table and the linking columns: one
@@ -187,17 +197,11 @@ public enum ConsentGuards {
         }
     }
 
-    /// Makes the guards of `policy` exactly `wanted`, inside the caller's transaction: a guard installed as wanted
-    /// and intact stays; any other is dropped (its function, and with it its triggers); a missing one is installed.
-    ///
-    /// - Returns: whether anything was installed or dropped.
-    /// - Throws: `PolicyStoreError` `.guardedTableBusy` when a guarded table stays locked longer than
-    ///   ``lockTimeout``; `PostgresError` for anything else. The caller's transaction then rolls back.
-    @discardableResult
-    public static func reconcile(
-        policy: PolicyName, version: Int, wanted: [ConsentGuard], on connection: isolated PostgresConnection
-    ) async throws -> Bool {
-        let installed = try await self.installed(policy: policy.rawValue, on: connection)
+    /// What ``reconcile(policy:version:wanted:on:)`` does to one policy's guards: a guard installed as wanted and
+    /// intact stays; every other installed one is dropped; every wanted one not staying is installed.
+    public static func changes(wanted: [ConsentGuard], installed: [InstalledConsentGuard]) -> (
+        install: [ConsentGuard], drop: [InstalledConsentGuard]
+    ) {
         let wantedByName = Dictionary(wanted.map { ($0.functionName, $0) }, uniquingKeysWith: { first, _ in first })
         var keep: Set<String> = []
         var drop: [InstalledConsentGuard] = []
@@ -208,7 +212,21 @@ public enum ConsentGuards {
                 drop.append(guardRow)
             }
         }
-        let install = wanted.filter { !keep.contains($0.functionName) }
+        return (wanted.filter { !keep.contains($0.functionName) }, drop)
+    }
+
+    /// Makes the guards of `policy` exactly `wanted`, inside the caller's transaction: a guard installed as wanted
+    /// and intact stays; any other is dropped (its function, and with it its triggers); a missing one is installed.
+    ///
+    /// - Returns: whether anything was installed or dropped.
+    /// - Throws: `PolicyStoreError` `.guardedTableBusy` when a guarded table stays locked longer than
+    ///   ``lockTimeout``; `PostgresError` for anything else. The caller's transaction then rolls back.
+    @discardableResult
+    public static func reconcile(
+        policy: PolicyName, version: Int, wanted: [ConsentGuard], on connection: isolated PostgresConnection
+    ) async throws -> Bool {
+        let (install, drop) = changes(
+            wanted: wanted, installed: try await self.installed(policy: policy.rawValue, on: connection))
         guard !drop.isEmpty || !install.isEmpty else { return false }
         // The server's NOTICE that dropping a function drops its triggers says nothing the operator did not ask for.
         let before = try await connection.query(

@@ -228,7 +228,7 @@ public struct PolicyStore: Sendable {
                         + "policy names must be unique: rename one. Nothing was stored")
             }
             firstSource[policy.name] = source
-            if policy.state == .active, policy.collection == .withConsent, guards[policy.name] == nil {
+            if ConsentGuard.wantsGuards(policy), guards[policy.name] == nil {
                 throw PolicyStoreError(
                     .unresolvedGuards, policy: policy.name.rawValue,
                     "policy \(policy.name.rawValue) collects with consent, and its guards were not resolved against the catalog; validate it first. Nothing was stored"
@@ -238,8 +238,7 @@ public struct PolicyStore: Sendable {
         let documents = policies.map {
             Document(
                 name: $0.policy.name, state: $0.policy.state, canonical: $0.policy.canonicalJSON, source: $0.source,
-                guards: $0.policy.state == .active && $0.policy.collection == .withConsent
-                    ? guards[$0.policy.name] ?? [] : [])
+                guards: ConsentGuard.wantsGuards($0.policy) ? guards[$0.policy.name] ?? [] : [])
         }
         do {
             return try await connection.transaction { connection in

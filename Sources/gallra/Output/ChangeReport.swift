@@ -15,6 +15,10 @@ struct ChangeReport: Encodable {
     var version: Int
     var previousVersion: Int?
     var changed: [String]
+    /// Consent guards installed (or, in a dry run, to be installed), as `table (columns)`.
+    var guardsInstalled: [String] = []
+    /// Consent guards removed (or to be removed).
+    var guardsRemoved: [String] = []
 
     init(_ change: PolicyChange) {
         policy = change.name.rawValue
@@ -34,14 +38,18 @@ struct ChangeReport: Encodable {
     }
 
     func line(dryRun: Bool) -> String {
+        let guardLines =
+            guardsInstalled.map { "\n    consent guard \(dryRun ? "would be installed" : "installed") on \($0)" }
+            + guardsRemoved.map { "\n    consent guard \(dryRun ? "would be removed" : "removed") from \($0)" }
         switch change {
         case .created:
-            return "\(dryRun ? "would create" : "created") \(policy) version \(version)"
+            return "\(dryRun ? "would create" : "created") \(policy) version \(version)" + guardLines.joined()
         case .updated:
             let details = changed.map { "\n    \($0)" }.joined()
             return "\(dryRun ? "would update" : "updated") \(policy) to version \(version)\(details)"
+                + guardLines.joined()
         case .unchanged:
-            return "unchanged \(policy) (version \(version))"
+            return "unchanged \(policy) (version \(version))" + guardLines.joined()
         }
     }
 }

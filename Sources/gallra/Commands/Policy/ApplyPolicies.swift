@@ -49,8 +49,20 @@ struct ApplyPolicies: AsyncParsableCommand {
                     guards[resolved.name] = ConsentGuard.guards(of: resolved)
                 }
             }
+            // What the apply does to consent guards, as its transaction will decide it (ConsentGuards.changes).
+            let installedBefore = Dictionary(
+                grouping: try await ConsentGuards.installed(policy: nil, on: connection), by: \.policy)
             let changes = try await PolicyStore(connection: connection).apply(
                 report.policies.map { ($0.parsed.policy, $0.file) }, guards: guards, dryRun: dryRun)
+            var reports = changes.map(ChangeReport.init)
+            for (index, entry) in report.policies.enumerated() where index < reports.count {
+                let policy = entry.parsed.policy
+                let wanted = ConsentGuard.wantsGuards(policy) ? guards[policy.name] ?? [] : []
+                let (install, drop) = ConsentGuards.changes(
+                    wanted: wanted, installed: installedBefore[policy.name.rawValue] ?? [])
+                reports[index].guardsInstalled = install.map(\.place)
+                reports[index].guardsRemoved = drop.map { "\($0.table) (\($0.columns.joined(separator: ", ")))" }
+            }
             if !dryRun {
                 // A running daemon picks the changes up at once.
                 for change in changes where change.storesVersion {
@@ -61,9 +73,9 @@ struct ApplyPolicies: AsyncParsableCommand {
             report.printDiagnostics()
             switch output.format {
             case .json:
-                try JSONOutput.print(ApplyReport(dryRun: dryRun, changes: changes.map(ChangeReport.init)))
+                try JSONOutput.print(ApplyReport(dryRun: dryRun, changes: reports))
             case .text:
-                for change in changes { Swift.print(ChangeReport(change).line(dryRun: dryRun)) }
+                for change in reports { Swift.print(change.line(dryRun: dryRun)) }
                 if dryRun { Swift.print("(dry run: nothing was stored)") }
             }
         }

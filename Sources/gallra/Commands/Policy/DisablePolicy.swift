@@ -26,20 +26,24 @@ struct DisablePolicy: AsyncParsableCommand {
             let policyName = try PolicyNames.parse(name)
             let context = try await CommandContext.start(global)
             let connection = try await context.connectToCurrentSchema()
+            let guards = try await ConsentGuards.installed(policy: policyName.rawValue, on: connection)
             let change = try await PolicyStore(connection: connection).disable(
                 policyName, source: "gallra policy disable")
+            var report = ChangeReport(change)
+            report.guardsRemoved = guards.map { "\($0.table) (\($0.columns.joined(separator: ", ")))" }
             if change.storesVersion {
                 try? await connection.notify(NotificationChannel.policy, payload: change.name.rawValue)
             }
             await connection.close()
             switch output.format {
-            case .json: try JSONOutput.print(ChangeReport(change))
+            case .json: try JSONOutput.print(report)
             case .text:
                 if change.storesVersion {
                     Swift.print("disabled \(name): version \(change.version)")
                 } else {
                     Swift.print("\(name) is already disabled (version \(change.version))")
                 }
+                for place in report.guardsRemoved { Swift.print("    consent guard removed from \(place)") }
             }
         }
     }
