@@ -8,7 +8,8 @@
 //
 // The function is generated per policy and table, so that it reads the row's columns by name (PL/pgSQL has no
 // cheaper way) and its WHEN clauses keep the triggers from firing at all for rows that need no check. It runs as
-// its owner (SECURITY DEFINER, search_path pinned): the shop's roles need no right on gallra's schema.
+// its owner (SECURITY DEFINER, every name qualified or the search_path pinned): the shop's roles need no right on
+// gallra's schema, and a caller's search_path cannot put an object of its own in the function's way.
 //
 // Guards are installed, replaced and removed by `PolicyStore` in the transaction that stores the policy version,
 // so that a policy and its guards never disagree. An apply whose guards are already installed as it would install
@@ -67,10 +68,19 @@ public struct ConsentGuard: Sendable, Hashable {
         let table = SQLIdentifier.quoted(schema: guarded.table.schema, name: guarded.table.name)
         let columns = guarded.columns.map { SQLIdentifier.quoted($0.name) }
         let key = SQLIdentifier.quoted(subject.key.name)
+        // The function runs as its owner, whoever inserts. Where the key is read from the row, every name in it is
+        // qualified (pg_catalog's operators and types, gallra's table), so it needs no pinned search_path, which
+        // would cost a setting change on every call; a caller's search_path finds nothing in it to replace. The
+        // lookup in the subject table compares columns of the shop's types, whose operators may live in another
+        // schema: there the search_path is pinned to pg_catalog, pg_temp, as for the consent functions.
+        let equals = guarded.keyIsLinked ? "OPERATOR(pg_catalog.=)" : "="
         let readKey: String
+        let settings: String
         if guarded.keyIsLinked {
-            readKey = "v_key := NEW.\(columns[0])::text;"
+            readKey = "v_key := NEW.\(columns[0])::pg_catalog.text;"
+            settings = ""
         } else {
+            settings = " SET search_path = pg_catalog, pg_temp"
             let subjectTable = SQLIdentifier.quoted(schema: subject.table.schema, name: subject.table.name)
             let match = zip(guarded.subjectColumns, columns).map { "s.\(SQLIdentifier.quoted($0.name)) = NEW.\($1)" }
             readKey =
@@ -85,7 +95,7 @@ public struct ConsentGuard: Sendable, Hashable {
                 + "consented.")
         let body = """
             DECLARE
-                v_key text;
+                v_key pg_catalog.text;
             BEGIN
                 \(readKey)
                 IF v_key IS NULL THEN
@@ -94,8 +104,9 @@ public struct ConsentGuard: Sendable, Hashable {
                         USING ERRCODE = 'GC009', HINT = \(hint);
                 END IF;
                 IF (SELECT e.event FROM gallra.consent_event AS e
-                    WHERE e.subject_table = \(registryText) AND e.subject_key = v_key AND e.policy = \(policyText)
-                    ORDER BY e.ordinal DESC LIMIT 1) = 'granted'
+                    WHERE e.subject_table \(equals) \(registryText) AND e.subject_key \(equals) v_key
+                      AND e.policy \(equals) \(policyText)
+                    ORDER BY e.ordinal DESC LIMIT 1) \(equals) 'granted'
                 THEN
                     RETURN NEW;
                 END IF;
@@ -115,7 +126,7 @@ public struct ConsentGuard: Sendable, Hashable {
         return [
             """
             CREATE FUNCTION \(function)() RETURNS trigger
-            LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS \(tag)
+            LANGUAGE plpgsql SECURITY DEFINER\(settings) AS \(tag)
             \(body)
             \(tag)
             """,

@@ -154,6 +154,24 @@ struct ConsentGuardTests {
                     #expect(error?.sqlState == SQLState.consentRequired, "\(error?.message ?? "")")
                     _ = try await connection.query("SELECT gallra.grant_consent('shop.customer', '1', 'newsletter')")
                     try await shop.execute("INSERT INTO shop.signup (customer_id) VALUES (1)")
+                    // A search_path of the caller's own, with an = on text that always holds, changes nothing.
+                    try await execute(
+                        [
+                            "CREATE SCHEMA \(role)_evil AUTHORIZATION \(role)",
+                            "CREATE FUNCTION \(role)_evil.yes(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true'",
+                            """
+                            CREATE OPERATOR \(role)_evil.= (
+                                LEFTARG = text, RIGHTARG = text, FUNCTION = \(role)_evil.yes)
+                            """,
+                            "ALTER FUNCTION \(role)_evil.yes(text, text) OWNER TO \(role)",
+                            "ALTER OPERATOR \(role)_evil.= (text, text) OWNER TO \(role)",
+                        ], on: connection)
+                    try await shop.execute("SET search_path = \(role)_evil, pg_catalog")
+                    #expect(try await scalar("SELECT 'a' = 'b'", as: Bool.self, on: shop), "the caller's = holds")
+                    let hostile = await refusal(
+                        "INSERT INTO shop.signup (customer_id) VALUES (3)", on: shop)
+                    #expect(hostile?.sqlState == SQLState.consentRequired, "\(hostile?.message ?? "")")
+                    try await shop.execute("RESET search_path")
                     // The guard function is not the shop's to call.
                     let function = try await scalar(
                         "SELECT 'gallra.' || function_name FROM gallra.consent_guard LIMIT 1", as: String.self,
@@ -167,7 +185,7 @@ struct ConsentGuardTests {
                     throw error
                 }
                 await shop.close()
-                try await connection.execute("DROP OWNED BY \(role)")
+                try await connection.execute("DROP OWNED BY \(role) CASCADE")
             }
         } catch {
             _ = try? await admin.execute("DROP ROLE IF EXISTS \(role)")
