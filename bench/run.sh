@@ -441,11 +441,27 @@ CROSS JOIN LATERAL generate_series(1, CASE WHEN a.i % 5 = 0 THEN 3 ELSE 1 END) A
 VACUUM ANALYZE gallra.consent_event;
 SQL
     q "CHECKPOINT" postgres
-    guard_round() { # NAME: prints transactions per second, and milliseconds of the bulk insert
-        local tps bulk
-        tps=$(cd "$work" && PGAPPNAME=pgbench pgbench "$db" -n -T "$GUARD_SECONDS" -c 2 -j 2 \
+    # Commits as a shop makes them (fsync and synchronous_commit on: each waits for its WAL to reach the disk),
+    # or as the rest of the bench does (both off: CPU and WAL only, the guard's worst case). Our own server only.
+    commits() { # durable|cpu
+        [ "$own_server" = 1 ] || return 0
+        local value=off
+        [ "$1" = cpu ] || value=on
+        q "ALTER SYSTEM SET fsync = $value" postgres
+        q "ALTER SYSTEM SET synchronous_commit = $value" postgres
+        q "SELECT pg_reload_conf()" postgres >/dev/null
+    }
+    inserts_per_s() { # pgbench's transactions per second, one insert each
+        (cd "$work" && PGAPPNAME=pgbench pgbench "$db" -n -T "$GUARD_SECONDS" -c 2 -j 2 \
             -D n_active="$n_active" -f "$root/bench/oltp/newsletter.sql" 2>&1 \
             | awk -F'= ' '/^tps/ {split($2, f, " "); print f[1]; exit}')
+    }
+    guard_round() { # prints inserts/s with durable commits, inserts/s CPU-bound, and ms of the bulk insert
+        local durable cpu bulk
+        commits durable
+        durable=$(inserts_per_s)
+        commits cpu
+        cpu=$(inserts_per_s)
         bulk=$(psql "$db" -qAtX -v ON_ERROR_STOP=1 2>&1 <<'SQL' | awk '/^Time:/ {print $2; exit}'
 BEGIN;
 \timing on
@@ -454,35 +470,43 @@ INSERT INTO shop.newsletter_log (customer_ref, event, at) SELECT a.id, 'opened',
 ROLLBACK;
 SQL
         )
-        echo "$tps $bulk"
+        echo "$durable $cpu $bulk"
     }
     : >"$work/guard-rounds"
     for round in $(seq 1 "$GUARD_ROUNDS"); do
         for side in off on; do
             if [ $side = on ]; then guard_policy with_consent "$work/guard-on.yaml"; else guard_policy always "$work/guard-off.yaml"; fi
             triggers=$(q "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'gallra_consent_guard_%'")
-            read -r tps bulk < <(guard_round "$side")
-            log "  round $round, guard $side ($triggers triggers): $tps inserts/s, bulk ${bulk} ms"
-            echo "$side $tps $bulk $triggers" >>"$work/guard-rounds"
+            read -r durable cpu bulk < <(guard_round)
+            log "  round $round, guard $side ($triggers triggers): $durable inserts/s durable, $cpu CPU-bound, bulk ${bulk} ms"
+            echo "$side $durable $cpu $bulk $triggers" >>"$work/guard-rounds"
         done
     done
-    python3 - "$work/guard-rounds" "$N" "$buffers" "$n_active" "$GUARD_SECONDS" >>"$results" <<'PY'
+    if [ "$own_server" = 1 ]; then
+        q "ALTER SYSTEM RESET fsync" postgres
+        q "ALTER SYSTEM RESET synchronous_commit" postgres
+        q "SELECT pg_reload_conf()" postgres >/dev/null
+    fi
+    python3 - "$work/guard-rounds" "$N" "$buffers" "$n_active" "$GUARD_SECONDS" "$own_server" >>"$results" <<'PY'
 import json, statistics, sys
-path, n, buffers, active, seconds = sys.argv[1:]
+path, n, buffers, active, seconds, own = sys.argv[1:]
 rounds = [l.split() for l in open(path) if l.strip()]
 def med(side, i): return statistics.median(float(r[i]) for r in rounds if r[0] == side)
 for side in ("off", "on"):
-    if any(r[0] == side and int(r[3]) != (0 if side == "off" else 2) for r in rounds):
+    if any(r[0] == side and int(r[4]) != (0 if side == "off" else 2) for r in rounds):
         sys.exit(f"bench: the consent guard was {'not ' if side == 'on' else ''}installed in a round 'guard {side}'")
-off_tps, on_tps, off_bulk, on_bulk = med("off", 1), med("on", 1), med("off", 2), med("on", 2)
+off_d, on_d, off_c, on_c, off_b, on_b = (med(s, i) for i in (1, 2, 3) for s in ("off", "on"))
 print(json.dumps({
     "run": "guard", "kind": "guard", "bench_n": int(n), "shared_buffers": buffers, "rows": 0,
     "guard_rounds": len(rounds) // 2, "guard_round_s": int(seconds),
-    "inserts_per_s_unguarded": round(off_tps, 1), "inserts_per_s_guarded": round(on_tps, 1),
-    "insert_time_vs_unguarded": round(off_tps / on_tps, 3),
-    "bulk_rows": int(active), "bulk_ms_unguarded": round(off_bulk, 1), "bulk_ms_guarded": round(on_bulk, 1),
-    "bulk_time_vs_unguarded": round(on_bulk / off_bulk, 3),
-    "tps_rounds": {side: [float(r[1]) for r in rounds if r[0] == side] for side in ("off", "on")},
+    "durable_commits": own == "1",
+    "inserts_per_s_unguarded": round(off_d, 1), "inserts_per_s_guarded": round(on_d, 1),
+    "insert_time_vs_unguarded": round(off_d / on_d, 3),
+    "cpu_inserts_per_s_unguarded": round(off_c, 1), "cpu_inserts_per_s_guarded": round(on_c, 1),
+    "cpu_insert_time_vs_unguarded": round(off_c / on_c, 3),
+    "bulk_rows": int(active), "bulk_ms_unguarded": round(off_b, 1), "bulk_ms_guarded": round(on_b, 1),
+    "bulk_time_vs_unguarded": round(on_b / off_b, 3),
+    "rounds": {side: [[float(x) for x in r[1:4]] for r in rounds if r[0] == side] for side in ("off", "on")},
 }))
 PY
 fi
@@ -674,10 +698,13 @@ out = open(sys.argv[2], "w") if len(sys.argv) > 2 else sys.stdout
 console = sys.stderr if len(sys.argv) > 2 else sys.stdout
 print("", file=console)
 for g in (r for r in runs if r["kind"] == "guard"):
-    print(f"consent guard (collect: with_consent), median of {g['guard_rounds']} rounds each: the shop's inserts "
-          f"x{g['insert_time_vs_unguarded']} time per insert ({g['inserts_per_s_unguarded']} -> "
-          f"{g['inserts_per_s_guarded']} inserts/s); a bulk insert of {g['bulk_rows']} rows "
-          f"x{g['bulk_time_vs_unguarded']} ({g['bulk_ms_unguarded']} -> {g['bulk_ms_guarded']} ms)", file=console)
+    print(f"consent guard (collect: with_consent), median of {g['guard_rounds']} rounds each, time per insert with "
+          f"the guard vs without: the shop's inserts x{g['insert_time_vs_unguarded']} "
+          f"({g['inserts_per_s_unguarded']} -> {g['inserts_per_s_guarded']} inserts/s, "
+          f"{'durable commits' if g.get('durable_commits') else 'commits as the server is set'}); "
+          f"CPU-bound (fsync off) x{g['cpu_insert_time_vs_unguarded']} ({g['cpu_inserts_per_s_unguarded']} -> "
+          f"{g['cpu_inserts_per_s_guarded']}); a bulk insert of {g['bulk_rows']} rows x{g['bulk_time_vs_unguarded']} "
+          f"({g['bulk_ms_unguarded']} -> {g['bulk_ms_guarded']} ms)", file=console)
     print("", file=console)
 for r in runs:
     print(json.dumps(r), file=out)
