@@ -63,7 +63,10 @@ struct CoverageCommandTests {
             #expect(listedTables.compactMap { $0["table"] as? String }.joined(separator: ",") == tables)
             let path = try #require(listedTables.first?["path"] as? [[String: Any]])
             #expect(listedTables.first?["subject_table"] as? String == "shop.customer")
-            #expect(path.compactMap { $0["foreign_key"] as? String } == ["order_customer_id_fkey", "order_line_order_id_fkey"])
+            #expect(
+                path.compactMap { $0["foreign_key"] as? String } == [
+                    "order_customer_id_fkey", "order_line_order_id_fkey",
+                ])
             #expect(path.compactMap { $0["table"] as? String } == ["shop.order", "shop.order_line"])
             let listedColumns = try #require(report["columns"] as? [[String: Any]])
             #expect(

@@ -39,14 +39,20 @@ struct SubjectCLITests {
             let before = try await shop.psql("SELECT count(*) FROM gallra.consent_event")
             for (arguments, message) in [
                 (
-                    ["consent", "grant", "--subject", "shop.customer:email=nobody987@example.invalid", "--policy", Self.policy],
+                    [
+                        "consent", "grant", "--subject", "shop.customer:email=nobody987@example.invalid", "--policy",
+                        Self.policy,
+                    ],
                     "no subject in shop.customer has that email"
                 ),
                 (
                     ["consent", "revoke", "--subject", "shop.customer:987654", "--policy", Self.policy],
                     "no subject in shop.customer has that key (id)"
                 ),
-                (["consent", "show", "--subject", "shop.customer:987654"], "no subject in shop.customer has that key (id)"),
+                (
+                    ["consent", "show", "--subject", "shop.customer:987654"],
+                    "no subject in shop.customer has that key (id)"
+                ),
                 (
                     ["audit", "lookup", "--subject", "shop.customer:email=nobody987@example.invalid"],
                     "no subject in shop.customer has that email"
@@ -84,7 +90,10 @@ struct SubjectCLITests {
                     "the value given is not a value of shop.customer.birth_date, of type date"
                 ),
                 ("shop.customer:emial=x987@example.org", "shop.customer has no column emial (its columns: id, email"),
-                ("shop.product:987", "no stored policy has its subjects in shop.product, so gallra knows no key for it"),
+                (
+                    "shop.product:987",
+                    "no stored policy has its subjects in shop.product, so gallra knows no key for it"
+                ),
             ]
             for refusal in cases {
                 let result = try await shop.gallra("consent", "show", "--subject", refusal.subject)

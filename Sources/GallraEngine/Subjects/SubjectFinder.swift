@@ -158,7 +158,8 @@ public enum SubjectFinder {
                 ? "no policy is stored (gallra policy apply stores them)"
                 : "the subject tables of the stored policies: \(tables.map(\.description).joined(separator: ", "))"
             throw SubjectFinderError(
-                .uncoveredTable, "no stored policy has its subjects in \(table), so gallra knows no key for it; \(known)")
+                .uncoveredTable,
+                "no stored policy has its subjects in \(table), so gallra knows no key for it; \(known)")
         }
         let keys = Dictionary(grouping: deciding, by: \.subject.key)
         guard keys.count == 1 else {

@@ -30,9 +30,10 @@ public struct Coverage: Sendable, Hashable {
 
         /// `shop.customer <- shop.order (customer_id) <- shop.order_line (order_id)`.
         public var pathText: String {
-            ([subjectTable.description] + path.map { hop in
-                "\(hop.table) (\(hop.columns.map { ColumnName($0).description }.joined(separator: ", ")))"
-            })
+            ([subjectTable.description]
+                + path.map { hop in
+                    "\(hop.table) (\(hop.columns.map { ColumnName($0).description }.joined(separator: ", ")))"
+                })
                 .joined(separator: " <- ")
         }
     }

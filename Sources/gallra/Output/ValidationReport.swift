@@ -60,7 +60,9 @@ struct ValidationReport {
                         valid: !($0.validation?.hasErrors ?? false), plan: $0.validation?.resolved)
                 },
                 diagnostics: diagnostics.map(DiagnosticReport.init),
-                coverage: coverage.map { ValidateReport.CoverageCount(tables: $0.tables.count, columns: $0.columns.count) })
+                coverage: coverage.map {
+                    ValidateReport.CoverageCount(tables: $0.tables.count, columns: $0.columns.count)
+                })
             try? JSONOutput.print(report)
         case .text:
             for diagnostic in diagnostics { Swift.print(diagnostic.description) }

@@ -54,8 +54,12 @@ private func columns(_ coverage: Coverage) -> [String] {
 struct CoverageTests {
     @Test func theDemoShopLeavesOutOrderLinesAndTwoNames() {
         let coverage = Coverage(policies: policies(), catalog: Fixtures.demoShop)
-        #expect(tables(coverage) == ["shop.order_line from shop.customer <- shop.order (customer_id) <- shop.order_line (order_id)"])
-        #expect(coverage.tables.first?.path.map(\.foreignKey) == ["order_customer_id_fkey", "order_line_order_id_fkey"])
+        #expect(
+            tables(coverage) == [
+                "shop.order_line from shop.customer <- shop.order (customer_id) <- shop.order_line (order_id)"
+            ])
+        #expect(
+            coverage.tables.first?.path.map(\.foreignKey) == ["order_customer_id_fkey", "order_line_order_id_fkey"])
         #expect(columns(coverage) == ["shop.product.name", "shop.store.name"])
         #expect(!coverage.isEmpty)
     }
@@ -82,18 +86,19 @@ struct CoverageTests {
     }
 
     @Test func everyTableCoveredIsEmpty() {
-        let yaml = shippedPolicies + """
+        let yaml =
+            shippedPolicies + """
 
-            ---
-            policy: the-rest
-            state: active
-            subject: { table: shop.customer, key: id }
-            expires: { inactive_for: 1 year, activity: last_seen_at }
-            data:
-              - { table: shop.order_line, through: shop.order, delete: true }
-              - { table: shop.product, delete: true }
-              - { table: shop.store, delete: true }
-            """
+                ---
+                policy: the-rest
+                state: active
+                subject: { table: shop.customer, key: id }
+                expires: { inactive_for: 1 year, activity: last_seen_at }
+                data:
+                  - { table: shop.order_line, through: shop.order, delete: true }
+                  - { table: shop.product, delete: true }
+                  - { table: shop.store, delete: true }
+                """
         let coverage = Coverage(policies: policies(yaml), catalog: Fixtures.demoShop)
         #expect(coverage.tables.isEmpty)
         #expect(coverage.columns.isEmpty)
