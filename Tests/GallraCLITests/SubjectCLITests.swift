@@ -104,6 +104,14 @@ struct SubjectCLITests {
         }
     }
 
+    @Test func helpShowsTheColumnForm() async throws {
+        for command in [["consent", "grant"], ["consent", "show"], ["audit", "lookup"], ["consent"]] {
+            let help = try await run(Harness.gallraPath, command + ["--help"])
+            #expect(help.status == 0)
+            #expect(help.stdout.contains("--subject shop.customer:email=ada@example.org"), "\(command)")
+        }
+    }
+
     @Test func aMalformedSubjectIsAUsageError() async throws {
         for (subject, message) in [
             ("shop.customer:email=", "--subject: the value after shop.customer:email= is empty."),

@@ -9,10 +9,13 @@ struct ShowConsent: AsyncParsableCommand {
         abstract: "Show whether a customer's consent is in force, per policy, and its history.",
         discussion: """
             Without --policy, every policy whose subjects live in the customer's table. The history lists each \
-            grant and withdrawal: when, under which version of the policy, from where.
+            grant and withdrawal: when, under which version of the policy, from where. The customer is \
+            TABLE:KEY or TABLE:COLUMN=VALUE (a value exactly one customer has); a customer that does not exist \
+            exits 66.
 
-            EXAMPLE:
+            EXAMPLES:
               gallra consent show --subject shop.customer:1234
+              gallra consent show --subject shop.customer:email=ada@example.org --format json
             """
     )
 
