@@ -57,6 +57,11 @@ struct SubjectCLITests {
                     ["audit", "lookup", "--subject", "shop.customer:email=nobody987@example.invalid"],
                     "no subject in shop.customer has that email"
                 ),
+                // Only the first = splits: the value holds the second.
+                (
+                    ["consent", "show", "--subject", "shop.customer:email=a=987@example.org"],
+                    "no subject in shop.customer has that email"
+                ),
             ] {
                 let result = try await run(
                     Harness.gallraPath, arguments + ["--database", shop.conninfo], environment: shop.keyEnvironment)
@@ -89,7 +94,18 @@ struct SubjectCLITests {
                     "shop.customer:birth_date=yesterday987",
                     "the value given is not a value of shop.customer.birth_date, of type date"
                 ),
-                ("shop.customer:emial=x987@example.org", "shop.customer has no column emial (its columns: id, email"),
+                (
+                    "shop.customer:emial987=x987@example.org",
+                    "shop.customer has no column of the name given before = (its columns: id, email"
+                ),
+                // An = inside double quotes is part of the column's name.
+                (
+                    "shop.customer:\"e=mail987\"=x",
+                    "shop.customer has no column of the name given before = (its columns: id, email"
+                ),
+                // A key that holds = after an identifier-like start reads as a column; the message says how to
+                // write it, and repeats no part of it.
+                ("shop.customer:abc987==", "shop.customer has no column of the name given before ="),
                 (
                     "shop.product:987",
                     "no stored policy has its subjects in shop.product, so gallra knows no key for it"
@@ -101,6 +117,8 @@ struct SubjectCLITests {
                 #expect(result.stderr.hasPrefix("gallra: \(refusal.message)"), "\(result.stderr)")
                 #expect(!result.stderr.contains("987"), "\(result.stderr)")
             }
+            let key = try await shop.gallra("consent", "show", "--subject", "shop.customer:abc987==")
+            #expect(key.stderr.hasSuffix("A key that holds = is written with its key column: shop.customer:id=KEY\n"))
         }
     }
 

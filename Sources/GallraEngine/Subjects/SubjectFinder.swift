@@ -19,7 +19,8 @@ public struct FoundSubject: Sendable, Hashable {
 }
 
 /// Why a subject could not be found. The description names the table and the column, never the key or the value
-/// given, nor any other subject's key.
+/// given, nor any other subject's key; nor a column the table does not have, which may be the start of a key that
+/// holds `=`.
 public struct SubjectFinderError: Error, Sendable, Hashable, ExitStatusProviding {
     public enum Code: String, Sendable, Hashable {
         /// No row has that key or value (exit 66).
@@ -54,8 +55,9 @@ public struct SubjectFinderError: Error, Sendable, Hashable, ExitStatusProviding
 ///
 /// The key column is the one the stored policies over the table name (`subject.key` of `gallra.policy_latest`):
 /// those not disabled, or the disabled ones when only disabled policies cover the table. The value is a bound
-/// parameter cast to the column's type, so `042` finds the integer key 42 and an index on the column serves the
-/// lookup.
+/// parameter cast to the column's type without its modifier (`character varying`, not `character varying(5)`,
+/// which would cut a longer value), so `042` finds the integer key 42, equality is the type's own, and an index on
+/// the column serves the lookup.
 public enum SubjectFinder {
     /// Finds the subject `match` names in `table` (schema-qualified).
     ///
@@ -82,18 +84,29 @@ public enum SubjectFinder {
                 "\(table) does not exist in the database, though a stored policy names it; "
                     + "gallra policy validate says what changed")
         }
-        guard let columnType = catalogTable.column(column.name)?.type else {
+        guard catalogTable.column(column.name) != nil else {
             let columns = catalogTable.columns.map { ColumnName($0.name).description }.joined(separator: ", ")
             throw SubjectFinderError(
                 .unknownColumn,
-                "\(table) has no column \(column) (its columns: \(columns)). A key that holds = is written "
-                    + "with its key column: \(table):\(keyColumn)=KEY")
+                "\(table) has no column of the name given before = (its columns: \(columns)). A key that holds "
+                    + "= is written with its key column: \(table):\(keyColumn)=KEY")
         }
         guard catalogTable.column(keyColumn.name) != nil else {
             throw SubjectFinderError(
                 .uncoveredTable,
                 "\(table) has no column \(keyColumn), the key its policies name; gallra policy validate says what "
                     + "changed")
+        }
+        let tableSQL = SQLIdentifier.quoted(schema: table.schema, name: table.name)
+        // The type without its modifier: a cast to varchar(5) or numeric(6,2) would cut or round the value given,
+        // and match a row that does not hold it.
+        let typeRows = try await connection.query(
+            """
+            SELECT format_type(a.atttypid, NULL) AS type FROM pg_attribute AS a
+            WHERE a.attrelid = $1::text::regclass AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+            """, [.text(tableSQL), .text(column.name)])
+        guard let columnType = try typeRows.first?.decode("type", as: String.self) else {
+            throw SubjectFinderError(.unknownColumn, "\(table) has no column of the name given before =")
         }
         do {
             try SQLText.checkTypeName(columnType)
@@ -102,7 +115,6 @@ public enum SubjectFinder {
         } catch {
             throw SubjectFinderError(.notComparable, "\(table).\(column): \(error.description)")
         }
-        let tableSQL = SQLIdentifier.quoted(schema: table.schema, name: table.name)
         let rows: PostgresResult
         do {
             rows = try await connection.query(

@@ -16,16 +16,16 @@ private func withShop(_ body: (PostgresConnection) async throws -> Void) async t
                 """
                 CREATE TABLE shop.customer (
                     id bigint PRIMARY KEY, email text NOT NULL, city text, born date, "E-Mail" text,
-                    "a=b" text, profile json, last_seen_at timestamptz)
+                    "a=b" text, profile json, code varchar(5), score numeric(6, 2), last_seen_at timestamptz)
                 """,
                 "CREATE TABLE shop.wishlist_item (id int PRIMARY KEY, customer_id bigint REFERENCES shop.customer)",
                 "CREATE TABLE shop.supplier (id bigint PRIMARY KEY, email text)",
                 "CREATE TABLE shop.account (id bigint PRIMARY KEY, handle text UNIQUE NOT NULL, created_at timestamptz)",
                 """
-                INSERT INTO shop.customer (id, email, city, born, "E-Mail", "a=b") VALUES
-                    (1, 'ada@example.org', 'Oslo', '1990-01-02', 'Ada@Example.org', 'x=y'),
-                    (2, 'bob@example.org', 'Oslo', NULL, NULL, NULL),
-                    (3, 'carl@example.org', 'Bergen', NULL, NULL, NULL)
+                INSERT INTO shop.customer (id, email, city, born, "E-Mail", "a=b", code, score) VALUES
+                    (1, 'ada@example.org', 'Oslo', '1990-01-02', 'Ada@Example.org', 'x=y', 'abcde', 1.23),
+                    (2, 'bob@example.org', 'Oslo', NULL, NULL, NULL, NULL, NULL),
+                    (3, 'carl@example.org', 'Bergen', NULL, NULL, NULL, NULL, NULL)
                 """,
                 "INSERT INTO shop.supplier VALUES (1, 'sales@example.com')",
                 "INSERT INTO shop.account VALUES (7, 'ada', now())",
@@ -110,6 +110,17 @@ struct SubjectFinderTests {
             #expect(byValue.exitStatus == .noInput)
             #expect(byValue.exitStatus.rawValue == 66)
             #expect(byValue.description == "no subject in shop.customer has that email")
+            // A value longer than varchar(5), or finer than numeric(6,2), is not cut or rounded into a match.
+            let code = try await SubjectFinder.find(
+                table: customer, .column(ColumnName("code"), value: "abcde"), on: connection)
+            #expect(code.key == "1")
+            let longer = try await refusal(.column(ColumnName("code"), value: "abcdefgh"), on: connection)
+            #expect(longer.code == .noSuchSubject)
+            let score = try await SubjectFinder.find(
+                table: customer, .column(ColumnName("score"), value: "1.230"), on: connection)
+            #expect(score.key == "1")
+            let finer = try await refusal(.column(ColumnName("score"), value: "1.234"), on: connection)
+            #expect(finer.code == .noSuchSubject)
             let byKey = try await refusal(.key("987654"), on: connection)
             #expect(byKey.code == .noSuchSubject)
             #expect(byKey.description == "no subject in shop.customer has that key (id)")
@@ -148,7 +159,10 @@ struct SubjectFinderTests {
             let error = try await refusal(.column(ColumnName("emial"), value: "ada@example.org"), on: connection)
             #expect(error.code == .unknownColumn)
             #expect(error.exitStatus == .dataError)
-            #expect(error.description.hasPrefix("shop.customer has no column emial (its columns: id, email, city"))
+            #expect(
+                error.description.hasPrefix(
+                    "shop.customer has no column of the name given before = (its columns: id, email, city"))
+            #expect(!error.description.contains("emial"))
             #expect(error.description.contains("shop.customer:id=KEY"))
         }
     }
