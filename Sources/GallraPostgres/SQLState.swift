@@ -58,6 +58,8 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let insufficientPrivilege: SQLState = "42501"
     /// 42703.
     public static let undefinedColumn: SQLState = "42703"
+    /// 42883: no function or operator for the argument types (a type without `=`).
+    public static let undefinedFunction: SQLState = "42883"
     /// 42P01.
     public static let undefinedTable: SQLState = "42P01"
     /// 55P03: `lock_timeout` or `NOWAIT`.

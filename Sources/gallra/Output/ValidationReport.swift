@@ -14,6 +14,8 @@ struct ValidationReport {
     var policies: [Entry]
     var checkedAgainstCatalog = false
     var overlap: [PolicyDiagnostic] = []
+    /// What the policies leave out, when they were checked against a database (`validate` only).
+    var coverage: Coverage?
 
     init(files: [PolicyFile]) {
         fileDiagnostics = files.flatMap(\.diagnostics)
@@ -57,7 +59,10 @@ struct ValidationReport {
                         name: $0.parsed.policy.name.rawValue, file: $0.file,
                         valid: !($0.validation?.hasErrors ?? false), plan: $0.validation?.resolved)
                 },
-                diagnostics: diagnostics.map(DiagnosticReport.init))
+                diagnostics: diagnostics.map(DiagnosticReport.init),
+                coverage: coverage.map {
+                    ValidateReport.CoverageCount(tables: $0.tables.count, columns: $0.columns.count)
+                })
             try? JSONOutput.print(report)
         case .text:
             for diagnostic in diagnostics { Swift.print(diagnostic.description) }
@@ -67,6 +72,11 @@ struct ValidationReport {
                 } else {
                     Swift.print("\(entry.file): \(entry.parsed.policy.name.rawValue): syntax ok")
                 }
+            }
+            if let coverage {
+                Swift.print(
+                    "\ncoverage: \(CoverageReport.summary(coverage))"
+                        + (coverage.isEmpty ? "" : "; gallra policy coverage lists them"))
             }
             if !checkedAgainstCatalog {
                 Swift.print(
@@ -105,7 +115,14 @@ struct ValidateReport: Encodable {
         var plan: ResolvedPolicy?
     }
 
+    /// How many tables and columns the policies leave out (`gallra policy coverage` lists them).
+    struct CoverageCount: Encodable {
+        var tables: Int
+        var columns: Int
+    }
+
     var checkedAgainstCatalog: Bool
     var policies: [PolicyEntry]
     var diagnostics: [DiagnosticReport]
+    var coverage: CoverageCount?
 }

@@ -13,8 +13,14 @@ struct LookupAudit: AsyncParsableCommand {
             computes the digest of the subject given, exactly as a run does, and lists every record of it: \
             the block and its time, the run, the policy and version, and the rows deleted, anonymized and \
             retained per table. TABLE is schema-qualified (shop.customer; quote mixed-case names as in SQL: \
-            '"Shop"."Customer":7'); KEY is the key's text form. The key of the subject is not logged, and the \
-            audit key never appears in any output.
+            '"Shop"."Customer":7'); KEY is the key's text form. A key needs no row, since most subjects in the \
+            trail are erased; TABLE:COLUMN=VALUE (shop.customer:email=ada@example.org) finds the key of a subject \
+            whose row is still there (anonymized), and exits 66 when no row has that value. The key of the subject \
+            is not logged, and the audit key never appears in any output.
+
+            EXAMPLES:
+              gallra audit lookup --subject shop.customer:1234
+              gallra audit lookup --subject shop.customer:email=ada@example.org --format json
 
             The audit key is read from --audit-key-file, else the setting audit.key_file \
             ($GALLRA_AUDIT_KEY_FILE), else $CREDENTIALS_DIRECTORY/audit-key under systemd. Without one, lookup \
@@ -25,7 +31,9 @@ struct LookupAudit: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: ArgumentHelp("The subject: its table, a colon, and its key.", valueName: "table:key"))
+    @Option(
+        help: ArgumentHelp(
+            "The subject: its table, a colon, and its key or column=value.", valueName: "table:key|table:column=value"))
     var subject: String
 
     @Option(help: ArgumentHelp("The audit key file (overrides audit.key_file).", valueName: "path"))
@@ -49,11 +57,29 @@ struct LookupAudit: AsyncParsableCommand {
                         + "or run it where systemd passes the audit-key credential ($CREDENTIALS_DIRECTORY).")
             }
             let key = try AuditKey.read(path: keyPath)
-            let digest = key.digester.digest(table: reference.table.description, key: reference.key)
             let connection = try await context.connectToCurrentSchema()
-            let entries = try await AuditTrail.lookup(digest: digest, on: connection)
+            let subject: String
+            let digest: String
+            let entries: [AuditSubjectEntry]
+            do {
+                // A key needs no row: the trail is mostly about subjects already erased. A column's value can only
+                // be turned into a key by the row that holds it.
+                let found: (table: String, key: String)
+                if let typed = reference.key {
+                    found = (reference.table.description, typed)
+                } else {
+                    let row = try await reference.find(on: connection)
+                    found = (row.table.description, row.key)
+                }
+                subject = "\(found.table):\(found.key)"
+                digest = key.digester.digest(table: found.table, key: found.key)
+                entries = try await AuditTrail.lookup(digest: digest, on: connection)
+            } catch {
+                await connection.close()
+                throw error
+            }
             await connection.close()
-            let report = LookupReport(subject: reference.description, subjectDigest: digest, entries: entries)
+            let report = LookupReport(subject: subject, subjectDigest: digest, entries: entries)
             switch output.format {
             case .json: try JSONOutput.print(report)
             case .text: Swift.print(report.text)

@@ -10,11 +10,13 @@ struct GrantConsent: AsyncParsableCommand {
         discussion: """
             Records that the customer accepted the terms of the policy's current version. If consent to that \
             version is already in force, nothing new is recorded, and the command says since when. The customer \
-            must exist in the subject table.
+            must exist in the subject table (exit 66 otherwise).
 
-            EXAMPLE:
+            EXAMPLES:
               gallra consent grant --subject shop.customer:1234 --policy revoked-newsletter-consent \\
                 --source store --evidence "signed form, ticket 5521"
+              gallra consent grant --subject shop.customer:email=ada@example.org \\
+                --policy revoked-newsletter-consent --source phone
             """
     )
 

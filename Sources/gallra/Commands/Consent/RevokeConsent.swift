@@ -55,16 +55,18 @@ enum ConsentEventRecording {
         let context = try await CommandContext.start(global)
         let connection = try await context.connectToCurrentSchema()
         let registry = ConsentRegistry(connection: connection)
+        let subject: FoundSubject
         let recording: ConsentRecording
         do {
+            subject = try await reference.find(on: connection)
             switch kind {
             case .granted:
                 recording = try await registry.grant(
-                    table: reference.table.description, key: reference.key, policy: options.policy,
+                    table: subject.table.description, key: subject.key, policy: options.policy,
                     source: options.source, evidence: options.evidence)
             case .revoked:
                 recording = try await registry.revoke(
-                    table: reference.table.description, key: reference.key, policy: options.policy,
+                    table: subject.table.description, key: subject.key, policy: options.policy,
                     source: options.source, evidence: options.evidence)
             }
         } catch {
@@ -73,15 +75,15 @@ enum ConsentEventRecording {
         }
         await connection.close()
         let report = Report(
-            subject: reference.description, policy: options.policy, event: kind.rawValue, inForce: kind == .granted,
+            subject: subject.reference, policy: options.policy, event: kind.rawValue, inForce: kind == .granted,
             recorded: recording.recorded, eventId: recording.eventId,
             recordedAt: recording.recordedAtMicroseconds.map { TimeText.rfc3339(unixMicroseconds: $0) })
         switch format {
         case .json: try JSONOutput.print(report)
         case .text:
-            let consent = "consent of \(reference) to \(options.policy)"
+            let consent = "consent of \(subject.reference) to \(options.policy)"
             guard let id = recording.eventId, let at = recording.recordedAtMicroseconds else {
-                Swift.print("\(reference) never gave consent to \(options.policy): nothing to withdraw")
+                Swift.print("\(subject.reference) never gave consent to \(options.policy): nothing to withdraw")
                 return
             }
             let when = TimeText.readable(unixMicroseconds: at)

@@ -9,16 +9,22 @@ struct ShowConsent: AsyncParsableCommand {
         abstract: "Show whether a customer's consent is in force, per policy, and its history.",
         discussion: """
             Without --policy, every policy whose subjects live in the customer's table. The history lists each \
-            grant and withdrawal: when, under which version of the policy, from where.
+            grant and withdrawal: when, under which version of the policy, from where. The customer is \
+            TABLE:KEY or TABLE:COLUMN=VALUE (a value exactly one customer has); a customer that does not exist \
+            exits 66.
 
-            EXAMPLE:
+            EXAMPLES:
               gallra consent show --subject shop.customer:1234
+              gallra consent show --subject shop.customer:email=ada@example.org --format json
             """
     )
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: ArgumentHelp("The customer: the subject table, a colon, and the key.", valueName: "table:key"))
+    @Option(
+        help: ArgumentHelp(
+            "The customer: the subject table, a colon, and the key or column=value.",
+            valueName: "table:key|table:column=value"))
     var subject: String
 
     @Option(help: ArgumentHelp("Only this policy.", valueName: "name"))
@@ -58,17 +64,19 @@ struct ShowConsent: AsyncParsableCommand {
             let connection = try await context.connectToCurrentSchema()
             // Whether consent is in force is the registry's own answer (gallra.consent_in_force), not worked out
             // here from the history.
+            let found: FoundSubject
             let consent: SubjectConsent
             do {
+                found = try await reference.find(on: connection)
                 consent = try await ConsentRegistry(connection: connection).consent(
-                    table: reference.table.description, key: reference.key, policy: policy)
+                    table: found.table.description, key: found.key, policy: policy)
             } catch {
                 await connection.close()
                 throw error
             }
             await connection.close()
             let report = Report(
-                subject: reference.description,
+                subject: found.reference,
                 policies: consent.policies.map {
                     Report.Policy(
                         policy: $0.policy, inForce: $0.isInForce,
@@ -84,7 +92,7 @@ struct ShowConsent: AsyncParsableCommand {
             case .json: try JSONOutput.print(report)
             case .text:
                 guard !report.policies.isEmpty else {
-                    Swift.print("\(reference) has no consent recorded")
+                    Swift.print("\(found.reference) has no consent recorded")
                     return
                 }
                 for entry in consent.policies {
