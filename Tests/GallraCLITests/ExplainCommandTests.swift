@@ -18,6 +18,35 @@ struct ExplainCommandTests {
         #expect(result.stderr.contains("TABLE:KEY"))
     }
 
+    @Test func explainsInWordsChangesNothingAndNamesWhatIsMissing() async throws {
+        try await DemoShop.with(customers: 60) { shop in
+            let held = "7"
+            try await shop.psql("UPDATE shop.customer SET legal_hold = true WHERE id = \(held)")
+            let before = try await shop.checksums()
+            let text = try await shop.gallra("explain", "--subject", "shop.customer:\(held)", "--as-of", DemoShop.asOf)
+            #expect(text.status == 0, "\(text.stderr)")
+            #expect(text.stdout.contains("policy inactive-customers v1 (active): never while exempt: except[0] legal_hold is true"))
+            #expect(text.stdout.contains("policy revoked-newsletter-consent v1 (draft)"))
+            #expect(text.stdout.contains("history: not shown, no audit key"))
+            #expect(try await shop.checksums() == before)
+
+            let withKey = try await shop.gallra(
+                "explain", "--subject", "shop.customer:\(held)", "--as-of", DemoShop.asOf, environment: shop.keyEnvironment)
+            #expect(withKey.stdout.contains("history: no record in the audit trail (subject digest \(shop.digest(customer: Int(held) ?? 0)))"))
+
+            let missing = try await shop.gallra("explain", "--subject", "shop.customer:999999")
+            #expect(missing.status == 66)
+            #expect(missing.stderr.contains("shop.customer has no row with key 999999"))
+
+            let uncovered = try await shop.gallra("explain", "--subject", "shop.store:1")
+            #expect(uncovered.status == 65)
+            #expect(uncovered.stderr.contains("no policy names shop.store as its subject table"))
+
+            let unqualified = try await shop.gallra("explain", "--subject", "customer:1")
+            #expect(unqualified.status == 64)
+        }
+    }
+
     /// On the demo shop, a sample of customers (due, exempt under a legal hold, not due yet, without an activity date,
     /// sharing an address): what explain says each one's standing and rows are, and what the live run at the same
     /// instant then records for it, agree subject by subject.
