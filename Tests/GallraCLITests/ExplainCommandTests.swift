@@ -25,14 +25,19 @@ struct ExplainCommandTests {
             let before = try await shop.checksums()
             let text = try await shop.gallra("explain", "--subject", "shop.customer:\(held)", "--as-of", DemoShop.asOf)
             #expect(text.status == 0, "\(text.stderr)")
-            #expect(text.stdout.contains("policy inactive-customers v1 (active): never while exempt: except[0] legal_hold is true"))
+            #expect(
+                text.stdout.contains(
+                    "policy inactive-customers v1 (active): never while exempt: except[0] legal_hold is true"))
             #expect(text.stdout.contains("policy revoked-newsletter-consent v1 (draft)"))
             #expect(text.stdout.contains("history: not shown, no audit key"))
             #expect(try await shop.checksums() == before)
 
             let withKey = try await shop.gallra(
-                "explain", "--subject", "shop.customer:\(held)", "--as-of", DemoShop.asOf, environment: shop.keyEnvironment)
-            #expect(withKey.stdout.contains("history: no record in the audit trail (subject digest \(shop.digest(customer: Int(held) ?? 0)))"))
+                "explain", "--subject", "shop.customer:\(held)", "--as-of", DemoShop.asOf,
+                environment: shop.keyEnvironment)
+            #expect(
+                withKey.stdout.contains(
+                    "history: no record in the audit trail (subject digest \(shop.digest(customer: Int(held) ?? 0)))"))
 
             let missing = try await shop.gallra("explain", "--subject", "shop.customer:999999")
             #expect(missing.status == 66)

@@ -74,11 +74,13 @@ extension Planner {
             switch step.relation {
             case .subject:
                 // The subject row of each due subject, once (the key is unique).
-                counts.append("SELECT \(index), count(*) FILTER (WHERE NOT exempted), 0::bigint\(noReference) FROM subjects")
+                counts.append(
+                    "SELECT \(index), count(*) FILTER (WHERE NOT exempted), 0::bigint\(noReference) FROM subjects")
                 continue
             case .owned:
                 counts.append(
-                    "SELECT \(index), count(*), 0::bigint\(noReference) FROM \(table) AS x\nWHERE \(dueReaches(step.path, row: "x", from: reach))")
+                    "SELECT \(index), count(*), 0::bigint\(noReference) FROM \(table) AS x\nWHERE \(dueReaches(step.path, row: "x", from: reach))"
+                )
                 continue
             case .referenced:
                 break

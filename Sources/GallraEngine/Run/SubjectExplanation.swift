@@ -230,7 +230,8 @@ extension Engine {
             }
         }
         for (index, step) in resolved.steps.enumerated() {
-            let retainedBy = step.referencedBy.enumerated().compactMap { number, reference -> PolicyStanding.RetainedBy? in
+            let retainedBy = step.referencedBy.enumerated().compactMap {
+                number, reference -> PolicyStanding.RetainedBy? in
                 guard let rows = references[index]?[number], rows > 0 else { return nil }
                 return .init(
                     table: reference.table.description, columns: reference.columns.map(\.name),

@@ -147,11 +147,14 @@ struct ExplainReport: Encodable {
             if let consent = policy.consent {
                 var line = "  consent (\(consent.source)): \(consent.state)"
                 if let at = consent.at { line += " at \(at)" }
-                if let rows = consent.rows { line += ", \(rows) row\(rows == 1 ? "" : "s"), \(consent.inForce ?? 0) in force" }
+                if let rows = consent.rows {
+                    line += ", \(rows) row\(rows == 1 ? "" : "s"), \(consent.inForce ?? 0) in force"
+                }
                 lines.append(line)
             }
             for step in policy.steps {
-                var line = "  data[\(step.dataPoint)] \(step.table): \(step.action) \(step.rows) row\(step.rows == 1 ? "" : "s")"
+                var line =
+                    "  data[\(step.dataPoint)] \(step.table): \(step.action) \(step.rows) row\(step.rows == 1 ? "" : "s")"
                 if step.retained > 0 { line += ", retain \(step.retained)" }
                 lines.append(line)
                 for holder in step.retainedBy {

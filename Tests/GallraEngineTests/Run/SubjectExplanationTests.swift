@@ -114,7 +114,11 @@ struct SubjectExplanationTests {
             #expect(steps["app.address"]?.retained == 1)
             #expect(
                 steps["app.address"]?.retainedBy
-                    == [.init(table: "app.customer", columns: ["address_id"], foreignKey: "customer_address_id_fkey", rows: 1)])
+                    == [
+                        .init(
+                            table: "app.customer", columns: ["address_id"], foreignKey: "customer_address_id_fkey",
+                            rows: 1)
+                    ])
             #expect(steps["app.customer"]?.rows == 1)
             // Customer 6's address is its own: anonymized.
             let six = try await Self.standing("6", policies, on: connection)
