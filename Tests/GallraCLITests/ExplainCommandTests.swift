@@ -30,6 +30,15 @@ struct ExplainCommandTests {
                     "policy inactive-customers v1 (active): never while exempt: except[0] legal_hold is true"))
             #expect(text.stdout.contains("policy revoked-newsletter-consent v1 (draft)"))
             #expect(text.stdout.contains("history: not shown, no audit key"))
+            // JSON: every key present, null when unknown.
+            let json = try jsonObject(
+                try await shop.gallra(
+                    "explain", "--subject", "shop.customer:\(held)", "--as-of", DemoShop.asOf, "--format", "json"))
+            #expect(json["history"] is NSNull && json["history_available"] as? Bool == false)
+            #expect(json["as_of"] as? String == "2026-11-29T00:00:00.000Z")
+            let policies = json["policies"] as? [[String: Any]] ?? []
+            #expect(policies.map { $0["policy"] as? String } == ["inactive-customers", "revoked-newsletter-consent"])
+            #expect(policies.allSatisfy { $0["consent"] != nil && $0["expires_at"] != nil })
             #expect(try await shop.checksums() == before)
 
             let withKey = try await shop.gallra(

@@ -312,3 +312,35 @@ extension Engine {
         }
     }
 }
+
+// Every key is written, null when unknown, so that the JSON has one shape whatever the subject's standing.
+extension PolicyStanding {
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(policy, forKey: .policy)
+        try container.encode(version, forKey: .version)
+        try container.encode(state, forKey: .state)
+        try container.encode(verdict, forKey: .verdict)
+        try container.encode(rule, forKey: .rule)
+        try container.encode(dateSource, forKey: .dateSource)
+        try container.encode(date, forKey: .date)
+        try container.encode(expiresAt, forKey: .expiresAt)
+        try container.encode(relatedRows, forKey: .relatedRows)
+        try container.encode(nullDates, forKey: .nullDates)
+        try container.encode(exemptions, forKey: .exemptions)
+        try container.encode(consent, forKey: .consent)
+        try container.encode(steps, forKey: .steps)
+        try container.encode(consentEvents, forKey: .consentEvents)
+    }
+}
+
+extension PolicyStanding.Consent {
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(source, forKey: .source)
+        try container.encode(state, forKey: .state)
+        try container.encode(at, forKey: .at)
+        try container.encode(rows, forKey: .rows)
+        try container.encode(inForce, forKey: .inForce)
+    }
+}

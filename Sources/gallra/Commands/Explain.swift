@@ -112,6 +112,22 @@ struct ExplainReport: Encodable {
     var history: [LookupReport.Record]?
     var historyAvailable: Bool
 
+    enum CodingKeys: String, CodingKey {
+        case subject, asOf, exists, policies, subjectDigest, history, historyAvailable
+    }
+
+    /// Every key is written, null when unknown: one shape whatever the subject's standing.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(subject, forKey: .subject)
+        try container.encode(asOf, forKey: .asOf)
+        try container.encode(exists, forKey: .exists)
+        try container.encode(policies, forKey: .policies)
+        try container.encode(subjectDigest, forKey: .subjectDigest)
+        try container.encode(history, forKey: .history)
+        try container.encode(historyAvailable, forKey: .historyAvailable)
+    }
+
     init(_ explanation: SubjectExplanation) {
         subject = "\(explanation.table):\(explanation.key)"
         asOf = explanation.asOf
