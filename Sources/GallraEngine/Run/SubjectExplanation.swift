@@ -114,6 +114,9 @@ public struct PolicyStanding: Sendable, Hashable, Codable {
     public var steps: [Step]
     /// The subject's consent events a live run removes from gallra's registry.
     public var consentEvents: Int
+    /// Set when the subject is due but the limits refuse the policy at the instant: a live run processes no
+    /// subject of it unless given `--allow-large`.
+    public var refused: GuardRefusal? = nil
 }
 
 /// The subject of an explanation is not covered by a policy.
@@ -244,6 +247,13 @@ extension Engine {
                     retained: acted[index]?.retained ?? 0, retainedBy: retainedBy))
         }
         if due {
+            // The blast-radius guard judges the policy as a whole, as the run does before its first batch.
+            let subjects = planner.countSubjects()
+            let expiring =
+                try await connection.query(subjects.sql, values(subjects, bindings)).first?.decode(
+                    "expiring", as: Int.self) ?? 0
+            standing.refused = try await LivePolicyRun.guardRefusal(
+                planner: planner, expiring: expiring, limits: resolved.policy.limits, on: connection)
             let events = planner.subjectConsentEvents()
             standing.consentEvents =
                 try await connection.query(events.sql, values(events, bindings)).first?.decode("events", as: Int.self)
@@ -331,6 +341,7 @@ extension PolicyStanding {
         try container.encode(consent, forKey: .consent)
         try container.encode(steps, forKey: .steps)
         try container.encode(consentEvents, forKey: .consentEvents)
+        try container.encode(refused, forKey: .refused)
     }
 }
 

@@ -146,6 +146,9 @@ struct ExplainReport: Encodable {
             lines.append("")
             lines.append("policy \(policy.policy) v\(policy.version) (\(policy.state)): \(Self.verdict(policy))")
             guard policy.verdict != .disabled, policy.verdict != .noSubject else { continue }
+            if let refused = policy.refused {
+                lines.append("  but a live run refuses the policy now: \(refused)")
+            }
             lines.append("  rule: \(policy.rule)")
             if let source = policy.dateSource {
                 let date = policy.date.map(Self.day) ?? "none"

@@ -126,6 +126,21 @@ struct SubjectExplanationTests {
         }
     }
 
+    @Test func aDueSubjectOfAPolicyTheLimitsRefuse() async throws {
+        try await TestDatabase.with { database, connection in
+            var policies = try await Self.load(on: database, connection)
+            #expect(try await Self.standing("1", policies, on: connection).refused == nil)
+            policies[0] = try await EdgeCase.policy(
+                Self.inactive.replacingOccurrences(of: "{ max_fraction: 1 }", with: "{ max_subjects_per_run: 1 }"),
+                on: connection)
+            let standing = try await Self.standing("1", policies, on: connection)
+            #expect(standing.verdict == .due)
+            // Customers 1 and 6 are due.
+            #expect(standing.refused?.expiring == 2)
+            #expect(standing.refused?.maxSubjectsPerRun == 1)
+        }
+    }
+
     @Test func notYetDueSaysWhen() async throws {
         try await TestDatabase.with { database, connection in
             let policies = try await Self.load(on: database, connection)
