@@ -229,6 +229,47 @@ struct SubjectExplanationTests {
         }
     }
 
+    @Test func aRuleOnTheLatestRelatedRowNamesItsRowsAndTheirDates() async throws {
+        try await TestDatabase.with { database, connection in
+            try await EdgeCase.load(
+                """
+                CREATE SCHEMA app;
+                CREATE TABLE app.customer (id bigint PRIMARY KEY);
+                CREATE TABLE app.order (
+                    id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES app.customer, placed_at timestamptz);
+                CREATE INDEX ON app.order (customer_id);
+                INSERT INTO app.customer VALUES (1), (2), (3);
+                INSERT INTO app.order VALUES
+                    (1, 1, '2023-05-01 00:00+00'), (2, 1, '2024-05-01 00:00+00'),
+                    (3, 2, '2023-05-01 00:00+00'), (4, 2, NULL);
+                """, into: database, on: connection)
+            let policy = try await EdgeCase.policy(
+                """
+                policy: buyers
+                state: active
+                subject: { table: app.customer, key: id }
+                expires: { inactive_for: 1 year, activity: { table: app.order, column: placed_at } }
+                data:
+                  - { table: app.order, delete: true }
+                  - { table: app.customer, delete: true }
+                limits: { max_fraction: 1 }
+                """, on: connection)
+            let one = try await Self.standing("1", [policy], on: connection, policy: "buyers")
+            #expect(one.verdict == .due)
+            #expect(one.dateSource == "latest app.order.placed_at")
+            #expect(one.date == "2024-05-01T00:00:00.000Z")
+            #expect(one.expiresAt == "2025-05-01T00:00:00.000Z")
+            #expect(one.relatedRows == 2 && one.nullDates == 0)
+            #expect(one.steps.map(\.rows) == [2, 1])
+            let two = try await Self.standing("2", [policy], on: connection, policy: "buyers")
+            #expect(two.verdict == .noDate)
+            #expect(two.relatedRows == 2 && two.nullDates == 1)
+            let three = try await Self.standing("3", [policy], on: connection, policy: "buyers")
+            #expect(three.verdict == .noDate)
+            #expect(three.relatedRows == 0 && three.date == nil)
+        }
+    }
+
     @Test func explainingChangesNothing() async throws {
         try await TestDatabase.with { database, connection in
             let policies = try await Self.load(on: database, connection)
