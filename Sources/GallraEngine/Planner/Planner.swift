@@ -154,7 +154,13 @@ public struct Planner: Sendable {
     /// Whether some exemption holds for `alias` (never null), or nil when the policy has none.
     func exempt(_ sql: inout SQLBuilder, alias: String) -> String? {
         guard !resolved.exemptions.isEmpty else { return nil }
-        let parts = resolved.exemptions.enumerated().map { index, exemption -> String in
+        let parts = exemptions(&sql, alias: alias)
+        return "coalesce(" + parts.map { "(\($0))" }.joined(separator: " OR ") + ", false)"
+    }
+
+    /// Each exemption's condition for `alias`, in the order written (each may be null).
+    func exemptions(_ sql: inout SQLBuilder, alias: String) -> [String] {
+        resolved.exemptions.enumerated().map { index, exemption -> String in
             switch exemption.exemption {
             case .column(let column, let predicate):
                 return predicateSQL(
@@ -167,7 +173,6 @@ public struct Planner: Sendable {
                 return "EXISTS (SELECT FROM \(path.from) WHERE \(path.conditions(and: checks)))"
             }
         }
-        return "coalesce(" + parts.map { "(\($0))" }.joined(separator: " OR ") + ", false)"
     }
 
     /// One exemption condition on `alias`.`column` of `table`; values are bound and typed through the table's row type.

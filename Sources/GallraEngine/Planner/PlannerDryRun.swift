@@ -20,12 +20,26 @@ extension Planner {
     /// (rows the step deletes or anonymizes, and shared rows it keeps); and one row with `step` null, whose
     /// `acted` counts the due subjects (expiring) and `retained` the exempted ones.
     public func dryRunCounts() -> PlannedStatement {
+        counts(oneSubject: false)
+    }
+
+    /// The counts of ``dryRunCounts()`` for the one subject in `$keys` (a jsonb array of one key's text): whether it
+    /// is due (`step` null: `acted` 1 when due, `retained` 1 when exempted), and per step the rows a live run acts on
+    /// and retains for it, as its audit record counts them. Sharing is judged against every due subject, as a live
+    /// run does. A fourth column, `reference`, is null on those rows; the rows with a `reference` (an index into the
+    /// step's ``ResolvedStep/referencedBy``) count in `retained` the retained rows that foreign key's rows still use.
+    public func subjectCounts() -> PlannedStatement {
+        counts(oneSubject: true)
+    }
+
+    func counts(oneSubject: Bool) -> PlannedStatement {
         var sql = SQLBuilder()
         var holds = [rule(&sql, alias: "s")]
         if let processed = notProcessed(&sql, alias: "s", overAll: true) { holds.append(processed) }
         let exempt = exempt(&sql, alias: "s")
         var due = holds
         if let exempt { due.append("NOT \(exempt)") }
+        if oneSubject { holds.append(member(&sql, .batch, key: key("s"))) }
         let columns = dueColumns().map { "s.\(SQLIdentifier.quoted($0))" }.joined(separator: ", ")
         var ctes = [
             """
@@ -39,10 +53,17 @@ extension Planner {
               WHERE \(due.joined(separator: "\n    AND ")))
             """,
         ]
+        // The subjects whose rows are counted: every due subject, or the one subject when it is due.
+        let reach = oneSubject ? "mine" : "due"
+        if oneSubject {
+            ctes.append(
+                "mine AS NOT MATERIALIZED (\n  SELECT d.* FROM due AS d WHERE \(member(&sql, .batch, key: key("d"))))")
+        }
+        let noReference = oneSubject ? ", NULL::integer" : ""
         var counts = [
             """
             SELECT NULL::integer AS step, count(*) FILTER (WHERE NOT exempted) AS acted,
-              count(*) FILTER (WHERE exempted) AS retained
+              count(*) FILTER (WHERE exempted) AS retained\(oneSubject ? ", NULL::integer AS reference" : "")
             FROM subjects
             """
         ]
@@ -53,11 +74,13 @@ extension Planner {
             switch step.relation {
             case .subject:
                 // The subject row of each due subject, once (the key is unique).
-                counts.append("SELECT \(index), count(*) FILTER (WHERE NOT exempted), 0::bigint FROM subjects")
+                counts.append(
+                    "SELECT \(index), count(*) FILTER (WHERE NOT exempted), 0::bigint\(noReference) FROM subjects")
                 continue
             case .owned:
                 counts.append(
-                    "SELECT \(index), count(*), 0::bigint FROM \(table) AS x\nWHERE \(dueReaches(step.path, row: "x"))")
+                    "SELECT \(index), count(*), 0::bigint\(noReference) FROM \(table) AS x\nWHERE \(dueReaches(step.path, row: "x", from: reach))"
+                )
                 continue
             case .referenced:
                 break
@@ -66,7 +89,7 @@ extension Planner {
             for column in step.referencedBy.flatMap(\.referencedColumns).map(\.name) where !keys.contains(column) {
                 keys.append(column)
             }
-            var conditions = [dueReaches(step.path, row: "x")]
+            var conditions = [dueReaches(step.path, row: "x", from: reach)]
             // A row already as an idempotent anonymization leaves it is recognised by its values, a test computed
             // for the rows reached only (in the select list: as a condition, the server would compute it for every
             // row of the table before the join); a hashing one's record is joined.
@@ -87,13 +110,13 @@ extension Planner {
                     conditions.append(
                         "NOT EXISTS (SELECT FROM r\(twin.index) WHERE \(joins.joined(separator: " AND ")))")
                 } else {
-                    conditions.append("NOT \(dueReaches(twin.step.path, row: "x"))")
+                    conditions.append("NOT \(dueReaches(twin.step.path, row: "x", from: reach))")
                 }
             }
             let reached = conditions.joined(separator: "\n    AND ")
             guard !keys.isEmpty else {
                 counts.append(
-                    "SELECT \(index), count(*) FILTER (WHERE \(pending)), 0::bigint FROM \(table) AS x\nWHERE \(reached)"
+                    "SELECT \(index), count(*) FILTER (WHERE \(pending)), 0::bigint\(noReference) FROM \(table) AS x\nWHERE \(reached)"
                 )
                 continue
             }
@@ -129,9 +152,23 @@ extension Planner {
                 }
                 return "NOT EXISTS (SELECT FROM \(name) WHERE \(joins.joined(separator: " AND ")))"
             }
+            if oneSubject {
+                // Which foreign keys hold the retained rows: per reference, the rows reached that it still uses.
+                for (number, reference) in step.referencedBy.enumerated() {
+                    let joins = reference.referencedColumns.map {
+                        "u.\(SQLIdentifier.quoted($0.name)) = x.\(SQLIdentifier.quoted($0.name))"
+                    }
+                    counts.append(
+                        """
+                        SELECT \(index), 0::bigint, count(*), \(number) FROM \(rows) AS x
+                        WHERE x.gallra_pending AND EXISTS (SELECT FROM (\(referencesFromOutside(reference, to: step))) AS u
+                          WHERE \(joins.joined(separator: " AND ")))
+                        """)
+                }
+            }
             counts.append(
                 """
-                SELECT \(index), a.acted, t.reached - a.acted
+                SELECT \(index), a.acted, t.reached - a.acted\(noReference)
                 FROM (SELECT count(*) FILTER (WHERE gallra_pending) AS reached FROM \(rows)) AS t,
                   (SELECT count(*) AS acted FROM \(rows) AS x
                    WHERE x.gallra_pending AND \(unshared.joined(separator: "\n     AND "))) AS a
@@ -154,10 +191,10 @@ extension Planner {
 
     /// Whether row `row` of a path's last table is reached from a due subject along `path`: a semi-join with `due`
     /// (the rows ``reachedCondition(_:_:row:set:)`` finds for ``SubjectSet/due``).
-    func dueReaches(_ path: [JoinHop], row: String) -> String {
-        guard !path.isEmpty else { return "EXISTS (SELECT FROM due AS d WHERE \(key("d")) = \(key(row)))" }
+    func dueReaches(_ path: [JoinHop], row: String, from subjects: String = "due") -> String {
+        guard !path.isEmpty else { return "EXISTS (SELECT FROM \(subjects) AS d WHERE \(key("d")) = \(key(row)))" }
         let joined = SQLPath(path, from: "d", prefix: "k", lastAlias: row)
-        let from = (["due AS d"] + joined.items).joined(separator: ", ")
+        let from = (["\(subjects) AS d"] + joined.items).joined(separator: ", ")
         return "EXISTS (SELECT FROM \(from) WHERE \(joined.conditions(and: [])))"
     }
 
