@@ -5,6 +5,8 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
     case usage = 64
     /// EX_DATAERR: the input (a policy, a document) is invalid.
     case dataError = 65
+    /// EX_NOINPUT: what the command was to read does not exist (a subject).
+    case noInput = 66
     /// EX_UNAVAILABLE: the database cannot be reached.
     case unavailable = 69
     /// EX_SOFTWARE: an internal error; a bug to report.
@@ -20,6 +22,7 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
           0   done
           64  usage error: the command line is wrong
           65  data error: invalid input, such as a policy
+          66  no input: the subject asked for does not exist
           69  unavailable: the database cannot be reached
           70  internal error: a bug, please report it
           75  temporary failure: some work was refused or skipped; run again later

@@ -39,7 +39,8 @@ struct Gallra: AsyncParsableCommand {
             """,
         version: BuildInfo.versionLine,
         subcommands: [
-            Run.self, Trigger.self, Plan.self, PolicyCommand.self, AuditCommand.self, ConsentCommand.self, Migrate.self,
+            Run.self, Trigger.self, Plan.self, PolicyCommand.self, AuditCommand.self, ConsentCommand.self, Export.self,
+            Migrate.self,
             Check.self,
             Version.self,
         ]
