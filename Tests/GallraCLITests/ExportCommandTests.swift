@@ -47,7 +47,8 @@ struct ExportCommandTests {
                     #expect(table.rows == expected[table.name], "customer \(id), \(table.name)")
                     #expect(table.rowCount == table.rows.count)
                 }
-                #expect(tables.first { $0.name == "shop.newsletter_log" }?.policies
+                #expect(
+                    tables.first { $0.name == "shop.newsletter_log" }?.policies
                         == ["inactive-customers", "revoked-newsletter-consent"])
                 #expect(tables.first { $0.name == "shop.order" }?.policies == ["inactive-customers"])
                 let consent = try #require(document["consent"] as? [[String: Any]])
@@ -239,10 +240,10 @@ struct ExportCommandTests {
             "shop.newsletter_log": "SELECT to_jsonb(t) FROM shop.newsletter_log t WHERE customer_ref = \(id)",
             "shop.order": "SELECT to_jsonb(t) FROM shop.\"order\" t WHERE customer_id = \(id)",
             "shop.address": """
-                SELECT to_jsonb(t) FROM shop.address t
-                WHERE id IN (SELECT address_id FROM shop.customer WHERE id = \(id))
-                   OR id IN (SELECT shipping_address_id FROM shop."order" WHERE customer_id = \(id))
-                """,
+            SELECT to_jsonb(t) FROM shop.address t
+            WHERE id IN (SELECT address_id FROM shop.customer WHERE id = \(id))
+               OR id IN (SELECT shipping_address_id FROM shop."order" WHERE customer_id = \(id))
+            """,
         ]
         var result: [String: Set<String>] = [:]
         for (table, query) in queries {
@@ -312,23 +313,23 @@ struct ExportCommandTests {
     /// Per table of the second schema, its rows for `$ID`, each column written as the extract documents it.
     static let secondOracle = [
         "\"Ext\".\"Person\"": """
-            SELECT json_build_object('id', id, 'Email', "Email", 'profile', profile, 'settings', settings,
-                'photo', replace(encode(photo, 'base64'), E'\\n', ''), 'balance', balance, 'score', score,
-                'active', active, 'joined', joined, 'born', born::text, 'tags', tags::text, 'home_id', home_id)
-            FROM "Ext"."Person" WHERE id = $ID
-            """,
+        SELECT json_build_object('id', id, 'Email', "Email", 'profile', profile, 'settings', settings,
+            'photo', replace(encode(photo, 'base64'), E'\\n', ''), 'balance', balance, 'score', score,
+            'active', active, 'joined', joined, 'born', born::text, 'tags', tags::text, 'home_id', home_id)
+        FROM "Ext"."Person" WHERE id = $ID
+        """,
         "\"Ext\".event": """
-            SELECT json_build_object('person_id', person_id, 'at', at, 'payload', payload,
-                'raw', replace(encode(raw, 'base64'), E'\\n', ''))
-            FROM "Ext".event WHERE person_id = $ID
-            """,
+        SELECT json_build_object('person_id', person_id, 'at', at, 'payload', payload,
+            'raw', replace(encode(raw, 'base64'), E'\\n', ''))
+        FROM "Ext".event WHERE person_id = $ID
+        """,
         "\"Ext\".note": """
-            SELECT json_build_object('id', id, 'person_id', person_id, 'body', body) FROM "Ext".note WHERE person_id = $ID
-            """,
+        SELECT json_build_object('id', id, 'person_id', person_id, 'body', body) FROM "Ext".note WHERE person_id = $ID
+        """,
         "\"Ext\".home": """
-            SELECT json_build_object('id', id, 'street', street) FROM "Ext".home
-            WHERE id = (SELECT home_id FROM "Ext"."Person" WHERE id = $ID)
-            """,
+        SELECT json_build_object('id', id, 'street', street) FROM "Ext".home
+        WHERE id = (SELECT home_id FROM "Ext"."Person" WHERE id = $ID)
+        """,
     ]
 
     // MARK: - Helpers
@@ -342,7 +343,8 @@ struct ExportCommandTests {
 
     static func canonical(_ json: String) throws -> String {
         let object = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
-        return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+        return String(
+            decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
     }
 
     struct Table {
@@ -359,9 +361,12 @@ struct ExportCommandTests {
             return Table(
                 name: try #require(table["table"] as? String),
                 policies: try #require(table["policies"] as? [String]),
-                rows: try Set(rows.map {
-                    String(decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]), as: UTF8.self)
-                }),
+                rows: try Set(
+                    rows.map {
+                        String(
+                            decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]),
+                            as: UTF8.self)
+                    }),
                 rowCount: try #require(table["row_count"] as? Int))
         }
     }
@@ -398,5 +403,7 @@ func expectValidAgainstSchema(_ path: String, sourceLocation: SourceLocation = #
     try process.run()
     let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
-    #expect(process.terminationStatus == 0, "\(path) is not valid against the schema: \(output)", sourceLocation: sourceLocation)
+    #expect(
+        process.terminationStatus == 0, "\(path) is not valid against the schema: \(output)",
+        sourceLocation: sourceLocation)
 }

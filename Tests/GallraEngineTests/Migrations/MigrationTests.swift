@@ -337,7 +337,8 @@ struct MigrationTests {
     func auditExports() async throws {
         try await TestDatabase.with { _, connection in
             let throughTen = Array(Schema.migrations.prefix { $0.version <= 10 })
-            _ = try await Schema.migrate(on: connection, migrations: throughTen, appliedBy: nil, logger: .init(label: "test"))
+            _ = try await Schema.migrate(
+                on: connection, migrations: throughTen, appliedBy: nil, logger: .init(label: "test"))
             #expect(try await Schema.migrate(on: connection).map(\.version) == [11])
             let record = try await AuditExports.append(
                 subjectTable: "shop.customer", subjectDigest: String(repeating: "ab", count: 32), format: "json",
