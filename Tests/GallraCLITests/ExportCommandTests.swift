@@ -16,6 +16,13 @@ struct ExportCommandTests {
     /// as SQL written here finds them; the document is valid against its schema; the extract is in the audit trail.
     @Test func demoShopExtractsHoldExactlyTheSubjectsRows() async throws {
         try await DemoShop.with(customers: 80) { shop in
+            // A customer long inactive but on legal hold: exempt.
+            try await shop.psql(
+                """
+                UPDATE shop.customer SET legal_hold = true WHERE id = (
+                    SELECT id FROM shop.customer WHERE last_seen_at < now() - interval '13 months'
+                    ORDER BY id DESC LIMIT 1)
+                """)
             // Customers with orders, a shared address, consent events, and one with nothing but the account.
             let sample = try await shop.psql(
                 """
@@ -27,9 +34,14 @@ struct ExportCommandTests {
                 UNION (SELECT subject_key::bigint FROM gallra.consent_event ORDER BY id LIMIT 1)
                 UNION (SELECT id FROM shop.customer c WHERE NOT EXISTS
                        (SELECT FROM shop."order" o WHERE o.customer_id = c.id) ORDER BY id LIMIT 1)
+                UNION (SELECT id FROM shop.customer WHERE last_seen_at < now() - interval '13 months'
+                       AND legal_hold IS NOT TRUE ORDER BY id LIMIT 1)
+                UNION (SELECT id FROM shop.customer WHERE last_seen_at < now() - interval '13 months'
+                       AND legal_hold ORDER BY id LIMIT 1)
                 """
             ).split(separator: "\n").compactMap { Int($0) }
             try #require(sample.count >= 5, "sample: \(sample)")
+            var standings: Set<String> = []
             for id in sample {
                 let path = "\(shop.directory)/customer-\(id).json"
                 let result = try await shop.gallra(
@@ -51,6 +63,19 @@ struct ExportCommandTests {
                     tables.first { $0.name == "shop.newsletter_log" }?.policies
                         == ["inactive-customers", "revoked-newsletter-consent"])
                 #expect(tables.first { $0.name == "shop.order" }?.policies == ["inactive-customers"])
+                // Where the customer stands under inactive-customers: its rule and exemption, written here.
+                let policies = try #require(document["policies"] as? [[String: Any]])
+                let standing = try await shop.psql(
+                    """
+                    SELECT CASE WHEN last_seen_at < now() - interval '1 year'
+                                THEN CASE WHEN legal_hold THEN 'exempt' ELSE 'due' END
+                                ELSE 'not_due' END
+                    FROM shop.customer WHERE id = \(id)
+                    """)
+                #expect(
+                    policies.first { $0["name"] as? String == "inactive-customers" }?["standing"] as? String == standing
+                )
+                standings.insert(standing)
                 let consent = try #require(document["consent"] as? [[String: Any]])
                 let events = try await shop.psql(
                     "SELECT count(*) FROM gallra.consent_event WHERE subject_key = '\(id)'")
@@ -59,6 +84,8 @@ struct ExportCommandTests {
                 #expect(processing["available"] as? Bool == true)
                 #expect(processing["subject_digest"] as? String == shop.digest(customer: id))
             }
+
+            #expect(standings == ["due", "exempt", "not_due"])
 
             // Each extract is listed by lookup, and the trail stays intact.
             let lookup = try await shop.gallra(

@@ -35,6 +35,21 @@ public struct ExtractPolicy: Sendable {
     public var rule: String
     /// The tables of its data points (the subject table first), as the plan names them.
     public var tables: [String]
+    /// Where the subject stands under the policy at the snapshot's instant.
+    public var standing: Standing
+
+    /// Where a subject stands under a policy: what a run at that instant would do with it (a draft policy only
+    /// plans). `gallra explain` says why at length.
+    public enum Standing: String, Sendable, CaseIterable {
+        /// The rule holds and no exemption does: a run processes it.
+        case due
+        /// The rule holds, but an exemption keeps it.
+        case exempt
+        /// The policy processed it already (its row stays, anonymized).
+        case processed
+        /// The rule does not hold (yet).
+        case notDue = "not_due"
+    }
 }
 
 /// A stored policy left out of an extract because it does not validate against the catalog.

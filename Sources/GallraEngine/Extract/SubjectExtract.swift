@@ -90,12 +90,14 @@ public enum SubjectExtract {
                 add(step.table, path: step.path, policy: resolved.name.rawValue)
                 if !tables.contains(step.table) { tables.append(step.table) }
             }
+            let standing = try await standing(
+                of: canonicalKey, under: resolved, at: takenAt, on: connection)
             described.append(
                 ExtractPolicy(
                     name: resolved.name.rawValue, version: policy.version, state: policy.state,
                     description: resolved.policy.description, purpose: resolved.policy.purpose,
                     legalBasis: resolved.policy.legalBasis, rule: resolved.rule.rendered,
-                    tables: tables.map(\.description)))
+                    tables: tables.map(\.description), standing: standing))
         }
 
         let consent = try await consentEvents(
@@ -194,6 +196,22 @@ public enum SubjectExtract {
         default:
             "\(column)::text"
         }
+    }
+
+    /// Where subject `key` stands under `policy` at `instant`, by the planner's own rule, exemptions and processed
+    /// check: the same predicates a run picks its subjects by.
+    static func standing(
+        of key: String, under policy: ResolvedPolicy, at instant: PostgresTimestamp,
+        on connection: isolated PostgresConnection
+    ) async throws -> ExtractPolicy.Standing {
+        let statement = try Planner(policy).subjectStanding(key: key)
+        let rows = try await connection.query(
+            statement.sql,
+            Engine.values(statement, Engine.Bindings(asOf: instant, policyName: policy.name.rawValue)))
+        guard let row = rows.first else { return .notDue }
+        if try row.decode("processed", as: Bool.self) { return .processed }
+        guard try row.decode("rule_holds", as: Bool.self) else { return .notDue }
+        return try row.decode("exempted", as: Bool.self) ? .exempt : .due
     }
 
     /// The subject's consent events under `policies`, in the order recorded. Read from the registry's table

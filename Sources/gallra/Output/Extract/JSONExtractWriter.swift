@@ -102,6 +102,7 @@ struct ExtractDocumentHeader: Encodable {
         var legalBasis: String?
         var rule: String
         var tables: [String]
+        var standing: String
     }
 
     struct Unchecked: Encodable {
@@ -151,7 +152,8 @@ struct ExtractDocumentHeader: Encodable {
         policies = header.policies.map {
             Policy(
                 name: $0.name, version: $0.version, state: $0.state.rawValue, description: $0.description,
-                purpose: $0.purpose, legalBasis: $0.legalBasis?.rawValue, rule: $0.rule, tables: $0.tables)
+                purpose: $0.purpose, legalBasis: $0.legalBasis?.rawValue, rule: $0.rule, tables: $0.tables,
+                standing: $0.standing.rawValue)
         }
         uncheckedPolicies = header.uncheckedPolicies.map { Unchecked(name: $0.name, reason: $0.reason) }
         consent = header.consent.map {
