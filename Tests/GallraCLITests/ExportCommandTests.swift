@@ -248,6 +248,41 @@ struct ExportCommandTests {
                 }
                 let verify = try await run(Harness.gallraPath, ["audit", "verify", "--database", conninfo])
                 #expect(verify.status == 0, "\(verify.stdout)")
+
+                // A policy over the subject table that no longer validates is named as unchecked; one over another
+                // table is not.
+                try """
+                policy: ext-scores
+                state: draft
+                subject: { table: '"Ext"."Person"', key: id }
+                expires: { older_than: 1 year, created: joined }
+                data:
+                  - { table: '"Ext"."Person"', anonymize: { score: null } }
+                ---
+                policy: ext-homes
+                state: draft
+                subject: { table: '"Ext".home', key: id }
+                expires: { older_than: 1 year, created: built }
+                data:
+                  - { table: '"Ext".home', anonymize: { street: redact } }
+
+                """.write(toFile: "\(directory)/more.yaml", atomically: true, encoding: .utf8)
+                try await Harness.psql(
+                    "ALTER TABLE \"Ext\".home ADD COLUMN built timestamptz", database: database)
+                let more = try await run(
+                    Harness.gallraPath, ["policy", "apply", "--database", conninfo, "\(directory)/more.yaml"])
+                try #require(more.status == 0, "\(more.stdout)\(more.stderr)")
+                try await Harness.psql(
+                    "ALTER TABLE \"Ext\".\"Person\" DROP COLUMN score; ALTER TABLE \"Ext\".home DROP COLUMN built",
+                    database: database)
+                let path = "\(directory)/unchecked.json"
+                let result = try await run(
+                    Harness.gallraPath,
+                    ["export", "--subject", "\"Ext\".\"Person\":1", "--out", path, "--database", conninfo])
+                try #require(result.status == 0, "\(result.stderr)")
+                try expectValidAgainstSchema(path)
+                let unchecked = try #require(try Self.document(at: path)["unchecked_policies"] as? [[String: Any]])
+                #expect(unchecked.map { $0["name"] as? String } == ["ext-scores"])
             }
         }
     }

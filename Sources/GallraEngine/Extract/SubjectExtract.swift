@@ -116,7 +116,7 @@ public enum SubjectExtract {
                 takenAtMicroseconds: takenAt.microsecondsSince2000 + AuditTrail.postgresEpochOffset,
                 database: connection.database, subjectTable: subjectTable, keyColumn: subject.key.name,
                 key: canonicalKey, policies: described,
-                uncheckedPolicies: runnable.invalid.map { UncheckedPolicy(name: $0.name, reason: $0.reason) },
+                uncheckedPolicies: try await uncheckedPolicies(runnable.invalid, over: table, on: connection),
                 consent: consent, history: history))
 
         for plan in plans {
@@ -196,6 +196,22 @@ public enum SubjectExtract {
         default:
             "\(column)::text"
         }
+    }
+
+    /// The invalid policies that may be over `table`: those naming it (with or without a schema) as their subject
+    /// table, and those whose stored document cannot be read at all.
+    static func uncheckedPolicies(
+        _ invalid: [(name: String, reason: String)], over table: QualifiedName,
+        on connection: isolated PostgresConnection
+    ) async throws -> [UncheckedPolicy] {
+        guard !invalid.isEmpty else { return [] }
+        let stored = try await PolicyStore(connection: connection).loadAll()
+        let subjects = Dictionary(
+            stored.policies.map { ($0.stored.name, $0.policy.subject.table) }, uniquingKeysWith: { first, _ in first })
+        return invalid.filter { policy in
+            guard let subject = subjects[policy.name] else { return true }
+            return subject.name == table.name && (subject.schema == nil || subject.schema == table.schema)
+        }.map { UncheckedPolicy(name: $0.name, reason: $0.reason) }
     }
 
     /// Where subject `key` stands under `policy` at `instant`, by the planner's own rule, exemptions and processed
