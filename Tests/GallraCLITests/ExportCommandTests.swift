@@ -450,7 +450,7 @@ func expectValidAgainstSchema(_ path: String, sourceLocation: SourceLocation = #
         import json, sys, jsonschema
         schema = json.load(open(sys.argv[1]))
         jsonschema.Draft202012Validator.check_schema(schema)
-        validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
         errors = sorted(validator.iter_errors(json.load(open(sys.argv[2]))), key=lambda e: list(e.path))
         for error in errors[:5]:
             print(list(error.path), error.message[:300])
