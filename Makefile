@@ -37,6 +37,7 @@ demo:
 bench:
 	scripts/deps.sh
 	bench/run.sh
+	bench/export.sh
 
 # What the release binary costs: its size, the idle service's resident memory, a run's peak (bench/footprint.sh).
 footprint: release

@@ -72,6 +72,33 @@ public enum AuditChain {
     }
 }
 
+extension AuditChain {
+    /// The hash that seals a record of a register extract (`gallra.audit_export`): its fields and the previous
+    /// record's hash. Extracts have a chain of their own, so that reading data never waits on a batch's lock.
+    public static func exportHash(
+        sequence: Int64,
+        createdAtMicroseconds: Int64,
+        subjectTable: String,
+        subjectDigest: String?,
+        format: String,
+        databaseRole: String,
+        osUser: String,
+        previousHash: String
+    ) -> String {
+        var encoder = FieldEncoder(tag: "gallra-audit-export-v1")
+        encoder.append(String(sequence))
+        encoder.append(String(createdAtMicroseconds))
+        encoder.append(subjectTable)
+        // A missing digest is a field of its own kind: no digest text is empty.
+        encoder.append(subjectDigest ?? "")
+        encoder.append(format)
+        encoder.append(databaseRole)
+        encoder.append(osUser)
+        encoder.append(previousHash)
+        return Digest.hex(Digest.sha256(encoder.bytes))
+    }
+}
+
 /// One block of the audit trail: what one batch did, sealed into the chain.
 public struct AuditBlock: Sendable, Hashable, Codable {
     /// 1, 2, 3, ... without gaps.

@@ -35,9 +35,15 @@ public struct AuditVerification: Sendable, Hashable, Codable {
     public var firstBreak: AuditBreak?
     /// The outcome of checking for a hash recorded elsewhere, if one was given.
     public var expected: ExpectedHash?
+    /// Records of register extracts (`gallra.audit_export`), a chain of their own, verified intact.
+    public var exports = 0
+    /// Where the chain of extract records first breaks, in a sentence; nil when it holds.
+    public var exportBreak: String? = nil
 
-    /// The chain holds, and passes through the expected hash if one was given.
-    public var isIntact: Bool { firstBreak == nil && (expected.map { $0.foundAt != nil } ?? true) }
+    /// Both chains hold, and the blocks pass through the expected hash if one was given.
+    public var isIntact: Bool {
+        firstBreak == nil && exportBreak == nil && (expected.map { $0.foundAt != nil } ?? true)
+    }
 }
 
 /// Where and how the audit chain is broken.
@@ -393,9 +399,12 @@ extension AuditTrail {
                     detail: "a subject record was inserted under block \(block), which does not exist")
             }
         }
+        let exports = try await AuditExports.all(on: connection)
+        let exportBreak = AuditExports.firstBreak(in: exports)
         return AuditVerification(
             blocks: checker.blocks, records: checker.records, head: checker.previous, firstBreak: firstBreak,
-            expected: expectedHash.map { AuditVerification.ExpectedHash(hash: $0, foundAt: foundAt) })
+            expected: expectedHash.map { AuditVerification.ExpectedHash(hash: $0, foundAt: foundAt) },
+            exports: exportBreak.map { Int($0.sequence) - 1 } ?? exports.count, exportBreak: exportBreak?.problem)
     }
 
     static func decodeBlock(_ row: PostgresRow) throws -> AuditBlock {

@@ -245,6 +245,24 @@ public struct Planner: Sendable {
         return sql.statement(text)
     }
 
+    /// One subject's standing at `$asOf` (for a register extract): whether the rule holds for it, an exemption keeps
+    /// it, and the policy has processed it already (its row stays). No row when no subject has the key.
+    public func subjectStanding(key subjectKey: String) throws(PlanError) -> PlannedStatement {
+        try SQLText.checkTypeName(resolved.subject.keyType)
+        var sql = SQLBuilder()
+        let holds = rule(&sql, alias: "s")
+        let processed = notProcessed(&sql, alias: "s", overAll: true).map { "NOT (\($0))" } ?? "false"
+        let exempt = exempt(&sql, alias: "s") ?? "false"
+        let keyValue = sql.bind(.text(subjectKey))
+        let text = """
+            SELECT coalesce((\(holds)), false) AS rule_holds, coalesce((\(exempt)), false) AS exempted,
+                   \(processed) AS processed
+            FROM \(subjectTable) AS s
+            WHERE \(key("s")) = \(keyValue)::\(resolved.subject.keyType)
+            """
+        return sql.statement(text)
+    }
+
     /// The subject table's size for the `max_fraction` guard: `count(*)` (exact) for small or never analyzed tables.
     public func countTable() -> PlannedStatement {
         PlannedStatement(sql: "SELECT count(*) AS rows FROM \(subjectTable)", parameters: [])

@@ -71,7 +71,8 @@ extension Policy {
 }
 
 extension ResolvedRule {
-    var rendered: String {
+    /// The rule for people, as the plan prints it after `expires:`.
+    public var rendered: String {
         let place =
             path.isEmpty ? column.rendered(for: .sql) : "\(table.rendered(for: .sql)).\(column.rendered(for: .sql))"
         let index = index.map { "index \($0)" } ?? "no index"

@@ -222,8 +222,8 @@ struct MigrationTests {
                 (try policy("newsletter", extra: "legal_basis: consent"), source: "newsletter.yaml")
             ])
             _ = try await connection.query("SELECT gallra.grant_consent('shop.customer', '1', 'newsletter')")
-            // Migration 8, then the consent guards (9) and the subject lock (10).
-            #expect(try await Schema.migrate(on: connection).map(\.version) == [8, 9, 10])
+            // Migration 8, then the consent guards (9), the subject lock (10) and the extract records (11).
+            #expect(try await Schema.migrate(on: connection).map(\.version) == [8, 9, 10, 11])
 
             #expect(try await scalar("SELECT count(*) FROM gallra.consent_event", as: Int.self, on: connection) == 1)
             let function = try #require(
@@ -330,6 +330,48 @@ struct MigrationTests {
                     == Schema.migrations.count + 1)
             #expect(
                 try await scalar("SELECT to_regclass('gallra.never') IS NULL", as: Bool.self, on: connection))
+        }
+    }
+
+    @Test("version 11 adds the append-only record of extracts to a version 10 database, keeping its audit trail")
+    func auditExports() async throws {
+        try await TestDatabase.with { _, connection in
+            let throughTen = Array(Schema.migrations.prefix { $0.version <= 10 })
+            _ = try await Schema.migrate(
+                on: connection, migrations: throughTen, appliedBy: nil, logger: .init(label: "test"))
+            #expect(try await Schema.migrate(on: connection).map(\.version) == [11])
+            let record = try await AuditExports.append(
+                subjectTable: "shop.customer", subjectDigest: String(repeating: "ab", count: 32), format: "json",
+                osUser: "clerk", on: connection)
+            #expect(record.sequence == 1)
+            #expect(record.previousHash == AuditChain.genesisHash)
+            let second = try await AuditExports.append(
+                subjectTable: "shop.customer", subjectDigest: nil, format: "json", osUser: "clerk", on: connection)
+            #expect(second.previousHash == record.hash)
+            let stored = try await AuditExports.all(on: connection)
+            #expect(stored == [record, second])
+            #expect(AuditExports.firstBreak(in: stored) == nil)
+            for statement in [
+                "UPDATE gallra.audit_export SET os_user = 'x'", "DELETE FROM gallra.audit_export",
+                "TRUNCATE gallra.audit_export",
+            ] {
+                let error = await #expect(throws: PostgresError.self, "\(statement)") {
+                    try await connection.execute(statement)
+                }
+                #expect(error?.sqlState == "23001")
+            }
+            let refused = await #expect(throws: PostgresError.self) {
+                try await connection.execute(
+                    """
+                    INSERT INTO gallra.audit_export VALUES
+                        (3, now(), 't', 'not-a-digest', 'json', 'r', 'u', repeat('0', 64), repeat('1', 64))
+                    """)
+            }
+            #expect(refused?.sqlState == "23514")
+            var edited = stored
+            edited[0].osUser = "someone"
+            #expect(AuditExports.firstBreak(in: edited)?.sequence == 1)
+            #expect(AuditExports.firstBreak(in: [second])?.problem.contains("follows 0") == true)
         }
     }
 

@@ -61,6 +61,7 @@ struct LookupAudit: AsyncParsableCommand {
             let subject: String
             let digest: String
             let entries: [AuditSubjectEntry]
+            let exports: [AuditExport]
             do {
                 // A key needs no row: the trail is mostly about subjects already erased. A column's value can only
                 // be turned into a key by the row that holds it.
@@ -74,12 +75,13 @@ struct LookupAudit: AsyncParsableCommand {
                 subject = "\(found.table):\(found.key)"
                 digest = key.digester.digest(table: found.table, key: found.key)
                 entries = try await AuditTrail.lookup(digest: digest, on: connection)
+                exports = try await AuditExports.lookup(digest: digest, on: connection)
             } catch {
                 await connection.close()
                 throw error
             }
             await connection.close()
-            let report = LookupReport(subject: subject, subjectDigest: digest, entries: entries)
+            let report = LookupReport(subject: subject, subjectDigest: digest, entries: entries, exports: exports)
             switch output.format {
             case .json: try JSONOutput.print(report)
             case .text: Swift.print(report.text)
@@ -99,21 +101,36 @@ struct LookupReport: Encodable {
         var counts: [AuditCount]
     }
 
+    /// A register extract of the subject (`gallra export`).
+    struct Export: Encodable {
+        var sequence: Int64
+        var createdAt: String
+        var format: String
+        var databaseRole: String
+        var osUser: String
+    }
+
     var subject: String
     var subjectDigest: String
     var found: Bool
     var records: [Record]
+    var exports: [Export]
     private var entries: [AuditSubjectEntry]
 
     enum CodingKeys: String, CodingKey {
-        case subject, subjectDigest, found, records
+        case subject, subjectDigest, found, records, exports
     }
 
-    init(subject: String, subjectDigest: String, entries: [AuditSubjectEntry]) {
+    init(subject: String, subjectDigest: String, entries: [AuditSubjectEntry], exports: [AuditExport] = []) {
         self.entries = entries
         self.subject = subject
         self.subjectDigest = subjectDigest
-        found = !entries.isEmpty
+        found = !entries.isEmpty || !exports.isEmpty
+        self.exports = exports.map {
+            Export(
+                sequence: $0.sequence, createdAt: TimeText.rfc3339(unixMicroseconds: $0.createdAtMicroseconds),
+                format: $0.format, databaseRole: $0.databaseRole, osUser: $0.osUser)
+        }
         records = entries.map {
             Record(
                 block: $0.block, createdAt: TimeText.rfc3339(unixMicroseconds: $0.createdAtMicroseconds), run: $0.run,
@@ -123,13 +140,15 @@ struct LookupReport: Encodable {
     }
 
     var text: String {
-        guard !entries.isEmpty else {
+        guard !entries.isEmpty || !exports.isEmpty else {
             return "no record of \(subject) in the audit trail (subject digest \(subjectDigest); "
                 + "a digest made with another audit key matches nothing)"
         }
         var lines = [
-            "\(subject) was processed \(entries.count == 1 ? "once" : "\(entries.count) times") "
-                + "(subject digest \(subjectDigest)):"
+            entries.isEmpty
+                ? "\(subject) was never processed by a run (subject digest \(subjectDigest))"
+                : "\(subject) was processed \(entries.count == 1 ? "once" : "\(entries.count) times") "
+                    + "(subject digest \(subjectDigest)):"
         ]
         for record in entries {
             lines.append(
@@ -138,6 +157,14 @@ struct LookupReport: Encodable {
             for count in record.counts {
                 lines.append(
                     "    \(count.table) \(count.action.rawValue) \(count.rows) row\(count.rows == 1 ? "" : "s")")
+            }
+        }
+        if !exports.isEmpty {
+            lines.append("extracts (gallra export):")
+            for export in exports {
+                lines.append(
+                    "  \(export.createdAt.replacing("T", with: " ").replacing("Z", with: " UTC"))  "
+                        + "\(export.format)  by role \(export.databaseRole), user \(export.osUser)")
             }
         }
         return lines.joined(separator: "\n")

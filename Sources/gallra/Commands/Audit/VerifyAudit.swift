@@ -63,6 +63,8 @@ struct VerifyReport: Encodable {
     var head: AuditVerification.Head?
     var firstBreak: Break?
     var expectedHead: AuditVerification.ExpectedHash?
+    var exports: Int
+    var exportBreak: String?
 
     struct Break: Encodable {
         var block: Int64
@@ -80,6 +82,8 @@ struct VerifyReport: Encodable {
             Break(block: $0.block, reason: $0.reason, record: $0.record, message: $0.detail)
         }
         expectedHead = result.expected
+        exports = result.exports
+        exportBreak = result.exportBreak
     }
 
     static func text(_ result: AuditVerification) -> String {
@@ -87,6 +91,10 @@ struct VerifyReport: Encodable {
             "\(result.blocks) block\(result.blocks == 1 ? "" : "s"), \(result.records) subject record"
             + (result.records == 1 ? "" : "s")
         let head = result.head.map { "head \($0.sequence) \($0.hash)" } ?? "empty trail"
+        let exports = "\(result.exports) extract record\(result.exports == 1 ? "" : "s")"
+        if let broken = result.exportBreak, result.firstBreak == nil {
+            return "audit trail BROKEN: \(broken)\nblocks intact: \(counts); \(head); \(exports) intact before it"
+        }
         if let broken = result.firstBreak {
             var lines = ["audit trail BROKEN at block \(broken.block): \(broken.detail)"]
             if let last = result.head {
@@ -94,7 +102,7 @@ struct VerifyReport: Encodable {
             }
             return lines.joined(separator: "\n")
         }
-        var lines = ["audit trail intact: \(counts); \(head)"]
+        var lines = ["audit trail intact: \(counts); \(head)" + (result.exports > 0 ? "; \(exports)" : "")]
         if let expected = result.expected {
             if let found = expected.foundAt {
                 lines.append("the chain passes through the expected hash at block \(found)")

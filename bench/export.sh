@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# `make bench`, its last step: the memory of `gallra export` for a subject with many rows (docs/export.md).
+#
+#   bench/export.sh [GALLRA_BINARY]      (default .build/release/gallra, built by scripts/release.sh if missing)
+#
+# Starts a throwaway PostgreSQL (scripts/pg.sh), loads the demo shop (EXPORT_CUSTOMERS customers, default 1000),
+# gives customer 1 EXPORT_ORDERS more orders (default 200000, copies of one of theirs), and exports the customer
+# as JSON to a file. Prints one line per figure:
+#
+#   export_rows N           the rows the extract holds (all tables)
+#   export_bytes N          the size of the extract
+#   export_seconds X        its wall time
+#   export_peak_rss_kb N    the export's maximum resident set size (GNU time); gallra reads rows with a cursor and
+#                           writes them as they come, so it does not grow with the rows: it stays under 60 MB
+#
+# Exits 1 when the peak is 60 MB or more. The server is removed on exit, whatever happens.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+customers=${EXPORT_CUSTOMERS:-1000}
+orders=${EXPORT_ORDERS:-200000}
+limit_kb=$((60 * 1024))
+
+log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+
+gallra=${1:-.build/release/gallra}
+if [ $# -eq 0 ] && [ ! -x "$gallra" ]; then
+    log "building gallra (release)"
+    scripts/release.sh 2>&1 | tail -n 1 >&2
+fi
+[ -x "$gallra" ] || {
+    echo "export.sh: $gallra is not an executable; build one with scripts/release.sh" >&2
+    exit 66
+}
+[ -x /usr/bin/time ] || {
+    echo "export.sh: GNU time (/usr/bin/time) is missing; scripts/deps.sh installs it" >&2
+    exit 69
+}
+gallra=$(realpath "$gallra")
+
+work=$(mktemp -d /tmp/gallra-export-bench.XXXXXX)
+chmod 0755 "$work"
+cleanup() {
+    status=$?
+    scripts/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
+    rm -rf "$work"
+    exit $status
+}
+trap cleanup EXIT INT TERM
+
+quiet() {
+    "$@" >>"$work/setup.log" 2>&1 || {
+        cat "$work/setup.log" >&2
+        echo "export.sh: failed: $*" >&2
+        exit 70
+    }
+}
+
+log "starting a throwaway PostgreSQL, loading the demo shop ($customers customers, $orders more orders for one)"
+server=$(scripts/pg.sh start "$work/pg")
+quiet psql "$server" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE shop"
+unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID JOURNAL_STREAM CREDENTIALS_DIRECTORY GALLRA_CONFIG
+while read -r name; do unset "$name"; done < <(env | sed -n 's/^\(\(GALLRA\|PG\)[A-Z_]*\)=.*/\1/p')
+export GALLRA_DATABASE="$server dbname=shop"
+quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -f config/demo/schema.sql
+quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -v customers="$customers" \
+    -v as_of='2026-11-29 00:00:00+00' -f config/demo/generate.sql
+# Customer 1 gets copies of an order (their own if they have one), each with its own id and time.
+quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -c "
+    INSERT INTO shop.\"order\" (customer_id, placed_at, status, email, full_name, phone, birth_date,
+                                shipping_address_id, total)
+    SELECT 1, o.placed_at - i * interval '1 minute', o.status, o.email, o.full_name, o.phone, o.birth_date,
+           o.shipping_address_id, o.total + i % 100
+    FROM (SELECT * FROM shop.\"order\" ORDER BY customer_id = 1 DESC, id LIMIT 1) AS o,
+         generate_series(1, $orders) AS i"
+quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -c "VACUUM ANALYZE"
+(umask 077; head -c 48 /dev/urandom | base64 >"$work/audit-key")
+export GALLRA_AUDIT_KEY_FILE="$work/audit-key"
+quiet "$gallra" migrate
+quiet "$gallra" policy apply config/policies
+
+log "gallra export --subject shop.customer:1"
+/usr/bin/time -v -o "$work/time.txt" "$gallra" export --subject shop.customer:1 --out "$work/extract.json" \
+    2>"$work/export.log" || {
+    cat "$work/export.log" >&2
+    echo "export.sh: gallra export failed" >&2
+    exit 70
+}
+rows=$(python3 -c 'import json, sys; print(sum(t["row_count"] for t in json.load(open(sys.argv[1]))["tables"]))' \
+    "$work/extract.json")
+echo "export_rows $rows"
+echo "export_bytes $(stat -c %s "$work/extract.json")"
+awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i];
+    printf "export_seconds %.2f\n", s }' "$work/time.txt"
+peak=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$work/time.txt")
+echo "export_peak_rss_kb $peak"
+if [ "$peak" -ge "$limit_kb" ]; then
+    echo "export.sh: the export's peak resident set ($peak kB) is not under 60 MB" >&2
+    exit 1
+fi
