@@ -292,7 +292,7 @@ struct ConsentRegistryTests {
                         FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
                         WHERE n.nspname = 'gallra' AND c.relkind IN ('r', 'v') ORDER BY 1
                         """)
-                    #expect(relations.count == 13)
+                    #expect(relations.count == 14)
                     for relation in relations {
                         let name = try relation.decode("name", as: String.self)
                         var statements = ["SELECT * FROM \(name)"]
