@@ -49,6 +49,22 @@ public struct SubjectConsent: Sendable, Hashable {
     public var events: [ConsentEvent]
 }
 
+extension ConsentEvent {
+    /// An event from a row with the columns of `gallra.consent_event` (`event`, `policy_version`, `recorded_at`,
+    /// `source`, `evidence`, `recorded_by`) and the policy's name in `policyColumn`.
+    init(row: PostgresRow, policyColumn: String) throws {
+        self.init(
+            event: try ConsentRegistry.kind(row.decode("event", as: String.self)),
+            policy: try row.decode(policyColumn, as: String.self),
+            policyVersion: try row.decode("policy_version", as: Int.self),
+            recordedAtMicroseconds: try row.decode("recorded_at", as: PostgresTimestamp.self).microsecondsSince2000
+                + AuditTrail.postgresEpochOffset,
+            source: try row.decode("source", as: String?.self),
+            evidence: try row.decode("evidence", as: String?.self),
+            recordedBy: try row.decode("recorded_by", as: String.self))
+    }
+}
+
 /// Grants and revocations of one policy in one calendar month (UTC).
 public struct ConsentMonth: Sendable, Hashable {
     /// `YYYY-MM`.
@@ -180,17 +196,7 @@ public struct ConsentRegistry: Sendable {
                 FROM gallra.consent_history($1, $2, $3)
                 """, [.text(table), .text(key), policy.map { .text($0) } ?? .null])
         }
-        return try rows.map { row in
-            ConsentEvent(
-                event: try Self.kind(row.decode("event", as: String.self)),
-                policy: try row.decode("policy_name", as: String.self),
-                policyVersion: try row.decode("policy_version", as: Int.self),
-                recordedAtMicroseconds: try row.decode("recorded_at", as: PostgresTimestamp.self).microsecondsSince2000
-                    + AuditTrail.postgresEpochOffset,
-                source: try row.decode("source", as: String?.self),
-                evidence: try row.decode("evidence", as: String?.self),
-                recordedBy: try row.decode("recorded_by", as: String.self))
-        }
+        return try rows.map { try ConsentEvent(row: $0, policyColumn: "policy_name") }
     }
 
     /// A subject's history (for one policy, or every policy of its table) and, for every policy in it and for

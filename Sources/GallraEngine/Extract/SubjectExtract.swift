@@ -245,17 +245,7 @@ public enum SubjectExtract {
             WHERE e.policy IN (SELECT jsonb_array_elements_text($1::jsonb)) AND e.subject_key = $2
             ORDER BY e.id
             """, [.jsonb(JSONValue.array(policies.map(JSONValue.string)).canonicalText), .text(key)])
-        return try rows.map { row in
-            ConsentEvent(
-                event: try ConsentRegistry.kind(row.decode("event", as: String.self)),
-                policy: try row.decode("policy", as: String.self),
-                policyVersion: try row.decode("policy_version", as: Int.self),
-                recordedAtMicroseconds: try row.decode("recorded_at", as: PostgresTimestamp.self).microsecondsSince2000
-                    + AuditTrail.postgresEpochOffset,
-                source: try row.decode("source", as: String?.self),
-                evidence: try row.decode("evidence", as: String?.self),
-                recordedBy: try row.decode("recorded_by", as: String.self))
-        }
+        return try rows.map { try ConsentEvent(row: $0, policyColumn: "policy") }
     }
 }
 

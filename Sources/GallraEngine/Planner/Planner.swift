@@ -326,20 +326,29 @@ public struct Planner: Sendable {
     public func countConsentEvents() -> PlannedStatement {
         var sql = SQLBuilder()
         let due = due(&sql, alias: "s")
+        let keys = """
+            SELECT \(key("s"))::text FROM \(subjectTable) AS s
+            WHERE \(due)
+            ORDER BY \(key("s")) LIMIT \(sql.bind(.limit))
+            """
+        let text = countConsentEvents(&sql, keys: keys)
+        return sql.statement(text)
+    }
+
+    /// `SELECT count(*) AS events` of the consent events whose key `keys` (a query of key texts) returns, under
+    /// every policy and in every spelling of the subject table a stored policy uses, as `gallra.erase_consent`
+    /// finds them.
+    func countConsentEvents(_ sql: inout SQLBuilder, keys: String) -> String {
         let table = sql.bind(.text(resolved.subject.table.description))
-        let text = """
+        return """
             SELECT count(*) AS events FROM gallra.consent_event AS e
             WHERE e.subject_table IN (
                 SELECT \(table)::text
                 UNION
                 SELECT p.definition->'subject'->>'table' FROM gallra.policy AS p
                 WHERE parse_ident(p.definition->'subject'->>'table') = parse_ident(\(table)::text))
-              AND e.subject_key IN (
-                SELECT \(key("s"))::text FROM \(subjectTable) AS s
-                WHERE \(due)
-                ORDER BY \(key("s")) LIMIT \(sql.bind(.limit)))
+              AND e.subject_key IN (\(keys))
             """
-        return sql.statement(text)
     }
 
     /// Which subjects a step acts for: the batch's keys (bound as one jsonb array of texts), or every due subject.

@@ -76,19 +76,8 @@ extension Planner {
         var sql = SQLBuilder()
         let member = member(&sql, .batch, key: key("s"))
         let due = due(&sql, alias: "s")
-        let table = sql.bind(.text(resolved.subject.table.description))
-        let text = """
-            SELECT count(*) AS events FROM gallra.consent_event AS e
-            WHERE e.subject_table IN (
-                SELECT \(table)::text
-                UNION
-                SELECT p.definition->'subject'->>'table' FROM gallra.policy AS p
-                WHERE parse_ident(p.definition->'subject'->>'table') = parse_ident(\(table)::text))
-              AND e.subject_key IN (
-                SELECT \(key("s"))::text FROM \(subjectTable) AS s
-                WHERE \(member)
-                  AND \(due))
-            """
+        let keys = "SELECT \(key("s"))::text FROM \(subjectTable) AS s WHERE \(member) AND \(due)"
+        let text = countConsentEvents(&sql, keys: keys)
         return sql.statement(text)
     }
 }

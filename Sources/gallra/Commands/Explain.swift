@@ -34,11 +34,7 @@ struct Explain: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(
-        help: ArgumentHelp(
-            "The subject: its table, a colon, and its key or column=value.",
-            valueName: "table:key|table:column=value"))
-    var subject: String
+    @OptionGroup var subject: SubjectOption
 
     @Option(
         help: ArgumentHelp(
@@ -52,7 +48,6 @@ struct Explain: AsyncParsableCommand {
     @OptionGroup var output: FormatOptions
 
     func validate() throws {
-        _ = try SubjectReference(parsing: subject)
         if let asOf, TimeText.parseInstant(asOf) == nil {
             throw ValidationError(
                 "--as-of \(asOf): not a timestamp; write it as ISO 8601, e.g. 2027-01-01T00:00:00Z or 2027-01-01")
@@ -62,7 +57,7 @@ struct Explain: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let context = try await CommandContext.start(global)
-            let reference = try SubjectReference(parsing: subject)
+            let reference = try subject.reference()
             let digester = try (auditKeyFile ?? context.settings.auditKeyFile).map {
                 try AuditKey.read(path: $0).digester
             }
@@ -73,11 +68,7 @@ struct Explain: AsyncParsableCommand {
             do {
                 // A key is explained as given, row or no row (the audit trail may hold an erased subject); a
                 // COLUMN=VALUE is found first, in exactly one row.
-                if let given = reference.key {
-                    key = given
-                } else {
-                    key = try await reference.find(on: connection).key
-                }
+                key = try await reference.key(on: connection)
                 let runnable = try await RunnablePolicies.load(on: connection, names: [], includeDrafts: true)
                 invalid = runnable.invalid
                 let disabled = try await PolicyStore(connection: connection).loadAll().policies.filter {

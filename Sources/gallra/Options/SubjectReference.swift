@@ -54,6 +54,12 @@ struct SubjectReference {
         return nil
     }
 
+    /// The key as typed, or the key of the one row a `COLUMN=VALUE` finds (exit 66 or 65 as ``find(on:)``).
+    func key(on connection: PostgresConnection) async throws -> String {
+        if let key { return key }
+        return try await find(on: connection).key
+    }
+
     /// The subject's row, looked up in its table: exit 66 when none matches, 65 when several do or the value does
     /// not fit the column.
     func find(on connection: PostgresConnection) async throws -> FoundSubject {

@@ -31,24 +31,17 @@ struct LookupAudit: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(
-        help: ArgumentHelp(
-            "The subject: its table, a colon, and its key or column=value.", valueName: "table:key|table:column=value"))
-    var subject: String
+    @OptionGroup var subject: SubjectOption
 
     @Option(help: ArgumentHelp("The audit key file (overrides audit.key_file).", valueName: "path"))
     var auditKeyFile: String?
 
     @OptionGroup var output: FormatOptions
 
-    func validate() throws {
-        _ = try SubjectReference(parsing: subject)
-    }
-
     func run() async throws {
         try await reportingFailures {
             let context = try await CommandContext.start(global)
-            let reference = try SubjectReference(parsing: subject)
+            let reference = try subject.reference()
             guard let keyPath = auditKeyFile ?? context.settings.auditKeyFile else {
                 throw CommandFailure(
                     .configuration,

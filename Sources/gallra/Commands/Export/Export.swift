@@ -51,11 +51,7 @@ struct Export: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(
-        help: ArgumentHelp(
-            "The subject: its table, a colon, and its key or column=value.",
-            valueName: "table:key|table:column=value"))
-    var subject: String
+    @OptionGroup var subject: SubjectOption
 
     @Option(help: "The format of the extract. Only json is available in this gallra.")
     var format: Format = .json
@@ -73,7 +69,6 @@ struct Export: AsyncParsableCommand {
     var auditKeyFile: String?
 
     func validate() throws {
-        _ = try SubjectReference(parsing: subject)
         guard format == .json else {
             throw ValidationError(
                 "--format \(format.rawValue) is not available in this gallra: extracts are written as json only. "
@@ -90,19 +85,14 @@ struct Export: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let context = try await CommandContext.start(global)
-            let reference = try SubjectReference(parsing: subject)
+            let reference = try subject.reference()
             let keyPath = auditKeyFile ?? context.settings.auditKeyFile
             let digester = try keyPath.map { try AuditKey.read(path: $0).digester }
             let file = try ExtractFile(out.map { .file(path: $0, force: force) } ?? .standardOutput)
             let connection = try await context.connectToCurrentSchema()
             do {
                 // A COLUMN=VALUE is found first, in exactly one row; the extract then reads by its key.
-                let key: String
-                if let given = reference.key {
-                    key = given
-                } else {
-                    key = try await reference.find(on: connection).key
-                }
+                let key = try await reference.key(on: connection)
                 let written = try await SubjectExtract.write(
                     table: reference.table, key: key, digester: digester, on: connection,
                     to: JSONExtractWriter(file: file))
