@@ -25,11 +25,7 @@ struct ConsentCommand: AsyncParsableCommand {
 
 /// The options `grant` and `revoke` share.
 struct ConsentEventOptions: ParsableArguments {
-    @Option(
-        help: ArgumentHelp(
-            "The customer: the subject table, a colon, and the key or column=value.",
-            valueName: "table:key|table:column=value"))
-    var subject: String
+    @OptionGroup var subject: SubjectOption
 
     @Option(help: ArgumentHelp("The policy's name (gallra policy list shows them).", valueName: "name"))
     var policy: String
@@ -45,7 +41,4 @@ struct ConsentEventOptions: ParsableArguments {
             valueName: "text"))
     var evidence: String?
 
-    func validate() throws {
-        _ = try SubjectReference(parsing: subject)
-    }
 }

@@ -51,7 +51,7 @@ enum ConsentEventRecording {
     static func record(
         _ kind: Kind, _ options: ConsentEventOptions, global: GlobalOptions, format: OutputFormat
     ) async throws {
-        let reference = try SubjectReference(parsing: options.subject)
+        let reference = try options.subject.reference()
         let context = try await CommandContext.start(global)
         let connection = try await context.connectToCurrentSchema()
         let registry = ConsentRegistry(connection: connection)

@@ -21,20 +21,12 @@ struct ShowConsent: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(
-        help: ArgumentHelp(
-            "The customer: the subject table, a colon, and the key or column=value.",
-            valueName: "table:key|table:column=value"))
-    var subject: String
+    @OptionGroup var subject: SubjectOption
 
     @Option(help: ArgumentHelp("Only this policy.", valueName: "name"))
     var policy: String?
 
     @OptionGroup var output: FormatOptions
-
-    func validate() throws {
-        _ = try SubjectReference(parsing: subject)
-    }
 
     struct Report: Encodable {
         struct Policy: Encodable {
@@ -59,7 +51,7 @@ struct ShowConsent: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
-            let reference = try SubjectReference(parsing: subject)
+            let reference = try subject.reference()
             let context = try await CommandContext.start(global)
             let connection = try await context.connectToCurrentSchema()
             // Whether consent is in force is the registry's own answer (gallra.consent_in_force), not worked out
