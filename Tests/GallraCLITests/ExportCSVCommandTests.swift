@@ -118,7 +118,8 @@ struct ExportCSVCommandTests {
                     #expect(mode == 0o600)
                     let archive = try await CSVArchive.read(path)
                     let tables = try archive.tables()
-                    #expect(tables.map(\.table) == ["\"Ext\".\"Person\"", "\"Ext\".note", "\"Ext\".event", "\"Ext\".home"])
+                    #expect(
+                        tables.map(\.table) == ["\"Ext\".\"Person\"", "\"Ext\".note", "\"Ext\".event", "\"Ext\".home"])
                     #expect(tables.map(\.file) == ["Ext.Person.csv", "Ext.note.csv", "Ext.event.csv", "Ext.home.csv"])
                     #expect(tables.first { $0.file == "Ext.note.csv" }?.policies == ["ext-notes", "ext-people"])
                     #expect(
@@ -317,8 +318,7 @@ struct CSVArchive {
         #expect(
             (result["readme"] as? String)?.contains("RFC 4180") == true, sourceLocation: sourceLocation)
         var files: [String: File] = [:]
-        for (name, value) in try #require(result["files"] as? [String: [String: Any]], sourceLocation: sourceLocation)
-        {
+        for (name, value) in try #require(result["files"] as? [String: [String: Any]], sourceLocation: sourceLocation) {
             #expect(value["bom"] as? Bool == false, "\(name) starts with a BOM", sourceLocation: sourceLocation)
             #expect(value["crlf"] as? Bool == true, "\(name): a line not ended by CRLF", sourceLocation: sourceLocation)
             files[name] = File(

@@ -197,8 +197,10 @@ struct FileNames {
     static func safe(_ part: String) -> String {
         String(
             part.unicodeScalars.map { scalar -> Character in
-                scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "_"
-                    || scalar == "-") ? Character(scalar) : "_"
+                scalar.isASCII
+                    && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "_"
+                        || scalar == "-")
+                    ? Character(scalar) : "_"
             })
     }
 }
