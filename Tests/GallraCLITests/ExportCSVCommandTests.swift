@@ -96,6 +96,7 @@ struct ExportCSVCommandTests {
                     UPDATE "Ext".note SET body = '' WHERE id = 21;
                     UPDATE "Ext".note SET body = NULL WHERE id = 22;
                     UPDATE "Ext"."Person" SET "Email" = E'x,"y"\\nz' WHERE id = 5;
+                    UPDATE "Ext"."Person" SET settings = '"a,\\"q\\""' WHERE id = 6;
                     """, database: database)
                 let migrate = try await run(Harness.gallraPath, ["migrate", "--database", conninfo])
                 try #require(migrate.status == 0, "\(migrate.stderr)")
@@ -144,6 +145,10 @@ struct ExportCSVCommandTests {
                     if id == 2 {
                         let notes = try #require(archive.files["Ext.note.csv"]).raw
                         #expect(notes == "id,person_id,body\r\n21,2,\"\"\r\n22,2,\r\n", "\(notes)")
+                    }
+                    if id == 6 {
+                        // A json string is its JSON text, quotes and escapes kept.
+                        #expect(field["settings"] == "\"a,\\\"q\\\"\"", "\(field)")
                     }
                     if id == 5 {
                         #expect(person.raw.contains(",\"x,\"\"y\"\"\nz\","), "\(person.raw)")

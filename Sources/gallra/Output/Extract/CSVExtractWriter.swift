@@ -65,10 +65,10 @@ final class CSVExtractWriter: ExtractWriter, @unchecked Sendable {
 
     func rows(_ rows: [String]) throws {
         guard let current else { return }
-        let columnCount = current.table.columns.count
+        let jsonColumns = current.table.columns.map { $0.type == "json" || $0.type == "jsonb" }
         for row in rows {
             do {
-                try CSVRecord.appendRow(row, columnCount: columnCount, to: &current.scratch.buffer)
+                try CSVRecord.appendRow(row, jsonColumns: jsonColumns, to: &current.scratch.buffer)
             } catch {
                 throw CommandFailure(.software, "\(current.table.name): \(error)")
             }

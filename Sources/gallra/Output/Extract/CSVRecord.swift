@@ -19,13 +19,14 @@ enum CSVRecord {
     }
 
     /// Appends the record of one row, given as the engine writes it: a JSON object of the table's columns in
-    /// order. Strings are written as their text; numbers, booleans, and json values (objects, arrays) as their
-    /// JSON text, which is PostgreSQL's text of the value; null as an empty field.
-    static func appendRow(_ json: String, columnCount: Int, to out: inout [UInt8]) throws {
+    /// order. Strings are written as their text; numbers, booleans, and the values of `jsonColumns` (json and
+    /// jsonb, a string among them) as their JSON text, which is PostgreSQL's text of the value; null as an empty
+    /// field (the engine's rows do not tell a json `null` from SQL NULL).
+    static func appendRow(_ json: String, jsonColumns: [Bool], to out: inout [UInt8]) throws {
         var json = json
         try json.withUTF8 { bytes throws in
             var scanner = Scanner(bytes: bytes)
-            try scanner.appendObject(columnCount: columnCount, to: &out)
+            try scanner.appendObject(jsonColumns: jsonColumns, to: &out)
         }
         out.append(contentsOf: lineEnd)
     }
@@ -58,7 +59,7 @@ enum CSVRecord {
             self.bytes = bytes
         }
 
-        mutating func appendObject(columnCount: Int, to out: inout [UInt8]) throws {
+        mutating func appendObject(jsonColumns: [Bool], to out: inout [UInt8]) throws {
             skipWhitespace()
             try expect(UInt8(ascii: "{"))
             var fields = 0
@@ -72,8 +73,11 @@ enum CSVRecord {
                     skipWhitespace()
                     try expect(UInt8(ascii: ":"))
                     skipWhitespace()
+                    guard fields < jsonColumns.count else {
+                        throw MalformedRow(reason: "more values than the \(jsonColumns.count) columns")
+                    }
                     if fields > 0 { out.append(comma) }
-                    try appendValue(to: &out)
+                    try appendValue(json: jsonColumns[fields], to: &out)
                     fields += 1
                     skipWhitespace()
                     let next = peek()
@@ -83,14 +87,18 @@ enum CSVRecord {
                     throw MalformedRow(reason: "expected , or } at byte \(index - 1)")
                 }
             }
-            guard fields == columnCount else {
-                throw MalformedRow(reason: "\(fields) values for \(columnCount) columns")
+            guard fields == jsonColumns.count else {
+                throw MalformedRow(reason: "\(fields) values for \(jsonColumns.count) columns")
             }
         }
 
-        mutating func appendValue(to out: inout [UInt8]) throws {
+        mutating func appendValue(json: Bool, to out: inout [UInt8]) throws {
             guard let first = peek() else { throw MalformedRow(reason: "the row ends inside a value") }
             switch first {
+            case quote where json:
+                let start = index
+                _ = try string()
+                appendText(bytes[start..<index], to: &out)
             case quote:
                 appendText(try string(), to: &out)
             case UInt8(ascii: "n"):
