@@ -27,6 +27,9 @@ struct Export: AsyncParsableCommand {
             gallra audit verify checks their chain. Without an audit key the extract says that the processing \
             history could not be read, and its record holds no digest.
 
+            --format csv writes a zip archive: one CSV file per table (RFC 4180, a header row, UTF-8; NULL an \
+            empty field, an empty text ""), manifest.json with everything else, and README.txt; it needs --out.
+
             --out writes a file of mode 0600, which appears only once complete and never replaces an existing \
             file unless --force is given; without --out the extract goes to stdout. Rows are read and written in \
             chunks, so memory does not grow with them.
@@ -35,14 +38,16 @@ struct Export: AsyncParsableCommand {
               gallra export --subject shop.customer:1234 --out customer-1234.json
               gallra export --subject '"Shop"."Customer":7' --audit-key-file /etc/gallra/audit-key > extract.json
               gallra export --subject shop.customer:email=ada@example.org --out ada.json
+              gallra export --subject shop.customer:1234 --format csv --out customer-1234.zip
 
-            Exit status: 0 written; 64 a wrong option, a format not available, or --out naming an existing file; \
+            Exit status: 0 written; 64 a wrong option, a format not available, csv without --out, or --out naming \
+            an existing file; \
             65 no active or draft policy has its subjects in the table; 66 no subject has that key; 78 no schema \
             or a wrong setting.
             """
     )
 
-    /// The formats of an extract; only JSON is written by this gallra.
+    /// The formats of an extract; JSON and CSV are written by this gallra.
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case json
         case html
@@ -53,7 +58,7 @@ struct Export: AsyncParsableCommand {
 
     @OptionGroup var subject: SubjectOption
 
-    @Option(help: "The format of the extract. Only json is available in this gallra.")
+    @Option(help: "The format of the extract: json, or csv (a zip archive; needs --out).")
     var format: Format = .json
 
     @Option(help: ArgumentHelp("Write the extract to this file (mode 0600) instead of stdout.", valueName: "path"))
@@ -69,10 +74,14 @@ struct Export: AsyncParsableCommand {
     var auditKeyFile: String?
 
     func validate() throws {
-        guard format == .json else {
+        guard format != .html else {
             throw ValidationError(
-                "--format \(format.rawValue) is not available in this gallra: extracts are written as json only. "
-                    + "Give --format json (or leave --format out).")
+                "--format \(format.rawValue) is not available in this gallra: extracts are written as json or csv. "
+                    + "Give --format json (or leave --format out) or --format csv.")
+        }
+        if format == .csv, out == nil {
+            throw ValidationError(
+                "--format csv writes a zip archive, which is not written to stdout: give --out PATH (a .zip file).")
         }
         if force, out == nil {
             throw ValidationError("--force replaces the file of --out; give --out PATH with it.")
@@ -93,9 +102,13 @@ struct Export: AsyncParsableCommand {
             do {
                 // A COLUMN=VALUE is found first, in exactly one row; the extract then reads by its key.
                 let key = try await reference.key(on: connection)
+                let writer: any ExtractWriter =
+                    switch format {
+                    case .csv: try CSVExtractWriter(file: file)
+                    case .json, .html: JSONExtractWriter(file: file)
+                    }
                 let written = try await SubjectExtract.write(
-                    table: reference.table, key: key, digester: digester, on: connection,
-                    to: JSONExtractWriter(file: file))
+                    table: reference.table, key: key, digester: digester, on: connection, to: writer)
                 try file.flush()
                 try await AuditExports.append(
                     subjectTable: written.subjectTable, subjectDigest: written.subjectDigest,

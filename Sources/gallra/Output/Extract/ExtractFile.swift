@@ -77,11 +77,23 @@ final class ExtractFile {
         buffer.removeAll(keepingCapacity: true)
     }
 
+    /// Gives the temporary file's path to a library that creates and writes the file itself (a zip archive, whose
+    /// writer seeks): the file is removed for it to create anew, with `O_EXCL`. Nil for stdout. `publish` and
+    /// `discard` then act on what the library wrote.
+    func handOver() -> String? {
+        guard let temporaryPath else { return nil }
+        if descriptor >= 0 { close(descriptor) }
+        descriptor = -1
+        unlink(temporaryPath)
+        return temporaryPath
+    }
+
     /// Flushes and, for a file, syncs it and gives it its name.
     func publish() throws {
         try flush()
         guard case .file(let path, let force) = target, let temporaryPath else { return }
-        guard fsync(descriptor) == 0, close(descriptor) == 0 else {
+        if descriptor < 0 { descriptor = open(temporaryPath, O_RDONLY) }  // written by a library (`handOver`)
+        guard descriptor >= 0, fsync(descriptor) == 0, close(descriptor) == 0 else {
             throw CommandFailure(.software, "writing \(path) failed: \(String(cString: strerror(errno)))")
         }
         descriptor = -1
