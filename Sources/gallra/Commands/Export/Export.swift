@@ -42,7 +42,7 @@ struct Export: AsyncParsableCommand {
             """
     )
 
-    /// The formats of an extract; only JSON is written by this gallra.
+    /// The formats of an extract; JSON and HTML are written by this gallra.
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case json
         case html
@@ -57,7 +57,7 @@ struct Export: AsyncParsableCommand {
             valueName: "table:key|table:column=value"))
     var subject: String
 
-    @Option(help: "The format of the extract. Only json is available in this gallra.")
+    @Option(help: "The format of the extract: json (a document for programs) or html (a page for the person).")
     var format: Format = .json
 
     @Option(help: ArgumentHelp("Write the extract to this file (mode 0600) instead of stdout.", valueName: "path"))
@@ -74,10 +74,10 @@ struct Export: AsyncParsableCommand {
 
     func validate() throws {
         _ = try SubjectReference(parsing: subject)
-        guard format == .json else {
+        guard format != .csv else {
             throw ValidationError(
-                "--format \(format.rawValue) is not available in this gallra: extracts are written as json only. "
-                    + "Give --format json (or leave --format out).")
+                "--format \(format.rawValue) is not available in this gallra: extracts are written as json or html. "
+                    + "Give --format json or --format html (or leave --format out).")
         }
         if force, out == nil {
             throw ValidationError("--force replaces the file of --out; give --out PATH with it.")
@@ -103,9 +103,10 @@ struct Export: AsyncParsableCommand {
                 } else {
                     key = try await reference.find(on: connection).key
                 }
+                let writer: any ExtractWriter =
+                    format == .html ? HTMLExtractWriter(file: file) : JSONExtractWriter(file: file)
                 let written = try await SubjectExtract.write(
-                    table: reference.table, key: key, digester: digester, on: connection,
-                    to: JSONExtractWriter(file: file))
+                    table: reference.table, key: key, digester: digester, on: connection, to: writer)
                 try file.flush()
                 try await AuditExports.append(
                     subjectTable: written.subjectTable, subjectDigest: written.subjectDigest,
