@@ -22,6 +22,10 @@ struct Export: AsyncParsableCommand {
             audit trail (runs that processed it, earlier extracts). docs/export.md describes the document; \
             docs/export.schema.json is its JSON Schema.
 
+            --format json (the default) writes that document, for programs; --format html writes one \
+            self-contained page for the person the data is about, to read or print: no scripts, nothing loaded \
+            from elsewhere, one table per table of data.
+
             Each extract is recorded in the audit trail (gallra.audit_export: the subject's digest, the database \
             role and operating-system user, when, the format); gallra audit lookup lists a subject's extracts and \
             gallra audit verify checks their chain. Without an audit key the extract says that the processing \
@@ -34,7 +38,7 @@ struct Export: AsyncParsableCommand {
             Examples:
               gallra export --subject shop.customer:1234 --out customer-1234.json
               gallra export --subject '"Shop"."Customer":7' --audit-key-file /etc/gallra/audit-key > extract.json
-              gallra export --subject shop.customer:email=ada@example.org --out ada.json
+              gallra export --subject shop.customer:email=ada@example.org --format html --out ada.html
 
             Exit status: 0 written; 64 a wrong option, a format not available, or --out naming an existing file; \
             65 no active or draft policy has its subjects in the table; 66 no subject has that key; 78 no schema \
