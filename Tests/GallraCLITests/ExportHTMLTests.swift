@@ -116,7 +116,11 @@ struct ExportHTMLTests {
                     ("\"Ext\".\"Person\"", "SELECT count(*) FROM \"Ext\".\"Person\" WHERE id = 5"),
                     ("\"Ext\".note", "SELECT count(*) FROM \"Ext\".note WHERE person_id = 5"),
                     ("\"Ext\".event", "SELECT count(*) FROM \"Ext\".event WHERE person_id = 5"),
-                    ("\"Ext\".home", "SELECT count(*) FROM \"Ext\".home h JOIN \"Ext\".\"Person\" p ON p.home_id = h.id WHERE p.id = 5"),
+                    (
+                        "\"Ext\".home",
+                        "SELECT count(*) FROM \"Ext\".home h JOIN \"Ext\".\"Person\" p ON p.home_id = h.id "
+                            + "WHERE p.id = 5"
+                    ),
                 ] {
                     let expected = try await Harness.psql(count, database: database)
                     #expect(page.dom.rows[table, default: 0] == Int(expected), "\(table)")
@@ -138,12 +142,13 @@ struct ExportHTMLTests {
                     "SELECT octet_length(photo) FROM \"Ext\".\"Person\" WHERE id = 5", database: database)
                 #expect(page.dom.cells.contains { $0.hasSuffix("(\(size) bytes)") }, "\(page.dom.cells)")
                 let joined = try await Harness.psql(
-                    "SELECT to_char(joined AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM \"Ext\".\"Person\" WHERE id = 5",
+                    "SELECT to_char(joined AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM \"Ext\".\"Person\" "
+                        + "WHERE id = 5",
                     database: database)
                 #expect(page.dom.cells.contains { $0.hasPrefix(joined) && $0.hasSuffix(" UTC") }, "\(joined)")
                 #expect(page.dom.paragraphs.contains { $0.contains("processing history could not be read") })
 
-                                // NULL: the birth date, and the raw bytes of the first event.
+                // NULL: the birth date, and the raw bytes of the first event.
                 #expect(page.dom.cells.filter { $0 == "—" }.count >= 2, "\(page.dom.cells)")
             }
         }
@@ -172,7 +177,8 @@ struct ExportHTMLTests {
             "shop.wishlist_item": "SELECT count(*) FROM shop.wishlist_item WHERE customer_id = \(id)",
             "shop.cart": "SELECT count(*) FROM shop.cart WHERE customer_id = \(id)",
             "shop.cart_item":
-                "SELECT count(*) FROM shop.cart_item WHERE cart_id IN (SELECT id FROM shop.cart WHERE customer_id = \(id))",
+                "SELECT count(*) FROM shop.cart_item WHERE cart_id IN "
+                + "(SELECT id FROM shop.cart WHERE customer_id = \(id))",
             "shop.newsletter_consent": "SELECT count(*) FROM shop.newsletter_consent WHERE customer_id = \(id)",
             "shop.newsletter_log": "SELECT count(*) FROM shop.newsletter_log WHERE customer_ref = \(id)",
             "shop.order": "SELECT count(*) FROM shop.\"order\" WHERE customer_id = \(id)",
@@ -307,7 +313,8 @@ struct DOM: Decodable {
                     o["tags"][tag] = o["tags"].get(tag, 0) + 1
                     for k, v in attrs:
                         v = v or ""
-                        if k in ("src", "srcset", "action", "poster", "data") or (k == "href" and not v.startswith("#")) \\
+                        if k in ("src", "srcset", "action", "poster", "data") \\
+                                or (k == "href" and not v.startswith("#")) \\
                                 or (k == "style" and "url(" in v):
                             o["references"].append(f"{tag} {k}={v}")
                     if tag == "html": o["lang"] = a.get("lang", "")
@@ -327,7 +334,7 @@ struct DOM: Decodable {
                         o = self.out
                         if t == "title": o["title"] = text
                         elif t == "h2": o["headings"].append(text)
-                        elif t == "h3" and self.in_data and "section" in self.stack and self.stack.count("section") == 2:
+                        elif t == "h3" and self.in_data and self.stack.count("section") == 2:
                             o["sections"].append(text)
                         elif t == "td": o["cells"].append(text)
                         elif t == "pre": o["preformatted"].append(text)

@@ -101,7 +101,9 @@ final class HTMLExtractWriter: ExtractWriter, @unchecked Sendable {
             if rowsInTable == 0 {
                 text += "<table class=\"rows\" data-table=\"\(escape(table.name))\">\n<thead><tr>"
                 for column in table.columns {
-                    text += "<th scope=\"col\">\(escape(column.name))<span class=\"type\">\(escape(column.type))</span></th>"
+                    text +=
+                        "<th scope=\"col\">\(escape(column.name))"
+                        + "<span class=\"type\">\(escape(column.type))</span></th>"
                 }
                 text += "</tr></thead>\n<tbody>\n"
             }
@@ -128,7 +130,9 @@ final class HTMLExtractWriter: ExtractWriter, @unchecked Sendable {
             try file.write("<p class=\"none\">No rows.</p>\n</section>\n")
         } else {
             try file.write(
-                "</tbody>\n</table>\n<p class=\"count\">\(rowCount) \(rowCount == 1 ? "row" : "rows").</p>\n</section>\n")
+                "</tbody>\n</table>\n<p class=\"count\">\(rowCount) \(rowCount == 1 ? "row" : "rows").</p>\n"
+                    + "</section>\n"
+            )
         }
         table = nil
     }
