@@ -66,10 +66,49 @@ struct ExportHTMLTests {
                 }
                 #expect(page.dom.headings.contains("Consent history"))
                 #expect(page.dom.headings.contains("Processing history"))
+                let events = try await shop.psql(
+                    "SELECT count(*) FROM gallra.consent_event WHERE subject_key = '\(id)'")
+                #expect(page.dom.rows["history:consent", default: 0] == Int(events), "customer \(id)")
+                #expect(page.dom.rows["history:runs"] == nil)
                 if id == 2 {
                     #expect(page.dom.cells.contains(Self.hostile), "the hostile name is not shown as text")
                 }
             }
+
+            // The processing history: a customer a live run erased, back with the same key, and its earlier extract.
+            let due = try #require(
+                Int(
+                    try await shop.psql(
+                        """
+                        SELECT id FROM shop.customer
+                        WHERE last_seen_at < \(DemoShop.asOfSQL) - interval '1 year' AND NOT legal_hold
+                        ORDER BY id LIMIT 1
+                        """)))
+            let first = try await shop.gallra(
+                "export", "--subject", "shop.customer:\(due)", "--format", "html", "--audit-key-file", shop.keyFile)
+            #expect(first.status == 0, "\(first.stderr)")
+            let live = try await shop.gallra(
+                "run", "--once", "--as-of", DemoShop.asOf, environment: shop.keyEnvironment)
+            try #require(live.status == 0, "\(live.stderr)")
+            try await shop.psql(
+                """
+                INSERT INTO shop.customer (id, email, full_name) OVERRIDING SYSTEM VALUE
+                VALUES (\(due), 'back@example.org', 'Back Again')
+                """)
+            let back = "\(shop.directory)/customer-\(due)-back.html"
+            let again = try await shop.gallra(
+                "export", "--subject", "shop.customer:\(due)", "--format", "html", "--out", back, "--audit-key-file",
+                shop.keyFile)
+            try #require(again.status == 0, "\(again.stderr)")
+            let history = try await browser.render(back, in: shop.directory)
+            #expect(history.errors.isEmpty, "\(history.errors)")
+            let records = try await shop.psql(
+                "SELECT count(*) FROM gallra.audit_subject WHERE subject_digest = '\(shop.digest(customer: due))'")
+            #expect(records == "1")
+            #expect(history.dom.rows["history:runs"] == 1)
+            #expect(history.dom.rows["history:extracts"] == 1)
+            #expect(
+                history.dom.cells.contains { $0.contains("deleted 1 row of shop.customer") }, "\(history.dom.cells)")
 
             // It prints: one page for the introduction and policies, one per table, consent, processing.
             let pdf = try await browser.printToPDF("\(shop.directory)/customer-\(sample[0]).html", in: shop.directory)
@@ -285,7 +324,7 @@ struct DOM: Decodable {
     var references: [String]
     /// The data sections' headings (`#data` h3), in order.
     var sections: [String]
-    /// Per data table (`data-table`), its body rows.
+    /// Per data table (`data-table`) and per history (`history:` and its `data-history`), its body rows.
     var rows: [String: Int]
     /// h2 headings.
     var headings: [String]
@@ -320,8 +359,9 @@ struct DOM: Decodable {
                     if tag == "html": o["lang"] = a.get("lang", "")
                     if tag == "meta" and "charset" in a: o["charset"] = a["charset"].lower()
                     if tag == "section" and a.get("id") == "data": self.in_data = True
-                    if tag == "table" and "data-table" in a:
-                        self.table = a["data-table"]; o["rows"][self.table] = 0
+                    if tag == "table" and ("data-table" in a or "data-history" in a):
+                        self.table = a.get("data-table") or "history:" + a["data-history"]
+                        o["rows"][self.table] = 0
                     if tag == "tr" and self.table is not None and "tbody" in self.stack:
                         o["rows"][self.table] += 1
                     if tag in ("meta", "br", "img", "link", "input", "hr", "base", "source", "embed"): return

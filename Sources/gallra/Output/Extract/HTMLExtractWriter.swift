@@ -143,7 +143,8 @@ final class HTMLExtractWriter: ExtractWriter, @unchecked Sendable {
         if header.consent.isEmpty {
             page += "<p>No consent was recorded for this subject.</p>\n"
         } else {
-            page += "<table class=\"history\">\n<thead><tr><th scope=\"col\">When</th><th scope=\"col\">Event</th>"
+            page += "<table class=\"history\" data-history=\"consent\">\n<thead><tr><th scope=\"col\">When</th>"
+            page += "<th scope=\"col\">Event</th>"
             page += "<th scope=\"col\">Policy</th><th scope=\"col\">Recorded by</th><th scope=\"col\">Source</th>"
             page += "<th scope=\"col\">Evidence</th></tr></thead>\n<tbody>\n"
             for event in header.consent {
@@ -161,7 +162,7 @@ final class HTMLExtractWriter: ExtractWriter, @unchecked Sendable {
             if records.isEmpty {
                 page += "<p>No policy has deleted or anonymized data of this subject.</p>\n"
             } else {
-                page += "<table class=\"history\">\n<thead><tr><th scope=\"col\">When</th>"
+                page += "<table class=\"history\" data-history=\"runs\">\n<thead><tr><th scope=\"col\">When</th>"
                 page += "<th scope=\"col\">Policy</th><th scope=\"col\">What was done</th><th scope=\"col\">Run</th>"
                 page += "</tr></thead>\n<tbody>\n"
                 for record in records {
@@ -179,7 +180,7 @@ final class HTMLExtractWriter: ExtractWriter, @unchecked Sendable {
             if exports.isEmpty {
                 page += "<p>None: this is the first.</p>\n"
             } else {
-                page += "<table class=\"history\">\n<thead><tr><th scope=\"col\">When</th>"
+                page += "<table class=\"history\" data-history=\"extracts\">\n<thead><tr><th scope=\"col\">When</th>"
                 page += "<th scope=\"col\">Format</th><th scope=\"col\">Made by</th></tr></thead>\n<tbody>\n"
                 for export in exports {
                     page += "<tr><td>\(escape(TimeText.readable(unixMicroseconds: export.createdAtMicroseconds)))</td>"
@@ -313,7 +314,10 @@ final class HTMLExtractWriter: ExtractWriter, @unchecked Sendable {
 
     /// Text as HTML character data or a quoted attribute value.
     static func escape(_ text: some StringProtocol) -> String {
-        guard text.utf8.contains(where: { [0x26, 0x3C, 0x3E, 0x22, 0x27].contains($0) }) else { return String(text) }
+        // & < > " '
+        guard text.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 }) else {
+            return String(text)
+        }
         var out = ""
         out.reserveCapacity(text.utf8.count + 16)
         for character in text.unicodeScalars {
