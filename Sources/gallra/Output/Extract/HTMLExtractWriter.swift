@@ -6,7 +6,7 @@ import GallraPolicy
 /// head and the policies first, each table's rows as they come, then the consent and processing history.
 ///
 /// The page has no script and loads nothing (its Content-Security-Policy forbids both); its CSS is inline and prints
-/// each table from a new page with its header row repeated. Every text from the database is escaped.
+/// each table of rows from a new page with its header row repeated. Every text from the database is escaped.
 final class HTMLExtractWriter: ExtractWriter, @unchecked Sendable {
     // @unchecked: the engine drives a writer from one task at a time, and nothing else touches it.
 
@@ -369,8 +369,7 @@ final class HTMLExtractWriter: ExtractWriter, @unchecked Sendable {
         @page { margin: 14mm 12mm; }
         @media print {
           body { margin: 0; max-width: none; font-size: 9pt; }
-          #data .table { break-before: page; }
-          #consent, #processing { break-before: page; }
+          #data .table:has(table), #consent { break-before: page; }
           h2, h3 { break-after: avoid; }
           th { background: #eee; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
         }
