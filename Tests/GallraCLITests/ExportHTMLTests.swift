@@ -262,8 +262,14 @@ struct Chromium {
         where FileManager.default.isExecutableFile(atPath: path) {
             return Chromium(path: path)
         }
-        Issue.record("chromium is not installed: scripts/deps.sh installs it (Debian's chromium package)")
-        throw HarnessError.noServer
+        throw Missing()
+    }
+
+    /// The browser is not installed.
+    struct Missing: Error, CustomStringConvertible {
+        var description: String {
+            "chromium is not installed (/usr/bin/chromium): scripts/deps.sh installs it (Debian's chromium package)"
+        }
     }
 
     struct Rendered {
