@@ -5,13 +5,16 @@
 #
 # Starts a throwaway PostgreSQL (scripts/pg.sh), loads the demo shop (EXPORT_CUSTOMERS customers, default 1000),
 # gives customer 1 EXPORT_ORDERS more orders (default 200000, copies of one of theirs), and exports the customer
-# as JSON to a file, then as CSV (a zip archive). Prints one line per figure (export_csv_* for the CSV archive):
+# as JSON to a file, then as CSV (a zip archive), then as HTML. Prints one line per figure (export_csv_* for
+# the CSV archive, export_html_* for the HTML page):
 #
 #   export_rows N           the rows the extract holds (all tables)
 #   export_bytes N          the size of the extract
 #   export_seconds X        its wall time
 #   export_peak_rss_kb N    the export's maximum resident set size (GNU time); gallra reads rows with a cursor and
 #                           writes them as they come, so it does not grow with the rows: it stays under 60 MB
+#   export_html_bytes N, export_html_seconds X, export_html_peak_rss_kb N
+#                           the same for --format html
 #
 # Exits 1 when either peak is 60 MB or more. The server is removed on exit, whatever happens.
 set -euo pipefail
@@ -112,3 +115,5 @@ print(sum(t["row_count"] for t in document["tables"]))' "$file")
 measure export json "$work/extract.json"
 # The CSV archive: each table through a temporary file, then deflated into the zip.
 measure export_csv csv "$work/extract.zip"
+# The HTML page: each row laid out as cells.
+measure export_html html "$work/extract.html"

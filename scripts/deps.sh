@@ -3,10 +3,11 @@
 # Debian/Ubuntu only; runs apt-get as root (or through sudo).
 set -euo pipefail
 
-# python3-jsonschema: the export tests validate extracts against docs/export.schema.json; time: make bench's peak RSS;
-# zlib1g-dev: ZIPFoundation's deflate (CSV extracts); unzip: the CSV export tests test the archives with it.
-packages=(pkg-config libpq-dev libsystemd-dev postgresql postgresql-contrib systemd util-linux procps tzdata python3-jsonschema time
-    zlib1g-dev unzip)
+# python3-jsonschema: the export tests validate extracts against docs/export.schema.json; chromium: they render
+# HTML extracts in a headless browser; time: make bench's peak RSS; zlib1g-dev: ZIPFoundation's deflate (CSV
+# extracts); unzip: the CSV export tests test the archives with it.
+packages=(pkg-config libpq-dev libsystemd-dev postgresql postgresql-contrib systemd util-linux procps tzdata python3-jsonschema chromium
+    time zlib1g-dev unzip)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -79,6 +79,9 @@ public struct ExtractTable: Sendable {
 public struct ExtractColumn: Sendable {
     public var name: String
     public var type: String
+    /// The type's name without modifiers, a domain resolved to its base type (`timestamptz`, `jsonb`, `bytea`): what
+    /// decides how the value is written in a row.
+    public var baseType: String
 }
 
 /// Where an extract is written, part by part, as the snapshot is read: the header, then each table with its rows

@@ -126,7 +126,8 @@ public enum SubjectExtract {
             let columns = catalogTable.columns
             try writer.beginTable(
                 ExtractTable(
-                    name: plan.table.description, columns: columns.map { ExtractColumn(name: $0.name, type: $0.type) },
+                    name: plan.table.description,
+                    columns: columns.map { ExtractColumn(name: $0.name, type: $0.type, baseType: $0.baseType) },
                     policies: plan.policies))
             let sql = try rowsQuery(
                 plan, columns: columns, primaryKey: catalogTable.primaryKey, subjectFrom: subjectFrom,

@@ -22,6 +22,10 @@ struct Export: AsyncParsableCommand {
             audit trail (runs that processed it, earlier extracts). docs/export.md describes the document; \
             docs/export.schema.json is its JSON Schema.
 
+            --format json (the default) writes that document, for programs; --format html writes one \
+            self-contained page for the person the data is about, to read or print: no scripts, nothing loaded \
+            from elsewhere, one table per table of data.
+
             Each extract is recorded in the audit trail (gallra.audit_export: the subject's digest, the database \
             role and operating-system user, when, the format); gallra audit lookup lists a subject's extracts and \
             gallra audit verify checks their chain. Without an audit key the extract says that the processing \
@@ -39,6 +43,7 @@ struct Export: AsyncParsableCommand {
               gallra export --subject '"Shop"."Customer":7' --audit-key-file /etc/gallra/audit-key > extract.json
               gallra export --subject shop.customer:email=ada@example.org --out ada.json
               gallra export --subject shop.customer:1234 --format csv --out customer-1234.zip
+              gallra export --subject shop.customer:email=ada@example.org --format html --out ada.html
 
             Exit status: 0 written; 64 a wrong option, a format not available, csv without --out, or --out naming \
             an existing file; \
@@ -47,7 +52,7 @@ struct Export: AsyncParsableCommand {
             """
     )
 
-    /// The formats of an extract; JSON and CSV are written by this gallra.
+    /// The formats of an extract: JSON, HTML and CSV.
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case json
         case html
@@ -58,7 +63,10 @@ struct Export: AsyncParsableCommand {
 
     @OptionGroup var subject: SubjectOption
 
-    @Option(help: "The format of the extract: json, or csv (a zip archive; needs --out).")
+    @Option(
+        help:
+            "The format of the extract: json (a document for programs), html (a page for the person) or csv (a zip archive of CSV files; needs --out)."
+    )
     var format: Format = .json
 
     @Option(help: ArgumentHelp("Write the extract to this file (mode 0600) instead of stdout.", valueName: "path"))
@@ -74,11 +82,6 @@ struct Export: AsyncParsableCommand {
     var auditKeyFile: String?
 
     func validate() throws {
-        guard format != .html else {
-            throw ValidationError(
-                "--format \(format.rawValue) is not available in this gallra: extracts are written as json or csv. "
-                    + "Give --format json (or leave --format out) or --format csv.")
-        }
         if format == .csv, out == nil {
             throw ValidationError(
                 "--format csv writes a zip archive, which is not written to stdout: give --out PATH (a .zip file).")
@@ -104,8 +107,9 @@ struct Export: AsyncParsableCommand {
                 let key = try await reference.key(on: connection)
                 let writer: any ExtractWriter =
                     switch format {
+                    case .json: JSONExtractWriter(file: file)
+                    case .html: HTMLExtractWriter(file: file)
                     case .csv: try CSVExtractWriter(file: file)
-                    case .json, .html: JSONExtractWriter(file: file)
                     }
                 let written = try await SubjectExtract.write(
                     table: reference.table, key: key, digester: digester, on: connection, to: writer)
