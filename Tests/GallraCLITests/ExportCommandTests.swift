@@ -76,6 +76,30 @@ struct ExportCommandTests {
                     policies.first { $0["name"] as? String == "inactive-customers" }?["standing"] as? String == standing
                 )
                 standings.insert(standing)
+                // Why, as gallra explain says it: the exemption that holds, or when the customer expires.
+                let why = try #require(
+                    policies.first { $0["name"] as? String == "inactive-customers" }?["why"] as? [String: Any])
+                switch standing {
+                case "exempt":
+                    #expect(why["verdict"] as? String == "exempt")
+                    #expect(why["exemptions"] as? [String] == ["except[0] legal_hold is true"])
+                case "not_due":
+                    let expires = try await shop.psql(
+                        """
+                        SELECT coalesce(to_char((last_seen_at + interval '1 year') AT TIME ZONE 'UTC',
+                                                'YYYY-MM-DD"T"HH24:MI:SS'), 'never seen')
+                        FROM shop.customer WHERE id = \(id)
+                        """)
+                    if expires == "never seen" {
+                        #expect(why["verdict"] as? String == "no_date")
+                        #expect(why["expires_at"] is NSNull)
+                    } else {
+                        #expect(why["verdict"] as? String == "not_yet")
+                        #expect((why["expires_at"] as? String)?.hasPrefix(expires) == true, "\(why) \(expires)")
+                    }
+                default:
+                    #expect(why["verdict"] as? String == standing)
+                }
                 let consent = try #require(document["consent"] as? [[String: Any]])
                 let events = try await shop.psql(
                     "SELECT count(*) FROM gallra.consent_event WHERE subject_key = '\(id)'")

@@ -37,6 +37,9 @@ public struct ExtractPolicy: Sendable {
     public var tables: [String]
     /// Where the subject stands under the policy at the snapshot's instant.
     public var standing: Standing
+    /// Why, as `gallra explain` says it (`Engine.standing`): the verdict, the date the rule reads and when the
+    /// subject expires, the exemptions that hold, the consent the rule reads.
+    public var why: PolicyStanding
 
     /// Where a subject stands under a policy: what a run at that instant would do with it (a draft policy only
     /// plans). `gallra explain` says why at length.

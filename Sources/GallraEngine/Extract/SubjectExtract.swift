@@ -92,12 +92,13 @@ public enum SubjectExtract {
             }
             let standing = try await standing(
                 of: canonicalKey, under: resolved, at: takenAt, on: connection)
+            let why = try await Engine.standing(of: canonicalKey, under: policy, asOf: takenAt, on: connection)
             described.append(
                 ExtractPolicy(
                     name: resolved.name.rawValue, version: policy.version, state: policy.state,
                     description: resolved.policy.description, purpose: resolved.policy.purpose,
                     legalBasis: resolved.policy.legalBasis, rule: resolved.rule.rendered,
-                    tables: tables.map(\.description), standing: standing))
+                    tables: tables.map(\.description), standing: standing, why: why))
         }
 
         let consent = try await consentEvents(

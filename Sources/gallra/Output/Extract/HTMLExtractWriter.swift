@@ -210,7 +210,9 @@ final class HTMLExtractWriter: ExtractWriter, @unchecked Sendable {
         text += "<dt>Legal basis</dt><dd>\(optional(basis, none: "not stated"))</dd>\n"
         text += "<dt>Kept until</dt><dd>\(escape(Self.withoutIndex(policy.rule)))</dd>\n"
         text += "<dt>Tables</dt><dd>\(policy.tables.map(code).joined(separator: ", "))</dd>\n"
-        text += "<dt>This subject today</dt><dd>\(escape(Self.words(policy.standing, state: policy.state)))</dd>\n"
+        text += "<dt>This subject today</dt><dd>\(escape(Self.words(policy.standing, state: policy.state)))"
+        if let reason = Self.reason(policy.why) { text += " \(escape(reason))" }
+        text += "</dd>\n"
         text += "</dl>\n</section>\n"
         return text
     }
@@ -293,6 +295,19 @@ final class HTMLExtractWriter: ExtractWriter, @unchecked Sendable {
         case .vitalInterests: "vital interests"
         case .publicTask: "a task in the public interest"
         case .legitimateInterests: "legitimate interests"
+        }
+    }
+
+    /// Why, in a sentence: when the data expires, which exemption keeps it, the consent it waits on.
+    static func reason(_ why: PolicyStanding) -> String? {
+        let date = why.expiresAt.map { String($0.prefix(10)) }
+        return switch why.verdict {
+        case .notYet: date.map { "It is kept until \($0)." }
+        case .exempt:
+            "Kept by: " + why.exemptions.map(\.condition).joined(separator: "; ") + "."
+        case .noDate: "The date the rule counts from is not set, so the time has not started."
+        case .consentInForce: "It is kept while your consent is in force."
+        case .due, .processed, .noSubject, .disabled: nil
         }
     }
 

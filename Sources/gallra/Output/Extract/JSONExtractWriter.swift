@@ -103,6 +103,49 @@ struct ExtractDocumentHeader: Encodable {
         var rule: String
         var tables: [String]
         var standing: String
+        var why: Why
+    }
+
+    /// Why the subject stands where it does under a policy, as `gallra explain` says it.
+    struct Why: Encodable {
+        /// due, not_yet, exempt, no_date, consent_in_force, processed or no_subject.
+        var verdict: String
+        /// The date the rule reads (RFC 3339), and where it comes from.
+        var date: String?
+        var dateSource: String?
+        /// When the subject expires (the date plus the period).
+        var expiresAt: String?
+        /// The exemptions that hold, as `except[0] legal_hold is true`.
+        var exemptions: [String]
+        /// For a consent policy: granted, revoked or none, and when.
+        var consentState: String?
+        var consentAt: String?
+
+        init(_ standing: PolicyStanding) {
+            verdict = standing.verdict.rawValue
+            date = standing.date
+            dateSource = standing.dateSource
+            expiresAt = standing.expiresAt
+            exemptions = standing.exemptions.map { "except[\($0.index)] \($0.condition)" }
+            consentState = standing.consent?.state
+            consentAt = standing.consent?.at
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case verdict, date, dateSource, expiresAt, exemptions, consentState, consentAt
+        }
+
+        /// Every key, null when unknown.
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(verdict, forKey: .verdict)
+            try container.encode(date, forKey: .date)
+            try container.encode(dateSource, forKey: .dateSource)
+            try container.encode(expiresAt, forKey: .expiresAt)
+            try container.encode(exemptions, forKey: .exemptions)
+            try container.encode(consentState, forKey: .consentState)
+            try container.encode(consentAt, forKey: .consentAt)
+        }
     }
 
     struct Unchecked: Encodable {
@@ -153,7 +196,7 @@ struct ExtractDocumentHeader: Encodable {
             Policy(
                 name: $0.name, version: $0.version, state: $0.state.rawValue, description: $0.description,
                 purpose: $0.purpose, legalBasis: $0.legalBasis?.rawValue, rule: $0.rule, tables: $0.tables,
-                standing: $0.standing.rawValue)
+                standing: $0.standing.rawValue, why: Why($0.why))
         }
         uncheckedPolicies = header.uncheckedPolicies.map { Unchecked(name: $0.name, reason: $0.reason) }
         consent = header.consent.map {
