@@ -162,6 +162,9 @@ public struct InstalledConsentGuard: Sendable, Hashable {
     /// takes its triggers along; a renamed one takes them to a table the policy no longer names).
     public var intact: Bool
     public var digest: String
+
+    /// The guarded table and its linking columns, for people: `shop.newsletter_log (customer_ref)`.
+    public var place: String { "\(table) (\(columns.joined(separator: ", ")))" }
 }
 
 /// Installs, replaces and removes consent guards (`gallra.consent_guard`).

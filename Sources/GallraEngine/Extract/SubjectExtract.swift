@@ -92,7 +92,8 @@ public enum SubjectExtract {
             }
             let standing = try await standing(
                 of: canonicalKey, under: resolved, at: takenAt, on: connection)
-            let why = try await Engine.standing(of: canonicalKey, under: policy, asOf: takenAt, on: connection)
+            let why = try await Engine.standing(
+                of: canonicalKey, under: policy, asOf: takenAt, rows: false, on: connection)
             described.append(
                 ExtractPolicy(
                     name: resolved.name.rawValue, version: policy.version, state: policy.state,

@@ -173,8 +173,13 @@ extension Engine {
         }
     }
 
+    /// Subject `key` under `policy` at `asOf`. With `rows` (as `gallra explain` asks), also the rows a live run
+    /// acts on per data point, the consent events it removes and the limits' verdict on the whole policy, which
+    /// cost queries over every due subject; without (as an extract asks), the verdict and why, from the due
+    /// predicate's parts alone.
     static func standing(
-        of key: String, under policy: RunPolicy, asOf: PostgresTimestamp, on connection: isolated PostgresConnection
+        of key: String, under policy: RunPolicy, asOf: PostgresTimestamp, rows: Bool = true,
+        on connection: isolated PostgresConnection
     ) async throws -> PolicyStanding {
         let resolved = policy.resolved
         let planner = try Planner(resolved)
@@ -215,11 +220,11 @@ extension Engine {
         }
 
         // Due or not, and the rows, from the dry run's counts restricted to the subject.
-        let counts = planner.subjectCounts()
         var acted: [Int: (rows: Int, retained: Int)] = [:]
         var references: [Int: [Int: Int]] = [:]
         var due = false
-        for count in try await connection.query(counts.sql, values(counts, bindings)) {
+        let counts = planner.subjectCounts()
+        for count in rows ? try await connection.query(counts.sql, values(counts, bindings)).rows : [] {
             let rows = try count.decode("acted", as: Int.self)
             let retained = try count.decode("retained", as: Int.self)
             guard let step = try count.decode("step", as: Int?.self) else {
@@ -232,7 +237,7 @@ extension Engine {
                 acted[step] = (rows, retained)
             }
         }
-        for (index, step) in resolved.steps.enumerated() {
+        for (index, step) in resolved.steps.enumerated() where rows {
             let retainedBy = step.referencedBy.enumerated().compactMap {
                 number, reference -> PolicyStanding.RetainedBy? in
                 guard let rows = references[index]?[number], rows > 0 else { return nil }

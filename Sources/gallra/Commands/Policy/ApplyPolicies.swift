@@ -61,7 +61,7 @@ struct ApplyPolicies: AsyncParsableCommand {
                 let (install, drop) = ConsentGuards.changes(
                     wanted: wanted, installed: installedBefore[policy.name.rawValue] ?? [])
                 reports[index].guardsInstalled = install.map(\.place)
-                reports[index].guardsRemoved = drop.map { "\($0.table) (\($0.columns.joined(separator: ", ")))" }
+                reports[index].guardsRemoved = drop.map(\.place)
             }
             if !dryRun {
                 // A running daemon picks the changes up at once.

@@ -30,7 +30,7 @@ struct DisablePolicy: AsyncParsableCommand {
             let change = try await PolicyStore(connection: connection).disable(
                 policyName, source: "gallra policy disable")
             var report = ChangeReport(change)
-            report.guardsRemoved = guards.map { "\($0.table) (\($0.columns.joined(separator: ", ")))" }
+            report.guardsRemoved = guards.map(\.place)
             if change.storesVersion {
                 try? await connection.notify(NotificationChannel.policy, payload: change.name.rawValue)
             }
