@@ -95,4 +95,8 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let consentUnqualifiedSubjectTable: SQLState = "GC008"
     /// GC009: a consent guard (`collect: with_consent`) refused a row of a subject without consent in force.
     public static let consentRequired: SQLState = "GC009"
+    /// GC010: no erasure request has that id.
+    public static let requestUnknown: SQLState = "GC010"
+    /// GC011: the erasure request is done or refused, so it cannot be cancelled.
+    public static let requestDecided: SQLState = "GC011"
 }

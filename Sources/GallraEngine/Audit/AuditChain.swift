@@ -97,6 +97,32 @@ extension AuditChain {
         encoder.append(previousHash)
         return Digest.hex(Digest.sha256(encoder.bytes))
     }
+
+    /// The hash of one record of `gallra.audit_event` (a hold placed or released, a correction): SHA-256 over its
+    /// fields, length-prefixed, and the previous event's hash. A chain of its own, like the extracts'.
+    public static func eventHash(
+        sequence: Int64,
+        createdAtMicroseconds: Int64,
+        kind: String,
+        subjectTable: String,
+        subjectDigest: String?,
+        detail: String,
+        databaseRole: String,
+        osUser: String,
+        previousHash: String
+    ) -> String {
+        var encoder = FieldEncoder(tag: "gallra-audit-event-v1")
+        encoder.append(String(sequence))
+        encoder.append(String(createdAtMicroseconds))
+        encoder.append(kind)
+        encoder.append(subjectTable)
+        encoder.append(subjectDigest ?? "")
+        encoder.append(detail)
+        encoder.append(databaseRole)
+        encoder.append(osUser)
+        encoder.append(previousHash)
+        return Digest.hex(Digest.sha256(encoder.bytes))
+    }
 }
 
 /// One block of the audit trail: what one batch did, sealed into the chain.

@@ -292,7 +292,7 @@ struct ConsentRegistryTests {
                         FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
                         WHERE n.nspname = 'gallra' AND c.relkind IN ('r', 'v') ORDER BY 1
                         """)
-                    #expect(relations.count == 14)
+                    #expect(relations.count == 17)
                     for relation in relations {
                         let name = try relation.decode("name", as: String.self)
                         var statements = ["SELECT * FROM \(name)"]
@@ -319,7 +319,8 @@ struct ConsentRegistryTests {
                                        FROM unnest(p.proargtypes) AS t)) AS call
                         FROM pg_proc AS p
                         WHERE p.pronamespace = 'gallra'::regnamespace
-                          AND p.proname NOT IN ('grant_consent', 'revoke_consent', 'has_consent', 'consent_history')
+                          AND p.proname NOT IN ('grant_consent', 'revoke_consent', 'has_consent', 'consent_history',
+                                                'request_erasure', 'erasure_status', 'cancel_erasure')
                         ORDER BY 1
                         """)
                     #expect(functions.count == 7)

@@ -222,8 +222,8 @@ struct MigrationTests {
                 (try policy("newsletter", extra: "legal_basis: consent"), source: "newsletter.yaml")
             ])
             _ = try await connection.query("SELECT gallra.grant_consent('shop.customer', '1', 'newsletter')")
-            // Migration 8, then the consent guards (9), the subject lock (10) and the extract records (11).
-            #expect(try await Schema.migrate(on: connection).map(\.version) == [8, 9, 10, 11])
+            // Migration 8, then the consent guards (9), the subject lock (10), the extract records (11) and the requests (12).
+            #expect(try await Schema.migrate(on: connection).map(\.version) == [8, 9, 10, 11, 12])
 
             #expect(try await scalar("SELECT count(*) FROM gallra.consent_event", as: Int.self, on: connection) == 1)
             let function = try #require(
@@ -339,7 +339,7 @@ struct MigrationTests {
             let throughTen = Array(Schema.migrations.prefix { $0.version <= 10 })
             _ = try await Schema.migrate(
                 on: connection, migrations: throughTen, appliedBy: nil, logger: .init(label: "test"))
-            #expect(try await Schema.migrate(on: connection).map(\.version) == [11])
+            #expect(try await Schema.migrate(on: connection).map(\.version) == [11, 12])
             let record = try await AuditExports.append(
                 subjectTable: "shop.customer", subjectDigest: String(repeating: "ab", count: 32), format: "json",
                 osUser: "clerk", on: connection)
