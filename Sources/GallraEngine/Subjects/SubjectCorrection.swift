@@ -135,7 +135,7 @@ public enum SubjectCorrection {
                 guard shared == 0 else {
                     throw CorrectionError(
                         .sharedRow,
-                        "\(shared) of the subject's \(shared == 1 ? "row" : "rows") of \(target.table) "
+                        "\(shared) of the subject's rows of \(target.table) "
                             + "\(shared == 1 ? "is" : "are") also used by another subject or by rows that are no "
                             + "subject's (a store, another customer): not the subject's alone, so a correction of "
                             + "this subject does not change \(shared == 1 ? "it" : "them"). Nothing was changed. "
