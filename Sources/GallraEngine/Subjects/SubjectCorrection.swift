@@ -159,6 +159,7 @@ public enum SubjectCorrection {
     /// - Returns: the audit event recorded.
     /// - Throws: ``CorrectionError`` `.valueRefused` (exit 65) when the server refuses a value (a constraint, a
     ///   length): nothing changed.
+    @discardableResult
     public static func apply(
         _ plan: CorrectionPlan, subjectDigest: String?, osUser: String, on connection: PostgresConnection
     ) async throws -> AuditEvent {
