@@ -163,7 +163,10 @@ struct CorrectCommandTests {
                 ("\(id)", "shop.customer.address_id=1", 65, "address_id links shop.customer's rows to the subject"),
                 ("\(id)", "shop.customer.shoe_size=44", 65, "shop.customer has no column shoe_size"),
                 ("\(id)", "shop.nowhere.name=x", 65, "there is no table shop.nowhere"),
-                (sharing, "shop.address.street=x", 65, "is also used by another subject or by rows that are no subject's"),
+                (
+                    sharing, "shop.address.street=x", 65,
+                    "is also used by another subject or by rows that are no subject's"
+                ),
                 ("\(id)", "full_name=x", 64, "name the table and the column"),
             ]
             for item in cases {
