@@ -136,6 +136,17 @@ show "$gallra" audit show --limit 5
 [ -z "$subject" ] || show "$gallra" audit lookup --subject "shop.customer:$subject"
 show "$gallra" audit verify
 
+step "A correction: a customer says the name on their account and orders is misspelled (GDPR Art. 16)"
+# Old and new values per row first; --yes confirms (without it, gallra asks on the terminal). One transaction,
+# one correction event in the audit trail: tables, columns and row counts, never the values.
+corrected=$(psql "$GALLRA_DATABASE" -qAtX -c \
+    "SELECT min(customer_id) FROM shop.\"order\" WHERE customer_id IS NOT NULL")
+if [ -n "$corrected" ]; then
+    show "$gallra" correct --subject "shop.customer:$corrected" --set "shop.customer.full_name=Ada Lovelace King" \
+        --set "shop.order.full_name=Ada Lovelace King" --yes
+    show_sql "SELECT sequence, kind, subject_table, detail, left(hash, 12) AS hash FROM gallra.audit_event"
+fi
+
 step "A second plan: the active policies have nothing left to do (a draft is only ever planned)"
 show "$gallra" plan
 rm -rf "$keydir"
