@@ -135,7 +135,8 @@ extension Planner {
 
     /// Whether row `row` of a table the subject points to is also referenced by a row that is not the subject's own
     /// (another subject's row, a row another subject owns, a row no policy maps to a subject such as a store): then
-    /// it is not the subject's alone. `false` for the subject row and rows it owns.
+    /// it is not the subject's alone. `false` for the subject row and rows it owns, also when reached as a row it
+    /// points to.
     func sharedOutside(_ sql: inout SQLBuilder, _ target: CorrectionTarget, row: String) -> String {
         guard !target.referencedBy.isEmpty else { return "false" }
         let parts = target.referencedBy.enumerated().map { number, reference -> String in
@@ -150,7 +151,11 @@ extension Planner {
             let table = SQLIdentifier.quoted(schema: reference.table.schema, name: reference.table.name)
             return "EXISTS (SELECT FROM \(table) AS \(other) WHERE \(joins.joined(separator: " AND "))\(outside))"
         }
-        return "(" + parts.joined(separator: " OR ") + ")"
+        // A row also reached along a path to the subject's own rows (a customer who refers another customer) is
+        // the subject's, whoever else points to it.
+        let own = (target.ownPaths[target.table] ?? []).map { reachedCondition(&sql, $0, row: row, set: .batch) }
+        let shared = "(" + parts.joined(separator: " OR ") + ")"
+        return own.isEmpty ? shared : "(NOT (\(own.joined(separator: " OR "))) AND \(shared))"
     }
 
     static func names(in target: CorrectionTarget) -> [String] {

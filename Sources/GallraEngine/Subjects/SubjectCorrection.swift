@@ -84,6 +84,8 @@ public struct CorrectionError: Error, Sendable, Hashable, ExitStatusProviding {
         case valueRefused
         /// The rows changed between showing them and applying the correction.
         case changedMeanwhile
+        /// Another session held the rows longer than the correction waits.
+        case rowsLocked
     }
 
     public var code: Code
@@ -94,7 +96,9 @@ public struct CorrectionError: Error, Sendable, Hashable, ExitStatusProviding {
         self.message = message
     }
 
-    public var exitStatus: ExitStatus { code == .changedMeanwhile ? .temporaryFailure : .dataError }
+    public var exitStatus: ExitStatus {
+        code == .changedMeanwhile || code == .rowsLocked ? .temporaryFailure : .dataError
+    }
     public var description: String { message }
 }
 
@@ -340,9 +344,15 @@ public enum SubjectCorrection {
     }
 
     /// The server's refusal of a value (a type, a length, a constraint) as a ``CorrectionError`` that names the
-    /// SQLSTATE and the table, without the parts of the server's message that could quote the value; any other error
-    /// as it is.
+    /// SQLSTATE and the table, without the parts of the server's message that could quote the value; a lock held too
+    /// long as ``CorrectionError/Code/rowsLocked``; any other error as it is.
     static func refusal(_ error: any Error, _ target: CorrectionTarget) -> any Error {
+        if let error = error as? PostgresError, error.isLockNotAvailable || error.isQueryCanceled {
+            return CorrectionError(
+                .rowsLocked,
+                "another session holds the subject's rows of \(target.table) (\(error.sqlState?.rawValue ?? "timeout")); "
+                    + "nothing was changed. Run the correction again in a moment.")
+        }
         guard let error = error as? PostgresError,
             error.sqlState?.errorClass == .dataException
                 || error.sqlState?.errorClass == .integrityConstraintViolation

@@ -40,7 +40,8 @@ struct Correct: AsyncParsableCommand {
             Exit status: 0 changed, nothing to change, or not confirmed; 64 a wrong option, or no terminal to \
             confirm on and no --yes; 65 a table or column that may not be corrected, a shared row, or a value \
             the server refuses (nothing changed); 66 no subject has that key; 75 the rows changed since they \
-            were shown (nothing changed; run it again); 78 no schema or a wrong setting.
+            were shown, or another session holds them (nothing changed; run it again); 78 no schema or a wrong \
+            setting.
             """
     )
 
@@ -279,6 +280,19 @@ struct CorrectionReport: Encodable {
     }
 
     static func shown(_ value: String?) -> String {
-        value.map { "\"" + $0.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\"" } ?? "NULL"
+        guard let value else { return "NULL" }
+        var text = "\""
+        for character in value {
+            switch character {
+            case "\\": text += "\\\\"
+            case "\"": text += "\\\""
+            case "\n": text += "\\n"
+            case "\r": text += "\\r"
+            case "\r\n": text += "\\r\\n"
+            case "\t": text += "\\t"
+            default: text.append(character)
+            }
+        }
+        return text + "\""
     }
 }

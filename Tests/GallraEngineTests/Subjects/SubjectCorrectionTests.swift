@@ -7,8 +7,8 @@ import Testing
 @testable import GallraEngine
 
 /// Customers with wishlists, under the policy `inactive-customers` (wishlist items and the customer row).
-private func withShop(_ body: (PostgresConnection) async throws -> Void) async throws {
-    try await TestDatabase.with { _, connection in
+private func withShop(_ body: (TestDatabase, PostgresConnection) async throws -> Void) async throws {
+    try await TestDatabase.with { database, connection in
         try await execute(
             [
                 "CREATE SCHEMA shop",
@@ -30,7 +30,7 @@ private func withShop(_ body: (PostgresConnection) async throws -> Void) async t
         _ = try await PolicyStore(connection: connection).apply([
             (try policy("inactive-customers"), source: "inactive.yaml")
         ])
-        try await body(connection)
+        try await body(database, connection)
     }
 }
 
@@ -56,7 +56,7 @@ struct SubjectCorrectionTests {
     /// The plan shows the subject's rows only, those that already hold the value left out; applying changes them
     /// and records one event that `AuditEvents.lookup` finds by the subject's digest.
     @Test func plansAndAppliesTheSubjectsRowsWithAnEvent() async throws {
-        try await withShop { connection in
+        try await withShop { _, connection in
             try await connection.execute("UPDATE shop.wishlist_item SET note = 'green' WHERE id = 11")
             // A table named without its schema is found along the search path, as the policies' names are.
             try await connection.execute("SET search_path = shop, public")
@@ -94,7 +94,7 @@ struct SubjectCorrectionTests {
     /// A value longer than the column's varchar(5) passes the plan (the cast is to the type without its modifier,
     /// so it is not cut) and is refused by the assignment: 22001, nothing changed, no event.
     @Test func aValueTooLongIsRefusedNotCut() async throws {
-        try await withShop { connection in
+        try await withShop { _, connection in
             let before = try await state(on: connection)
             let plan = try await SubjectCorrection.plan(
                 subject: subject("1"),
@@ -118,7 +118,7 @@ struct SubjectCorrectionTests {
 
     /// Rows that change between the plan and its application: nothing changes, exit 75.
     @Test func rowsChangedSinceThePlanChangeNothing() async throws {
-        try await withShop { connection in
+        try await withShop { _, connection in
             let plan = try await SubjectCorrection.plan(
                 subject: subject("1"),
                 changes: [CorrectionChange(table: wishlist, column: ColumnName("note"), value: "green")],
@@ -133,6 +133,33 @@ struct SubjectCorrectionTests {
                 #expect(error.code == .changedMeanwhile)
                 #expect(error.exitStatus == .temporaryFailure)
             }
+            #expect(try await state(on: connection) == before)
+        }
+    }
+
+    /// A subject row another session holds: the correction waits its lock timeout, then gives up (exit 75) and
+    /// changes nothing.
+    @Test func rowsHeldByAnotherSessionChangeNothing() async throws {
+        try await withShop { database, connection in
+            let plan = try await SubjectCorrection.plan(
+                subject: subject("1"),
+                changes: [
+                    CorrectionChange(table: wishlist, column: ColumnName("note"), value: "green"),
+                    CorrectionChange(table: customer, column: ColumnName("email"), value: "ada@example.com"),
+                ], on: connection)
+            let before = try await state(on: connection)
+            let holder = try await database.connect()
+            try await holder.execute("BEGIN")
+            try await holder.execute("SELECT FROM shop.customer WHERE id = 1 FOR UPDATE")
+            do {
+                try await SubjectCorrection.apply(plan, subjectDigest: nil, osUser: "tester", on: connection)
+                Issue.record("applied a correction to a row another session holds")
+            } catch let error as CorrectionError {
+                #expect(error.code == .rowsLocked)
+                #expect(error.exitStatus == .temporaryFailure)
+            }
+            try await holder.execute("ROLLBACK")
+            await holder.close()
             #expect(try await state(on: connection) == before)
         }
     }
