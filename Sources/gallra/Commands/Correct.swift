@@ -135,6 +135,8 @@ struct Correct: AsyncParsableCommand {
                 "stdin is not a terminal, so the correction cannot be confirmed: add --yes to make the changes "
                     + "shown. Nothing was changed.")
         }
+        // The JSON document comes at the end; the operator sees the rows before answering.
+        if output.format == .json { StandardError.write(report.diffText + "\n") }
         StandardError.write(
             "Change \(report.rowCount) \(report.rowCount == 1 ? "row" : "rows") of \(report.subject)'s data? [y/N] ")
         let answer = readLine(strippingNewline: true)?.trimmingWhitespace().lowercased() ?? ""
