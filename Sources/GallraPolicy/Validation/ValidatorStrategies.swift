@@ -6,7 +6,9 @@
 /// reference, primary-key columns and generated columns take no strategy at all.
 extension PolicyValidator {
     mutating func checkAction(_ step: PendingStep) -> ResolvedStep.Action {
-        guard case .anonymize(let columns) = policy.dataPoints[step.dataPoint].action else { return .delete }
+        let action = policy.dataPoints[step.dataPoint].action
+        let columns = action.anonymizedColumns
+        guard action != .delete else { return .delete }
         let prefix = "data[\(step.dataPoint)].anonymize"
         let table = step.table
         var resolved: [ResolvedAnonymization] = []
@@ -19,7 +21,7 @@ extension PolicyValidator {
                 resolved.append(value)
             }
         }
-        return .anonymize(resolved)
+        return action.mayDelete ? .deleteOrAnonymize(resolved) : .anonymize(resolved)
     }
 
     /// The resolved column, or nil after reporting why the strategy does not fit.
