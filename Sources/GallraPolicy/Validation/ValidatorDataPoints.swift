@@ -26,6 +26,13 @@ extension PolicyValidator {
             case .deleteOrAnonymize: [.select, .delete, .update]
             }
         need(acting, on: target, at: prefix + ".table", why: "for data[\(index)]")
+        if case .deleteOrAnonymize = point.action {
+            for (child, _) in references(to: target.name) where child.name != target.name {
+                need(
+                    [.select], on: child, at: prefix + ".table",
+                    why: "to find the rows of \(target.name) it still references (data[\(index)])")
+            }
+        }
         for table in tables.dropFirst().dropLast() {
             need([.select], on: table, at: prefix + ".through", why: "to follow the path of data[\(index)]")
         }

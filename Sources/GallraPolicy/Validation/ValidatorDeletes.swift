@@ -13,10 +13,6 @@ extension PolicyValidator {
     mutating func checkDeletes(_ steps: inout [PendingStep]) {
         for index in steps.indices where steps[index].isDeleteOrAnonymize {
             let step = steps[index]
-            let referencing = references(to: step.table.name).filter { $0.table.name != step.table.name }
-            for (child, _) in referencing {
-                need([.select], on: child, at: "data[\(step.dataPoint)].table", why: "to find the rows of \(step.table.name) it still references (data[\(step.dataPoint)])")
-            }
             guard step.relation != .referenced else { continue }
             let holders = Set(references(to: step.table.name).map { $0.table.name.description }).sorted()
             steps[index].notes.append(
