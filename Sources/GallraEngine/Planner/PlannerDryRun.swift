@@ -89,7 +89,8 @@ extension Planner {
             case .subject:
                 // The subject row of each due subject, once (the key is unique).
                 counts.append(
-                    "SELECT \(index), count(*) FILTER (WHERE NOT exempted), 0::bigint, 0::bigint\(noReference) FROM subjects")
+                    "SELECT \(index), count(*) FILTER (WHERE NOT exempted), 0::bigint, 0::bigint\(noReference) FROM subjects"
+                )
                 continue
             case .owned:
                 counts.append(
@@ -134,7 +135,8 @@ extension Planner {
                 // No foreign key references the table: nothing shares a row (a delete-or-anonymize deletes them all).
                 let acted = step.action.mayDelete ? "count(*)" : "count(*) FILTER (WHERE \(pending))"
                 counts.append(
-                    "SELECT \(index), \(acted), 0::bigint, 0::bigint\(noReference) FROM \(table) AS x\nWHERE \(reached)")
+                    "SELECT \(index), \(acted), 0::bigint, 0::bigint\(noReference) FROM \(table) AS x\nWHERE \(reached)"
+                )
                 continue
             }
             // The rows reached, each once, and whether each still needs the step; those of them no row outside the

@@ -213,7 +213,8 @@ extension Planner {
     /// recorded in `gallra.processed_row`; nil for a delete.
     func fingerprint(_ step: ResolvedStep, alias: String) -> String? {
         guard step.action.mayAnonymize else { return nil }
-        let values = step.action.columns.map { "\(alias).\(SQLIdentifier.quoted($0.column.name))" }.joined(separator: ", ")
+        let values = step.action.columns.map { "\(alias).\(SQLIdentifier.quoted($0.column.name))" }.joined(
+            separator: ", ")
         return "encode(sha256(convert_to(jsonb_build_array(\(values))::text, 'UTF8')), 'hex')"
     }
 

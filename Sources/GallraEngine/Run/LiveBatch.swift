@@ -141,7 +141,9 @@ extension LivePolicyRun {
             records: records, run: runID, policy: name, policyVersion: policy.version, on: connection)
         if !planner.deletesSubjectRow {
             // Subjects whose row remains; a subject row deleted (by a delete-or-anonymize) is gone with its key.
-            let remaining = deletedSubjects.isEmpty ? bindings.keys : Engine.jsonArray(subjects.filter { !deletedSubjects.contains($0) })
+            let remaining =
+                deletedSubjects.isEmpty
+                ? bindings.keys : Engine.jsonArray(subjects.filter { !deletedSubjects.contains($0) })
             try await connection.execute(
                 """
                 INSERT INTO gallra.processed (policy, subject_key, run)

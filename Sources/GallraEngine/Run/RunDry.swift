@@ -93,7 +93,8 @@ extension Engine {
                     dataPoint: step.dataPoint, table: step.table.description,
                     action: StepCounts.Action(step.action), rows: steps[index]?.rows ?? 0,
                     retained: steps[index]?.retained ?? 0,
-                    anonymized: step.action.mayDelete && step.action.mayAnonymize ? steps[index]?.anonymized ?? 0 : nil))
+                    anonymized: step.action.mayDelete && step.action.mayAnonymize ? steps[index]?.anonymized ?? 0 : nil)
+            )
         }
         report.tables = PolicyRunReport.tables(report.steps)
         if options.showKeys > 0 {

@@ -48,7 +48,8 @@ struct PlannerDeleteOrAnonymizeTests {
         #expect(plan.countedAction == .deleteOrAnonymize)
         let lock = try #require(plan.lock)
         #expect(
-            lock.sql.hasPrefix(#"SELECT FROM "shop"."order" AS x, unnest(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))::bigint[]) AS s("id") WHERE x."customer_id" = s."id""#
+            lock.sql.hasPrefix(
+                #"SELECT FROM "shop"."order" AS x, unnest(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))::bigint[]) AS s("id") WHERE x."customer_id" = s."id""#
             ))
         #expect(lock.sql.hasSuffix("FOR UPDATE OF x"))
         #expect(lock.parameters == [.keys])
@@ -56,7 +57,8 @@ struct PlannerDeleteOrAnonymizeTests {
         let kept = #"(EXISTS (SELECT FROM "shop"."invoice" AS h1 WHERE h1."order_id" = x."id"))"#
         #expect(
             act.sql.hasPrefix(
-                #"WITH a AS (UPDATE "shop"."order" AS x SET "customer_id" = NULL, "email" = $1::text::text FROM unnest("#))
+                #"WITH a AS (UPDATE "shop"."order" AS x SET "customer_id" = NULL, "email" = $1::text::text FROM unnest("#
+            ))
         #expect(act.sql.contains(#"AND \#(kept) RETURNING s."id"::text AS subject),"#))
         #expect(act.sql.contains(#"d AS (DELETE FROM "shop"."order" AS x USING unnest("#))
         #expect(act.sql.contains(#"AND NOT \#(kept) RETURNING s."id"::text AS subject)"#))
@@ -101,7 +103,9 @@ struct PlannerDeleteOrAnonymizeTests {
         #expect(
             capture.contains(
                 #"OR jsonb_build_array(x."street") IS DISTINCT FROM jsonb_build_array($4::text::text))"#))
-        #expect(capture.contains(#"WHERE x."id" IN (SELECT k1 FROM p) AND (NOT (EXISTS (SELECT FROM "shop"."customer" AS o1"#))
+        #expect(
+            capture.contains(
+                #"WHERE x."id" IN (SELECT k1 FROM p) AND (NOT (EXISTS (SELECT FROM "shop"."customer" AS o1"#))
         let delete = try #require(plan.actOnRows?.sql)
         #expect(delete.hasPrefix(#"WITH d AS (DELETE FROM "shop"."address" AS x"#))
         let anonymize = try #require(plan.anonymizeRows?.sql)

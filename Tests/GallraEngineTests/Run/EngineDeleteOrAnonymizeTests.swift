@@ -137,7 +137,9 @@ struct EngineDeleteOrAnonymizeTests {
                 FROM gallra.audit_subject, jsonb_array_elements(counts) AS c
                 GROUP BY 1, 2 ORDER BY 1, 2
                 """
-            ).map { "\(try $0.decode("t", as: String.self)) \(try $0.decode("a", as: String.self)) \(try $0.decode("n", as: Int.self))" }
+            ).map {
+                "\(try $0.decode("t", as: String.self)) \(try $0.decode("a", as: String.self)) \(try $0.decode("n", as: Int.self))"
+            }
             #expect(
                 audited == [
                     "erase.address anonymized 1", "erase.address deleted 1", "erase.customer deleted 3",
