@@ -199,4 +199,80 @@ struct EngineDeleteOrAnonymizeTests {
                 ])
         }
     }
+
+    /// A partitioned table with a composite key, referenced through a composite foreign key from another
+    /// partitioned table, and rows of one table referencing others of the same table.
+    static let partitionedSchema = """
+        CREATE SCHEMA part;
+        CREATE TABLE part.member (id bigint PRIMARY KEY, last_seen timestamptz);
+        CREATE TABLE part.booking (
+            id bigint NOT NULL,
+            region text NOT NULL,
+            member_id bigint REFERENCES part.member (id),
+            note text,
+            follows_id bigint,
+            follows_region text,
+            PRIMARY KEY (id, region),
+            FOREIGN KEY (follows_id, follows_region) REFERENCES part.booking (id, region)
+        ) PARTITION BY LIST (region);
+        CREATE TABLE part.booking_eu PARTITION OF part.booking FOR VALUES IN ('eu');
+        CREATE TABLE part.booking_us PARTITION OF part.booking FOR VALUES IN ('us');
+        CREATE INDEX ON part.booking (member_id);
+        CREATE TABLE part.receipt (
+            no bigint NOT NULL,
+            region text NOT NULL,
+            booking_id bigint NOT NULL,
+            PRIMARY KEY (no, region),
+            FOREIGN KEY (booking_id, region) REFERENCES part.booking (id, region) ON DELETE CASCADE
+        ) PARTITION BY LIST (region);
+        CREATE TABLE part.receipt_eu PARTITION OF part.receipt FOR VALUES IN ('eu');
+        CREATE TABLE part.receipt_us PARTITION OF part.receipt FOR VALUES IN ('us');
+        INSERT INTO part.member VALUES (1, '2024-01-01 00:00+00'), (2, '2026-11-01 00:00+00');
+        INSERT INTO part.booking VALUES
+            (1, 'eu', 1, 'first', NULL, NULL),
+            (1, 'us', 1, 'receipted', NULL, NULL),
+            (2, 'eu', 1, 'followed', NULL, NULL),
+            (3, 'us', 1, 'follows', 2, 'eu'),
+            (4, 'eu', 2, 'another member', NULL, NULL);
+        INSERT INTO part.receipt VALUES (7, 'us', 1), (8, 'eu', 4);
+        """
+
+    /// Booking (1, us) has a receipt (ON DELETE CASCADE: deleting it would delete the receipt): kept. Booking
+    /// (2, eu) is followed by (3, us), a booking of the same member deleted in the same statement: judged on one
+    /// snapshot, it is kept. The others of member 1 are deleted, in both partitions.
+    @Test func partitionedTablesAndCompositeKeys() async throws {
+        try await TestDatabase.with { database, connection in
+            try await EdgeCase.load(Self.partitionedSchema, into: database, on: connection)
+            let policy = try await EdgeCase.policy(
+                """
+                policy: part
+                state: active
+                subject: { table: part.member, key: id }
+                expires: { inactive_for: 1 year, activity: last_seen }
+                data:
+                  - { table: part.booking, delete: true, anonymize: { note: redact, member_id: null } }
+                  - { table: part.member, delete: true }
+                limits: { max_fraction: 1 }
+                """, on: connection)
+            let oracles = [
+                TableOracle(
+                    table: "part.booking", key: "(t.id, t.region)", deleted: ["(1,eu)", "(3,us)"],
+                    anonymized: ["(1,us)", "(2,eu)"], columns: ["note", "member_id"]),
+                TableOracle(table: "part.member", key: "t.id", deleted: ["1"]),
+                TableOracle(table: "part.receipt", key: "(t.no, t.region)"),
+            ]
+            let before = try await oracles.snapshots(on: connection)
+
+            let (dry, live) = try await EdgeCase.run(policy, on: connection)
+
+            EdgeCase.expectSameNumbers(dry: dry, live: live)
+            oracles[0].expectCounted(in: live)
+            oracles[1].expectCounted(in: live)
+            try await oracles.expectDone(since: before, on: connection)
+            #expect(
+                try await keys(
+                    "SELECT (id, region)::text AS k FROM part.booking WHERE note = '[redacted]' ORDER BY id, region",
+                    on: connection) == ["(1,us)", "(2,eu)"])
+        }
+    }
 }
