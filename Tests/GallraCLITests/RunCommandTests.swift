@@ -428,6 +428,14 @@ extension RunCommandTests {
             let explained = try await shop.gallra(
                 "explain", "--subject", "shop.customer:\(customer)", "--as-of", DemoShop.asOf)
             #expect(explained.status == 0, "\(explained.stderr)")
+            let json = try jsonObject(
+                try await shop.gallra(
+                    "explain", "--subject", "shop.customer:\(customer)", "--as-of", DemoShop.asOf, "--format", "json"))
+            let steps = ((json["policies"] as? [[String: Any]])?.first?["steps"] as? [[String: Any]]) ?? []
+            // Every step has every key: null where the action has no anonymized part.
+            #expect(steps.allSatisfy { $0.keys.contains("anonymized") })
+            #expect(
+                steps.first { $0["table"] as? String == "shop.order" }?["action"] as? String == "delete_or_anonymize")
             #expect(
                 explained.stdout.contains(
                     #/data\[5\] shop.order: delete [1-9][0-9]* rows?, anonymize [1-9][0-9]* \(still referenced\)/#),

@@ -365,3 +365,16 @@ extension PolicyStanding.Consent {
         try container.encode(inForce, forKey: .inForce)
     }
 }
+
+extension PolicyStanding.Step {
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(dataPoint, forKey: .dataPoint)
+        try container.encode(table, forKey: .table)
+        try container.encode(action, forKey: .action)
+        try container.encode(rows, forKey: .rows)
+        try container.encode(anonymized, forKey: .anonymized)
+        try container.encode(retained, forKey: .retained)
+        try container.encode(retainedBy, forKey: .retainedBy)
+    }
+}
