@@ -122,7 +122,7 @@ struct ValidatorDeleteOrAnonymizeTests {
             ),
             (
                 "{ email: null }",
-                "anonymize: email is NOT NULL in shop.order, so null cannot be written; use redact, or delete the rows"
+                "anonymize: email is NOT NULL in shop.order, so null cannot be written; use redact"
             ),
             (
                 "{ total: fake_email }",
@@ -140,6 +140,22 @@ struct ValidatorDeleteOrAnonymizeTests {
         let messages = result.errors.map(\.message)
         #expect(messages.contains { $0.hasPrefix(message) }, "\(messages)")
         #expect(result.errors.allSatisfy { $0.path?.hasPrefix("data[0].anonymize") == true }, "\(result.errors)")
+    }
+
+    @Test("the fix proposed for a kept row is never to delete it")
+    func fixesKeepTheRows() {
+        let combined = validation(
+            customerPolicy("  - { table: shop.order, delete: true, anonymize: { email: null, id: null } }"))
+        #expect(
+            combined.errors.map(\.message) == [
+                "anonymize: email is NOT NULL in shop.order, so null cannot be written; use redact",
+                "anonymize: id is part of the primary key of shop.order; changing it would make the row another row. Anonymize other columns",
+            ])
+        let plain = validation(customerPolicy("  - { table: shop.order, anonymize: { email: null } }"))
+        #expect(
+            plain.errors.map(\.message) == [
+                "anonymize: email is NOT NULL in shop.order, so null cannot be written; use redact, or delete the rows"
+            ])
     }
 
     @Test("the subject key is not anonymized on the subject table, whatever the action")
