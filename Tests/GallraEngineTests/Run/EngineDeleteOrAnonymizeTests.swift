@@ -275,4 +275,51 @@ struct EngineDeleteOrAnonymizeTests {
                     on: connection) == ["(1,us)", "(2,eu)"])
         }
     }
+
+    /// A receipt (ON DELETE CASCADE) for booking (1, eu) is being inserted by the shop when the batch reaches the
+    /// booking: the batch's lock waits for it, and once it commits the booking is kept and anonymized, and the new
+    /// receipt survives: deleting the booking would have cascaded to it.
+    @Test func aReferenceInsertedWhileTheBatchWaitsKeepsTheRow() async throws {
+        try await TestDatabase.with { database, connection in
+            try await EdgeCase.load(Self.partitionedSchema, into: database, on: connection)
+            let policy = try await EdgeCase.policy(
+                """
+                policy: part
+                state: active
+                subject: { table: part.member, key: id }
+                expires: { inactive_for: 1 year, activity: last_seen }
+                data:
+                  - { table: part.booking, delete: true, anonymize: { note: redact, member_id: null } }
+                  - { table: part.member, delete: true }
+                limits: { max_fraction: 1 }
+                """, on: connection)
+            let shop = try await database.connect()
+            try await shop.execute("BEGIN")
+            try await shop.execute("INSERT INTO part.receipt VALUES (9, 'eu', 1)")
+            var options = DemoShop.options(.live)
+            options.lockTimeout = .seconds(30)
+            let engine = try DemoShop.engine(connection)
+            async let report = engine.run([policy], options: options)
+            // The batch waits for the receipt's row lock on booking (1, eu); the shop commits meanwhile.
+            var waiting = false
+            for _ in 0..<100 where !waiting {
+                try await Task.sleep(for: .milliseconds(50))
+                waiting = try await scalar(
+                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE OF x%'",
+                    as: Bool.self, on: shop)
+            }
+            #expect(waiting, "the batch never waited for the shop's insert")
+            try await shop.execute("COMMIT")
+            await shop.close()
+            let done = try #require(try await report.policies.first)
+            #expect(done.failure == nil && done.skippedBatches.isEmpty)
+            #expect(
+                try await keys(
+                    "SELECT (id, region)::text AS k FROM part.booking WHERE note = '[redacted]' ORDER BY id, region",
+                    on: connection) == ["(1,eu)", "(1,us)", "(2,eu)"])
+            #expect(
+                try await keys("SELECT (no, region)::text AS k FROM part.receipt ORDER BY no, region", on: connection)
+                    == ["(7,us)", "(8,eu)", "(9,eu)"])
+        }
+    }
 }
