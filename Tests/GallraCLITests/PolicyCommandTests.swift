@@ -93,6 +93,39 @@ struct PolicyCommandTests {
         }
     }
 
+    @Test func aDeleteOrAnonymizeWithAnInvalidAnonymizationIsRefused() async throws {
+        try await withShopDatabase { _, conninfo in
+            try await Harness.withTemporaryDirectory { dir in
+                let file = "\(dir)/erase.yaml"
+                // The delete would be fine (kept orders are anonymized), but email is NOT NULL in shop.order.
+                try """
+                policy: erase
+                subject: { table: shop.customer, key: id }
+                expires: { inactive_for: 1 year, activity: last_seen_at }
+                data:
+                  - { table: shop.order, delete: true, anonymize: { email: null, customer_id: null } }
+                """.write(toFile: file, atomically: true, encoding: .utf8)
+                let result = try await gallra("policy", "validate", "--database", conninfo, file)
+                #expect(result.status == 65)
+                #expect(
+                    result.stdout.contains(
+                        "erase.yaml:5:60: error: anonymize: email is NOT NULL in shop.order, so null cannot be written"),
+                    "\(result.stdout)")
+                let fixed = try await gallra(
+                    "policy", "validate", "--database", conninfo,
+                    try { () throws -> String in
+                        let text = try String(contentsOfFile: file, encoding: .utf8)
+                        try text.replacingOccurrences(of: "email: null", with: "email: fake_email")
+                            .write(toFile: file, atomically: true, encoding: .utf8)
+                        return file
+                    }())
+                #expect(fixed.status == 0, "\(fixed.stdout) \(fixed.stderr)")
+                #expect(
+                    fixed.stdout.contains("or, where still referenced, anonymize customer_id: null, email: fake_email"))
+            }
+        }
+    }
+
     @Test func migrateApplyListShowHistoryDisable() async throws {
         let root = try sourceRoot()
         try await withShopDatabase { name, conninfo in

@@ -398,4 +398,67 @@ func waitFor(
     }
     Issue.record("timed out waiting until \(what)")
     throw HarnessError.psqlFailed
+
+}
+
+extension RunCommandTests {
+    /// Orders deleted where nothing references them any more, anonymized where order lines (which the policy
+    /// does not name) still do: the plan's counts are the run's, deleted and anonymized apart, and explain says
+    /// so for one customer before the run.
+    @Test func ordersAreDeletedWherePossibleAndAnonymizedOtherwise() async throws {
+        try await DemoShop.with(customers: 120) { shop in
+            // Half the orders lose their lines: nothing references them any more.
+            try await shop.psql("DELETE FROM shop.order_line WHERE order_id % 2 = 0")
+            try await shop.applyEdited(
+                "inactive-customers",
+                [("  - table: shop.order\n    anonymize:", "  - table: shop.order\n    delete: true\n    anonymize:")])
+            let expected = try await shop.psql(
+                """
+                SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT FROM shop.order_line AS l WHERE l.order_id = o.id))
+                    || ' ' || count(*) FILTER (WHERE EXISTS (SELECT FROM shop.order_line AS l WHERE l.order_id = o.id))
+                FROM shop."order" AS o WHERE o.customer_id IN (\(expiringCustomersSQL))
+                """)
+            let customer = try await shop.psql(
+                """
+                SELECT o.customer_id FROM shop."order" AS o WHERE o.customer_id IN (\(expiringCustomersSQL))
+                GROUP BY 1 HAVING count(*) FILTER (WHERE o.id % 2 = 0) > 0 AND count(*) FILTER (WHERE o.id % 2 = 1) > 0
+                ORDER BY 1 LIMIT 1
+                """)
+            try #require(!customer.isEmpty, "no due customer with orders of both kinds")
+            let explained = try await shop.gallra(
+                "explain", "--subject", "shop.customer:\(customer)", "--as-of", DemoShop.asOf)
+            #expect(explained.status == 0, "\(explained.stderr)")
+            let json = try jsonObject(
+                try await shop.gallra(
+                    "explain", "--subject", "shop.customer:\(customer)", "--as-of", DemoShop.asOf, "--format", "json"))
+            let steps = ((json["policies"] as? [[String: Any]])?.first?["steps"] as? [[String: Any]]) ?? []
+            // Every step has every key: null where the action has no anonymized part.
+            #expect(steps.allSatisfy { $0.keys.contains("anonymized") })
+            #expect(
+                steps.first { $0["table"] as? String == "shop.order" }?["action"] as? String == "delete_or_anonymize")
+            #expect(
+                explained.stdout.contains(
+                    #/data\[5\] shop.order: delete [1-9][0-9]* rows?, anonymize [1-9][0-9]* \(still referenced\)/#),
+                "\(explained.stdout)")
+
+            let plan = try await shop.gallra("plan", "--as-of", DemoShop.asOf, "--format", "json")
+            #expect(plan.status == 0, "\(plan.stderr)")
+            let planned = try #require(try policies(try jsonObject(plan))["inactive-customers"])
+            let live = try await shop.gallra(
+                "run", "--once", "--as-of", DemoShop.asOf, "--format", "json", environment: shop.keyEnvironment)
+            #expect(live.status == 0, "\(live.stdout) \(live.stderr)")
+            let done = try #require(try policies(try jsonObject(live))["inactive-customers"])
+            let orders = tables(done)["shop.order"] ?? []
+            #expect(orders.prefix(2).map(String.init).joined(separator: " ") == expected, "orders deleted, anonymized")
+            #expect(tables(planned) == tables(done))
+            let step = (done["steps"] as? [[String: Any]] ?? []).first { $0["table"] as? String == "shop.order" }
+            #expect(step?["action"] as? String == "delete_or_anonymize")
+            #expect(step?["anonymized"] as? Int == orders.dropFirst().first)
+            // Lines still reference every order left; none is attached to an erased customer.
+            #expect(
+                try await shop.psql(
+                    #"SELECT count(*) FROM shop."order" AS o WHERE NOT EXISTS (SELECT FROM shop.order_line AS l WHERE l.order_id = o.id) AND o.customer_id IS NULL"#
+                ) == "0")
+        }
+    }
 }

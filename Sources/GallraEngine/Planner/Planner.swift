@@ -41,9 +41,7 @@ public struct Planner: Sendable {
         try SQLText.checkTypeName(resolved.subject.keyType)
         for name in Self.names(in: resolved) { try SQLText.checkIdentifier(name) }
         for step in resolved.steps {
-            if case .anonymize(let columns) = step.action {
-                for column in columns { try SQLText.checkTypeName(column.type) }
-            }
+            for column in step.action.columns { try SQLText.checkTypeName(column.type) }
             if step.identifyRowsBefore != nil, step.relation != .referenced {
                 throw .identifiedBeforeUnsupported(dataPoint: step.dataPoint, table: step.table.description)
             }
@@ -84,7 +82,7 @@ public struct Planner: Sendable {
         for step in resolved.steps {
             add(step.table)
             add(step.path)
-            if case .anonymize(let columns) = step.action { names += columns.map(\.column.name) }
+            names += step.action.columns.map(\.column.name)
             for reference in step.referencedBy {
                 add(reference.table)
                 names += reference.columns.map(\.name) + reference.referencedColumns.map(\.name)
@@ -97,6 +95,12 @@ public struct Planner: Sendable {
     /// `gallra.processed` and excluded from later runs of the policy (convergence).
     public var deletesSubjectRow: Bool {
         resolved.steps.contains { $0.relation == .subject && $0.action == .delete }
+    }
+
+    /// Whether the policy may delete the subject row: a delete, or a delete-or-anonymize that deletes it when
+    /// nothing references it any more. Such a subject is locked `FOR UPDATE`.
+    public var mayDeleteSubjectRow: Bool {
+        resolved.steps.contains { $0.relation == .subject && $0.action.mayDelete }
     }
 
     // MARK: - Which subjects are due
@@ -287,7 +291,7 @@ public struct Planner: Sendable {
             WHERE \(due)\(after)
             ORDER BY \(key("s"))
             LIMIT \(sql.bind(.limit))
-            \(deletesSubjectRow ? "FOR UPDATE" : "FOR NO KEY UPDATE") OF s SKIP LOCKED
+            \(mayDeleteSubjectRow ? "FOR UPDATE" : "FOR NO KEY UPDATE") OF s SKIP LOCKED
             """
         return sql.statement(text)
     }

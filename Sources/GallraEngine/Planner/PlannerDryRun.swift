@@ -16,9 +16,14 @@ import GallraPolicy
 /// reaches the same rows; a row the subjects point to is left out when ``capture(_:)`` leaves it out and is
 /// retained when ``shared(_:_:row:set:)`` holds for it.
 extension Planner {
-    /// The counts of a dry run: one row per step, `step` (its index in apply order), `acted` and `retained`
-    /// (rows the step deletes or anonymizes, and shared rows it keeps); and one row with `step` null, whose
+    /// The counts of a dry run: one row per step, `step` (its index in apply order), `acted`, `retained` and
+    /// `anonymized` (rows the step deletes or anonymizes, shared rows it keeps, and, for a delete-or-anonymize, the
+    /// rows of `acted` it anonymizes because something still references them); and one row with `step` null, whose
     /// `acted` counts the due subjects (expiring) and `retained` the exempted ones.
+    ///
+    /// A delete-or-anonymize of owned rows (or of the subject row) keeps a row that a row of any table references,
+    /// unless an earlier step of the policy deletes that referencing row (or nulls the reference) for a due subject:
+    /// what the live run finds when the step runs, after the earlier steps of the batch.
     public func dryRunCounts() -> PlannedStatement {
         counts(oneSubject: false)
     }
@@ -63,7 +68,7 @@ extension Planner {
         var counts = [
             """
             SELECT NULL::integer AS step, count(*) FILTER (WHERE NOT exempted) AS acted,
-              count(*) FILTER (WHERE exempted) AS retained\(oneSubject ? ", NULL::integer AS reference" : "")
+              count(*) FILTER (WHERE exempted) AS retained, 0::bigint AS anonymized\(oneSubject ? ", NULL::integer AS reference" : "")
             FROM subjects
             """
         ]
@@ -71,15 +76,25 @@ extension Planner {
         var outside: [String: String] = [:]
         for (index, step) in resolved.steps.enumerated() {
             let table = SQLIdentifier.quoted(schema: step.table.schema, name: step.table.name)
+            if step.relation != .referenced, step.action.mayDelete, step.action.mayAnonymize {
+                let kept = keptByReference(&sql, index, row: "x", from: reach)
+                counts.append(
+                    """
+                    SELECT \(index), count(*), 0::bigint, count(*) FILTER (WHERE \(kept))\(noReference) FROM \(table) AS x
+                    WHERE \(dueReaches(step.path, row: "x", from: reach))
+                    """)
+                continue
+            }
             switch step.relation {
             case .subject:
                 // The subject row of each due subject, once (the key is unique).
                 counts.append(
-                    "SELECT \(index), count(*) FILTER (WHERE NOT exempted), 0::bigint\(noReference) FROM subjects")
+                    "SELECT \(index), count(*) FILTER (WHERE NOT exempted), 0::bigint, 0::bigint\(noReference) FROM subjects"
+                )
                 continue
             case .owned:
                 counts.append(
-                    "SELECT \(index), count(*), 0::bigint\(noReference) FROM \(table) AS x\nWHERE \(dueReaches(step.path, row: "x", from: reach))"
+                    "SELECT \(index), count(*), 0::bigint, 0::bigint\(noReference) FROM \(table) AS x\nWHERE \(dueReaches(step.path, row: "x", from: reach))"
                 )
                 continue
             case .referenced:
@@ -93,11 +108,13 @@ extension Planner {
             // A row already as an idempotent anonymization leaves it is recognised by its values, a test computed
             // for the rows reached only (in the select list: as a condition, the server would compute it for every
             // row of the table before the join); a hashing one's record is joined.
+            // A delete-or-anonymize deletes an unshared row whatever it holds, so a hashing one's record is read for
+            // every row reached.
             var pending = "true"
             if isIdempotent(step) {
                 pending = notProcessedRow(&sql, step, row: "x") ?? pending
             } else if let notProcessed = notProcessedRowAmongMany(&sql, step, row: "x") {
-                conditions.append(notProcessed)
+                if step.action.mayDelete { pending = notProcessed } else { conditions.append(notProcessed) }
             }
             // A row an earlier twin reaches from a due subject counts under that twin. The twin's rows reached are
             // at hand when it has a set of them (twins share the table, so its keys): exactly the rows its path
@@ -115,8 +132,10 @@ extension Planner {
             }
             let reached = conditions.joined(separator: "\n    AND ")
             guard !keys.isEmpty else {
+                // No foreign key references the table: nothing shares a row (a delete-or-anonymize deletes them all).
+                let acted = step.action.mayDelete ? "count(*)" : "count(*) FILTER (WHERE \(pending))"
                 counts.append(
-                    "SELECT \(index), count(*) FILTER (WHERE \(pending)), 0::bigint\(noReference) FROM \(table) AS x\nWHERE \(reached)"
+                    "SELECT \(index), \(acted), 0::bigint, 0::bigint\(noReference) FROM \(table) AS x\nWHERE \(reached)"
                 )
                 continue
             }
@@ -152,6 +171,17 @@ extension Planner {
                 }
                 return "NOT EXISTS (SELECT FROM \(name) WHERE \(joins.joined(separator: " AND ")))"
             }
+            if step.action.mayDelete, step.action.mayAnonymize {
+                // Unshared rows are deleted, whatever they hold; shared rows the step has not anonymized yet are.
+                counts.append(
+                    """
+                    SELECT \(index), a.deleted + a.anonymized, 0::bigint, a.anonymized\(noReference)
+                    FROM (SELECT count(*) FILTER (WHERE unshared) AS deleted,
+                        count(*) FILTER (WHERE NOT unshared AND gallra_pending) AS anonymized
+                      FROM (SELECT x.gallra_pending, \(unshared.joined(separator: "\n     AND ")) AS unshared FROM \(rows) AS x) AS u) AS a
+                    """)
+                continue
+            }
             if oneSubject {
                 // Which foreign keys hold the retained rows: per reference, the rows reached that it still uses.
                 for (number, reference) in step.referencedBy.enumerated() {
@@ -160,7 +190,7 @@ extension Planner {
                     }
                     counts.append(
                         """
-                        SELECT \(index), 0::bigint, count(*), \(number) FROM \(rows) AS x
+                        SELECT \(index), 0::bigint, count(*), 0::bigint, \(number) FROM \(rows) AS x
                         WHERE x.gallra_pending AND EXISTS (SELECT FROM (\(referencesFromOutside(reference, to: step))) AS u
                           WHERE \(joins.joined(separator: " AND ")))
                         """)
@@ -168,7 +198,7 @@ extension Planner {
             }
             counts.append(
                 """
-                SELECT \(index), a.acted, t.reached - a.acted\(noReference)
+                SELECT \(index), a.acted, t.reached - a.acted, 0::bigint\(noReference)
                 FROM (SELECT count(*) FILTER (WHERE gallra_pending) AS reached FROM \(rows)) AS t,
                   (SELECT count(*) AS acted FROM \(rows) AS x
                    WHERE x.gallra_pending AND \(unshared.joined(separator: "\n     AND "))) AS a
@@ -176,6 +206,54 @@ extension Planner {
         }
         return sql.statement(
             "WITH " + ctes.joined(separator: ",\n") + "\n" + counts.joined(separator: "\nUNION ALL\n"))
+    }
+
+    /// Whether row `row` of the table of delete-or-anonymize step `index` (owned rows or the subject row) is kept:
+    /// some row references it that outlives the steps before it (``outlives(_:_:row:before:from:depth:)``). The live
+    /// run's ``stillReferenced(_:row:)``, once the earlier steps have acted for the subjects of `subjects`.
+    func keptByReference(
+        _ sql: inout SQLBuilder, _ index: Int, row: String, from subjects: String, depth: Int = 1
+    ) -> String {
+        let step = resolved.steps[index]
+        guard !step.referencedBy.isEmpty else { return "false" }
+        let parts = step.referencedBy.enumerated().map { number, reference -> String in
+            let other = "h\(depth)_\(number + 1)"
+            var joins = zip(reference.columns, reference.referencedColumns).map {
+                "\(other).\(SQLIdentifier.quoted($0.name)) = \(row).\(SQLIdentifier.quoted($1.name))"
+            }
+            if reference.table == step.table {
+                joins.append("(\(other).tableoid, \(other).ctid) <> (\(row).tableoid, \(row).ctid)")
+            }
+            joins += outlives(&sql, reference, row: other, before: index, from: subjects, depth: depth)
+            let table = SQLIdentifier.quoted(schema: reference.table.schema, name: reference.table.name)
+            return "EXISTS (SELECT FROM \(table) AS \(other) WHERE \(joins.joined(separator: " AND ")))"
+        }
+        return "(" + parts.joined(separator: " OR ") + ")"
+    }
+
+    /// Conditions under which row `row` of `reference`'s table still references once the owned and subject steps
+    /// before step `before` have acted for the subjects of `subjects`: no delete reached it, no anonymize nulled the
+    /// reference, and a delete-or-anonymize that reached it kept it (recursively, over ever earlier steps).
+    func outlives(
+        _ sql: inout SQLBuilder, _ reference: ForeignKeyReference, row: String, before: Int, from subjects: String,
+        depth: Int
+    ) -> [String] {
+        resolved.steps.enumerated().prefix(before).compactMap { index, earlier -> String? in
+            guard earlier.relation != .referenced, earlier.table == reference.table else { return nil }
+            let reached = dueReaches(earlier.path, row: row, from: subjects)
+            switch earlier.action {
+            case .delete:
+                return "NOT \(reached)"
+            case .anonymize(let columns):
+                let nulled = Set(columns.filter { $0.strategy == .null }.map(\.column))
+                return reference.columns.allSatisfy { nulled.contains($0) } ? "NOT \(reached)" : nil
+            case .deleteOrAnonymize(let columns):
+                let nulled = Set(columns.filter { $0.strategy == .null }.map(\.column))
+                if reference.columns.allSatisfy({ nulled.contains($0) }) { return "NOT \(reached)" }
+                let kept = keptByReference(&sql, index, row: row, from: subjects, depth: depth + 1)
+                return "NOT (\(reached) AND NOT \(kept))"
+            }
+        }
     }
 
     /// The subject columns `due` returns: the key, and the columns the steps' paths start from.

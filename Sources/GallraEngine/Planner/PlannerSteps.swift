@@ -7,8 +7,13 @@ public struct StepPlan: Sendable, Hashable {
     public var index: Int
     public var step: ResolvedStep
     /// Rows the subject owns, or the subject row: acts on the batch's subjects and returns `subject, rows`
-    /// (rows per subject key). Nil for rows the subject points to.
+    /// (rows per subject key; for a delete-or-anonymize, `rows` deleted and `anonymized`). Nil for rows the
+    /// subject points to.
     public var act: PlannedStatement?
+    /// Rows the subject owns, for a delete-or-anonymize: locks them `FOR UPDATE` before ``act``, so that no row
+    /// referencing them can appear between the moment ``act`` judges which rows are still referenced and its
+    /// delete (an insert that references a locked row waits for the batch). Nil otherwise.
+    public var lock: PlannedStatement?
     /// Rows the subject points to: identifies and locks them at batch start, returning `subject, row, shared, step`
     /// (`row` identifies the row by its referenced key as a JSON object; `shared` when something outside the
     /// due subjects' data still references it; `step` the twin it counts under). Rows the policy already
@@ -17,11 +22,19 @@ public struct StepPlan: Sendable, Hashable {
     public var capture: PlannedStatement?
     /// Rows the subject points to: acts on the captured, unshared rows of the step and its twins (`$rows`),
     /// returning `row` per row changed; a hashing anonymize also records each row in `gallra.processed_row`
-    /// (same statement, so same transaction). Set with ``capture``.
+    /// (same statement, so same transaction). Set with ``capture``. A delete-or-anonymize deletes with it.
     public var actOnRows: PlannedStatement?
+    /// Rows the subject points to, for a delete-or-anonymize: anonymizes the captured, shared rows (`$rows`), as
+    /// ``actOnRows`` does for an anonymize. Set with ``capture`` for such a step, nil otherwise.
+    public var anonymizeRows: PlannedStatement?
 
-    /// Whether the step deletes (else it anonymizes).
+    /// Whether the step deletes every row it acts on.
     public var deletes: Bool { step.action == .delete }
+    /// Whether the step deletes the rows nothing references any more and anonymizes the others.
+    public var deletesOrAnonymizes: Bool { if case .deleteOrAnonymize = step.action { true } else { false } }
+
+    /// The action the run report counts the step under.
+    public var countedAction: StepCounts.Action { StepCounts.Action(step.action) }
 }
 
 extension Planner {
@@ -30,13 +43,20 @@ extension Planner {
         resolved.steps.enumerated().map { index, step in
             switch step.relation {
             case .subject, .owned:
-                return StepPlan(index: index, step: step, act: act(step), capture: nil, actOnRows: nil)
-            case .referenced:
-                // A twin group is captured and acted on at its first step's turn.
-                let capture = capture(step)
+                let combined = step.action.mayDelete && step.action.mayAnonymize
                 return StepPlan(
-                    index: index, step: step, act: nil, capture: capture,
-                    actOnRows: capture.map { _ in actOnRows(step) })
+                    index: index, step: step, act: act(step), lock: combined && !step.path.isEmpty ? lock(step) : nil,
+                    capture: nil, actOnRows: nil, anonymizeRows: nil)
+            case .referenced:
+                // A twin group is captured and acted on at its first step's turn; a delete-or-anonymize deletes the
+                // unshared rows and anonymizes the shared ones.
+                let capture = capture(step)
+                let acting = step.action.mayDelete ? .delete : step.action
+                let anonymization = step.action.mayDelete ? step.action.anonymization : nil
+                return StepPlan(
+                    index: index, step: step, act: nil, lock: nil, capture: capture,
+                    actOnRows: capture.map { _ in actOnRows(step, action: acting) },
+                    anonymizeRows: capture.flatMap { _ in anonymization.map { actOnRows(step, action: $0) } })
             }
         }
     }
@@ -44,7 +64,11 @@ extension Planner {
     // MARK: - Owned rows and the subject row
 
     /// `WITH d AS (DELETE|UPDATE ... RETURNING subject) SELECT subject, count(*)`: per-subject row counts only.
+    ///
+    /// A delete-or-anonymize anonymizes the rows still referenced and deletes the others in one statement (one
+    /// snapshot, so each row is judged once, after the earlier steps): `subject, rows, anonymized`.
     func act(_ step: ResolvedStep) -> PlannedStatement {
+        if case .deleteOrAnonymize(let columns) = step.action { return deleteOrAnonymize(step, columns) }
         var sql = SQLBuilder()
         let table = SQLIdentifier.quoted(schema: step.table.schema, name: step.table.name)
         let modify: String
@@ -53,7 +77,7 @@ extension Planner {
             switch step.action {
             case .delete:
                 modify = "DELETE FROM \(table) AS x WHERE \(member) RETURNING \(key("x"))::text AS subject"
-            case .anonymize(let columns):
+            case .anonymize(let columns), .deleteOrAnonymize(let columns):
                 let set = assignments(&sql, step, columns)
                 modify = "UPDATE \(table) AS x SET \(set) WHERE \(member) RETURNING \(key("x"))::text AS subject"
             }
@@ -70,6 +94,66 @@ extension Planner {
         }
         return sql.statement(
             "WITH d AS (\(modify))\nSELECT subject, count(*) AS rows FROM d GROUP BY subject")
+    }
+
+    /// The delete-or-anonymize of rows the subject owns, or of the subject row: ``act(_:)``.
+    func deleteOrAnonymize(_ step: ResolvedStep, _ columns: [ResolvedAnonymization]) -> PlannedStatement {
+        var sql = SQLBuilder()
+        let table = SQLIdentifier.quoted(schema: step.table.schema, name: step.table.name)
+        let set = assignments(&sql, step, columns)
+        let kept = stillReferenced(step, row: "x")
+        let anonymize: String
+        let delete: String
+        if step.path.isEmpty {
+            let member = member(&sql, .batch, key: key("x"))
+            let returning = "RETURNING \(key("x"))::text AS subject"
+            anonymize = "UPDATE \(table) AS x SET \(set) WHERE \(member) AND \(kept) \(returning)"
+            delete = "DELETE FROM \(table) AS x WHERE \(member) AND NOT \(kept) \(returning)"
+        } else {
+            let reached = batchPath(&sql, step.path, lastAlias: "x", bound: true)
+            let conditions = reached.conditions.joined(separator: " AND ")
+            let from = reached.items.joined(separator: ", ")
+            let returning = "RETURNING \(key("s"))::text AS subject"
+            anonymize = "UPDATE \(table) AS x SET \(set) FROM \(from) WHERE \(conditions) AND \(kept) \(returning)"
+            delete = "DELETE FROM \(table) AS x USING \(from) WHERE \(conditions) AND NOT \(kept) \(returning)"
+        }
+        return sql.statement(
+            """
+            WITH a AS (\(anonymize)),
+            d AS (\(delete))
+            SELECT subject, count(*) FILTER (WHERE NOT anonymized) AS rows, count(*) FILTER (WHERE anonymized) AS anonymized
+            FROM (SELECT subject, true AS anonymized FROM a UNION ALL SELECT subject, false FROM d) AS c GROUP BY subject
+            """)
+    }
+
+    /// Locks the rows a delete-or-anonymize of owned rows reaches from the batch's subjects (``StepPlan/lock``).
+    func lock(_ step: ResolvedStep) -> PlannedStatement {
+        var sql = SQLBuilder()
+        let table = SQLIdentifier.quoted(schema: step.table.schema, name: step.table.name)
+        let reached = batchPath(&sql, step.path, lastAlias: "x", bound: true)
+        let from = (["\(table) AS x"] + reached.items).joined(separator: ", ")
+        return sql.statement(
+            "SELECT FROM \(from) WHERE \(reached.conditions.joined(separator: " AND ")) FOR UPDATE OF x")
+    }
+
+    /// Whether row `row` of a delete-or-anonymize's table is referenced by some row, of any table, through any
+    /// foreign key (``ResolvedStep/referencedBy``), now: such a row is kept and anonymized, whatever the key's ON
+    /// DELETE (a cascade would delete the row referencing it, SET NULL change it). A row referencing itself does not
+    /// keep itself. Never null: a key with a null column references nothing.
+    func stillReferenced(_ step: ResolvedStep, row: String) -> String {
+        guard !step.referencedBy.isEmpty else { return "false" }
+        let parts = step.referencedBy.enumerated().map { number, reference -> String in
+            let other = "h\(number + 1)"
+            var joins = zip(reference.columns, reference.referencedColumns).map {
+                "\(other).\(SQLIdentifier.quoted($0.name)) = \(row).\(SQLIdentifier.quoted($1.name))"
+            }
+            if reference.table == step.table {
+                joins.append("(\(other).tableoid, \(other).ctid) <> (\(row).tableoid, \(row).ctid)")
+            }
+            let table = SQLIdentifier.quoted(schema: reference.table.schema, name: reference.table.name)
+            return "EXISTS (SELECT FROM \(table) AS \(other) WHERE \(joins.joined(separator: " AND ")))"
+        }
+        return "(" + parts.joined(separator: " OR ") + ")"
     }
 
     /// The rows reached along `path` from the batch's subjects, with `s` the subject: FROM items and join
@@ -128,8 +212,9 @@ extension Planner {
     /// SHA-256 (hex) of an anonymize step's columns of row `alias` as a jsonb array: what the step wrote, as
     /// recorded in `gallra.processed_row`; nil for a delete.
     func fingerprint(_ step: ResolvedStep, alias: String) -> String? {
-        guard case .anonymize(let columns) = step.action else { return nil }
-        let values = columns.map { "\(alias).\(SQLIdentifier.quoted($0.column.name))" }.joined(separator: ", ")
+        guard step.action.mayAnonymize else { return nil }
+        let values = step.action.columns.map { "\(alias).\(SQLIdentifier.quoted($0.column.name))" }.joined(
+            separator: ", ")
         return "encode(sha256(convert_to(jsonb_build_array(\(values))::text, 'UTF8')), 'hex')"
     }
 
@@ -151,8 +236,7 @@ extension Planner {
     /// Whether an anonymize writes the same values when it runs again on its own result: true unless a column
     /// is hashed (`hash`, `fake_email`: a second pass would pseudonymise the pseudonym). True for a delete.
     func isIdempotent(_ step: ResolvedStep) -> Bool {
-        guard case .anonymize(let columns) = step.action else { return true }
-        return columns.allSatisfy { column in
+        step.action.columns.allSatisfy { column in
             switch column.strategy {
             case .hash, .fakeEmail: false
             case .null, .redact, .set, .truncate: true
@@ -168,7 +252,8 @@ extension Planner {
     ///   probe per row, whatever the statistics of `gallra.processed_row` say.
     /// Either way a row the application has changed since is done again.
     func notProcessedRow(_ sql: inout SQLBuilder, _ step: ResolvedStep, row: String) -> String? {
-        guard case .anonymize(let columns) = step.action else { return nil }
+        guard step.action.mayAnonymize else { return nil }
+        let columns = step.action.columns
         if isIdempotent(step) {
             let current = columns.map { "\(row).\(SQLIdentifier.quoted($0.column.name))" }
             let anonymized = columns.map { strategyExpression(&sql, step, $0, row: row) }
@@ -233,7 +318,10 @@ extension Planner {
         }
         let counting = cases.isEmpty ? "\(last.index)" : "(CASE \(cases.joined(separator: " ")) ELSE \(last.index) END)"
         var conditions: [String] = []
-        if let notProcessed = notProcessedRow(&sql, step, row: "x") { conditions.append(notProcessed) }
+        if let notProcessed = notProcessedRow(&sql, step, row: "x") {
+            // A delete-or-anonymize deletes an unshared row whatever it holds; a shared one it anonymized is done.
+            conditions.append(step.action.mayDelete ? "(NOT \(shared) OR \(notProcessed))" : notProcessed)
+        }
         let keyList = columns.indices.map { "k\($0 + 1)" }
         let target =
             columns.count == 1 ? "x.\(columns[0])" : "(" + columns.map { "x.\($0)" }.joined(separator: ", ") + ")"
@@ -258,7 +346,7 @@ extension Planner {
             WITH p AS (\(reached.joined(separator: "\nUNION ALL "))),
             r AS (SELECT \(rowColumns), \(identity(step, alias: "x")) AS row, \(shared) AS shared, \(counting) AS step
                 \(rows)\(conditions.map { " AND \($0)" }.joined())
-                \(step.action == .delete ? "FOR UPDATE" : "FOR NO KEY UPDATE") OF x)
+                \(step.action.mayDelete ? "FOR UPDATE" : "FOR NO KEY UPDATE") OF x)
             SELECT DISTINCT p.subject, r.row, r.shared, r.step FROM p JOIN r ON \(pairKey) = \(rowKey)
             """
         return sql.statement(text)
@@ -269,15 +357,15 @@ extension Planner {
     /// wrote (a record from before, for a row changed since, is replaced), under its first twin's path, so twins
     /// share one statement. Other anonymizations are recognised by the values they write, and a delete records
     /// nothing: the row is gone.
-    func actOnRows(_ step: ResolvedStep) -> PlannedStatement {
+    func actOnRows(_ step: ResolvedStep, action: ResolvedStep.Action) -> PlannedStatement {
         var sql = SQLBuilder()
         let table = SQLIdentifier.quoted(schema: step.table.schema, name: step.table.name)
         let columns = identityColumns(step).map { SQLIdentifier.quoted($0.name) }
         let target =
             columns.count == 1 ? "x.\(columns[0])" : "(" + columns.map { "x.\($0)" }.joined(separator: ", ") + ")"
         let modify: String
-        switch step.action {
-        case .delete:
+        switch action {
+        case .delete, .deleteOrAnonymize:
             modify = "DELETE FROM \(table) AS x"
         case .anonymize(let anonymizations):
             modify = "UPDATE \(table) AS x SET \(assignments(&sql, step, anonymizations))"
@@ -286,7 +374,7 @@ extension Planner {
         let rowsParameter = sql.bind(.rows)
         var returning = "\(identity(step, alias: "x")) AS row"
         var record = ""
-        if !isIdempotent(step), let fingerprint = fingerprint(step, alias: "x") {
+        if !action.mayDelete, !isIdempotent(step), let fingerprint = fingerprint(step, alias: "x") {
             returning += ", \(fingerprint) AS fingerprint"
             record = """
                 ,
@@ -347,18 +435,20 @@ extension Planner {
                 && keepsNoReference(candidate, reference: reference, target: target)
         }
         let subjectRow =
-            reference.table == resolved.subject.table && target.action != .delete
+            reference.table == resolved.subject.table && !target.action.mayDelete
             && !steps.contains(where: { $0.relation == .subject })
         return (steps, subjectRow)
     }
 
     /// Whether a row `owner` acts on stops sharing a row of `target` once the batch is done: always for an
-    /// anonymize of the target; for a delete, only when `owner` deletes the row or nulls the reference.
+    /// anonymize of the target; for a delete (or delete-or-anonymize), only when `owner` deletes the row or nulls
+    /// the reference. A delete-or-anonymize owner may keep a row (anonymized) that still references: only its
+    /// nulling the reference counts.
     func keepsNoReference(_ owner: ResolvedStep, reference: ForeignKeyReference, target: ResolvedStep) -> Bool {
-        guard target.action == .delete else { return true }
+        guard target.action.mayDelete else { return true }
         switch owner.action {
         case .delete: return true
-        case .anonymize(let columns):
+        case .anonymize(let columns), .deleteOrAnonymize(let columns):
             let nulled = Set(columns.filter { $0.strategy == .null }.map(\.column))
             return reference.columns.allSatisfy { nulled.contains($0) }
         }

@@ -75,6 +75,9 @@ actor BatchTally {
         if outcome.consentEvents > 0 { report.consentEvents = (report.consentEvents ?? 0) + outcome.consentEvents }
         for (index, counts) in outcome.steps.enumerated() {
             report.steps[index].rows += counts.rows
+            if counts.anonymized > 0 {
+                report.steps[index].anonymized = (report.steps[index].anonymized ?? 0) + counts.anonymized
+            }
             retained[index].formUnion(counts.retained)
             report.steps[index].retained = retained[index].count
             rows += counts.rows

@@ -26,7 +26,7 @@ extension LivePolicyRun {
             try $0.decode("key", as: String.self)
         }
         guard !subjects.isEmpty else {
-            return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, []) })
+            return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, 0, []) })
         }
         bindings.keys = Engine.jsonArray(subjects)
 
@@ -42,19 +42,30 @@ extension LivePolicyRun {
         }
 
         var perSubject = SubjectCounts(subjects: subjects)
-        var stepCounts: [(rows: Int, retained: Set<String>)] = plans.map { _ in (0, []) }
+        var stepCounts: [(rows: Int, anonymized: Int, retained: Set<String>)] = plans.map { _ in (0, 0, []) }
+        // Subjects whose row a delete-or-anonymize of the subject row deleted: gone, so not recorded as processed.
+        var deletedSubjects: Set<String> = []
         for plan in plans {
             let table = plan.step.table.description
-            let action: AuditCount.Action = plan.deletes ? .deleted : .anonymized
+            let action: AuditCount.Action = plan.step.action.mayDelete ? .deleted : .anonymized
             if let act = plan.act {
+                if let lock = plan.lock { try await connection.execute(lock.sql, Engine.values(lock, bindings)) }
                 var rows = 0
+                var anonymized = 0
                 for row in try await connection.query(act.sql, Engine.values(act, bindings)) {
                     let subject = try row.decode("subject", as: String.self)
                     let count = try row.decode("rows", as: Int.self)
                     perSubject.add(count, subject: subject, table: table, action: action)
                     rows += count
+                    if plan.deletesOrAnonymizes {
+                        let kept = try row.decode("anonymized", as: Int.self)
+                        perSubject.add(kept, subject: subject, table: table, action: .anonymized)
+                        anonymized += kept
+                        if plan.step.relation == .subject, count > 0 { deletedSubjects.insert(subject) }
+                    }
                 }
-                stepCounts[plan.index].rows += rows
+                stepCounts[plan.index].rows += rows + anonymized
+                stepCounts[plan.index].anonymized += anonymized
             } else if let actOnRows = plan.actOnRows {
                 // The rows of the step and its twins (referenced steps acting alike on one table).
                 let rows = captured[plan.index] ?? []
@@ -75,12 +86,29 @@ extension LivePolicyRun {
                             try $0.decode("row", as: String.self)
                         })
                 }
+                // A delete-or-anonymize anonymizes the shared rows instead of retaining them.
+                var anonymized: Set<String> = []
+                if let anonymizeRows = plan.anonymizeRows, !shared.isEmpty {
+                    var rowBindings = bindings
+                    rowBindings.rows = "[" + shared.sorted().joined(separator: ",") + "]"
+                    anonymized = Set(
+                        try await connection.query(anonymizeRows.sql, Engine.values(anonymizeRows, rowBindings)).map {
+                            try $0.decode("row", as: String.self)
+                        })
+                    shared.subtract(anonymized)
+                }
                 for row in acted { stepCounts[counting[row] ?? plan.index].rows += 1 }
+                for row in anonymized {
+                    stepCounts[counting[row] ?? plan.index].rows += 1
+                    stepCounts[counting[row] ?? plan.index].anonymized += 1
+                }
                 for row in shared { stepCounts[counting[row] ?? plan.index].retained.insert(row) }
                 var seen: Set<[String]> = []
                 for row in rows where seen.insert([row.subject, row.row]).inserted {
                     if acted.contains(row.row) {
                         perSubject.add(1, subject: row.subject, table: table, action: action)
+                    } else if anonymized.contains(row.row) {
+                        perSubject.add(1, subject: row.subject, table: table, action: .anonymized)
                     } else if shared.contains(row.row) {
                         perSubject.add(1, subject: row.subject, table: table, action: .retained)
                     }
@@ -112,12 +140,16 @@ extension LivePolicyRun {
         try await AuditTrail.append(
             records: records, run: runID, policy: name, policyVersion: policy.version, on: connection)
         if !planner.deletesSubjectRow {
+            // Subjects whose row remains; a subject row deleted (by a delete-or-anonymize) is gone with its key.
+            let remaining =
+                deletedSubjects.isEmpty
+                ? bindings.keys : Engine.jsonArray(subjects.filter { !deletedSubjects.contains($0) })
             try await connection.execute(
                 """
                 INSERT INTO gallra.processed (policy, subject_key, run)
                 SELECT $1, k, $2::uuid FROM jsonb_array_elements_text($3::jsonb) AS k
                 """,
-                [.text(name), .text(runID), .jsonb(bindings.keys)])
+                [.text(name), .text(runID), .jsonb(remaining)])
         }
         return BatchOutcome(
             picked: keys, subjects: subjects.count, steps: stepCounts, consentEvents: consentEvents)
@@ -138,8 +170,9 @@ struct BatchOutcome: Sendable {
     var picked: [String]
     /// Subjects processed (still due once locked).
     var subjects: Int
-    /// Per step: rows acted on, and the rows retained (their identities, for rows the subject points to).
-    var steps: [(rows: Int, retained: Set<String>)]
+    /// Per step: rows acted on, of them the rows a delete-or-anonymize anonymized, and the rows retained (their
+    /// identities, for rows the subject points to).
+    var steps: [(rows: Int, anonymized: Int, retained: Set<String>)]
     /// Consent events of the subjects removed from gallra's registry.
     var consentEvents = 0
 }

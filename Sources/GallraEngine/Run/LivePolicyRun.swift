@@ -32,7 +32,7 @@ struct LivePolicyRun: Sendable {
         report.steps = plans.map {
             StepCounts(
                 dataPoint: $0.step.dataPoint, table: $0.step.table.description,
-                action: $0.deletes ? .delete : .anonymize, rows: 0, retained: 0)
+                action: $0.countedAction, rows: 0, retained: 0, anonymized: $0.deletesOrAnonymizes ? 0 : nil)
         }
         defer { report.tables = PolicyRunReport.tables(report.steps) }
         if let refusal = try await Self.guardRefusal(

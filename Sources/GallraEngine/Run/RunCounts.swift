@@ -9,11 +9,8 @@ extension PolicyRunReport {
                 order.append(step.table)
                 tables[step.table] = TableCounts(table: step.table, deleted: 0, anonymized: 0, retained: 0)
             }
-            if step.action == .delete {
-                tables[step.table]?.deleted += step.rows
-            } else {
-                tables[step.table]?.anonymized += step.rows
-            }
+            tables[step.table]?.deleted += step.deleted
+            tables[step.table]?.anonymized += step.anonymizedRows
             tables[step.table]?.retained += step.retained
         }
         return order.compactMap { tables[$0] }

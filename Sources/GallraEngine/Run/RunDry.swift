@@ -63,12 +63,12 @@ extension Engine {
         let limits = policy.resolved.policy.limits
         var bindings = Bindings(asOf: asOf, policyName: policy.resolved.name.rawValue)
         let counts = planner.dryRunCounts()
-        var steps: [Int: (rows: Int, retained: Int)] = [:]
+        var steps: [Int: (rows: Int, retained: Int, anonymized: Int)] = [:]
         for row in try await connection.query(counts.sql, values(counts, bindings)) {
             let acted = try row.decode("acted", as: Int.self)
             let retained = try row.decode("retained", as: Int.self)
             if let step = try row.decode("step", as: Int?.self) {
-                steps[step] = (acted, retained)
+                steps[step] = (acted, retained, try row.decode("anonymized", as: Int.self))
             } else {
                 report.expiring = acted
                 report.exempted = retained
@@ -91,8 +91,10 @@ extension Engine {
             report.steps.append(
                 StepCounts(
                     dataPoint: step.dataPoint, table: step.table.description,
-                    action: step.action == .delete ? .delete : .anonymize,
-                    rows: steps[index]?.rows ?? 0, retained: steps[index]?.retained ?? 0))
+                    action: StepCounts.Action(step.action), rows: steps[index]?.rows ?? 0,
+                    retained: steps[index]?.retained ?? 0,
+                    anonymized: step.action.mayDelete && step.action.mayAnonymize ? steps[index]?.anonymized ?? 0 : nil)
+            )
         }
         report.tables = PolicyRunReport.tables(report.steps)
         if options.showKeys > 0 {

@@ -266,6 +266,17 @@ public struct StepCounts: Sendable, Hashable, Codable {
     public enum Action: String, Sendable, Hashable, Codable {
         case delete
         case anonymize
+        /// Deletes the rows nothing references any more, anonymizes the others.
+        case deleteOrAnonymize = "delete_or_anonymize"
+
+        /// The report's name for a resolved step's action.
+        public init(_ action: ResolvedStep.Action) {
+            switch action {
+            case .delete: self = .delete
+            case .anonymize: self = .anonymize
+            case .deleteOrAnonymize: self = .deleteOrAnonymize
+            }
+        }
     }
 
     /// `data[dataPoint]` in the policy file.
@@ -276,6 +287,27 @@ public struct StepCounts: Sendable, Hashable, Codable {
     public var rows: Int
     /// Rows kept because they are shared.
     public var retained: Int
+    /// For ``Action/deleteOrAnonymize``: of ``rows``, those anonymized because something still referenced them
+    /// (the others were deleted); nil for the other actions.
+    public var anonymized: Int?
+
+    /// Rows deleted.
+    public var deleted: Int {
+        switch action {
+        case .delete: rows
+        case .anonymize: 0
+        case .deleteOrAnonymize: rows - (anonymized ?? 0)
+        }
+    }
+
+    /// Rows anonymized.
+    public var anonymizedRows: Int {
+        switch action {
+        case .delete: 0
+        case .anonymize: rows
+        case .deleteOrAnonymize: anonymized ?? 0
+        }
+    }
 }
 
 /// Errors that stop a run before it starts.

@@ -70,10 +70,13 @@ public struct PolicyStanding: Sendable, Hashable, Codable {
         /// `data[dataPoint]`.
         public var dataPoint: Int
         public var table: String
-        /// `delete` or `anonymize`.
+        /// `delete`, `anonymize` or `delete_or_anonymize`.
         public var action: String
         /// Rows deleted or anonymized.
         public var rows: Int
+        /// For `delete_or_anonymize`: of ``rows``, those anonymized because something still references them; nil
+        /// for the other actions.
+        public var anonymized: Int?
         /// Rows reached but retained: other rows that do not expire still use them.
         public var retained: Int
         /// Which foreign keys hold the retained rows.
@@ -220,7 +223,7 @@ extension Engine {
         }
 
         // Due or not, and the rows, from the dry run's counts restricted to the subject.
-        var acted: [Int: (rows: Int, retained: Int)] = [:]
+        var acted: [Int: (rows: Int, retained: Int, anonymized: Int)] = [:]
         var references: [Int: [Int: Int]] = [:]
         var due = false
         let counts = planner.subjectCounts()
@@ -234,7 +237,7 @@ extension Engine {
             if let reference = try count.decode("reference", as: Int?.self) {
                 references[step, default: [:]][reference] = retained
             } else {
-                acted[step] = (rows, retained)
+                acted[step] = (rows, retained, try count.decode("anonymized", as: Int.self))
             }
         }
         for (index, step) in resolved.steps.enumerated() where rows {
@@ -248,7 +251,9 @@ extension Engine {
             standing.steps.append(
                 .init(
                     dataPoint: step.dataPoint, table: step.table.description,
-                    action: step.action == .delete ? "delete" : "anonymize", rows: acted[index]?.rows ?? 0,
+                    action: StepCounts.Action(step.action).rawValue, rows: acted[index]?.rows ?? 0,
+                    anonymized: step.action.mayDelete && step.action.mayAnonymize
+                        ? acted[index]?.anonymized ?? 0 : nil,
                     retained: acted[index]?.retained ?? 0, retainedBy: retainedBy))
         }
         if due {
@@ -358,5 +363,18 @@ extension PolicyStanding.Consent {
         try container.encode(at, forKey: .at)
         try container.encode(rows, forKey: .rows)
         try container.encode(inForce, forKey: .inForce)
+    }
+}
+
+extension PolicyStanding.Step {
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(dataPoint, forKey: .dataPoint)
+        try container.encode(table, forKey: .table)
+        try container.encode(action, forKey: .action)
+        try container.encode(rows, forKey: .rows)
+        try container.encode(anonymized, forKey: .anonymized)
+        try container.encode(retained, forKey: .retained)
+        try container.encode(retainedBy, forKey: .retainedBy)
     }
 }

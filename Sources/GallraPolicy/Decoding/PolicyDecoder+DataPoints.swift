@@ -1,7 +1,8 @@
 /// `data:`: the tables holding a subject's data, the paths to them, and their actions.
 extension PolicyDecoder {
     mutating func dataPoint(_ node: DocumentNode, path: String) -> DataPoint? {
-        let example = "{ table: shop.order, anonymize: { email: fake_email } } or { table: shop.cart, delete: true }"
+        let example =
+            "{ table: shop.order, anonymize: { email: fake_email } }, { table: shop.cart, delete: true }, or both: { table: shop.order, delete: true, anonymize: { email: fake_email } }"
         guard
             let fields = fields(
                 node, path: path, what: "data point", allowed: ["table", "through", "via", "delete", "anonymize"],
@@ -25,33 +26,44 @@ extension PolicyDecoder {
         }
         var action: Action?
         switch (fields["delete"], fields["anonymize"]) {
-        case (.some, .some):
-            error(
-                "data point: delete and anonymize given together; a data point does one of them (deleted rows need no anonymizing)",
-                at: fields.keyLocation("anonymize"), path: fields.path("anonymize"))
-            _ = anonymize(fields["anonymize"]!, path: fields.path("anonymize"))
-        case (let deleteNode?, nil):
-            let deletePath = fields.path("delete")
-            if case .scalar(let text, true) = deleteNode.kind, Scalar(resolving: text, plain: true) == .boolean(true) {
-                action = .delete
-            } else if case .scalar(let text, true) = deleteNode.kind,
-                Scalar(resolving: text, plain: true) == .boolean(false)
-            {
-                error(
-                    "delete: false does nothing; remove the data point, or give anonymize: { column: strategy } instead",
-                    at: deleteNode, path: deletePath)
-            } else {
-                error("delete: expected true, got \(deleteNode.kindDescription)", at: deleteNode, path: deletePath)
+        case (let deleteNode?, let anonymizeNode?):
+            // Both: delete where nothing references the rows any more, anonymize the rows still referenced.
+            let deletes = self.deletes(deleteNode, path: fields.path("delete"), withAnonymize: true)
+            if case .anonymize(let columns)? = anonymize(anonymizeNode, path: fields.path("anonymize")), deletes {
+                action = .deleteOrAnonymize(columns)
             }
+        case (let deleteNode?, nil):
+            if deletes(deleteNode, path: fields.path("delete"), withAnonymize: false) { action = .delete }
         case (nil, let anonymizeNode?):
             action = anonymize(anonymizeNode, path: fields.path("anonymize"))
         case (nil, nil):
             error(
-                "data point: say what to do with the rows: delete: true, or anonymize: { email: fake_email, ... }",
+                "data point: say what to do with the rows: delete: true, anonymize: { email: fake_email, ... }, or both (delete where nothing references the rows any more, anonymize the others)",
                 at: fields.location, path: path)
         }
         guard ok, let table, let action else { return nil }
         return DataPoint(table: table, through: through, via: via, action: action)
+    }
+
+    /// Whether `delete:` is `true`, after reporting anything else.
+    mutating func deletes(_ node: DocumentNode, path: String, withAnonymize: Bool) -> Bool {
+        guard case .scalar(let text, true) = node.kind else {
+            error("delete: expected true, got \(node.kindDescription)", at: node, path: path)
+            return false
+        }
+        switch Scalar(resolving: text, plain: true) {
+        case .boolean(true):
+            return true
+        case .boolean(false):
+            error(
+                withAnonymize
+                    ? "delete: false does nothing; remove it to anonymize the rows, or write delete: true to delete them where nothing references them any more and anonymize the others"
+                    : "delete: false does nothing; remove the data point, or give anonymize: { column: strategy } instead",
+                at: node, path: path)
+        default:
+            error("delete: expected true, got \(node.kindDescription)", at: node, path: path)
+        }
+        return false
     }
 
     mutating func anonymize(_ node: DocumentNode, path: String) -> Action? {

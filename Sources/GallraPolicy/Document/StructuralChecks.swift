@@ -21,8 +21,8 @@ extension ParsedPolicy {
             } else {
                 seenPoints[identity] = index
             }
-            if point.table == subjectTable, point.through.isEmpty, case .anonymize(let columns) = point.action,
-                columns.contains(where: { $0.column == policy.subject.key })
+            if point.table == subjectTable, point.through.isEmpty,
+                point.action.anonymizedColumns.contains(where: { $0.column == policy.subject.key })
             {
                 error(
                     "anonymize: \(policy.subject.key) is the subject key of \(subjectTable); changing it loses track of the subject. Delete the subject row, or anonymize other columns",

@@ -241,6 +241,11 @@ extension DataPoint {
             var strategies: [String: JSONValue] = [:]
             for column in columns { strategies[column.column.description] = column.strategy.json }
             members["anonymize"] = .object(strategies)
+        case .deleteOrAnonymize(let columns):
+            var strategies: [String: JSONValue] = [:]
+            for column in columns { strategies[column.column.description] = column.strategy.json }
+            members["delete"] = .bool(true)
+            members["anonymize"] = .object(strategies)
         }
         return .object(members)
     }

@@ -273,6 +273,26 @@ public enum Action: Sendable, Hashable {
     /// Overwrite columns (`anonymize: { email: fake_email, phone: null }`), ordered by column name:
     /// one UPDATE sets them all at once, so the written order carries no meaning (and `jsonb` would not keep it).
     case anonymize([ColumnAnonymization])
+    /// Delete the rows, except those something still references through a foreign key (a kept row, or a row
+    /// the subject points to that others share), which are anonymized instead (`delete: true` and `anonymize`
+    /// together). The columns are ordered by name, as for ``anonymize(_:)``.
+    case deleteOrAnonymize([ColumnAnonymization])
+
+    /// The columns an anonymization writes: those of ``anonymize(_:)`` and ``deleteOrAnonymize(_:)``; empty for a delete.
+    public var anonymizedColumns: [ColumnAnonymization] {
+        switch self {
+        case .delete: []
+        case .anonymize(let columns), .deleteOrAnonymize(let columns): columns
+        }
+    }
+
+    /// Whether rows may be deleted (``delete`` and ``deleteOrAnonymize(_:)``).
+    public var mayDelete: Bool {
+        switch self {
+        case .delete, .deleteOrAnonymize: true
+        case .anonymize: false
+        }
+    }
 }
 
 /// One column of an `anonymize` action.

@@ -146,6 +146,40 @@ public struct ResolvedStep: Sendable, Hashable, Codable {
     public enum Action: Sendable, Hashable {
         case delete
         case anonymize([ResolvedAnonymization])
+        /// Delete the rows nothing references any more, anonymize the others (see ``GallraPolicy/Action/deleteOrAnonymize(_:)``).
+        case deleteOrAnonymize([ResolvedAnonymization])
+
+        /// The anonymized columns; empty for a delete.
+        public var columns: [ResolvedAnonymization] {
+            switch self {
+            case .delete: []
+            case .anonymize(let columns), .deleteOrAnonymize(let columns): columns
+            }
+        }
+
+        /// Whether rows may be deleted.
+        public var mayDelete: Bool {
+            switch self {
+            case .delete, .deleteOrAnonymize: true
+            case .anonymize: false
+            }
+        }
+
+        /// Whether rows may be anonymized.
+        public var mayAnonymize: Bool {
+            switch self {
+            case .delete: false
+            case .anonymize, .deleteOrAnonymize: true
+            }
+        }
+
+        /// The anonymization alone (the half of ``deleteOrAnonymize(_:)`` applied to kept rows); nil for a delete.
+        public var anonymization: Action? {
+            switch self {
+            case .delete: nil
+            case .anonymize(let columns), .deleteOrAnonymize(let columns): .anonymize(columns)
+            }
+        }
     }
 
     /// `data[dataPoint]` in the policy file.
@@ -165,8 +199,10 @@ public struct ResolvedStep: Sendable, Hashable, Codable {
     /// column). The engine must identify this step's rows (their keys) before running that step. Nil when
     /// the path is intact when this step runs.
     public var identifyRowsBefore: Int?
-    /// Foreign keys referencing this table, for a ``Relation/referenced`` step: a row still referenced through
-    /// one of them by a row outside the expiring subjects' data is shared and retained.
+    /// Foreign keys referencing this table, for a ``Relation/referenced`` step (a row still referenced through one
+    /// of them by a row outside the expiring subjects' data is shared: retained, or anonymized by a
+    /// ``Action/deleteOrAnonymize(_:)``) and for any ``Action/deleteOrAnonymize(_:)`` step (a row still referenced
+    /// through one of them when the step runs is anonymized instead of deleted).
     public var referencedBy: [ForeignKeyReference]
     /// Side effects and caveats for people (cascades, SET NULL, retained shared rows).
     public var notes: [String]
@@ -245,7 +281,11 @@ public struct Validation: Sendable, Hashable {
 extension ResolvedStep.Action: Codable {
     private enum CodingKeys: String, CodingKey { case kind, columns }
     /// The stored `kind`.
-    private enum Kind: String { case delete, anonymize }
+    /// The stored `kind`; `delete_or_anonymize` stores its columns as `anonymize` does.
+    private enum Kind: String {
+        case delete, anonymize
+        case deleteOrAnonymize = "delete_or_anonymize"
+    }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -253,6 +293,8 @@ extension ResolvedStep.Action: Codable {
         switch Kind(rawValue: text) {
         case .delete: self = .delete
         case .anonymize: self = .anonymize(try container.decode([ResolvedAnonymization].self, forKey: .columns))
+        case .deleteOrAnonymize:
+            self = .deleteOrAnonymize(try container.decode([ResolvedAnonymization].self, forKey: .columns))
         case nil:
             throw DecodingError.dataCorruptedError(
                 forKey: .kind, in: container, debugDescription: "unknown action \(text.quotedForMessage)")
@@ -266,6 +308,9 @@ extension ResolvedStep.Action: Codable {
             try container.encode(Kind.delete.rawValue, forKey: .kind)
         case .anonymize(let columns):
             try container.encode(Kind.anonymize.rawValue, forKey: .kind)
+            try container.encode(columns, forKey: .columns)
+        case .deleteOrAnonymize(let columns):
+            try container.encode(Kind.deleteOrAnonymize.rawValue, forKey: .kind)
             try container.encode(columns, forKey: .columns)
         }
     }

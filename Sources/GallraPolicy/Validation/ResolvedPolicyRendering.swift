@@ -28,6 +28,11 @@ extension ResolvedPolicy: CustomStringConvertible {
             case .anonymize(let columns):
                 verb = "anonymize"
                 detail = columns.map { "\($0.column.rendered(for: .sql)): \($0.strategy)" }.joined(separator: ", ")
+            case .deleteOrAnonymize(let columns):
+                verb = "delete"
+                detail =
+                    "or, where still referenced, anonymize "
+                    + columns.map { "\($0.column.rendered(for: .sql)): \($0.strategy)" }.joined(separator: ", ")
             }
             let link = step.path.isEmpty ? "the subject row" : "via \(JoinHop.rendered(step.path))"
             detail = detail.isEmpty ? link : "\(detail)   \(link)"

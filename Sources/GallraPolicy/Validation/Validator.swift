@@ -34,16 +34,17 @@ struct PendingStep {
         if path.isEmpty { return .subject }
         return path.allSatisfy { $0.direction == .child } ? .owned : .referenced
     }
+    /// Whether the step deletes every row it reaches.
     var isDelete: Bool { if case .delete = action { true } else { false } }
-    /// Columns this step sets to NULL.
+    /// Whether the step deletes the rows nothing references and anonymizes the others.
+    var isDeleteOrAnonymize: Bool { if case .deleteOrAnonymize = action { true } else { false } }
+    /// Columns this step sets to NULL (in the rows it anonymizes).
     var nulledColumns: Set<String> {
-        guard case .anonymize(let columns) = action else { return [] }
-        return Set(columns.filter { $0.strategy == .null || $0.strategy == .set(.null) }.map(\.column.name))
+        Set(action.columns.filter { $0.strategy == .null || $0.strategy == .set(.null) }.map(\.column.name))
     }
-    /// Columns this step changes.
+    /// Columns this step changes (in the rows it anonymizes).
     var changedColumns: Set<String> {
-        guard case .anonymize(let columns) = action else { return [] }
-        return Set(columns.map(\.column.name))
+        Set(action.columns.map(\.column.name))
     }
 }
 

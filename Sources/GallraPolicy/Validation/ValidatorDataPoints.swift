@@ -19,8 +19,20 @@ extension PolicyValidator {
         }
         tables.append(target)
         guard ok, checkCycle(tables, prefix: prefix, targetPath: prefix + ".table") else { return nil }
-        let acting: Set<Privilege> = point.action == .delete ? [.select, .delete] : [.select, .update]
+        let acting: Set<Privilege> =
+            switch point.action {
+            case .delete: [.select, .delete]
+            case .anonymize: [.select, .update]
+            case .deleteOrAnonymize: [.select, .delete, .update]
+            }
         need(acting, on: target, at: prefix + ".table", why: "for data[\(index)]")
+        if case .deleteOrAnonymize = point.action {
+            for (child, _) in references(to: target.name) where child.name != target.name {
+                need(
+                    [.select], on: child, at: prefix + ".table",
+                    why: "to find the rows of \(target.name) it still references (data[\(index)])")
+            }
+        }
         for table in tables.dropFirst().dropLast() {
             need([.select], on: table, at: prefix + ".through", why: "to follow the path of data[\(index)]")
         }
@@ -47,6 +59,7 @@ extension PolicyValidator {
         switch action {
         case .delete: .delete
         case .anonymize: .anonymize([])
+        case .deleteOrAnonymize: .deleteOrAnonymize([])
         }
     }
 

@@ -6,8 +6,21 @@ extension PolicyValidator {
     }
 
     /// For every deleted table: a kept child with a blocking foreign key is an error, a cascade to a table
-    /// the policy does not name is a warning, SET NULL and SET DEFAULT are noted.
+    /// the policy does not name is a warning, SET NULL and SET DEFAULT are noted. A step that deletes or
+    /// anonymizes blocks on nothing and cascades to nothing: a row still referenced when it runs is anonymized
+    /// (a kept row always wins), so it is checked as the anonymize it may be, and its rows may keep the rows they
+    /// reference, as an anonymize's do.
     mutating func checkDeletes(_ steps: inout [PendingStep]) {
+        for index in steps.indices where steps[index].isDeleteOrAnonymize {
+            let step = steps[index]
+            guard step.relation != .referenced else { continue }
+            let holders = Set(references(to: step.table.name).map { $0.table.name.description }).sorted()
+            steps[index].notes.append(
+                holders.isEmpty
+                    ? "deleted; no foreign key references \(step.table.name), so no row is anonymized"
+                    : "rows still referenced when the step runs (by \(holders.joined(separator: ", "))) are anonymized instead of deleted"
+            )
+        }
         var deleted: Set<QualifiedName> = []
         var nulled: [QualifiedName: Set<String>] = [:]
         var anonymizing: [QualifiedName: Int] = [:]
@@ -130,8 +143,10 @@ extension PolicyValidator {
     mutating func order(_ steps: [PendingStep]) -> [ResolvedStep]? {
         let count = steps.count
         var before = [Set<Int>](repeating: [], count: count)  // before[b] = steps that must precede b
-        for (b, deleting) in steps.enumerated() where deleting.isDelete {
-            let reached = cascadeClosure(deleting.table.name)
+        for (b, deleting) in steps.enumerated() where deleting.isDelete || deleting.isDeleteOrAnonymize {
+            // A delete-or-anonymize cascades to nothing (a referenced row is kept), but runs after the steps on
+            // the tables that reference it, so that the rows they delete no longer keep its rows.
+            let reached = deleting.isDelete ? cascadeClosure(deleting.table.name) : [deleting.table.name]
             for (a, step) in steps.enumerated() where a != b && step.table.name != deleting.table.name {
                 let references = step.table.foreignKeys.contains { reached.contains($0.referencedTable) }
                 if references || reached.contains(step.table.name) { before[b].insert(a) }
@@ -177,14 +192,17 @@ extension PolicyValidator {
             let breaker = sequence[..<position].firstIndex { breaks(steps[$0], step.path) }
             var notes = step.notes
             if step.relation == .referenced {
-                notes.insert("rows the subject points to; shared rows are retained", at: 0)
+                notes.insert(
+                    step.isDeleteOrAnonymize
+                        ? "rows the subject points to; shared rows are anonymized, the others deleted"
+                        : "rows the subject points to; shared rows are retained", at: 0)
             }
             if let breaker {
                 notes.append(
                     "its rows are identified before step \(breaker + 1), which breaks the path to them")
             }
             let referencedBy =
-                step.relation == .referenced
+                step.relation == .referenced || step.isDeleteOrAnonymize
                 ? references(to: step.table.name).map { reference in
                     ForeignKeyReference(
                         table: reference.table.name, columns: reference.foreignKey.columns.map { ColumnName($0) },
@@ -219,6 +237,7 @@ extension PolicyValidator {
         guard let first = path.first else { return false }
         let onPath = [first.from] + path.dropLast().map(\.to)
         if step.isDelete { return onPath.contains(step.table.name) }
+        if step.isDeleteOrAnonymize, onPath.contains(step.table.name) { return true }
         let changed = step.changedColumns
         guard !changed.isEmpty else { return false }
         return path.contains { hop in

@@ -22,7 +22,7 @@ public func overlapDiagnostics(_ policies: [ResolvedPolicy]) -> [PolicyDiagnosti
             let use = Use(policy: resolved.name, step: step)
             var messages: [String] = []
             switch step.action {
-            case .delete:
+            case .delete, .deleteOrAnonymize:
                 if let other = deletes[step.table], other.policy != resolved.name {
                     messages.append(
                         "policy \(resolved.name) deletes \(step.table), as policy \(other.policy) does (data[\(other.step.dataPoint)]\(place(other)))"

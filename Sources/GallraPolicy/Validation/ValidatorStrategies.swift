@@ -6,7 +6,9 @@
 /// reference, primary-key columns and generated columns take no strategy at all.
 extension PolicyValidator {
     mutating func checkAction(_ step: PendingStep) -> ResolvedStep.Action {
-        guard case .anonymize(let columns) = policy.dataPoints[step.dataPoint].action else { return .delete }
+        let action = policy.dataPoints[step.dataPoint].action
+        let columns = action.anonymizedColumns
+        guard action != .delete else { return .delete }
         let prefix = "data[\(step.dataPoint)].anonymize"
         let table = step.table
         var resolved: [ResolvedAnonymization] = []
@@ -15,17 +17,21 @@ extension PolicyValidator {
             guard let column = column(entry.column, of: table, at: path, what: "anonymize", key: true) else {
                 continue
             }
-            if let value = checkStrategy(entry.strategy, column: column, table: table, at: path) {
+            if let value = checkStrategy(
+                entry.strategy, column: column, table: table, at: path, keptRowsOnly: action.mayDelete)
+            {
                 resolved.append(value)
             }
         }
-        return .anonymize(resolved)
+        return action.mayDelete ? .deleteOrAnonymize(resolved) : .anonymize(resolved)
     }
 
-    /// The resolved column, or nil after reporting why the strategy does not fit.
+    /// The resolved column, or nil after reporting why the strategy does not fit. `keptRowsOnly` for a
+    /// delete-or-anonymize, whose anonymization applies to the rows it must keep: deleting them is no way out.
     mutating func checkStrategy(
-        _ strategy: Strategy, column: CatalogColumn, table: CatalogTable, at path: String
+        _ strategy: Strategy, column: CatalogColumn, table: CatalogTable, at path: String, keptRowsOnly: Bool = false
     ) -> ResolvedAnonymization? {
+        let orDelete = keptRowsOnly ? "" : ", or delete the rows"
         let name = ColumnName(column.name)
         let type = column.type
         func fail(_ message: String) -> ResolvedAnonymization? {
@@ -39,7 +45,7 @@ extension PolicyValidator {
         }
         if table.primaryKey?.contains(column.name) == true {
             return fail(
-                "\(name) is part of the primary key of \(table.name); changing it would make the row another row. Delete the rows instead (delete: true), or anonymize other columns"
+                "\(name) is part of the primary key of \(table.name); changing it would make the row another row. \(keptRowsOnly ? "Anonymize other columns" : "Delete the rows instead (delete: true), or anonymize other columns")"
             )
         }
         let referencing = catalog.foreignKeys(referencing: table.name).filter { referencing in
@@ -47,7 +53,7 @@ extension PolicyValidator {
         }
         if let first = referencing.first {
             return fail(
-                "\(name) of \(table.name) is referenced by \(first.table.name) through \(first.foreignKey.name); changing it would break those references. Anonymize other columns, or delete the rows"
+                "\(name) of \(table.name) is referenced by \(first.table.name) through \(first.foreignKey.name); changing it would break those references. Anonymize other columns\(orDelete)"
             )
         }
         let isNull = strategy == .null || strategy == .set(.null)
@@ -64,7 +70,7 @@ extension PolicyValidator {
         if isNull {
             guard column.isNullable else {
                 return fail(
-                    "\(name) is NOT NULL in \(table.name), so null cannot be written; use \(nonNullAlternative(column, table: table)), or delete the rows"
+                    "\(name) is NOT NULL in \(table.name), so null cannot be written; use \(nonNullAlternative(column, table: table))\(orDelete)"
                 )
             }
             return ResolvedAnonymization(

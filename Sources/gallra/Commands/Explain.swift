@@ -177,6 +177,10 @@ struct ExplainReport: Encodable {
             for step in policy.steps {
                 var line =
                     "  data[\(step.dataPoint)] \(step.table): \(step.action) \(step.rows) row\(step.rows == 1 ? "" : "s")"
+                if let anonymized = step.anonymized {
+                    line =
+                        "  data[\(step.dataPoint)] \(step.table): delete \(step.rows - anonymized) row\(step.rows - anonymized == 1 ? "" : "s"), anonymize \(anonymized) (still referenced)"
+                }
                 if step.retained > 0 { line += ", retain \(step.retained)" }
                 lines.append(line)
                 for holder in step.retainedBy {

@@ -51,6 +51,25 @@ struct RunReportCodingTests {
         #expect(decoded.last?.steps.map(\.action) == [.delete, .anonymize])
     }
 
+    /// A delete-or-anonymize step stores how many of its rows it anonymized; the table's counts split them.
+    @Test func aDeleteOrAnonymizeStepStoresItsAnonymizedRows() throws {
+        var report = PolicyRunReport(name: "erase", version: 1, state: .active)
+        report.steps = [
+            StepCounts(
+                dataPoint: 0, table: "shop.order", action: .deleteOrAnonymize, rows: 5, retained: 0, anonymized: 2)
+        ]
+        report.tables = PolicyRunReport.tables(report.steps)
+        #expect(report.tables == [TableCounts(table: "shop.order", deleted: 3, anonymized: 2, retained: 0)])
+        let json = try Engine.countsJSON([report])
+        #expect(
+            json.contains(
+                #""steps":[{"action":"delete_or_anonymize","anonymized":2,"data_point":0,"retained":0,"rows":5,"table":"shop.order"}]"#
+            ))
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        #expect(try decoder.decode([PolicyRunReport].self, from: Data(json.utf8)) == [report])
+    }
+
     @Test func skipReasonsFollowThePolicyState() {
         #expect(SkipReason(notActive: .active) == nil)
         #expect(

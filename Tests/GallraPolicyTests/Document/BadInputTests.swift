@@ -99,10 +99,10 @@ struct BadInputTests {
             "through: shop.order is the data point's own table; through lists only the tables between the subject and it"
         ),
         BadInput(
-            "delete and anonymize together", replacing: "delete: true }",
-            with: "delete: true, anonymize: { a: hash } }",
-            7, 43,
-            "data point: delete and anonymize given together; a data point does one of them (deleted rows need no anonymizing)"
+            "delete: false with anonymize", replacing: "delete: true }",
+            with: "delete: false, anonymize: { a: hash } }",
+            7, 37,
+            "delete: false does nothing; remove it to anonymize the rows, or write delete: true to delete them where nothing references them any more and anonymize the others"
         ),
         BadInput(
             "anonymize with no columns", replacing: "delete: true }", with: "anonymize: {} }", 7, 40,

@@ -146,6 +146,7 @@ extension ResolvedStep.Action {
         switch self {
         case .delete: "delete"
         case .anonymize: "anonymize"
+        case .deleteOrAnonymize: "delete_or_anonymize"
         }
     }
 }
