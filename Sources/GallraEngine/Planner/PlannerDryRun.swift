@@ -18,7 +18,8 @@ import GallraPolicy
 extension Planner {
     /// The counts of a dry run: one row per step, `step` (its index in apply order), `acted` and `retained`
     /// (rows the step deletes or anonymizes, and shared rows it keeps); and one row with `step` null, whose
-    /// `acted` counts the due subjects (expiring) and `retained` the exempted ones.
+    /// `acted` counts the due subjects (expiring), `retained` the exempted ones and `held` those a legal hold alone
+    /// keeps (``countSubjects()``'s three parts). `held` is zero on the steps' rows.
     public func dryRunCounts() -> PlannedStatement {
         counts(oneSubject: false)
     }
@@ -37,14 +38,16 @@ extension Planner {
         var holds = [rule(&sql, alias: "s")]
         if let processed = notProcessed(&sql, alias: "s", overAll: true) { holds.append(processed) }
         let exempt = exempt(&sql, alias: "s")
+        let held = held(&sql, alias: "s")
         var due = holds
         if let exempt { due.append("NOT \(exempt)") }
+        due.append(notHeld(&sql, alias: "s"))
         if oneSubject { holds.append(member(&sql, .batch, key: key("s"))) }
         let columns = dueColumns().map { "s.\(SQLIdentifier.quoted($0))" }.joined(separator: ", ")
         var ctes = [
             """
             subjects AS MATERIALIZED (
-              SELECT \(exempt ?? "false") AS exempted FROM \(subjectTable) AS s
+              SELECT \(exempt ?? "false") AS exempted, \(held) AS held FROM \(subjectTable) AS s
               WHERE \(holds.joined(separator: "\n    AND ")))
             """,
             """
@@ -59,11 +62,13 @@ extension Planner {
             ctes.append(
                 "mine AS NOT MATERIALIZED (\n  SELECT d.* FROM due AS d WHERE \(member(&sql, .batch, key: key("d"))))")
         }
-        let noReference = oneSubject ? ", NULL::integer" : ""
+        // The columns after `retained` on a step's row: no reference, no subjects held.
+        let noReference = (oneSubject ? ", NULL::integer" : "") + ", 0::bigint"
         var counts = [
             """
-            SELECT NULL::integer AS step, count(*) FILTER (WHERE NOT exempted) AS acted,
-              count(*) FILTER (WHERE exempted) AS retained\(oneSubject ? ", NULL::integer AS reference" : "")
+            SELECT NULL::integer AS step, count(*) FILTER (WHERE NOT exempted AND NOT held) AS acted,
+              count(*) FILTER (WHERE exempted) AS retained\(oneSubject ? ", NULL::integer AS reference" : ""),
+              count(*) FILTER (WHERE held AND NOT exempted) AS held
             FROM subjects
             """
         ]
@@ -75,7 +80,8 @@ extension Planner {
             case .subject:
                 // The subject row of each due subject, once (the key is unique).
                 counts.append(
-                    "SELECT \(index), count(*) FILTER (WHERE NOT exempted), 0::bigint\(noReference) FROM subjects")
+                    "SELECT \(index), count(*) FILTER (WHERE NOT exempted AND NOT held), 0::bigint\(noReference) FROM subjects"
+                )
                 continue
             case .owned:
                 counts.append(
@@ -160,7 +166,7 @@ extension Planner {
                     }
                     counts.append(
                         """
-                        SELECT \(index), 0::bigint, count(*), \(number) FROM \(rows) AS x
+                        SELECT \(index), 0::bigint, count(*), \(number), 0::bigint FROM \(rows) AS x
                         WHERE x.gallra_pending AND EXISTS (SELECT FROM (\(referencesFromOutside(reference, to: step))) AS u
                           WHERE \(joins.joined(separator: " AND ")))
                         """)

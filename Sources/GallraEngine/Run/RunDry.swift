@@ -72,6 +72,7 @@ extension Engine {
             } else {
                 report.expiring = acted
                 report.exempted = retained
+                report.held = try row.decode("held", as: Int.self)
             }
         }
         let refusal = try await LivePolicyRun.guardRefusal(

@@ -166,6 +166,9 @@ struct ExplainReport: Encodable {
             for exemption in policy.exemptions {
                 lines.append("  exempt: except[\(exemption.index)] \(exemption.condition)")
             }
+            for hold in policy.holds {
+                lines.append("  held: \(Self.words(hold))")
+            }
             if let consent = policy.consent {
                 var line = "  consent (\(consent.source)): \(consent.state)"
                 if let at = consent.at { line += " at \(at)" }
@@ -214,6 +217,12 @@ struct ExplainReport: Encodable {
         instant.hasSuffix("T00:00:00.000Z") ? String(instant.prefix(10)) : instant
     }
 
+    /// A hold in words: `hold 7 "case 2026-114", until 2027-01-31` (or `until released`).
+    static func words(_ hold: PolicyStanding.HoldMatch) -> String {
+        "hold \(hold.id) \"\(hold.reason)\", " + (hold.until.map { "until \(day($0))" } ?? "until released")
+            + (hold.policy == nil ? "" : ", for this policy only")
+    }
+
     static func verdict(_ policy: PolicyStanding) -> String {
         switch policy.verdict {
         case .due: "due: a run now processes it"
@@ -221,6 +230,7 @@ struct ExplainReport: Encodable {
         case .exempt:
             "never while exempt: "
                 + policy.exemptions.map { "except[\($0.index)] \($0.condition)" }.joined(separator: "; ")
+        case .held: "held: not while a legal hold is in force (gallra hold list)"
         case .noDate: "never: no \(policy.dateSource ?? "date") to expire by"
         case .consentInForce: "never while consent is in force"
         case .processed: "already processed by this policy (gallra.processed)"
