@@ -60,7 +60,7 @@ public enum Holds {
             let digest = digester?.digest(table: table, key: subject.key)
             let rows = try await connection.query(
                 """
-                INSERT INTO gallra.hold (subject_table, subject_key, subject_digest, policy, reason, placed_by, until)
+                INSERT INTO gallra.hold AS h (subject_table, subject_key, subject_digest, policy, reason, placed_by, until)
                 VALUES ($1, $2, $3, $4, $5, $6 || ' (role ' || current_user || ')', $7)
                 RETURNING \(columns)
                 """,
