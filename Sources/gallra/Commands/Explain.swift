@@ -16,7 +16,8 @@ struct Explain: AsyncParsableCommand {
             For each policy over the subject's table (drafts included; disabled ones listed as disabled): \
             whether the subject is due, or when it expires (the date the rule reads and where it comes from), \
             or why it never does (the exemption that holds, consent in force, no activity date, processed \
-            already); the consent state under a consent policy; per data point the rows a live run at that \
+            already); the legal holds in force that stop the policy (gallra hold: id, reason, until), a \
+            subject the rule expires being "held" while one is; the consent state under a consent policy; per data point the rows a live run at that \
             instant deletes, anonymizes or retains for the subject, and which foreign keys still use the \
             retained rows; and the subject's history in the audit trail. The answers come from the SQL a run \
             uses, in one READ ONLY snapshot; nothing is changed.
