@@ -90,11 +90,17 @@ struct HoldCommandTests {
             let id = try await Self.dueCustomer(shop)
             let subject = "shop.customer:\(id)"
             let cases: [(arguments: [String], status: Int32, message: String)] = [
-                (["--subject", "shop.customer:999999", "--reason", "x"], 66, "no subject in shop.customer has that key"),
+                (
+                    ["--subject", "shop.customer:999999", "--reason", "x"], 66,
+                    "no subject in shop.customer has that key"
+                ),
                 (["--subject", subject, "--reason", ""], 64, "--reason is empty"),
                 (["--subject", subject, "--reason", "x", "--until", "2020-01-01"], 65, "is not in the future"),
                 (["--subject", subject, "--reason", "x", "--until", "soon"], 64, "not a date or timestamp"),
-                (["--subject", subject, "--reason", "x", "--policy", "nonesuch"], 65, "no stored policy is named nonesuch"),
+                (
+                    ["--subject", subject, "--reason", "x", "--policy", "nonesuch"], 65,
+                    "no stored policy is named nonesuch"
+                ),
             ]
             for (arguments, status, message) in cases {
                 let result = try await run(

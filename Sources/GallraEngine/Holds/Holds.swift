@@ -43,6 +43,7 @@ public enum Holds {
         return try await connection.transaction { connection in
             let subject = try await SubjectFinder.find(table: placement.table, placement.match, on: connection)
             let table = subject.table.description
+            try await lockRow(of: subject, on: connection)
             if let policy = placement.policy {
                 try await checkPolicy(policy, over: subject.table, on: connection)
             }
@@ -277,6 +278,29 @@ public enum Holds {
             throw HoldError(
                 .badReason, "\(what) is \(reason.utf8.count) bytes, more than 1024: keep it short (a case number)")
         }
+    }
+
+    /// Locks the subject's row `FOR SHARE` until the hold commits: a batch processing the subject (its row locked
+    /// `FOR UPDATE` or `FOR NO KEY UPDATE`) finishes first, and a batch picking meanwhile skips the subject
+    /// (`SKIP LOCKED`) and sees the hold at its next pick. Without it, a batch that confirmed its subjects just
+    /// before the hold committed would process the subject after `gallra hold add` had returned.
+    static func lockRow(of subject: FoundSubject, on connection: PostgresConnection) async throws {
+        let table = SQLIdentifier.quoted(schema: subject.table.schema, name: subject.table.name)
+        let type = try await connection.query(
+            """
+            SELECT format_type(a.atttypid, NULL) AS type FROM pg_attribute AS a
+            WHERE a.attrelid = $1::text::regclass AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+            """, [.text(table), .text(subject.keyColumn.name)]
+        ).first?.decode("type", as: String.self)
+        guard let type else {
+            throw SubjectFinderError(.uncoveredTable, "\(subject.table) has no column \(subject.keyColumn)")
+        }
+        try SQLText.checkTypeName(type)
+        try await connection.execute(
+            """
+            SELECT FROM \(table) AS s WHERE s.\(SQLIdentifier.quoted(subject.keyColumn.name)) = $1::text::\(type)
+            FOR SHARE OF s
+            """, [.text(subject.key)])
     }
 
     /// `policy` must be a stored policy whose subjects are in `table`.

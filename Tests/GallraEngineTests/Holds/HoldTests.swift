@@ -148,9 +148,14 @@ struct HoldTests {
             #expect(reports["notes"]?.held == 2)
             #expect(reports["notes"]?.processed == 2)
             #expect(
-                try await keys("SELECT id::text AS k FROM app.customer WHERE email LIKE '%@example.com' ORDER BY id", on: connection)
+                try await keys(
+                    "SELECT id::text AS k FROM app.customer WHERE email LIKE '%@example.com' ORDER BY id",
+                    on: connection)
                     == ["101"])
-            #expect(try await keys("SELECT customer_id::text AS k FROM app.note ORDER BY 1", on: connection) == ["101", "102"])
+            #expect(
+                try await keys("SELECT customer_id::text AS k FROM app.note ORDER BY 1", on: connection) == [
+                    "101", "102",
+                ])
             #expect(!(try await DemoShop.auditedDigests(on: connection)).contains(Self.digest("101")))
 
             // Explain says why, with the hold; the extract's standing says held.
@@ -182,13 +187,33 @@ struct HoldTests {
             let next = try await engine.run(policies, options: DemoShop.options(.live))
             #expect(next.policies.map(\.processed) == [1, 1])
             #expect(next.policies.map(\.held) == [nil, 1])
-            #expect(try await Self.count("SELECT count(*) AS n FROM app.note WHERE customer_id = 101", on: connection) == 0)
+            #expect(
+                try await Self.count("SELECT count(*) AS n FROM app.note WHERE customer_id = 101", on: connection) == 0)
             let releasedHold = try #require(try await Holds.list(.all, on: connection).first { $0.id == every.id })
             #expect(releasedHold.subjectKey == nil)
             #expect(releasedHold.subjectDigest == Self.digest("101"))
             #expect(
                 try await Self.count(
                     "SELECT count(*) AS n FROM gallra.hold WHERE subject_key = '101'", on: connection) == 0)
+        }
+    }
+
+    @Test func placingAHoldWaitsForABatchThatHoldsTheSubject() async throws {
+        try await TestDatabase.with { database, connection in
+            _ = try await Self.load(on: database, connection)
+            let batch = try await database.connect()
+            // A batch that keeps the row: it locks its subjects FOR NO KEY UPDATE until it commits.
+            try await batch.execute("BEGIN")
+            try await batch.execute("SELECT FROM app.customer WHERE id = 101 FOR NO KEY UPDATE")
+            try await connection.execute("SET lock_timeout = '200ms'")
+            let waited = await #expect(throws: PostgresError.self) {
+                try await Self.place("101", on: connection)
+            }
+            #expect(waited?.sqlState == .lockNotAvailable)
+            #expect(try await Holds.list(.all, on: connection).isEmpty)
+            try await batch.execute("ROLLBACK")
+            await batch.close()
+            #expect(try await Self.place("101", on: connection).subjectKey == "101")
         }
     }
 
@@ -282,8 +307,10 @@ struct HoldTests {
             #expect(try await Holds.list(.inForce, on: connection).isEmpty)
             #expect(try await Holds.list(.all, on: connection).map(\.state) == [.expired])
             #expect(
-                try await Holds.inForce(subjectTable: "app.customer", subjectKey: "101", policy: nil, asOf: nil, on: connection)
-                    .isEmpty)
+                try await Holds.inForce(
+                    subjectTable: "app.customer", subjectKey: "101", policy: nil, asOf: nil, on: connection
+                )
+                .isEmpty)
             // At an instant before its until, it was in force.
             let then = PostgresTimestamp(Date(timeIntervalSince1970: 1_770_000_000))  // 2026-02-02
             #expect(

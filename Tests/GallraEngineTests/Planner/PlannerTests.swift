@@ -331,7 +331,8 @@ struct PlannerTests {
         // The due subjects are a CTE the server inlines (it sizes joins by the subject table's statistics) ...
         #expect(
             sql.contains(#"due AS NOT MATERIALIZED (\#n  SELECT s."id", s."address_id" FROM "shop"."customer" AS s"#))
-        #expect(sql.contains(#"AND NOT coalesce((s."legal_hold" IS TRUE), false)\#n    AND (SELECT true FROM gallra.hold"#))
+        #expect(
+            sql.contains(#"AND NOT coalesce((s."legal_hold" IS TRUE), false)\#n    AND (SELECT true FROM gallra.hold"#))
         // ... and every count joins them: no per-row lookup of the subject table.
         #expect(!sql.contains(#"AS e WHERE"#))
         #expect(
@@ -339,7 +340,8 @@ struct PlannerTests {
                 #"SELECT 0, count(*), 0::bigint, 0::bigint FROM "shop"."order" AS x\#nWHERE EXISTS (SELECT FROM due AS d WHERE x."customer_id" = d."id")"#
             ))
         #expect(
-            sql.contains(#"SELECT 3, count(*) FILTER (WHERE NOT exempted AND NOT held), 0::bigint, 0::bigint FROM subjects"#))
+            sql.contains(
+                #"SELECT 3, count(*) FILTER (WHERE NOT exempted AND NOT held), 0::bigint, 0::bigint FROM subjects"#))
         // The keys referenced from outside the subjects' data: once for both steps on shop.address.
         #expect(
             sql.contains(

@@ -74,8 +74,10 @@ struct ListHolds: AsyncParsableCommand {
             case .json: try JSONOutput.print(reports)
             case .text:
                 guard !reports.isEmpty else {
-                    Swift.print(all ? "no hold was ever placed" + (subject == nil ? "" : " on that subject")
-                        : "no hold is in force" + (subject == nil ? "" : " on that subject"))
+                    Swift.print(
+                        all
+                            ? "no hold was ever placed" + (subject == nil ? "" : " on that subject")
+                            : "no hold is in force" + (subject == nil ? "" : " on that subject"))
                     return
                 }
                 let table = TextTable(header: ["ID", "SUBJECT", "POLICY", "STATE", "UNTIL", "PLACED", "REASON"])

@@ -35,7 +35,9 @@ struct ReleaseHold: AsyncParsableCommand {
     @OptionGroup var output: FormatOptions
 
     func validate() throws {
-        if id <= 0 { throw ValidationError("ID \(id): a hold's id is a positive number (gallra hold list shows them).") }
+        if id <= 0 {
+            throw ValidationError("ID \(id): a hold's id is a positive number (gallra hold list shows them).")
+        }
         if reason.isEmpty { throw ValidationError("--reason is empty: say why the hold ends.") }
         if reason.utf8.count > 1024 {
             throw ValidationError("--reason is \(reason.utf8.count) bytes, more than 1024: keep it short.")
