@@ -229,22 +229,27 @@ public struct Planner: Sendable {
         "(\(holdLookup(&sql, alias: alias))) IS TRUE"
     }
 
-    /// ``held(_:alias:)`` negated, as a part of the due predicate.
-    func notHeld(_ sql: inout SQLBuilder, alias: String) -> String {
-        "(\(holdLookup(&sql, alias: alias))) IS NOT TRUE"
+    /// ``held(_:alias:)`` negated, as a part of the due predicate. Where subjects are looked at a batch or a row at
+    /// a time, a scalar subquery: one index probe per subject, whatever the statistics of `gallra.hold` say. For a
+    /// count over every subject (`overAll`), an anti-join, which the server may hash once, as for
+    /// ``notProcessed(_:alias:overAll:)``.
+    func notHeld(_ sql: inout SQLBuilder, alias: String, overAll: Bool = false) -> String {
+        guard overAll else { return "(\(holdLookup(&sql, alias: alias))) IS NOT TRUE" }
+        return "NOT EXISTS (\(holdLookup(&sql, alias: alias, select: "SELECT FROM", limit: false)))"
     }
 
-    /// `SELECT true` for a hold in force over subject `alias` (a scalar subquery, so that each subject is one index
-    /// probe, whatever the statistics of `gallra.hold` say).
-    func holdLookup(_ sql: inout SQLBuilder, alias: String) -> String {
+    /// A query of the holds in force over subject `alias`: `SELECT true ... LIMIT 1` for a scalar subquery.
+    func holdLookup(
+        _ sql: inout SQLBuilder, alias: String, select: String = "SELECT true FROM", limit: Bool = true
+    ) -> String {
         let table = sql.bind(.text(resolved.subject.table.description))
         let asOf = sql.bind(.asOf)
         let policy = sql.bind(.policyName)
         return """
-            SELECT true FROM gallra.hold AS h \
+            \(select) gallra.hold AS h \
             WHERE h.subject_table = \(table) AND h.subject_key = (\(key(alias))::text COLLATE "C") \
             AND h.released_at IS NULL AND (h.until IS NULL OR h.until > \(asOf)::timestamptz) \
-            AND (h.policy IS NULL OR h.policy = \(policy)) LIMIT 1
+            AND (h.policy IS NULL OR h.policy = \(policy))\(limit ? " LIMIT 1" : "")
             """
     }
 

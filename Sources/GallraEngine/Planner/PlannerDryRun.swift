@@ -41,7 +41,7 @@ extension Planner {
         let held = held(&sql, alias: "s")
         var due = holds
         if let exempt { due.append("NOT \(exempt)") }
-        due.append(notHeld(&sql, alias: "s"))
+        due.append(notHeld(&sql, alias: "s", overAll: true))
         if oneSubject { holds.append(member(&sql, .batch, key: key("s"))) }
         let columns = dueColumns().map { "s.\(SQLIdentifier.quoted($0))" }.joined(separator: ", ")
         var ctes = [
