@@ -85,7 +85,7 @@ struct ListHolds: AsyncParsableCommand {
                     table.add([
                         String(report.id), report.subject, report.policy ?? "(every policy)",
                         report.state.replacing("_", with: " "), report.until.map(Self.day) ?? "-",
-                        Self.day(report.placedAt), report.reason,
+                        String(report.placedAt.prefix(19)).replacing("T", with: " "), report.reason,
                     ])
                 }
                 Swift.print(table.render())
