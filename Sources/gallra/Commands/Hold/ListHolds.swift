@@ -74,10 +74,17 @@ struct ListHolds: AsyncParsableCommand {
             case .json: try JSONOutput.print(reports)
             case .text:
                 guard !reports.isEmpty else {
-                    Swift.print(
-                        all
-                            ? "no hold was ever placed" + (subject == nil ? "" : " on that subject")
-                            : "no hold is in force" + (subject == nil ? "" : " on that subject"))
+                    var line = all ? "no hold was ever placed" : "no hold is in force"
+                    if subject != nil {
+                        line += " on that subject"
+                        if all, digester == nil {
+                            // Holds of subjects processed since name them by digest only.
+                            line +=
+                                " by its key (without the audit key, holds naming it by digest are not found: "
+                                + "give --audit-key-file or set audit.key_file)"
+                        }
+                    }
+                    Swift.print(line)
                     return
                 }
                 let table = TextTable(header: ["ID", "SUBJECT", "POLICY", "STATE", "UNTIL", "PLACED", "REASON"])
