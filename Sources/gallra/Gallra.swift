@@ -40,6 +40,7 @@ struct Gallra: AsyncParsableCommand {
         version: BuildInfo.versionLine,
         subcommands: [
             Run.self, Trigger.self, Plan.self, Explain.self, PolicyCommand.self, AuditCommand.self, ConsentCommand.self,
+            HoldCommand.self,
             Export.self, Correct.self,
             Migrate.self,
             Check.self,

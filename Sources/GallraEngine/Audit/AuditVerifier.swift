@@ -39,10 +39,14 @@ public struct AuditVerification: Sendable, Hashable, Codable {
     public var exports = 0
     /// Where the chain of extract records first breaks, in a sentence; nil when it holds.
     public var exportBreak: String? = nil
+    /// Records of holds and corrections (`gallra.audit_event`), a chain of their own, verified intact.
+    public var events = 0
+    /// Where the chain of events first breaks, in a sentence; nil when it holds.
+    public var eventBreak: String? = nil
 
-    /// Both chains hold, and the blocks pass through the expected hash if one was given.
+    /// The three chains hold, and the blocks pass through the expected hash if one was given.
     public var isIntact: Bool {
-        firstBreak == nil && exportBreak == nil && (expected.map { $0.foundAt != nil } ?? true)
+        firstBreak == nil && exportBreak == nil && eventBreak == nil && (expected.map { $0.foundAt != nil } ?? true)
     }
 }
 
@@ -401,10 +405,13 @@ extension AuditTrail {
         }
         let exports = try await AuditExports.all(on: connection)
         let exportBreak = AuditExports.firstBreak(in: exports)
+        let events = try await AuditEvents.all(on: connection)
+        let eventBreak = AuditEvents.firstBreak(in: events)
         return AuditVerification(
             blocks: checker.blocks, records: checker.records, head: checker.previous, firstBreak: firstBreak,
             expected: expectedHash.map { AuditVerification.ExpectedHash(hash: $0, foundAt: foundAt) },
-            exports: exportBreak.map { Int($0.sequence) - 1 } ?? exports.count, exportBreak: exportBreak?.problem)
+            exports: exportBreak.map { Int($0.sequence) - 1 } ?? exports.count, exportBreak: exportBreak?.problem,
+            events: eventBreak.map { Int($0.sequence) - 1 } ?? events.count, eventBreak: eventBreak?.problem)
     }
 
     static func decodeBlock(_ row: PostgresRow) throws -> AuditBlock {

@@ -48,6 +48,8 @@ public struct ExtractPolicy: Sendable {
         case due
         /// The rule holds, but an exemption keeps it.
         case exempt
+        /// The rule holds and no exemption does, but a legal hold keeps it (`gallra hold`).
+        case held
         /// The policy processed it already (its row stays, anonymized).
         case processed
         /// The rule does not hold (yet).

@@ -230,7 +230,8 @@ public enum SubjectExtract {
         guard let row = rows.first else { return .notDue }
         if try row.decode("processed", as: Bool.self) { return .processed }
         guard try row.decode("rule_holds", as: Bool.self) else { return .notDue }
-        return try row.decode("exempted", as: Bool.self) ? .exempt : .due
+        if try row.decode("exempted", as: Bool.self) { return .exempt }
+        return try row.decode("held", as: Bool.self) ? .held : .due
     }
 
     /// The subject's consent events under `policies`, in the order recorded. Read from the registry's table

@@ -223,7 +223,42 @@ public struct Planner: Sendable {
             : "(SELECT true FROM gallra.processed AS p WHERE \(match)) IS NOT TRUE"
     }
 
-    /// Due: the rule holds, not processed before, and no exemption holds. `exempted` flips the exemption.
+    /// A legal hold in force at `$asOf` stops this policy for subject `alias` (never null): a row of `gallra.hold`
+    /// for the subject (its table as the audit digests name it, its key as PostgreSQL prints it), not released,
+    /// whose `until` is unset or after `$asOf` (an expired hold releases by itself), for every policy or this one.
+    ///
+    /// One probe of the partial index `hold_in_force` per subject. The key is compared in the column's collation
+    /// (`"C"`), whatever the key column's own.
+    func held(_ sql: inout SQLBuilder, alias: String) -> String {
+        "(\(holdLookup(&sql, alias: alias))) IS TRUE"
+    }
+
+    /// ``held(_:alias:)`` negated, as a part of the due predicate. Where subjects are looked at a batch or a row at
+    /// a time, a scalar subquery: one index probe per subject, whatever the statistics of `gallra.hold` say. For a
+    /// count over every subject (`overAll`), an anti-join, which the server may hash once, as for
+    /// ``notProcessed(_:alias:overAll:)``.
+    func notHeld(_ sql: inout SQLBuilder, alias: String, overAll: Bool = false) -> String {
+        guard overAll else { return "(\(holdLookup(&sql, alias: alias))) IS NOT TRUE" }
+        return "NOT EXISTS (\(holdLookup(&sql, alias: alias, select: "SELECT FROM", limit: false)))"
+    }
+
+    /// A query of the holds in force over subject `alias`: `SELECT true ... LIMIT 1` for a scalar subquery.
+    func holdLookup(
+        _ sql: inout SQLBuilder, alias: String, select: String = "SELECT true FROM", limit: Bool = true
+    ) -> String {
+        let table = sql.bind(.text(resolved.subject.table.description))
+        let asOf = sql.bind(.asOf)
+        let policy = sql.bind(.policyName)
+        return """
+            \(select) gallra.hold AS h \
+            WHERE h.subject_table = \(table) AND h.subject_key = (\(key(alias))::text COLLATE "C") \
+            AND h.released_at IS NULL AND (h.until IS NULL OR h.until > \(asOf)::timestamptz) \
+            AND (h.policy IS NULL OR h.policy = \(policy))\(limit ? " LIMIT 1" : "")
+            """
+    }
+
+    /// Due: the rule holds, not processed before, no exemption holds and no legal hold is in force. `exempted`
+    /// flips the exemption.
     func due(_ sql: inout SQLBuilder, alias: String, exempted: Bool = false) -> String {
         var parts = [rule(&sql, alias: alias)]
         if let processed = notProcessed(&sql, alias: alias) { parts.append(processed) }
@@ -232,35 +267,44 @@ public struct Planner: Sendable {
         } else if exempted {
             parts.append("false")
         }
+        parts.append(notHeld(&sql, alias: alias))
         return parts.joined(separator: "\n  AND ")
     }
 
-    /// Counts the due and the exempted subjects (`expiring`, `exempted`) at `$asOf`.
+    /// Counts the subjects the rule holds for and the policy has not processed, at `$asOf`, in three disjoint
+    /// parts: the due ones (`expiring`), those an exemption keeps (`exempted`), and those a legal hold alone keeps
+    /// (`held`: due but for the hold).
     public func countSubjects() -> PlannedStatement {
         var sql = SQLBuilder()
         var rulePart = [rule(&sql, alias: "s")]
         if let processed = notProcessed(&sql, alias: "s", overAll: true) { rulePart.append(processed) }
         let exempt = exempt(&sql, alias: "s") ?? "false"
+        let held = held(&sql, alias: "s")
         let text = """
-            SELECT count(*) FILTER (WHERE NOT \(exempt)) AS expiring, count(*) FILTER (WHERE \(exempt)) AS exempted
-            FROM \(subjectTable) AS s
-            WHERE \(rulePart.joined(separator: "\n  AND "))
+            SELECT count(*) FILTER (WHERE NOT x.exempted AND NOT x.held) AS expiring,
+                   count(*) FILTER (WHERE x.exempted) AS exempted,
+                   count(*) FILTER (WHERE NOT x.exempted AND x.held) AS held
+            FROM (SELECT \(exempt) AS exempted, \(held) AS held
+                  FROM \(subjectTable) AS s
+                  WHERE \(rulePart.joined(separator: "\n    AND "))) AS x
             """
         return sql.statement(text)
     }
 
     /// One subject's standing at `$asOf` (for a register extract): whether the rule holds for it, an exemption keeps
-    /// it, and the policy has processed it already (its row stays). No row when no subject has the key.
+    /// it, a legal hold keeps it, and the policy has processed it already (its row stays). No row when no subject
+    /// has the key.
     public func subjectStanding(key subjectKey: String) throws(PlanError) -> PlannedStatement {
         try SQLText.checkTypeName(resolved.subject.keyType)
         var sql = SQLBuilder()
         let holds = rule(&sql, alias: "s")
         let processed = notProcessed(&sql, alias: "s", overAll: true).map { "NOT (\($0))" } ?? "false"
         let exempt = exempt(&sql, alias: "s") ?? "false"
+        let held = held(&sql, alias: "s")
         let keyValue = sql.bind(.text(subjectKey))
         let text = """
             SELECT coalesce((\(holds)), false) AS rule_holds, coalesce((\(exempt)), false) AS exempted,
-                   \(processed) AS processed
+                   \(processed) AS processed, \(held) AS held
             FROM \(subjectTable) AS s
             WHERE \(key("s")) = \(keyValue)::\(resolved.subject.keyType)
             """

@@ -19,7 +19,8 @@ extension Planner {
     /// The counts of a dry run: one row per step, `step` (its index in apply order), `acted`, `retained` and
     /// `anonymized` (rows the step deletes or anonymizes, shared rows it keeps, and, for a delete-or-anonymize, the
     /// rows of `acted` it anonymizes because something still references them); and one row with `step` null, whose
-    /// `acted` counts the due subjects (expiring) and `retained` the exempted ones.
+    /// `acted` counts the due subjects (expiring), `retained` the exempted ones and `held` those a legal hold alone
+    /// keeps (``countSubjects()``'s three parts). `held` is zero on the steps' rows.
     ///
     /// A delete-or-anonymize of owned rows (or of the subject row) keeps a row that a row of any table references,
     /// unless an earlier step of the policy deletes that referencing row (or nulls the reference) for a due subject:
@@ -42,14 +43,16 @@ extension Planner {
         var holds = [rule(&sql, alias: "s")]
         if let processed = notProcessed(&sql, alias: "s", overAll: true) { holds.append(processed) }
         let exempt = exempt(&sql, alias: "s")
+        let held = held(&sql, alias: "s")
         var due = holds
         if let exempt { due.append("NOT \(exempt)") }
+        due.append(notHeld(&sql, alias: "s", overAll: true))
         if oneSubject { holds.append(member(&sql, .batch, key: key("s"))) }
         let columns = dueColumns().map { "s.\(SQLIdentifier.quoted($0))" }.joined(separator: ", ")
         var ctes = [
             """
             subjects AS MATERIALIZED (
-              SELECT \(exempt ?? "false") AS exempted FROM \(subjectTable) AS s
+              SELECT \(exempt ?? "false") AS exempted, \(held) AS held FROM \(subjectTable) AS s
               WHERE \(holds.joined(separator: "\n    AND ")))
             """,
             """
@@ -64,11 +67,13 @@ extension Planner {
             ctes.append(
                 "mine AS NOT MATERIALIZED (\n  SELECT d.* FROM due AS d WHERE \(member(&sql, .batch, key: key("d"))))")
         }
-        let noReference = oneSubject ? ", NULL::integer" : ""
+        // The columns after `retained` on a step's row: no reference, no subjects held.
+        let noReference = (oneSubject ? ", NULL::integer" : "") + ", 0::bigint"
         var counts = [
             """
-            SELECT NULL::integer AS step, count(*) FILTER (WHERE NOT exempted) AS acted,
-              count(*) FILTER (WHERE exempted) AS retained, 0::bigint AS anonymized\(oneSubject ? ", NULL::integer AS reference" : "")
+            SELECT NULL::integer AS step, count(*) FILTER (WHERE NOT exempted AND NOT held) AS acted,
+              count(*) FILTER (WHERE exempted) AS retained, 0::bigint AS anonymized\(oneSubject ? ", NULL::integer AS reference" : ""),
+              count(*) FILTER (WHERE held AND NOT exempted) AS held
             FROM subjects
             """
         ]
@@ -89,7 +94,7 @@ extension Planner {
             case .subject:
                 // The subject row of each due subject, once (the key is unique).
                 counts.append(
-                    "SELECT \(index), count(*) FILTER (WHERE NOT exempted), 0::bigint, 0::bigint\(noReference) FROM subjects"
+                    "SELECT \(index), count(*) FILTER (WHERE NOT exempted AND NOT held), 0::bigint, 0::bigint\(noReference) FROM subjects"
                 )
                 continue
             case .owned:
@@ -190,7 +195,7 @@ extension Planner {
                     }
                     counts.append(
                         """
-                        SELECT \(index), 0::bigint, count(*), 0::bigint, \(number) FROM \(rows) AS x
+                        SELECT \(index), 0::bigint, count(*), 0::bigint, \(number), 0::bigint FROM \(rows) AS x
                         WHERE x.gallra_pending AND EXISTS (SELECT FROM (\(referencesFromOutside(reference, to: step))) AS u
                           WHERE \(joins.joined(separator: " AND ")))
                         """)

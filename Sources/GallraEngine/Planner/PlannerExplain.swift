@@ -11,6 +11,8 @@ extension Planner {
     /// - `processed`: the policy processed the subject before and its row remains (false for a policy that deletes
     ///   the subject row);
     /// - `exempt_0`, `exempt_1`, ...: whether `except[i]` holds (never null);
+    /// - `held`: a legal hold in force at `$asOf` stops the policy for the subject (never null);
+    /// - `subject_key`: the key as PostgreSQL prints it (as holds and the registry name the subject);
     /// - `date`: the date the rule reads: the subject's column, the latest related row's (or consent row's), or,
     ///   for `consent: gallra`, the latest event's `recorded_at`; null when unknown;
     /// - `expires_at`: `date` plus the period (the instant the subject expires from; the rule holds once the date
@@ -30,6 +32,8 @@ extension Planner {
         for (index, exemption) in exemptions(&sql, alias: "s").enumerated() {
             columns.append("coalesce((\(exemption)), false) AS exempt_\(index)")
         }
+        columns.append("\(held(&sql, alias: "s")) AS held")
+        columns.append("\(key("s"))::text AS subject_key")
         let period = "\(sql.bind(.interval(resolved.rule.period.postgresInterval)))::interval"
         let rule = resolved.rule
         let column = SQLIdentifier.quoted(rule.column.name)

@@ -29,6 +29,8 @@ struct LivePolicyRun: Sendable {
         let row = try await connection.query(counts.sql, Engine.values(counts, bindings)).first
         report.expiring = try row?.decode("expiring", as: Int.self) ?? 0
         report.exempted = try row?.decode("exempted", as: Int.self) ?? 0
+        let held = try row?.decode("held", as: Int.self) ?? 0
+        report.held = held > 0 ? held : nil
         report.steps = plans.map {
             StepCounts(
                 dataPoint: $0.step.dataPoint, table: $0.step.table.description,

@@ -105,13 +105,13 @@ extension Engine {
         let rows = report.steps.reduce(0) { $0 + $1.rows }
         var metadata: Logger.Metadata = [
             "policy": "\(report.name)", "policy.version": "\(report.version)", "subjects": "\(report.processed)",
-            "rows": "\(rows)", "dry_run": "\(dryRun)",
+            "rows": "\(rows)", "dry_run": "\(dryRun)", "held": "\(report.held ?? 0)",
         ]
         if let refused = report.refused { metadata["policy.refused"] = "\(refused.expiring)" }
         let text =
             "\(report.name) v\(report.version): \(report.processed) subjects \(dryRun ? "would be " : "")processed, "
             + "\(rows) rows \(dryRun ? "would change" : "changed"), \(report.expiring) expiring, "
-            + "\(report.exempted) exempted"
+            + "\(report.exempted) exempted, \(report.held ?? 0) held"
         logger.notice("\(text)", metadata: JournalEvent.policyProcessed.metadata(metadata))
         for table in report.tables {
             for (action, count) in [

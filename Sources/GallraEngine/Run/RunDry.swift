@@ -72,6 +72,8 @@ extension Engine {
             } else {
                 report.expiring = acted
                 report.exempted = retained
+                let held = try row.decode("held", as: Int.self)
+                report.held = held > 0 ? held : nil
             }
         }
         let refusal = try await LivePolicyRun.guardRefusal(

@@ -134,6 +134,9 @@ public struct PolicyRunReport: Sendable, Hashable, Codable {
     public var expiring: Int
     /// Subjects the rule expires but an exemption keeps.
     public var exempted: Int
+    /// Subjects the rule expires, no exemption keeps, and a legal hold in force keeps (`gallra hold`); nil when
+    /// there are none (as reports stored before holds read).
+    public var held: Int?
     /// Live: subjects processed (audited). Dry: the subjects a live run would process (`expiring`, unless refused).
     public var processed: Int
     /// Set when the guard refused the policy.

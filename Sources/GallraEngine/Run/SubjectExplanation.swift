@@ -32,6 +32,8 @@ public struct PolicyStanding: Sendable, Hashable, Codable {
         case notYet = "not_yet"
         /// An exemption holds (``PolicyStanding/exemptions``).
         case exempt
+        /// The rule holds and no exemption does, but a legal hold is in force (``PolicyStanding/holds``).
+        case held
         /// The rule reads no date: a null column, no related row, or a related row with a null date.
         case noDate = "no_date"
         /// Consent is in force (or was never recorded) under a consent policy.
@@ -50,6 +52,17 @@ public struct PolicyStanding: Sendable, Hashable, Codable {
         public var index: Int
         /// The exemption in words (`legal_hold is true`).
         public var condition: String
+    }
+
+    /// A legal hold in force that stops the policy for the subject (`gallra hold`).
+    public struct HoldMatch: Sendable, Hashable, Codable {
+        /// The hold's id (`gallra hold release ID`).
+        public var id: Int64
+        public var reason: String
+        /// When it ends by itself, RFC 3339; nil: until released.
+        public var until: String?
+        /// The one policy it names; nil: every policy over the table.
+        public var policy: String?
     }
 
     /// The consent the rule of a consent policy reads.
@@ -111,6 +124,8 @@ public struct PolicyStanding: Sendable, Hashable, Codable {
     public var nullDates: Int?
     /// The exemptions that hold.
     public var exemptions: [ExemptionMatch]
+    /// The legal holds in force that stop the policy for the subject, whatever the rule says.
+    public var holds: [HoldMatch] = []
     /// For a consent policy, the consent it reads.
     public var consent: Consent?
     /// Per data point, in apply order: what a live run does (zero rows unless due).
@@ -197,6 +212,19 @@ extension Engine {
         }
         let ruleHolds = try row.decode("rule_holds", as: Bool.self)
         let processed = try row.decode("processed", as: Bool.self)
+        if try row.decode("held", as: Bool.self) {
+            standing.holds = try await Holds.inForce(
+                subjectTable: resolved.subject.table.description,
+                subjectKey: try row.decode("subject_key", as: String.self), policy: resolved.name.rawValue,
+                asOf: asOf, on: connection
+            ).map {
+                PolicyStanding.HoldMatch(
+                    id: $0.id, reason: $0.reason,
+                    until: $0.untilMicroseconds.map {
+                        Self.iso8601(PostgresTimestamp(microsecondsSince2000: $0 - Holds.epochOffset))
+                    }, policy: $0.policy)
+            }
+        }
         for exemption in resolved.exemptions.indices where try row.decode("exempt_\(exemption)", as: Bool.self) {
             standing.exemptions.append(
                 .init(index: exemption, condition: Self.words(resolved.policy.exemptions[exemption])))
@@ -276,6 +304,8 @@ extension Engine {
             standing.verdict = .processed
         } else if !standing.exemptions.isEmpty {
             standing.verdict = .exempt
+        } else if ruleHolds, !standing.holds.isEmpty {
+            standing.verdict = .held
         } else if ruleHolds {
             // The rule holds, nothing exempts, not processed: only a changed snapshot could say otherwise.
             standing.verdict = .due
@@ -348,6 +378,7 @@ extension PolicyStanding {
         try container.encode(relatedRows, forKey: .relatedRows)
         try container.encode(nullDates, forKey: .nullDates)
         try container.encode(exemptions, forKey: .exemptions)
+        try container.encode(holds, forKey: .holds)
         try container.encode(consent, forKey: .consent)
         try container.encode(steps, forKey: .steps)
         try container.encode(consentEvents, forKey: .consentEvents)

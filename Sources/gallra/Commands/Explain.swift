@@ -16,7 +16,8 @@ struct Explain: AsyncParsableCommand {
             For each policy over the subject's table (drafts included; disabled ones listed as disabled): \
             whether the subject is due, or when it expires (the date the rule reads and where it comes from), \
             or why it never does (the exemption that holds, consent in force, no activity date, processed \
-            already); the consent state under a consent policy; per data point the rows a live run at that \
+            already); the legal holds in force that stop the policy (gallra hold: id, reason, until), a \
+            subject the rule expires being "held" while one is; the consent state under a consent policy; per data point the rows a live run at that \
             instant deletes, anonymizes or retains for the subject, and which foreign keys still use the \
             retained rows; and the subject's history in the audit trail. The answers come from the SQL a run \
             uses, in one READ ONLY snapshot; nothing is changed.
@@ -166,6 +167,9 @@ struct ExplainReport: Encodable {
             for exemption in policy.exemptions {
                 lines.append("  exempt: except[\(exemption.index)] \(exemption.condition)")
             }
+            for hold in policy.holds {
+                lines.append("  held: \(Self.words(hold))")
+            }
             if let consent = policy.consent {
                 var line = "  consent (\(consent.source)): \(consent.state)"
                 if let at = consent.at { line += " at \(at)" }
@@ -218,6 +222,12 @@ struct ExplainReport: Encodable {
         instant.hasSuffix("T00:00:00.000Z") ? String(instant.prefix(10)) : instant
     }
 
+    /// A hold in words: `hold 7 "case 2026-114", until 2027-01-31` (or `until released`).
+    static func words(_ hold: PolicyStanding.HoldMatch) -> String {
+        "hold \(hold.id) \"\(hold.reason)\", " + (hold.until.map { "until \(day($0))" } ?? "until released")
+            + (hold.policy == nil ? "" : ", for this policy only")
+    }
+
     static func verdict(_ policy: PolicyStanding) -> String {
         switch policy.verdict {
         case .due: "due: a run now processes it"
@@ -225,6 +235,7 @@ struct ExplainReport: Encodable {
         case .exempt:
             "never while exempt: "
                 + policy.exemptions.map { "except[\($0.index)] \($0.condition)" }.joined(separator: "; ")
+        case .held: "held: not while a legal hold is in force (gallra hold list)"
         case .noDate: "never: no \(policy.dateSource ?? "date") to expire by"
         case .consentInForce: "never while consent is in force"
         case .processed: "already processed by this policy (gallra.processed)"

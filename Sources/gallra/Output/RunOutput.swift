@@ -35,7 +35,7 @@ enum RunOutput {
                     continue
                 }
                 Swift.print(
-                    "  \(policy.expiring) subjects expiring, \(policy.exempted) exempted, "
+                    "  \(policy.expiring) subjects expiring, \(policy.exempted) exempted, \(policy.held ?? 0) held, "
                         + "\(policy.processed) \(dry ? "would be processed" : "processed") in \(policy.batches) "
                         + "batch\(policy.batches == 1 ? "" : "es")")
                 if policy.throttledSeconds > 0 {

@@ -64,10 +64,16 @@ struct PlannerTests {
         let pick = planner.pickBatch(afterKey: true)
         #expect(pick.sql.contains(#"s."last_seen_at" < ($1::timestamptz - $2::interval)"#))
         #expect(pick.sql.contains(#"NOT coalesce((s."legal_hold" IS TRUE), false)"#))
-        #expect(pick.sql.contains(#"AND s."id" > $3::text::bigint"#))
+        // A legal hold in force keeps a subject from being due: one probe of `hold_in_force` per subject.
+        #expect(
+            pick.sql.contains(
+                #"AND (SELECT true FROM gallra.hold AS h WHERE h.subject_table = $3 AND h.subject_key = (s."id"::text COLLATE "C") AND h.released_at IS NULL AND (h.until IS NULL OR h.until > $1::timestamptz) AND (h.policy IS NULL OR h.policy = $4) LIMIT 1) IS NOT TRUE"#
+            ))
+        #expect(pick.sql.contains(#"AND s."id" > $5::text::bigint"#))
         #expect(pick.sql.contains(#"ORDER BY s."id""#))
-        #expect(pick.sql.contains("LIMIT $4\nFOR UPDATE OF s SKIP LOCKED"))
-        #expect(pick.parameters == [.asOf, .interval("1 year"), .afterKey, .limit])
+        #expect(pick.sql.contains("LIMIT $6\nFOR UPDATE OF s SKIP LOCKED"))
+        #expect(
+            pick.parameters == [.asOf, .interval("1 year"), .text("shop.customer"), .policyName, .afterKey, .limit])
         // A policy that deletes the subject row needs no memory of processed subjects.
         #expect(!pick.sql.contains("gallra.processed"))
     }
@@ -325,14 +331,19 @@ struct PlannerTests {
         // The due subjects are a CTE the server inlines (it sizes joins by the subject table's statistics) ...
         #expect(
             sql.contains(#"due AS NOT MATERIALIZED (\#n  SELECT s."id", s."address_id" FROM "shop"."customer" AS s"#))
-        #expect(sql.contains(#"AND NOT coalesce((s."legal_hold" IS TRUE), false))"#))
+        #expect(
+            sql.contains(
+                #"AND NOT coalesce((s."legal_hold" IS TRUE), false)\#n    AND NOT EXISTS (SELECT FROM gallra.hold AS h"#
+            ))
         // ... and every count joins them: no per-row lookup of the subject table.
         #expect(!sql.contains(#"AS e WHERE"#))
         #expect(
             sql.contains(
-                #"SELECT 0, count(*), 0::bigint, 0::bigint FROM "shop"."order" AS x\#nWHERE EXISTS (SELECT FROM due AS d WHERE x."customer_id" = d."id")"#
+                #"SELECT 0, count(*), 0::bigint, 0::bigint, 0::bigint FROM "shop"."order" AS x\#nWHERE EXISTS (SELECT FROM due AS d WHERE x."customer_id" = d."id")"#
             ))
-        #expect(sql.contains(#"SELECT 3, count(*) FILTER (WHERE NOT exempted), 0::bigint, 0::bigint FROM subjects"#))
+        #expect(
+            sql.contains(
+                #"SELECT 3, count(*) FILTER (WHERE NOT exempted AND NOT held), 0::bigint, 0::bigint, 0::bigint FROM subjects"#))
         // The keys referenced from outside the subjects' data: once for both steps on shop.address.
         #expect(
             sql.contains(
@@ -343,7 +354,7 @@ struct PlannerTests {
         // Whether a row still needs the step is computed for the rows reached, not as a filter on the whole table.
         #expect(
             sql.contains(
-                #"SELECT 1, a.acted, t.reached - a.acted, 0::bigint\#nFROM (SELECT count(*) FILTER (WHERE gallra_pending) AS reached FROM r1) AS t"#
+                #"SELECT 1, a.acted, t.reached - a.acted, 0::bigint, 0::bigint\#nFROM (SELECT count(*) FILTER (WHERE gallra_pending) AS reached FROM r1) AS t"#
             ))
         #expect(
             sql.components(separatedBy: #"SELECT x."id", jsonb_build_array(x."phone") IS DISTINCT FROM"#).count == 3)

@@ -16,7 +16,9 @@ struct LookupAudit: AsyncParsableCommand {
             '"Shop"."Customer":7'); KEY is the key's text form. A key needs no row, since most subjects in the \
             trail are erased; TABLE:COLUMN=VALUE (shop.customer:email=ada@example.org) finds the key of a subject \
             whose row is still there (anonymized), and exits 66 when no row has that value. The key of the subject \
-            is not logged, and the audit key never appears in any output.
+            is not logged, and the audit key never appears in any output. Next to the runs, lookup lists the \
+            subject's register extracts (gallra export) and its events: legal holds placed and released (gallra \
+            hold), corrections.
 
             EXAMPLES:
               gallra audit lookup --subject shop.customer:1234
@@ -55,6 +57,7 @@ struct LookupAudit: AsyncParsableCommand {
             let digest: String
             let entries: [AuditSubjectEntry]
             let exports: [AuditExport]
+            let events: [AuditEvent]
             do {
                 // A key needs no row: the trail is mostly about subjects already erased. A column's value can only
                 // be turned into a key by the row that holds it.
@@ -69,12 +72,14 @@ struct LookupAudit: AsyncParsableCommand {
                 digest = key.digester.digest(table: found.table, key: found.key)
                 entries = try await AuditTrail.lookup(digest: digest, on: connection)
                 exports = try await AuditExports.lookup(digest: digest, on: connection)
+                events = try await AuditEvents.lookup(digest: digest, on: connection)
             } catch {
                 await connection.close()
                 throw error
             }
             await connection.close()
-            let report = LookupReport(subject: subject, subjectDigest: digest, entries: entries, exports: exports)
+            let report = LookupReport(
+                subject: subject, subjectDigest: digest, entries: entries, exports: exports, events: events)
             switch output.format {
             case .json: try JSONOutput.print(report)
             case .text: Swift.print(report.text)
@@ -103,22 +108,43 @@ struct LookupReport: Encodable {
         var osUser: String
     }
 
+    /// A hold placed or released, or a correction (`gallra.audit_event`).
+    struct Event: Encodable {
+        var sequence: Int64
+        var createdAt: String
+        /// `hold_placed`, `hold_released` or `correction`.
+        var kind: String
+        /// The event's JSON object as recorded (a hold's id, policy, until and reason; never the key).
+        var detail: String
+        var databaseRole: String
+        var osUser: String
+    }
+
     var subject: String
     var subjectDigest: String
     var found: Bool
     var records: [Record]
     var exports: [Export]
+    var events: [Event]
     private var entries: [AuditSubjectEntry]
 
     enum CodingKeys: String, CodingKey {
-        case subject, subjectDigest, found, records, exports
+        case subject, subjectDigest, found, records, exports, events
     }
 
-    init(subject: String, subjectDigest: String, entries: [AuditSubjectEntry], exports: [AuditExport] = []) {
+    init(
+        subject: String, subjectDigest: String, entries: [AuditSubjectEntry], exports: [AuditExport] = [],
+        events: [AuditEvent] = []
+    ) {
         self.entries = entries
         self.subject = subject
         self.subjectDigest = subjectDigest
-        found = !entries.isEmpty || !exports.isEmpty
+        found = !entries.isEmpty || !exports.isEmpty || !events.isEmpty
+        self.events = events.map {
+            Event(
+                sequence: $0.sequence, createdAt: TimeText.rfc3339(unixMicroseconds: $0.createdAtMicroseconds),
+                kind: $0.kind.rawValue, detail: $0.detail, databaseRole: $0.databaseRole, osUser: $0.osUser)
+        }
         self.exports = exports.map {
             Export(
                 sequence: $0.sequence, createdAt: TimeText.rfc3339(unixMicroseconds: $0.createdAtMicroseconds),
@@ -133,7 +159,7 @@ struct LookupReport: Encodable {
     }
 
     var text: String {
-        guard !entries.isEmpty || !exports.isEmpty else {
+        guard found else {
             return "no record of \(subject) in the audit trail (subject digest \(subjectDigest); "
                 + "a digest made with another audit key matches nothing)"
         }
@@ -158,6 +184,14 @@ struct LookupReport: Encodable {
                 lines.append(
                     "  \(export.createdAt.replacing("T", with: " ").replacing("Z", with: " UTC"))  "
                         + "\(export.format)  by role \(export.databaseRole), user \(export.osUser)")
+            }
+        }
+        if !events.isEmpty {
+            lines.append("holds and corrections:")
+            for event in events {
+                lines.append(
+                    "  \(event.createdAt.replacing("T", with: " ").replacing("Z", with: " UTC"))  \(event.kind)  "
+                        + "\(event.detail)  by role \(event.databaseRole), user \(event.osUser)")
             }
         }
         return lines.joined(separator: "\n")

@@ -12,7 +12,8 @@ struct VerifyAudit: AsyncParsableCommand {
             at a time, and recomputes every block: sequence numbers 1, 2, 3, ... without gaps, each block \
             chained to the one before, its subject records complete and in order, its hash, and the head row \
             (gallra.audit_head) naming the last block. Exits 0 when the trail is intact, 65 at the first \
-            bad block, saying what was changed there.
+            bad block, saying what was changed there. The records of register extracts (gallra.audit_export) \
+            and of holds and corrections (gallra.audit_event) are chains of their own, checked the same way.
 
             The chain proves the trail was not altered by anyone without database superuser rights. A \
             superuser could rewrite the trail and recompute every hash, so the head's hash is also logged to \
@@ -65,6 +66,8 @@ struct VerifyReport: Encodable {
     var expectedHead: AuditVerification.ExpectedHash?
     var exports: Int
     var exportBreak: String?
+    var events: Int
+    var eventBreak: String?
 
     struct Break: Encodable {
         var block: Int64
@@ -84,6 +87,8 @@ struct VerifyReport: Encodable {
         expectedHead = result.expected
         exports = result.exports
         exportBreak = result.exportBreak
+        events = result.events
+        eventBreak = result.eventBreak
     }
 
     static func text(_ result: AuditVerification) -> String {
@@ -92,8 +97,12 @@ struct VerifyReport: Encodable {
             + (result.records == 1 ? "" : "s")
         let head = result.head.map { "head \($0.sequence) \($0.hash)" } ?? "empty trail"
         let exports = "\(result.exports) extract record\(result.exports == 1 ? "" : "s")"
+        let events = "\(result.events) event record\(result.events == 1 ? "" : "s") (holds, corrections)"
         if let broken = result.exportBreak, result.firstBreak == nil {
             return "audit trail BROKEN: \(broken)\nblocks intact: \(counts); \(head); \(exports) intact before it"
+        }
+        if let broken = result.eventBreak, result.firstBreak == nil {
+            return "audit trail BROKEN: \(broken)\nblocks intact: \(counts); \(head); \(events) intact before it"
         }
         if let broken = result.firstBreak {
             var lines = ["audit trail BROKEN at block \(broken.block): \(broken.detail)"]
@@ -102,7 +111,10 @@ struct VerifyReport: Encodable {
             }
             return lines.joined(separator: "\n")
         }
-        var lines = ["audit trail intact: \(counts); \(head)" + (result.exports > 0 ? "; \(exports)" : "")]
+        var lines = [
+            "audit trail intact: \(counts); \(head)" + (result.exports > 0 ? "; \(exports)" : "")
+                + (result.events > 0 ? "; \(events)" : "")
+        ]
         if let expected = result.expected {
             if let found = expected.foundAt {
                 lines.append("the chain passes through the expected hash at block \(found)")

@@ -8,7 +8,7 @@ struct Plan: AsyncParsableCommand {
         abstract: "Show what a run would do now (or at --as-of), changing nothing.",
         discussion: """
             A dry run in one READ ONLY transaction: for each policy (drafts included, marked), the subjects \
-            expiring and exempted, whether the limits would refuse it, and per data point the rows that \
+            expiring, exempted, and held (expiring, but a legal hold in force keeps them: gallra hold), whether the limits would refuse it, and per data point the rows that \
             would be deleted, anonymized or retained (shared with rows that do not expire). The numbers are \
             those a live run at the same instant does.
             """

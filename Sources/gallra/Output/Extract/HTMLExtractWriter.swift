@@ -307,6 +307,7 @@ final class HTMLExtractWriter: ExtractWriter, @unchecked Sendable {
             "Kept by: " + why.exemptions.map(\.condition).joined(separator: "; ") + "."
         case .noDate: "The date the rule counts from is not set, so the time has not started."
         case .consentInForce: "It is kept while your consent is in force."
+        case .held: "It is kept while a legal hold is in force."
         case .due, .processed, .noSubject, .disabled: nil
         }
     }
@@ -316,6 +317,7 @@ final class HTMLExtractWriter: ExtractWriter, @unchecked Sendable {
         return switch standing {
         case .due: "The time to keep this data has passed: it is due to be deleted or anonymized." + draft
         case .exempt: "The time to keep this data has passed, but an exemption (such as a legal hold) keeps it." + draft
+        case .held: "The time to keep this data has passed, but a legal hold keeps it for now." + draft
         case .processed: "This data has already been deleted or anonymized under this policy." + draft
         case .notDue: "The time to keep this data has not passed yet." + draft
         }
