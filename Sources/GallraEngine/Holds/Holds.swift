@@ -195,30 +195,37 @@ public enum Holds {
     /// In a batch's transaction: the holds of the batch's processed subjects name them by digest only from now on.
     /// A processed subject's holds have ended (a hold in force keeps its subject from being due): released ones get
     /// the digest for the key; expired ones are recorded as released at their `until` first. A hold that names
-    /// another policy and is still in force keeps the key: it still stops that policy.
+    /// another policy and is still in force keeps the key while the subject row remains: it still stops that policy.
+    /// Once the batch has deleted the subject row (`erased`), nothing is left for such a hold to stop: it is recorded
+    /// as released by gallra, saying under which policy the subject was erased, and keeps the digest only.
     ///
-    /// `keys` and `digests` are parallel; `subjectTable` as ``inForce(subjectTable:subjectKey:policy:asOf:on:)``
+    /// `keys`, `digests` and `erased` are parallel; `subjectTable` as ``inForce(subjectTable:subjectKey:policy:asOf:on:)``
     /// takes it. Returns the number of holds changed.
     @discardableResult
     static func forgetKeys(
-        subjectTable: String, keys: [String], digests: [String], asOf: PostgresTimestamp,
-        inTransactionOn connection: PostgresConnection
+        subjectTable: String, keys: [String], digests: [String], erased: [Bool], policy: String,
+        asOf: PostgresTimestamp, inTransactionOn connection: PostgresConnection
     ) async throws -> Int {
         try await connection.execute(
             """
             UPDATE gallra.hold AS h
             SET subject_key = NULL, subject_digest = d.digest,
-                released_at = coalesce(h.released_at, h.until),
+                released_at = coalesce(h.released_at,
+                    CASE WHEN h.until <= $4::timestamptz THEN h.until ELSE clock_timestamp() END),
                 released_by = coalesce(h.released_by, 'gallra'),
-                release_reason = coalesce(h.release_reason, 'expired: its until passed')
+                release_reason = coalesce(h.release_reason,
+                    CASE WHEN h.until <= $4::timestamptz THEN 'expired: its until passed'
+                         ELSE 'its subject was erased under policy ' || $6 END)
             FROM unnest(ARRAY(SELECT jsonb_array_elements_text($2::jsonb)),
-                        ARRAY(SELECT jsonb_array_elements_text($3::jsonb))) AS d(key, digest)
+                        ARRAY(SELECT jsonb_array_elements_text($3::jsonb)),
+                        ARRAY(SELECT (jsonb_array_elements($5::jsonb))::text::boolean)) AS d(key, digest, erased)
             WHERE h.subject_table = $1 AND h.subject_key = d.key
-              AND (h.released_at IS NOT NULL OR h.until <= $4::timestamptz)
+              AND (h.released_at IS NOT NULL OR h.until <= $4::timestamptz OR d.erased)
             """,
             [
                 .text(subjectTable), .jsonb(JSONValue.array(keys.map(JSONValue.string)).canonicalText),
                 .jsonb(JSONValue.array(digests.map(JSONValue.string)).canonicalText), .timestamptz(asOf),
+                .jsonb(JSONValue.array(erased.map(JSONValue.bool)).canonicalText), .text(policy),
             ])
     }
 

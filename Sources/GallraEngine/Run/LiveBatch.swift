@@ -141,8 +141,9 @@ extension LivePolicyRun {
             records: records, run: runID, policy: name, policyVersion: policy.version, on: connection)
         // Their ended holds name them by digest from now on, as the audit trail does.
         try await Holds.forgetKeys(
-            subjectTable: subjectTable, keys: subjects, digests: records.map(\.subjectDigest), asOf: bindings.asOf,
-            inTransactionOn: connection)
+            subjectTable: subjectTable, keys: subjects, digests: records.map(\.subjectDigest),
+            erased: subjects.map { planner.deletesSubjectRow || deletedSubjects.contains($0) }, policy: name,
+            asOf: bindings.asOf, inTransactionOn: connection)
         if !planner.deletesSubjectRow {
             // Subjects whose row remains; a subject row deleted (by a delete-or-anonymize) is gone with its key.
             let remaining =

@@ -198,6 +198,40 @@ struct HoldTests {
         }
     }
 
+    @Test func aHoldOnOnePolicyEndsWhenAnotherErasesItsSubject() async throws {
+        try await TestDatabase.with { database, connection in
+            _ = try await Self.load(on: database, connection)
+            let gone = """
+                policy: gone
+                state: active
+                subject: { table: app.customer, key: id }
+                expires: { inactive_for: 1 year, activity: last_seen_at }
+                data:
+                  - { table: app.note, delete: true }
+                  - { table: app.customer, delete: true }
+                limits: { max_fraction: 1 }
+                """
+            let parsed = try #require(PolicyFile(parsing: gone, path: "gone.yaml").policies.first)
+            _ = try await PolicyStore(connection: connection).apply([(parsed.policy, source: "gone.yaml")])
+            let policy = try await EdgeCase.policy(gone, on: connection)
+            let hold = try await Self.place("104", policy: "notes", on: connection)
+
+            let report = try await DemoShop.engine(connection).run([policy], options: DemoShop.options(.live))
+            #expect(report.policies.first?.processed == 4)
+            // Nothing is left for the hold to stop: it ends, naming the policy that erased the subject, and keeps
+            // the digest only.
+            let ended = try #require(try await Holds.list(.all, on: connection).first { $0.id == hold.id })
+            #expect(ended.subjectKey == nil)
+            #expect(ended.subjectDigest == Self.digest("104"))
+            #expect(ended.state == .released)
+            #expect(ended.releaseReason == "its subject was erased under policy gone")
+            #expect(
+                try await Self.count(
+                    "SELECT count(*) AS n FROM gallra.hold WHERE subject_key IS NOT NULL", on: connection)
+                    == 0)
+        }
+    }
+
     @Test func placingAHoldWaitsForABatchThatHoldsTheSubject() async throws {
         try await TestDatabase.with { database, connection in
             _ = try await Self.load(on: database, connection)

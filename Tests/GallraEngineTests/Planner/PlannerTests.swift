@@ -343,7 +343,8 @@ struct PlannerTests {
             ))
         #expect(
             sql.contains(
-                #"SELECT 3, count(*) FILTER (WHERE NOT exempted AND NOT held), 0::bigint, 0::bigint, 0::bigint FROM subjects"#))
+                #"SELECT 3, count(*) FILTER (WHERE NOT exempted AND NOT held), 0::bigint, 0::bigint, 0::bigint FROM subjects"#
+            ))
         // The keys referenced from outside the subjects' data: once for both steps on shop.address.
         #expect(
             sql.contains(
