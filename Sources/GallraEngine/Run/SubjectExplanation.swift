@@ -182,7 +182,7 @@ extension Engine {
         on connection: isolated PostgresConnection
     ) async throws -> PolicyStanding {
         let resolved = policy.resolved
-        let planner = try Planner(resolved)
+        let planner = try Planner(resolved, requests: policy.requests)
         var bindings = Bindings(asOf: asOf, policyName: resolved.name.rawValue)
         bindings.keys = jsonArray([key])
         var standing = PolicyStanding(
@@ -287,6 +287,7 @@ extension Engine {
     /// Where the rule reads its date, for people.
     static func dateSource(_ resolved: ResolvedPolicy) -> String {
         if case .consentRevoked(_, .gallra) = resolved.policy.rule { return "gallra consent registry" }
+        if resolved.policy.rule == .onRequest { return "gallra erasure requests" }
         if resolved.rule.path.isEmpty { return resolved.rule.column.name }
         return "latest \(resolved.rule.table).\(resolved.rule.column.name)"
     }
@@ -303,6 +304,7 @@ extension Engine {
         case .consentRevoked(let grace, .gallra): "consent_revoked \(grace), consent gallra"
         case .consentRevoked(let grace, .table(let table, let revokedAt, _)):
             "consent_revoked \(grace), consent \(table).\(revokedAt.name)"
+        case .onRequest: "on_request"
         }
     }
 

@@ -81,8 +81,11 @@ struct CoverageReport: Encodable {
 
     var tables: [Table]
     var columns: [Column]
+    /// Warnings: subject tables whose erasure requests are refused (no on-request policy).
+    var warnings: [String]
 
     init(_ coverage: Coverage) {
+        warnings = coverage.withoutErasure.map(Coverage.erasureWarning)
         tables = coverage.tables.map {
             Table(
                 table: $0.table.description, subjectTable: $0.subjectTable.description,
@@ -102,11 +105,15 @@ struct CoverageReport: Encodable {
     }
 
     static func text(_ coverage: Coverage) -> String {
+        let warnings = coverage.withoutErasure.map { "warning: " + Coverage.erasureWarning($0) }
         guard !coverage.isEmpty else {
-            return "every table that references a subject table is a data point of a policy over it, and no "
-                + "personal-looking column is outside the policies"
+            return (warnings + [
+                "every table that references a subject table is a data point of a policy over it, and no "
+                    + "personal-looking column is outside the policies"
+            ]).joined(separator: "\n")
         }
-        var lines: [String] = []
+        var lines: [String] = warnings
+        if !lines.isEmpty { lines.append("") }
         if !coverage.tables.isEmpty {
             lines.append("tables whose rows belong to a subject, in no policy's data:")
             let table = TextTable(header: ["TABLE", "SUBJECT TABLE", "FOREIGN KEYS FROM THE SUBJECT"])
