@@ -40,7 +40,7 @@ struct Gallra: AsyncParsableCommand {
         version: BuildInfo.versionLine,
         subcommands: [
             Run.self, Trigger.self, Plan.self, Explain.self, PolicyCommand.self, AuditCommand.self, ConsentCommand.self,
-            Export.self,
+            Export.self, Erase.self, RequestsCommand.self,
             Migrate.self,
             Check.self,
             Version.self,

@@ -95,9 +95,11 @@ struct CoverageCommandTests {
             #expect(counts["tables"] as? Int == 1)
             #expect(counts["columns"] as? Int == 2)
 
-            // Disabling the customers' main policy leaves its tables out; the draft still covers the customer.
-            let disable = try await shop.gallra("policy", "disable", "inactive-customers")
-            #expect(disable.status == 0, "\(disable.stderr)")
+            // Disabling the customers' main policies leaves their tables out; the draft still covers the customer.
+            for name in ["inactive-customers", "erasure-requests"] {
+                let disable = try await shop.gallra("policy", "disable", name)
+                #expect(disable.status == 0, "\(disable.stderr)")
+            }
             let wider = try jsonObject(try await shop.gallra("policy", "coverage", "--format", "json"))
             let widerTables = try await shop.psql(Self.uncoveredTablesSQL)
             let widerColumns = try await shop.psql(Self.personalColumnsSQL)

@@ -4,6 +4,7 @@
     import Foundation
 #endif
 import GallraCore
+import GallraPolicy
 import GallraPostgres
 
 /// The erasure request queue as operators see it: recording a request (through `gallra.request_erasure`, the
@@ -71,16 +72,17 @@ public enum ErasureQueue {
     /// - Throws: `PostgresError` with the function's SQLSTATEs (`GC002` no policy over the table, `GC003` a key
     ///   that is not a value of the key column, `GC005`/`GC006` a bad reason or window).
     public static func request(
-        table: String, key: String, reason: String?, after: Duration?, on connection: PostgresConnection
+        table: String, key: String, reason: String?, after: RetentionPeriod?, on connection: PostgresConnection
     ) async throws -> Int64 {
-        let window = after.map { duration -> PostgresValue in
-            let (seconds, attoseconds) = duration.components
-            return .interval("PT\(seconds).\(String(attoseconds / 1_000_000_000_000).leftPadded(to: 6))S")
+        let row = try await refusing {
+            try await connection.query(
+                "SELECT gallra.request_erasure($1, $2, $3, $4::interval) AS id",
+                [
+                    .text(table), .text(key), reason.map { .text($0) } ?? .null,
+                    after.map { .interval($0.postgresInterval) } ?? .null,
+                ]
+            ).first
         }
-        let row = try await connection.query(
-            "SELECT gallra.request_erasure($1, $2, $3, $4::interval) AS id",
-            [.text(table), .text(key), reason.map { .text($0) } ?? .null, window ?? .null]
-        ).first
         guard let row else { throw PostgresError(.decoding, "gallra.request_erasure returned no row") }
         return try row.decode("id", as: Int64.self)
     }
@@ -89,7 +91,17 @@ public enum ErasureQueue {
     ///
     /// - Throws: `PostgresError` `GC010` (no such request) or `GC011` (already done or refused).
     public static func cancel(_ id: Int64, on connection: PostgresConnection) async throws {
-        try await connection.execute("SELECT gallra.cancel_erasure($1)", [.int64(id)])
+        _ = try await refusing { try await connection.execute("SELECT gallra.cancel_erasure($1)", [.int64(id)]) }
+    }
+
+    /// Turns the queue functions' GC refusals into ``ErasureQueueRefusal``; other errors pass through.
+    private static func refusing<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PostgresError {
+            guard let state = error.sqlState, state.errorClass == .gallraConsent else { throw error }
+            throw ErasureQueueRefusal(sqlState: state, message: error.message, hint: error.hint)
+        }
     }
 
     private static func request(_ row: PostgresRow) throws -> Request {
@@ -116,8 +128,26 @@ public enum ErasureQueue {
     }
 }
 
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
+/// A call of the queue's SQL functions the server refused (SQLSTATE class GC, docs/requests.md): the server's
+/// message and hint, never its DETAIL.
+public struct ErasureQueueRefusal: Error, Sendable, ExitStatusProviding {
+    public var sqlState: SQLState
+    public var message: String
+    public var hint: String?
+
+    /// 66 for an unknown request (GC010), 78 for a table no policy covers (GC002), 65 for a decided request
+    /// (GC011), 64 for a key, reason or window that is not right (GC003, GC005, GC006).
+    public var exitStatus: ExitStatus {
+        switch sqlState.rawValue {
+        case "GC010": .noInput
+        case "GC002": .configuration
+        case "GC011": .dataError
+        default: .usage
+        }
+    }
+
+    public var description: String {
+        guard let hint, !hint.isEmpty else { return message }
+        return "\(message). \(hint)"
     }
 }

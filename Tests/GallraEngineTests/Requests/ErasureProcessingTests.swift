@@ -38,7 +38,7 @@ struct ErasureProcessingTests {
         return try #require(row).decode("id", as: Int64.self)
     }
 
-    private func request(_ id: Int64, after: Duration? = nil, on connection: PostgresConnection) async throws -> Int64 {
+    private func request(_ id: Int64, after: RetentionPeriod? = nil, on connection: PostgresConnection) async throws -> Int64 {
         try await ErasureQueue.request(
             table: "shop.customer", key: String(id), reason: "ticket", after: after, on: connection)
     }
@@ -148,7 +148,7 @@ struct ErasureProcessingTests {
     func undoWindow() async throws {
         try await withShop { _, connection in
             let first = try await customer(on: connection)
-            let id = try await request(first, after: .seconds(3600), on: connection)
+            let id = try await request(first, after: RetentionPeriod(days: 1), on: connection)
             let engine = try DemoShop.engine(connection)
             #expect(try await engine.processErasureRequests(.due).isEmpty)
             let waiting = try #require(try await engine.processErasureRequests(.ids([id])).first)
@@ -165,7 +165,7 @@ struct ErasureProcessingTests {
                     "SELECT id FROM shop.customer WHERE legal_hold IS NOT TRUE ORDER BY id LIMIT 1"
                 ).first
             ).decode("id", as: Int64.self)
-            let cancelled = try await request(second, after: .seconds(3600), on: connection)
+            let cancelled = try await request(second, after: RetentionPeriod(days: 1), on: connection)
             try await ErasureQueue.cancel(cancelled, on: connection)
             #expect(try await engine.processErasureRequests(.due).isEmpty)
             let row = try #require(try await ErasureQueue.read(cancelled, on: connection))
@@ -173,7 +173,9 @@ struct ErasureProcessingTests {
             #expect(row.subjectKey == nil)
             #expect(row.subjectDigest == DemoShop.digest(customer: second))
             #expect(try await count("SELECT count(*) AS n FROM shop.customer WHERE id = \(second)", on: connection) == 1)
-            await #expect(throws: PostgresError.self) { try await ErasureQueue.cancel(id, on: connection) }
+            let decided = await #expect(throws: ErasureQueueRefusal.self) { try await ErasureQueue.cancel(id, on: connection) }
+            #expect(decided?.sqlState.rawValue == "GC011")
+            #expect(decided?.exitStatus.rawValue == 65)
         }
     }
 

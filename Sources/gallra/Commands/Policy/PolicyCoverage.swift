@@ -107,13 +107,12 @@ struct CoverageReport: Encodable {
     static func text(_ coverage: Coverage) -> String {
         let warnings = coverage.withoutErasure.map { "warning: " + Coverage.erasureWarning($0) }
         guard !coverage.isEmpty else {
-            return (warnings + [
+            return ([
                 "every table that references a subject table is a data point of a policy over it, and no "
                     + "personal-looking column is outside the policies"
-            ]).joined(separator: "\n")
+            ] + warnings).joined(separator: "\n")
         }
-        var lines: [String] = warnings
-        if !lines.isEmpty { lines.append("") }
+        var lines: [String] = []
         if !coverage.tables.isEmpty {
             lines.append("tables whose rows belong to a subject, in no policy's data:")
             let table = TextTable(header: ["TABLE", "SUBJECT TABLE", "FOREIGN KEYS FROM THE SUBJECT"])
@@ -133,6 +132,6 @@ struct CoverageReport: Encodable {
         }
         lines.append("")
         lines.append(summary(coverage))
-        return lines.joined(separator: "\n")
+        return (lines + warnings).joined(separator: "\n")
     }
 }
