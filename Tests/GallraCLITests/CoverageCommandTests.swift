@@ -81,7 +81,11 @@ struct CoverageCommandTests {
 
             let strict = try await shop.gallra("policy", "coverage", "--strict")
             #expect(strict.status == 65, "\(strict.stderr)")
-            #expect(strict.stderr == "gallra: 1 table and 2 columns no policy covers (--strict)\n")
+            #expect(
+                strict.stderr
+                    == "gallra: warning: erasure requests for shop.employee will be refused: no policy over it has "
+                    + "expires: on_request; add one that says what an erasure deletes and anonymizes (docs/requests.md)\n"
+                    + "gallra: 1 table and 2 columns no policy covers (--strict)\n")
 
             let validate = try await shop.gallra("policy", "validate", "\(shop.root)/config/policies")
             #expect(validate.status == 0, "\(validate.stderr)")

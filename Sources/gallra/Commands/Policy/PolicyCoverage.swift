@@ -23,6 +23,9 @@ struct PolicyCoverageCommand: AsyncParsableCommand {
             ip_address and birth_date are listed and named_by, zip or shipped_at are not. Foreign key columns \
             (address_id) and boolean columns (email_verified) are left out: they hold no personal value themselves.
 
+            A subject table that no on-request policy (expires: on_request) covers gets a warning on stderr: \
+            erasure requests for its subjects are refused.
+
             Exits 0 with the list, even when it is not empty; with --strict, exits 65 when it is not empty.
 
             EXAMPLES:
@@ -52,7 +55,11 @@ struct PolicyCoverageCommand: AsyncParsableCommand {
             await connection.close()
             switch output.format {
             case .json: try JSONOutput.print(CoverageReport(coverage))
-            case .text: Swift.print(CoverageReport.text(coverage))
+            case .text:
+                Swift.print(CoverageReport.text(coverage))
+                for table in coverage.withoutErasure {
+                    StandardError.write("gallra: warning: \(Coverage.erasureWarning(table))\n")
+                }
             }
             if strict, !coverage.isEmpty {
                 throw CommandFailure(.dataError, CoverageReport.summary(coverage) + " (--strict)")
@@ -105,12 +112,9 @@ struct CoverageReport: Encodable {
     }
 
     static func text(_ coverage: Coverage) -> String {
-        let warnings = coverage.withoutErasure.map { "warning: " + Coverage.erasureWarning($0) }
         guard !coverage.isEmpty else {
-            return ([
-                "every table that references a subject table is a data point of a policy over it, and no "
-                    + "personal-looking column is outside the policies"
-            ] + warnings).joined(separator: "\n")
+            return "every table that references a subject table is a data point of a policy over it, and no "
+                + "personal-looking column is outside the policies"
         }
         var lines: [String] = []
         if !coverage.tables.isEmpty {
@@ -132,6 +136,6 @@ struct CoverageReport: Encodable {
         }
         lines.append("")
         lines.append(summary(coverage))
-        return (lines + warnings).joined(separator: "\n")
+        return lines.joined(separator: "\n")
     }
 }
