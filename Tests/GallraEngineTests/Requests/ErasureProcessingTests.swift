@@ -242,6 +242,29 @@ struct ErasureProcessingTests {
         }
     }
 
+    @Test("a second on-request policy over a table for the same purpose is refused, naming both; another purpose is not")
+    func oneOnRequestPolicyPerPurpose() async throws {
+        try await withShop { _, connection in
+            let path = sourceRoot.appendingPathComponent("config/policies/erasure-requests.yaml").path
+            var second = try #require(PolicyFile.read(path: path).policies.first).policy
+            second.name = try PolicyName("erasure-requests-again")
+            let store = PolicyStore(connection: connection)
+            let refused = await #expect(throws: PolicyStoreError.self) {
+                try await store.apply([(second, source: "again.yaml")])
+            }
+            #expect(refused?.code == .secondOnRequestPolicy)
+            #expect(
+                refused?.message.hasPrefix(
+                    "policies erasure-requests and erasure-requests-again both act on erasure requests for shop.customer (expires: on_request) and both state the same purpose;"
+                ) == true)
+            #expect(refused?.exitStatus.rawValue == 65)
+            #expect(try await count("SELECT count(*) AS n FROM gallra.policy", on: connection) == 2)
+            second.purpose = "Sending the newsletter."
+            _ = try await store.apply([(second, source: "again.yaml")])
+            #expect(try await count("SELECT count(*) AS n FROM gallra.policy", on: connection) == 3)
+        }
+    }
+
     @Test("without an audit key nothing is processed")
     func noAuditKey() async throws {
         try await withShop { _, connection in
