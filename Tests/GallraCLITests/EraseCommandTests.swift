@@ -23,7 +23,8 @@ struct EraseCommandTests {
             #expect(dry.stdout.contains("policy erasure-requests v1: due"), "\(dry.stdout)")
             #expect(dry.stdout.contains("shop.order               anonymize  \(orders)"), "\(dry.stdout)")
             let dryJSON = try jsonObject(
-                try await shop.gallra("erase", "--subject", "shop.customer:\(customer)", "--dry-run", "--format", "json"))
+                try await shop.gallra(
+                    "erase", "--subject", "shop.customer:\(customer)", "--dry-run", "--format", "json"))
             let steps = try #require((dryJSON["policies"] as? [[String: Any]])?.first?["steps"] as? [[String: Any]])
             #expect(steps.contains { $0["table"] as? String == "shop.customer" && $0["rows"] as? Int == 1 })
             #expect(try await shop.checksums() == before)
@@ -81,7 +82,8 @@ struct EraseCommandTests {
             #expect(try await shop.psql("SELECT count(*) FROM shop.customer WHERE id = \(held)") == "1")
 
             let exempt = try await shop.psql(
-                "UPDATE shop.customer SET legal_hold = true WHERE id = (SELECT max(id) FROM shop.customer) RETURNING id")
+                "UPDATE shop.customer SET legal_hold = true WHERE id = (SELECT max(id) FROM shop.customer) RETURNING id"
+            )
             let exempted = try await shop.gallra(
                 "erase", "--subject", "shop.customer:\(exempt)", environment: shop.keyEnvironment)
             #expect(exempted.status == 75, "\(exempted.stdout) \(exempted.stderr)")
@@ -96,7 +98,8 @@ struct EraseCommandTests {
             #expect(uncovered.status == 78, "\(uncovered.stdout) \(uncovered.stderr)")
             #expect(uncovered.stderr.contains("no active on-request policy covers shop.employee"))
 
-            let missing = try await shop.gallra("erase", "--subject", "shop.customer:email=nobody@example.invalid", "--dry-run")
+            let missing = try await shop.gallra(
+                "erase", "--subject", "shop.customer:email=nobody@example.invalid", "--dry-run")
             #expect(missing.status == 66, "\(missing.stderr)")
             let noKey = try await shop.gallra("erase", "--subject", "shop.customer:\(held)")
             #expect(noKey.status == 78, "\(noKey.stderr)")

@@ -15,7 +15,8 @@ extension Engine {
         }
         let deletes = mine.filter { Self.deletesSubjectRow($0.resolved) }
         let keeps = mine.filter { !Self.deletesSubjectRow($0.resolved) }
-        return keeps.sorted { $0.resolved.name < $1.resolved.name } + deletes.sorted { $0.resolved.name < $1.resolved.name }
+        return keeps.sorted { $0.resolved.name < $1.resolved.name }
+            + deletes.sorted { $0.resolved.name < $1.resolved.name }
     }
 
     static func deletesSubjectRow(_ resolved: ResolvedPolicy) -> Bool {

@@ -66,6 +66,14 @@ public enum ErasureQueue {
         ).map(request)
     }
 
+    /// When the earliest pending request becomes due (now or in the past when one is due already); nil when none is
+    /// pending. The service sleeps no longer than this before its next sweep.
+    public static func nextDue(on connection: PostgresConnection) async throws -> PostgresTimestamp? {
+        try await connection.query(
+            "SELECT min(not_before) AS next FROM gallra.erasure_request WHERE status = 'pending'"
+        ).first?.decode("next", as: PostgresTimestamp?.self)
+    }
+
     /// Records a request through `gallra.request_erasure` (the shop's function: it normalises the key through the
     /// key column's type and keeps one pending request per subject) and returns its id.
     ///

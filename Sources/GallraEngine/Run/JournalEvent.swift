@@ -40,4 +40,7 @@ public enum NotificationChannel {
     public static let trigger = "gallra_trigger"
     /// A policy was stored (`gallra policy apply`, `disable`): reload the policies. The payload names it.
     public static let policy = "gallra_policy"
+    /// An erasure request was recorded (`gallra.request_erasure`, `gallra erase`): process the due requests. The
+    /// payload is the request's id.
+    public static let erasure = "gallra_erasure"
 }

@@ -34,6 +34,8 @@ public struct PolicyStanding: Sendable, Hashable, Codable {
         case exempt
         /// The rule reads no date: a null column, no related row, or a related row with a null date.
         case noDate = "no_date"
+        /// An on-request policy (`expires: on_request`) and no due erasure request for the subject.
+        case notRequested = "not_requested"
         /// Consent is in force (or was never recorded) under a consent policy.
         case consentInForce = "consent_in_force"
         /// The policy processed the subject before and keeps its row.
@@ -274,6 +276,8 @@ extension Engine {
         } else if ruleHolds {
             // The rule holds, nothing exempts, not processed: only a changed snapshot could say otherwise.
             standing.verdict = .due
+        } else if resolved.policy.rule == .onRequest {
+            standing.verdict = .notRequested
         } else if let consent = standing.consent, consent.state != "revoked" {
             standing.verdict = .consentInForce
         } else if date == nil || (standing.nullDates ?? 0) > 0 {

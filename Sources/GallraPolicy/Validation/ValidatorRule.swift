@@ -56,7 +56,8 @@ extension PolicyValidator {
     /// up in the catalog: the engine migrates gallra's schema before any run.
     func requestRule() -> ResolvedRule {
         ResolvedRule(
-            kind: .onRequest, period: RetentionPeriod(), table: QualifiedName(schema: "gallra", name: "erasure_request"),
+            kind: .onRequest, period: RetentionPeriod(),
+            table: QualifiedName(schema: "gallra", name: "erasure_request"),
             column: ColumnName("not_before"), columnType: "timestamp with time zone", path: [],
             index: "erasure_request_one_pending")
     }

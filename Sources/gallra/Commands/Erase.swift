@@ -170,7 +170,8 @@ struct Erase: AsyncParsableCommand {
 /// The text `gallra erase` and `gallra requests` print.
 enum ErasureText {
     static func time(_ timestamp: PostgresTimestamp) -> String {
-        TimeText.readable(unixMicroseconds: timestamp.microsecondsSince2000 + CivilCalendar.unixSecondsAt2000 * 1_000_000)
+        TimeText.readable(
+            unixMicroseconds: timestamp.microsecondsSince2000 + CivilCalendar.unixSecondsAt2000 * 1_000_000)
     }
 
     /// Rows per table: deleted, anonymized, retained.

@@ -222,6 +222,7 @@ struct ExplainReport: Encodable {
             "never while exempt: "
                 + policy.exemptions.map { "except[\($0.index)] \($0.condition)" }.joined(separator: "; ")
         case .noDate: "never: no \(policy.dateSource ?? "date") to expire by"
+        case .notRequested: "never without a due erasure request (gallra erase, gallra.request_erasure)"
         case .consentInForce: "never while consent is in force"
         case .processed: "already processed by this policy (gallra.processed)"
         case .noSubject: "no such row"

@@ -157,7 +157,8 @@ struct PlannerTests {
                 table: Self.customer, key: ColumnName("id"), keyType: "bigint", keyCategory: .numeric,
                 isPartitioned: false, estimatedRows: -1),
             rule: ResolvedRule(
-                kind: .onRequest, period: RetentionPeriod(), table: QualifiedName(schema: "gallra", name: "erasure_request"),
+                kind: .onRequest, period: RetentionPeriod(),
+                table: QualifiedName(schema: "gallra", name: "erasure_request"),
                 column: ColumnName("not_before"), columnType: "timestamp with time zone", path: [],
                 index: "erasure_request_one_pending"),
             exemptions: [], steps: [Self.step(Self.customer, [], .subject, .delete)])

@@ -38,7 +38,9 @@ struct ErasureProcessingTests {
         return try #require(row).decode("id", as: Int64.self)
     }
 
-    private func request(_ id: Int64, after: RetentionPeriod? = nil, on connection: PostgresConnection) async throws -> Int64 {
+    private func request(_ id: Int64, after: RetentionPeriod? = nil, on connection: PostgresConnection) async throws
+        -> Int64
+    {
         try await ErasureQueue.request(
             table: "shop.customer", key: String(id), reason: "ticket", after: after, on: connection)
     }
@@ -61,7 +63,8 @@ struct ErasureProcessingTests {
             #expect(outcome.counts.contains(.init(table: "shop.customer", action: "delete", rows: 1)))
             #expect(outcome.counts.contains(.init(table: "shop.order", action: "anonymize", rows: orders)))
             #expect(outcome.run != nil)
-            #expect(try await count("SELECT count(*) AS n FROM shop.customer WHERE id = \(customer)", on: connection) == 0)
+            #expect(
+                try await count("SELECT count(*) AS n FROM shop.customer WHERE id = \(customer)", on: connection) == 0)
             let row = try #require(
                 try await connection.query(
                     """
@@ -122,7 +125,8 @@ struct ErasureProcessingTests {
             #expect(outcomes[1].refusal?.contains("except[0] (legal_hold is true)") == true)
             #expect(
                 try await count(
-                    "SELECT count(*) AS n FROM shop.customer WHERE id IN (\(customer), \(exempt))", on: connection) == 2)
+                    "SELECT count(*) AS n FROM shop.customer WHERE id IN (\(customer), \(exempt))", on: connection) == 2
+            )
             #expect(
                 try await count(
                     "SELECT count(*) AS n FROM gallra.erasure_request WHERE status = 'refused' AND subject_key IS NULL AND refusal IS NOT NULL",
@@ -151,6 +155,11 @@ struct ErasureProcessingTests {
             let id = try await request(first, after: RetentionPeriod(days: 1), on: connection)
             let engine = try DemoShop.engine(connection)
             #expect(try await engine.processErasureRequests(.due).isEmpty)
+            let next = try #require(try await ErasureQueue.nextDue(on: connection))
+            let due = try #require(
+                try await connection.query("SELECT not_before FROM gallra.erasure_request WHERE id = $1", [.int64(id)])
+                    .first)
+            #expect(next == (try due.decode("not_before", as: PostgresTimestamp.self)))
             let waiting = try #require(try await engine.processErasureRequests(.ids([id])).first)
             #expect(waiting.status == .pending)
             #expect(waiting.notBefore != nil)
@@ -172,8 +181,11 @@ struct ErasureProcessingTests {
             #expect(row.status == .cancelled)
             #expect(row.subjectKey == nil)
             #expect(row.subjectDigest == DemoShop.digest(customer: second))
-            #expect(try await count("SELECT count(*) AS n FROM shop.customer WHERE id = \(second)", on: connection) == 1)
-            let decided = await #expect(throws: ErasureQueueRefusal.self) { try await ErasureQueue.cancel(id, on: connection) }
+            #expect(
+                try await count("SELECT count(*) AS n FROM shop.customer WHERE id = \(second)", on: connection) == 1)
+            let decided = await #expect(throws: ErasureQueueRefusal.self) {
+                try await ErasureQueue.cancel(id, on: connection)
+            }
             #expect(decided?.sqlState.rawValue == "GC011")
             #expect(decided?.exitStatus.rawValue == 65)
         }
@@ -217,7 +229,8 @@ struct ErasureProcessingTests {
                 try await count(
                     "SELECT count(*) AS n FROM gallra.audit_subject WHERE subject_digest = '\(DemoShop.digest(customer: customer))'",
                     on: connection) == 1)
-            #expect(try await count("SELECT count(*) AS n FROM gallra.run WHERE trigger = 'erase'", on: connection) == 1)
+            #expect(
+                try await count("SELECT count(*) AS n FROM gallra.run WHERE trigger = 'erase'", on: connection) == 1)
         }
     }
 
@@ -242,7 +255,8 @@ struct ErasureProcessingTests {
         }
     }
 
-    @Test("a second on-request policy over a table for the same purpose is refused, naming both; another purpose is not")
+    @Test(
+        "a second on-request policy over a table for the same purpose is refused, naming both; another purpose is not")
     func oneOnRequestPolicyPerPurpose() async throws {
         try await withShop { _, connection in
             let path = sourceRoot.appendingPathComponent("config/policies/erasure-requests.yaml").path

@@ -291,10 +291,22 @@ struct PolicyDocumentTests {
     @Test(
         "expires: on_request is a scalar: near misses and other scalars are refused with the spelling to use",
         arguments: [
-            ("on-request", "expires: \"on-request\" is not a rule; write expires: on_request (lower case, with an underscore)"),
-            ("OnRequest", "expires: \"OnRequest\" is not a rule; write expires: on_request (lower case, with an underscore)"),
-            ("{ on_request: true }", "expires: on_request is written as a scalar, not as a key: write expires: on_request (the policy acts on pending erasure requests)"),
-            ("never", "expires: \"never\" is not a rule; give a mapping like { inactive_for: 1 year, activity: last_seen_at }, or expires: on_request to act on erasure requests"),
+            (
+                "on-request",
+                "expires: \"on-request\" is not a rule; write expires: on_request (lower case, with an underscore)"
+            ),
+            (
+                "OnRequest",
+                "expires: \"OnRequest\" is not a rule; write expires: on_request (lower case, with an underscore)"
+            ),
+            (
+                "{ on_request: true }",
+                "expires: on_request is written as a scalar, not as a key: write expires: on_request (the policy acts on pending erasure requests)"
+            ),
+            (
+                "never",
+                "expires: \"never\" is not a rule; give a mapping like { inactive_for: 1 year, activity: last_seen_at }, or expires: on_request to act on erasure requests"
+            ),
         ])
     func onRequestNearMisses(expires: String, message: String) throws {
         let file = PolicyFile(

@@ -163,7 +163,8 @@ struct ShowRequest: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: ArgumentHelp("The request's id (gallra erase and gallra.request_erasure print it).", valueName: "id"))
+    @Argument(
+        help: ArgumentHelp("The request's id (gallra erase and gallra.request_erasure print it).", valueName: "id"))
     var id: Int64
 
     @OptionGroup var output: FormatOptions

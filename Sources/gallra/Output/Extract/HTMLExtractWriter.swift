@@ -307,6 +307,7 @@ final class HTMLExtractWriter: ExtractWriter, @unchecked Sendable {
             "Kept by: " + why.exemptions.map(\.condition).joined(separator: "; ") + "."
         case .noDate: "The date the rule counts from is not set, so the time has not started."
         case .consentInForce: "It is kept while your consent is in force."
+        case .notRequested: "It is erased when you ask for it."
         case .due, .processed, .noSubject, .disabled: nil
         }
     }
