@@ -75,10 +75,21 @@ struct EraseCommandTests {
             let dry = try await shop.gallra("erase", "--subject", "shop.customer:\(held)", "--dry-run")
             #expect(dry.status == 75, "\(dry.stdout) \(dry.stderr)")
             #expect(dry.stdout.contains("would be refused: legal hold in force: hold \(hold) (case 2026-17)"))
+            let dryJSON = try jsonObject(
+                try await shop.gallra("erase", "--subject", "shop.customer:\(held)", "--dry-run", "--format", "json"))
+            #expect(dryJSON["refusal_kind"] as? String == "held")
             let live = try await shop.gallra(
                 "erase", "--subject", "shop.customer:\(held)", environment: shop.keyEnvironment)
             #expect(live.status == 75, "\(live.stdout) \(live.stderr)")
             #expect(live.stderr.contains("legal hold in force: hold \(hold) (case 2026-17)"), "\(live.stderr)")
+            let liveJSON = try jsonObject(
+                try await shop.gallra(
+                    "erase", "--subject", "shop.customer:\(held)", "--format", "json", environment: shop.keyEnvironment)
+            )
+            #expect(liveJSON["status"] as? String == "refused")
+            #expect(liveJSON["refusal_kind"] as? String == "held")
+            #expect(liveJSON["run"] is NSNull)
+            #expect(liveJSON["subject_digest"] as? String == shop.digest(customer: Int(held)!))
             #expect(try await shop.psql("SELECT count(*) FROM shop.customer WHERE id = \(held)") == "1")
 
             let exempt = try await shop.psql(

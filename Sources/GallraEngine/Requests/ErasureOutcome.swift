@@ -103,3 +103,20 @@ struct ErasureRefusal: Sendable, Hashable {
     var kind: ErasureOutcome.Refusal
     var text: String
 }
+
+// Every key is written, null when unknown, so that the JSON has one shape whatever the outcome.
+extension ErasureOutcome {
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(subjectTable, forKey: .subjectTable)
+        try container.encode(subjectDigest, forKey: .subjectDigest)
+        try container.encode(status, forKey: .status)
+        try container.encode(counts, forKey: .counts)
+        try container.encode(refusal, forKey: .refusal)
+        try container.encode(refusalKind, forKey: .refusalKind)
+        try container.encode(run, forKey: .run)
+        try container.encode(attempts, forKey: .attempts)
+        try container.encode(notBefore, forKey: .notBefore)
+    }
+}

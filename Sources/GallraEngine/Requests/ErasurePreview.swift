@@ -41,3 +41,14 @@ extension Engine {
         }
     }
 }
+
+// Every key is written, null when unknown.
+extension ErasurePreview {
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(subjectTable, forKey: .subjectTable)
+        try container.encode(refusal, forKey: .refusal)
+        try container.encode(refusalKind, forKey: .refusalKind)
+        try container.encode(policies, forKey: .policies)
+    }
+}
