@@ -19,6 +19,14 @@ extension Engine {
             + deletes.sorted { $0.resolved.name < $1.resolved.name }
     }
 
+    /// The transaction's instant (`now()`), the one its checks are made at.
+    static func transactionStart(on connection: isolated PostgresConnection) async throws -> PostgresTimestamp {
+        guard let row = try await connection.query("SELECT now() AS now").first else {
+            throw PostgresError(.decoding, "SELECT now() returned no row")
+        }
+        return try row.decode("now", as: PostgresTimestamp.self)
+    }
+
     static func deletesSubjectRow(_ resolved: ResolvedPolicy) -> Bool {
         resolved.steps.contains { $0.relation == .subject && $0.action == .delete }
     }

@@ -26,8 +26,7 @@ extension Engine {
         }
         return try await connection.transaction(isolation: .repeatableRead, readOnly: true) { connection in
             try await connection.execute("SET LOCAL jit = off")
-            let asOf = try await connection.query("SELECT now() AS now").first!.decode(
-                "now", as: PostgresTimestamp.self)
+            let asOf = try await Self.transactionStart(on: connection)
             var standings: [PolicyStanding] = []
             for policy in policies {
                 standings.append(try await Self.standing(of: key, under: policy, asOf: asOf, on: connection))

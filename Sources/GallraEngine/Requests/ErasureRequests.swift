@@ -118,8 +118,7 @@ extension Engine {
         }
         let checked = try await connection.transaction(isolation: .repeatableRead, readOnly: true) {
             connection -> (refusal: ErasureRefusal?, erased: (counts: [ErasureOutcome.Count], run: String)?) in
-            let asOf = try await connection.query("SELECT now() AS now").first!.decode(
-                "now", as: PostgresTimestamp.self)
+            let asOf = try await Self.transactionStart(on: connection)
             var standings: [PolicyStanding] = []
             for policy in scoped {
                 standings.append(
@@ -158,8 +157,7 @@ extension Engine {
         _ request: ErasureQueue.Request, key: String, digest: String, policies: [RunPolicy], run: String?
     ) async throws -> ErasureOutcome {
         try await connection.transaction { connection in
-            let asOf = try await connection.query("SELECT now() AS now").first!.decode(
-                "now", as: PostgresTimestamp.self)
+            let asOf = try await Self.transactionStart(on: connection)
             var due = false
             for policy in policies {
                 let standing = try await Self.standing(of: key, under: policy, asOf: asOf, rows: false, on: connection)

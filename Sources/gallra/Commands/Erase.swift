@@ -89,13 +89,13 @@ struct Erase: AsyncParsableCommand {
         try await reportingFailures {
             let context = try await CommandContext.start(global)
             let reference = try subject.reference()
-            let key = dryRun ? nil : try context.auditKey()
+            let auditKey = dryRun ? nil : try context.auditKey()
             let connection = try await context.connectToCurrentSchema()
             do {
-                if dryRun {
-                    try await preview(reference, on: connection, context: context)
+                if let auditKey {
+                    try await erase(reference, auditKey: auditKey, on: connection, context: context)
                 } else {
-                    try await erase(reference, auditKey: key!, on: connection, context: context)
+                    try await preview(reference, on: connection, context: context)
                 }
             } catch {
                 await connection.close()
