@@ -108,6 +108,15 @@ struct EraseCommandTests {
                 "erase", "--subject", "shop.employee:\(employee)", environment: shop.keyEnvironment)
             #expect(uncovered.status == 78, "\(uncovered.stdout) \(uncovered.stderr)")
             #expect(uncovered.stderr.contains("no active on-request policy covers shop.employee"))
+            // A table no policy names at all is refused by gallra.request_erasure itself (GC002): nothing is recorded.
+            let requests = try await shop.psql("SELECT count(*) FROM gallra.erasure_request")
+            let unknownTable = try await shop.gallra(
+                "erase", "--subject", "shop.store:1", environment: shop.keyEnvironment)
+            #expect(unknownTable.status == 78, "\(unknownTable.stderr)")
+            #expect(
+                unknownTable.stderr.hasPrefix("gallra: no policy has its subjects in shop.store"),
+                "\(unknownTable.stderr)")
+            #expect(try await shop.psql("SELECT count(*) FROM gallra.erasure_request") == requests)
 
             let missing = try await shop.gallra(
                 "erase", "--subject", "shop.customer:email=nobody@example.invalid", "--dry-run")
