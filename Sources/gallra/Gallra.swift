@@ -41,7 +41,7 @@ struct Gallra: AsyncParsableCommand {
         subcommands: [
             Run.self, Trigger.self, Plan.self, Explain.self, PolicyCommand.self, AuditCommand.self, ConsentCommand.self,
             HoldCommand.self,
-            Export.self, Correct.self,
+            Export.self, Erase.self, RequestsCommand.self, Correct.self,
             Migrate.self,
             Check.self,
             Version.self,

@@ -81,7 +81,11 @@ struct CoverageCommandTests {
 
             let strict = try await shop.gallra("policy", "coverage", "--strict")
             #expect(strict.status == 65, "\(strict.stderr)")
-            #expect(strict.stderr == "gallra: 1 table and 2 columns no policy covers (--strict)\n")
+            #expect(
+                strict.stderr
+                    == "gallra: warning: erasure requests for shop.employee will be refused: no policy over it has "
+                    + "expires: on_request; add one that says what an erasure deletes and anonymizes (docs/requests.md)\n"
+                    + "gallra: 1 table and 2 columns no policy covers (--strict)\n")
 
             let validate = try await shop.gallra("policy", "validate", "\(shop.root)/config/policies")
             #expect(validate.status == 0, "\(validate.stderr)")
@@ -89,15 +93,23 @@ struct CoverageCommandTests {
                 validate.stdout.contains(
                     "\ncoverage: 1 table and 2 columns no policy covers; gallra policy coverage lists them\n"),
                 "\(validate.stdout)")
+            #expect(
+                validate.stdout.contains(
+                    "\nwarning: erasure requests for shop.employee will be refused: no policy over it has expires: on_request;"
+                ),
+                "\(validate.stdout)")
+            #expect(!validate.stdout.contains("erasure requests for shop.customer"))
             let validateJSON = try jsonObject(
                 try await shop.gallra("policy", "validate", "\(shop.root)/config/policies", "--format", "json"))
             let counts = try #require(validateJSON["coverage"] as? [String: Any])
             #expect(counts["tables"] as? Int == 1)
             #expect(counts["columns"] as? Int == 2)
 
-            // Disabling the customers' main policy leaves its tables out; the draft still covers the customer.
-            let disable = try await shop.gallra("policy", "disable", "inactive-customers")
-            #expect(disable.status == 0, "\(disable.stderr)")
+            // Disabling the customers' main policies leaves their tables out; the draft still covers the customer.
+            for name in ["inactive-customers", "erasure-requests"] {
+                let disable = try await shop.gallra("policy", "disable", name)
+                #expect(disable.status == 0, "\(disable.stderr)")
+            }
             let wider = try jsonObject(try await shop.gallra("policy", "coverage", "--format", "json"))
             let widerTables = try await shop.psql(Self.uncoveredTablesSQL)
             let widerColumns = try await shop.psql(Self.personalColumnsSQL)

@@ -37,7 +37,9 @@ struct ExplainCommandTests {
             #expect(json["history"] is NSNull && json["history_available"] as? Bool == false)
             #expect(json["as_of"] as? String == "2026-11-29T00:00:00.000Z")
             let policies = json["policies"] as? [[String: Any]] ?? []
-            #expect(policies.map { $0["policy"] as? String } == ["inactive-customers", "revoked-newsletter-consent"])
+            #expect(
+                policies.map { $0["policy"] as? String }
+                    == ["erasure-requests", "inactive-customers", "revoked-newsletter-consent"])
             #expect(policies.allSatisfy { $0["consent"] != nil && $0["expires_at"] != nil })
             #expect(try await shop.checksums() == before)
 

@@ -44,7 +44,8 @@ struct ExportCSVCommandTests {
                         == shop.digest(customer: id))
                 let policies = try #require(manifest["policies"] as? [[String: Any]])
                 #expect(
-                    policies.map { $0["name"] as? String } == ["inactive-customers", "revoked-newsletter-consent"])
+                    policies.map { $0["name"] as? String }
+                        == ["erasure-requests", "inactive-customers", "revoked-newsletter-consent"])
                 #expect(policies.allSatisfy { $0["rule"] is String && $0["standing"] is String })
                 let consent = try #require(manifest["consent"] as? [[String: Any]])
                 let events = try await shop.psql(

@@ -61,8 +61,9 @@ struct ExportCommandTests {
                 }
                 #expect(
                     tables.first { $0.name == "shop.newsletter_log" }?.policies
-                        == ["inactive-customers", "revoked-newsletter-consent"])
-                #expect(tables.first { $0.name == "shop.order" }?.policies == ["inactive-customers"])
+                        == ["erasure-requests", "inactive-customers", "revoked-newsletter-consent"])
+                #expect(
+                    tables.first { $0.name == "shop.order" }?.policies == ["erasure-requests", "inactive-customers"])
                 // Where the customer stands under inactive-customers: its rule and exemption, written here.
                 let policies = try #require(document["policies"] as? [[String: Any]])
                 let standing = try await shop.psql(

@@ -68,7 +68,7 @@ struct PolicyCommandTests {
             let policies = try #require(object["policies"] as? [[String: Any]])
             #expect(
                 policies.compactMap { $0["name"] as? String }.sorted()
-                    == ["former-employees", "inactive-customers", "revoked-newsletter-consent"])
+                    == ["erasure-requests", "former-employees", "inactive-customers", "revoked-newsletter-consent"])
         }
     }
 
@@ -156,7 +156,7 @@ struct PolicyCommandTests {
             #expect(apply.stderr.contains("warning: no index on shop.newsletter_log"))
             let reapply = try await gallra("policy", "apply", "--database", conninfo, policies)
             #expect(reapply.stdout.contains("unchanged inactive-customers (version 1)"))
-            #expect(try await Harness.psql("SELECT count(*) FROM gallra.policy", database: name) == "3")
+            #expect(try await Harness.psql("SELECT count(*) FROM gallra.policy", database: name) == "4")
 
             let list = try await gallra("policy", "list", "--database", conninfo)
             #expect(list.status == 0, "stderr: \(list.stderr)")

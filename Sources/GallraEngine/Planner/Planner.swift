@@ -34,10 +34,14 @@ public struct Planner: Sendable {
     let subjectTable: String
     /// `"key"`.
     let keyColumn: String
+    /// For an `on_request` policy, which subjects its rule holds for; ignored by the other rules.
+    public var requests: ErasureScope = .due
 
-    /// A planner for `resolved`; fails when a name or a type name cannot be used in SQL.
-    public init(_ resolved: ResolvedPolicy) throws(PlanError) {
+    /// A planner for `resolved` (`requests` scopes an `on_request` rule); fails when a name or a type name cannot be
+    /// used in SQL.
+    public init(_ resolved: ResolvedPolicy, requests: ErasureScope = .due) throws(PlanError) {
         self.resolved = resolved
+        self.requests = requests
         try SQLText.checkTypeName(resolved.subject.keyType)
         for name in Self.names(in: resolved) { try SQLText.checkIdentifier(name) }
         for step in resolved.steps {
@@ -116,6 +120,7 @@ public struct Planner: Sendable {
     /// The rule alone, for the subject row `alias`.
     func rule(_ sql: inout SQLBuilder, alias: String) -> String {
         let rule = resolved.rule
+        if resolved.policy.rule == .onRequest { return requestRule(&sql, alias: alias) }
         let column = SQLIdentifier.quoted(rule.column.name)
         let cutoff = cutoff(&sql)
         if case .consentRevoked(_, .gallra) = resolved.policy.rule {
@@ -153,6 +158,30 @@ public struct Planner: Sendable {
             AND \(column("policy")) = \(policy) \
             ORDER BY \(column("ordinal")) DESC LIMIT 1) IS TRUE
             """
+    }
+
+    /// `on_request`: a pending request for the subject is due (`not_before` at or before `$asOf`), narrowed or widened
+    /// by ``requests``.
+    ///
+    /// The subject is named as the queue stores it: the subject table as the policy's canonical definition writes it
+    /// and the key as PostgreSQL prints it (`::text`). Equality on both, with `status = 'pending'`, is the unique
+    /// partial index `erasure_request_one_pending`: one index probe per subject.
+    func requestRule(_ sql: inout SQLBuilder, alias: String) -> String {
+        let table = SQLIdentifier.quoted(schema: "gallra", name: "erasure_request")
+        let subjectTable = sql.bind(.text(resolved.policy.subject.table.description))
+        let pending = """
+            EXISTS (SELECT FROM \(table) AS q \
+            WHERE q.subject_table = \(subjectTable) AND q.subject_key = \(key(alias))::text \
+            AND q.status = 'pending' AND q.not_before <= \(sql.bind(.asOf))::timestamptz)
+            """
+        switch requests {
+        case .due:
+            return pending
+        case .request(let subjectKey):
+            return "(\(key(alias))::text = \(sql.bind(.text(subjectKey))) AND \(pending))"
+        case .assumed(let subjectKey):
+            return "(\(key(alias))::text = \(sql.bind(.text(subjectKey))) OR \(pending))"
+        }
     }
 
     /// Whether some exemption holds for `alias` (never null), or nil when the policy has none.
@@ -430,6 +459,18 @@ public struct Planner: Sendable {
         case .due: "coalesce((\(due(&sql, alias: alias))), false)"
         }
     }
+}
+
+/// Which subjects an `on_request` policy's rule holds for.
+public enum ErasureScope: Sendable, Hashable {
+    /// Every subject with a due pending request (a scheduled or triggered run).
+    case due
+    /// Only the subject with this key (its text), while its request is pending and due: the processing of one
+    /// request.
+    case request(key: String)
+    /// This subject as if its request were due, and every subject with a due pending request: what `gallra erase
+    /// --dry-run` shows.
+    case assumed(key: String)
 }
 
 /// A value the executor binds to a planned statement.

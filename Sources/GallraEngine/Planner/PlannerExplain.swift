@@ -38,7 +38,18 @@ extension Planner {
         let rule = resolved.rule
         let column = SQLIdentifier.quoted(rule.column.name)
         let date: String
-        if case .consentRevoked(_, .gallra) = resolved.policy.rule {
+        if resolved.policy.rule == .onRequest {
+            // The date is the due request's not_before; the period is zero.
+            let table = SQLIdentifier.quoted(schema: "gallra", name: "erasure_request")
+            date = """
+                (SELECT q.not_before FROM \(table) AS q \
+                WHERE q.subject_table = \(sql.bind(.text(resolved.policy.subject.table.description))) \
+                AND q.subject_key = \(key("s"))::text AND q.status = 'pending')
+                """
+            columns += [
+                "\(date) AS date", "NULL::text AS event", "NULL::bigint AS related_rows", "NULL::bigint AS null_dates",
+            ]
+        } else if case .consentRevoked(_, .gallra) = resolved.policy.rule {
             let table = SQLIdentifier.quoted(schema: "gallra", name: "consent_event")
             let latest = """
                 FROM \(table) AS e WHERE e.subject_table = \(sql.bind(.text(resolved.policy.subject.table.description))) \

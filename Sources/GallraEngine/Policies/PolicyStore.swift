@@ -173,6 +173,8 @@ public struct PolicyStoreError: Error, Sendable, Hashable, CustomStringConvertib
         case guardedTableBusy
         /// An active policy with `collect: with_consent` was given without its resolved guards (validate it first).
         case unresolvedGuards
+        /// Two on-request policies not disabled have the same subject table and purpose (nothing was stored).
+        case secondOnRequestPolicy
 
         public var description: String { rawValue }
     }
@@ -243,6 +245,7 @@ public struct PolicyStore: Sendable {
         do {
             return try await connection.transaction { connection in
                 let changes = try await Self.store(documents, appliedBy: appliedBy, on: connection)
+                try await Self.checkOnRequestPolicies(on: connection)
                 if dryRun { throw DryRunRollback(changes: changes) }
                 return changes
             }
@@ -442,6 +445,37 @@ public struct PolicyStore: Sendable {
         return changes
     }
 
+    /// Refuses a second on-request policy (not disabled) over one subject table with the same `purpose:`: an erasure
+    /// request would otherwise be answered twice for one purpose. Runs after the new versions are stored, in their
+    /// transaction, so that it judges the policies as they will be.
+    private static func checkOnRequestPolicies(on connection: PostgresConnection) async throws {
+        let row = try await connection.query(
+            """
+            SELECT a.name AS first, b.name AS second, a.definition->'subject'->>'table' AS subject_table,
+                   a.definition->>'purpose' AS purpose
+            FROM gallra.policy_latest AS a
+            JOIN gallra.policy_latest AS b
+              ON a.name < b.name
+             AND parse_ident(a.definition->'subject'->>'table') = parse_ident(b.definition->'subject'->>'table')
+             AND a.definition->>'purpose' IS NOT DISTINCT FROM b.definition->>'purpose'
+            WHERE a.definition->'expires' = '"on_request"'::jsonb AND b.definition->'expires' = '"on_request"'::jsonb
+              AND a.state <> 'disabled' AND b.state <> 'disabled'
+            ORDER BY a.name, b.name
+            LIMIT 1
+            """
+        ).first
+        guard let row else { return }
+        let first = try row.decode("first", as: String.self)
+        let second = try row.decode("second", as: String.self)
+        let table = try row.decode("subject_table", as: String.self)
+        let purpose = try row.decode("purpose", as: String?.self)
+        let same = purpose == nil ? "neither states a purpose" : "both state the same purpose"
+        throw PolicyStoreError(
+            .secondOnRequestPolicy, policy: second,
+            "policies \(first) and \(second) both act on erasure requests for \(table) (expires: on_request) and \(same); a subject table has one on-request policy per purpose: merge their data points into one, give each its own purpose:, or disable one. Nothing was stored"
+        )
+    }
+
     private static func insert(
         _ document: Document, version: Int, appliedBy: String?, on connection: PostgresConnection
     ) async throws {
@@ -487,7 +521,7 @@ import GallraCore
 extension PolicyStoreError: ExitStatusProviding {
     public var exitStatus: ExitStatus {
         switch code {
-        case .duplicateName, .unknownPolicy: .dataError
+        case .duplicateName, .unknownPolicy, .secondOnRequestPolicy: .dataError
         case .guardedTableBusy: .temporaryFailure
         case .unresolvedGuards: .software
         }

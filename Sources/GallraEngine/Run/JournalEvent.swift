@@ -21,6 +21,7 @@ public enum JournalEvent: String, Sendable, CaseIterable {
     case batchesPaused = "ef6ead1bd0af4b7893fa3aaa7dcb4e65"
     case batchesResumed = "9baf9c6ec7c1432cbe988cb41d0cca24"
     case replicaLagHidden = "5d8b702c734447fa98a525a9de989932"
+    case erasureRequest = "b0a4c6e1f25d4f0e9a7c3d18e62b5f47"
 
     /// The `MESSAGE_ID` field (a journal field name already, so the journal handler passes it through).
     public var id: String { rawValue }
@@ -39,4 +40,7 @@ public enum NotificationChannel {
     public static let trigger = "gallra_trigger"
     /// A policy was stored (`gallra policy apply`, `disable`): reload the policies. The payload names it.
     public static let policy = "gallra_policy"
+    /// An erasure request was recorded (`gallra.request_erasure`, `gallra erase`): process the due requests. The
+    /// payload is the request's id.
+    public static let erasure = "gallra_erasure"
 }

@@ -18,7 +18,7 @@ struct LivePolicyRun: Sendable {
     var name: String { policy.resolved.name.rawValue }
 
     func run(_ report: inout PolicyRunReport) async throws {
-        let planner = try Planner(policy.resolved)
+        let planner = try Planner(policy.resolved, requests: policy.requests)
         let plans = planner.stepPlans()
         let connection = engine.connection
         let limits = policy.resolved.policy.limits

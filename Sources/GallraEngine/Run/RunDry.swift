@@ -59,7 +59,7 @@ extension Engine {
         _ policy: RunPolicy, options: RunOptions, asOf: PostgresTimestamp, into report: inout PolicyRunReport,
         on connection: isolated PostgresConnection
     ) async throws {
-        let planner = try Planner(policy.resolved)
+        let planner = try Planner(policy.resolved, requests: policy.requests)
         let limits = policy.resolved.policy.limits
         var bindings = Bindings(asOf: asOf, policyName: policy.resolved.name.rawValue)
         let counts = planner.dryRunCounts()

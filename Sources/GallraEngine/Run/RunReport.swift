@@ -14,11 +14,14 @@ public struct RunPolicy: Sendable {
     public var version: Int
     /// Live runs act only on active policies; dry runs include drafts (marked in the report).
     public var state: Policy.State
+    /// For an `on_request` policy, which subjects its rule holds for (every due request unless narrowed).
+    public var requests: ErasureScope
 
-    public init(resolved: ResolvedPolicy, version: Int, state: Policy.State) {
+    public init(resolved: ResolvedPolicy, version: Int, state: Policy.State, requests: ErasureScope = .due) {
         self.resolved = resolved
         self.version = version
         self.state = state
+        self.requests = requests
     }
 }
 

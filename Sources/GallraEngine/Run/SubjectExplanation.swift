@@ -36,6 +36,8 @@ public struct PolicyStanding: Sendable, Hashable, Codable {
         case held
         /// The rule reads no date: a null column, no related row, or a related row with a null date.
         case noDate = "no_date"
+        /// An on-request policy (`expires: on_request`) and no due erasure request for the subject.
+        case notRequested = "not_requested"
         /// Consent is in force (or was never recorded) under a consent policy.
         case consentInForce = "consent_in_force"
         /// The policy processed the subject before and keeps its row.
@@ -200,7 +202,7 @@ extension Engine {
         on connection: isolated PostgresConnection
     ) async throws -> PolicyStanding {
         let resolved = policy.resolved
-        let planner = try Planner(resolved)
+        let planner = try Planner(resolved, requests: policy.requests)
         var bindings = Bindings(asOf: asOf, policyName: resolved.name.rawValue)
         bindings.keys = jsonArray([key])
         var standing = PolicyStanding(
@@ -309,6 +311,8 @@ extension Engine {
         } else if ruleHolds {
             // The rule holds, nothing exempts, not processed: only a changed snapshot could say otherwise.
             standing.verdict = .due
+        } else if resolved.policy.rule == .onRequest {
+            standing.verdict = .notRequested
         } else if let consent = standing.consent, consent.state != "revoked" {
             standing.verdict = .consentInForce
         } else if date == nil || (standing.nullDates ?? 0) > 0 {
@@ -322,6 +326,7 @@ extension Engine {
     /// Where the rule reads its date, for people.
     static func dateSource(_ resolved: ResolvedPolicy) -> String {
         if case .consentRevoked(_, .gallra) = resolved.policy.rule { return "gallra consent registry" }
+        if resolved.policy.rule == .onRequest { return "gallra erasure requests" }
         if resolved.rule.path.isEmpty { return resolved.rule.column.name }
         return "latest \(resolved.rule.table).\(resolved.rule.column.name)"
     }
@@ -338,6 +343,7 @@ extension Engine {
         case .consentRevoked(let grace, .gallra): "consent_revoked \(grace), consent gallra"
         case .consentRevoked(let grace, .table(let table, let revokedAt, _)):
             "consent_revoked \(grace), consent \(table).\(revokedAt.name)"
+        case .onRequest: "on_request"
         }
     }
 

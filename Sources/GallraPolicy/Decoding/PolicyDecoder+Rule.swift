@@ -27,7 +27,20 @@ extension PolicyDecoder {
         }
     }
 
+    /// The scalar that makes a policy act on erasure requests instead of on a date.
+    static let onRequest = "on_request"
+
     mutating func rule(_ node: DocumentNode, path: String) -> Rule? {
+        if case .scalar(let text, _) = node.kind { return onRequestRule(text, node, path: path) }
+        if case .mapping(let pairs) = node.kind {
+            for (key, _) in pairs {
+                guard case .scalar(let name, _) = key.kind, Self.isOnRequestSpelling(name) else { continue }
+                error(
+                    "expires: \(name) is written as a scalar, not as a key: write expires: on_request (the policy acts on pending erasure requests)",
+                    at: key, path: Self.child(path, name))
+                return nil
+            }
+        }
         guard
             let fields = fields(
                 node, path: path, what: "expires",
@@ -73,6 +86,28 @@ extension PolicyDecoder {
             return nil
         }
         return ruleCompanion(kind, companionNode, path: companionPath, period: period)
+    }
+
+    /// `expires: on_request`, or a clear error for a near miss (`on-request`, `onRequest`, `On_Request`) or another
+    /// scalar.
+    private mutating func onRequestRule(_ text: String, _ node: DocumentNode, path: String) -> Rule? {
+        if text == Self.onRequest { return .onRequest }
+        if Self.isOnRequestSpelling(text) {
+            error(
+                "expires: \(text.quotedForMessage) is not a rule; write expires: on_request (lower case, with an underscore)",
+                at: node, path: path)
+        } else {
+            error(
+                "expires: \(text.quotedForMessage) is not a rule; give a mapping like { inactive_for: 1 year, activity: last_seen_at }, or expires: on_request to act on erasure requests",
+                at: node, path: path)
+        }
+        return nil
+    }
+
+    /// Whether `text` is `on_request` in another case or with another separator (`on-request`, `OnRequest`).
+    static func isOnRequestSpelling(_ text: String) -> Bool {
+        let letters = text.lowercased().filter { $0.isLetter }
+        return letters == "onrequest" || letters == "request" || letters == "onrequested"
     }
 
     private mutating func ruleCompanion(_ kind: RuleKind, _ node: DocumentNode, path: String, period: RetentionPeriod)

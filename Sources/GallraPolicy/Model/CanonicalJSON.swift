@@ -177,6 +177,8 @@ extension Rule {
             ]
             if let via { consent["via"] = .string(via.description) }
             return .object(["consent_revoked": .string(grace.description), "consent": .object(consent)])
+        case .onRequest:
+            return .string("on_request")
         }
     }
 }

@@ -154,6 +154,9 @@ public enum Rule: Sendable, Hashable {
     case after(RetentionPeriod, event: ColumnName)
     /// Consent was revoked and the grace period has passed (`consent_revoked: 30 days` with `consent:`).
     case consentRevoked(grace: RetentionPeriod, consent: ConsentSource)
+    /// A pending, due erasure request names the subject (`expires: on_request`): the policy erases on request, not
+    /// on a date. At most one active on-request policy per subject table and purpose.
+    case onRequest
 
     /// Where the last activity of a subject is read.
     public enum Activity: Sendable, Hashable {
@@ -175,11 +178,12 @@ public enum Rule: Sendable, Hashable {
         case gallra
     }
 
-    /// The period of the rule, whatever its kind.
+    /// The period of the rule, whatever its kind (zero for `on_request`, which reads no date).
     public var period: RetentionPeriod {
         switch self {
         case .inactiveFor(let period, _), .olderThan(let period, _), .after(let period, _): period
         case .consentRevoked(let grace, _): grace
+        case .onRequest: RetentionPeriod()
         }
     }
 }

@@ -48,8 +48,16 @@ public struct Coverage: Sendable, Hashable {
 
     public var tables: [UncoveredTable]
     public var columns: [PersonalColumn]
+    /// Subject tables of the policies in force that no on-request policy (`expires: on_request`) covers: erasure
+    /// requests for their subjects are refused. A warning, not a gap: ``isEmpty`` leaves it out.
+    public var withoutErasure: [QualifiedName]
 
     public var isEmpty: Bool { tables.isEmpty && columns.isEmpty }
+
+    /// The warning for a subject table in ``withoutErasure``.
+    public static func erasureWarning(_ table: QualifiedName) -> String {
+        "erasure requests for \(table) will be refused: no policy over it has expires: on_request; add one that says what an erasure deletes and anonymizes (docs/requests.md)"
+    }
 
     /// The places `policies` leave out in `catalog`; both lists sorted by table (and subject table, column).
     public init(policies: [Policy], catalog: Catalog) {
@@ -65,6 +73,9 @@ public struct Coverage: Sendable, Hashable {
                 covered.insert(resolved(point.table))
             }
         }
+
+        let erasable = Set(inForce.filter { $0.rule == .onRequest }.map { resolved($0.subject.table) })
+        withoutErasure = Set(inForce.map { resolved($0.subject.table) }).subtracting(erasable).sorted()
 
         var tables: [UncoveredTable] = []
         for subject in Set(inForce.map { resolved($0.subject.table) }).sorted() {

@@ -97,6 +97,8 @@ public struct ResolvedRule: Sendable, Hashable, Codable {
         case after
         /// Consent was revoked longer ago than the grace period.
         case consentRevoked = "consent_revoked"
+        /// A pending erasure request for the subject is due (its `not_before` has passed).
+        case onRequest = "on_request"
     }
 
     public var kind: Kind

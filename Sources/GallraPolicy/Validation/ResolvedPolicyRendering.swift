@@ -95,6 +95,8 @@ extension ResolvedRule {
             return "latest consent event in \(table.rendered(for: .sql)) revoked more than \(period) ago (\(index))"
         case .consentRevoked:
             return "consent revoked (\(place)) more than \(period) ago\(link) (\(index))"
+        case .onRequest:
+            return "a pending erasure request in \(table.rendered(for: .sql)) is due (\(index))"
         }
     }
 }

@@ -3,7 +3,8 @@
 /// runs first, which is usually fine, but the reader of one policy should know about the other.
 ///
 /// Each overlap is reported once, at the data point of the later policy (in the order given), naming the
-/// earlier one.
+/// earlier one. On-request policies (`expires: on_request`) are left out: they erase a subject who asked for it,
+/// and acting on the same tables as the retention policies is what they are for.
 public func overlapDiagnostics(_ policies: [ResolvedPolicy]) -> [PolicyDiagnostic] {
     struct Use {
         var policy: PolicyName
@@ -14,7 +15,7 @@ public func overlapDiagnostics(_ policies: [ResolvedPolicy]) -> [PolicyDiagnosti
     var diagnostics: [PolicyDiagnostic] = []
     func place(_ use: Use) -> String { use.step.location.map { " at \($0)" } ?? "" }
 
-    for resolved in policies {
+    for resolved in policies where resolved.policy.rule != .onRequest {
         var found: [String] = []
         var ownDeletes: [QualifiedName: Use] = [:]
         var ownAnonymized: [QualifiedName: [ColumnName: Use]] = [:]

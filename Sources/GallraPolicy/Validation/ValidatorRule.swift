@@ -46,7 +46,20 @@ extension PolicyValidator {
                 prefix: "expires.consent", columnKey: "revoked_at", what: "consent revoked_at")
         case .consentRevoked(let grace, .gallra):
             return registryRule(grace)
+        case .onRequest:
+            return requestRule()
         }
+    }
+
+    /// `on_request`: the rule reads gallra's erasure request queue (`gallra.erasure_request`, docs/requests.md),
+    /// one probe of its unique index on the pending request per subject. Like the consent registry it is not looked
+    /// up in the catalog: the engine migrates gallra's schema before any run.
+    func requestRule() -> ResolvedRule {
+        ResolvedRule(
+            kind: .onRequest, period: RetentionPeriod(),
+            table: QualifiedName(schema: "gallra", name: "erasure_request"),
+            column: ColumnName("not_before"), columnType: "timestamp with time zone", path: [],
+            index: "erasure_request_one_pending")
     }
 
     /// `consent: gallra`: the rule reads gallra's consent registry, which records consent only under a policy

@@ -237,6 +237,7 @@ struct ExplainReport: Encodable {
                 + policy.exemptions.map { "except[\($0.index)] \($0.condition)" }.joined(separator: "; ")
         case .held: "held: not while a legal hold is in force (gallra hold list)"
         case .noDate: "never: no \(policy.dateSource ?? "date") to expire by"
+        case .notRequested: "never without a due erasure request (gallra erase, gallra.request_erasure)"
         case .consentInForce: "never while consent is in force"
         case .processed: "already processed by this policy (gallra.processed)"
         case .noSubject: "no such row"

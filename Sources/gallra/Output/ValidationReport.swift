@@ -61,7 +61,9 @@ struct ValidationReport {
                 },
                 diagnostics: diagnostics.map(DiagnosticReport.init),
                 coverage: coverage.map {
-                    ValidateReport.CoverageCount(tables: $0.tables.count, columns: $0.columns.count)
+                    ValidateReport.CoverageCount(
+                        tables: $0.tables.count, columns: $0.columns.count,
+                        warnings: $0.withoutErasure.map(Coverage.erasureWarning))
                 })
             try? JSONOutput.print(report)
         case .text:
@@ -74,6 +76,7 @@ struct ValidationReport {
                 }
             }
             if let coverage {
+                for table in coverage.withoutErasure { Swift.print("warning: " + Coverage.erasureWarning(table)) }
                 Swift.print(
                     "\ncoverage: \(CoverageReport.summary(coverage))"
                         + (coverage.isEmpty ? "" : "; gallra policy coverage lists them"))
@@ -119,6 +122,8 @@ struct ValidateReport: Encodable {
     struct CoverageCount: Encodable {
         var tables: Int
         var columns: Int
+        /// Subject tables whose erasure requests are refused (no on-request policy).
+        var warnings: [String]
     }
 
     var checkedAgainstCatalog: Bool

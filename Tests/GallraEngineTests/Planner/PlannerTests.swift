@@ -148,6 +148,39 @@ struct PlannerTests {
         #expect(pick.parameters.prefix(4) == [.asOf, .interval("30 days"), .text("shop.customer"), .policyName])
     }
 
+    @Test func onRequestProbesThePendingRequestNarrowedOrWidenedByItsScope() throws {
+        let policy = try Policy(
+            parsing: """
+                policy: erasure
+                subject: { table: shop.customer, key: id }
+                expires: on_request
+                data:
+                  - { table: shop.customer, delete: true }
+                """)
+        let resolved = ResolvedPolicy(
+            policy: policy,
+            subject: ResolvedSubject(
+                table: Self.customer, key: ColumnName("id"), keyType: "bigint", keyCategory: .numeric,
+                isPartitioned: false, estimatedRows: -1),
+            rule: ResolvedRule(
+                kind: .onRequest, period: RetentionPeriod(),
+                table: QualifiedName(schema: "gallra", name: "erasure_request"),
+                column: ColumnName("not_before"), columnType: "timestamp with time zone", path: [],
+                index: "erasure_request_one_pending"),
+            exemptions: [], steps: [Self.step(Self.customer, [], .subject, .delete)])
+        let pending =
+            #"EXISTS (SELECT FROM "gallra"."erasure_request" AS q WHERE q.subject_table = $1 AND q.subject_key = s."id"::text AND q.status = 'pending' AND q.not_before <= $2::timestamptz)"#
+        let due = try Planner(resolved).pickBatch(afterKey: false)
+        #expect(due.sql.contains("WHERE \(pending)\n"), "\(due.sql)")
+        #expect(due.parameters.prefix(2) == [.text("shop.customer"), .asOf])
+        let one = try Planner(resolved, requests: .request(key: "42")).countSubjects()
+        #expect(one.sql.contains(#"(s."id"::text = $3 AND "# + pending + ")"), "\(one.sql)")
+        #expect(one.parameters.prefix(3) == [.text("shop.customer"), .asOf, .text("42")])
+        let assumed = try Planner(resolved, requests: .assumed(key: "42")).countSubjects()
+        #expect(assumed.sql.contains(#"(s."id"::text = $3 OR "# + pending + ")"), "\(assumed.sql)")
+        #expect(!assumed.sql.contains("42"))
+    }
+
     @Test func exemptionValuesAreBoundAndTypedThroughTheRowType() throws {
         let planner = try Planner(
             Self.resolved(

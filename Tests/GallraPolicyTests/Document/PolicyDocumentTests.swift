@@ -267,6 +267,8 @@ struct PolicyDocumentTests {
                 "{ consent_revoked: P30D, consent: gallra }",
                 .consentRevoked(grace: RetentionPeriod(days: 30), consent: .gallra)
             ),
+            ("on_request", .onRequest),
+            ("\"on_request\"", .onRequest),
             (
                 "{ inactive_for: 18 months, activity: { table: shop.order, column: placed_at } }",
                 .inactiveFor(
@@ -284,6 +286,50 @@ struct PolicyDocumentTests {
                 """)
         #expect(policy.rule == rule)
         #expect(try Policy(parsing: policy.canonicalJSON) == policy)
+    }
+
+    @Test(
+        "expires: on_request is a scalar: near misses and other scalars are refused with the spelling to use",
+        arguments: [
+            (
+                "on-request",
+                "expires: \"on-request\" is not a rule; write expires: on_request (lower case, with an underscore)"
+            ),
+            (
+                "OnRequest",
+                "expires: \"OnRequest\" is not a rule; write expires: on_request (lower case, with an underscore)"
+            ),
+            (
+                "{ on_request: true }",
+                "expires: on_request is written as a scalar, not as a key: write expires: on_request (the policy acts on pending erasure requests)"
+            ),
+            (
+                "never",
+                "expires: \"never\" is not a rule; give a mapping like { inactive_for: 1 year, activity: last_seen_at }, or expires: on_request to act on erasure requests"
+            ),
+        ])
+    func onRequestNearMisses(expires: String, message: String) throws {
+        let file = PolicyFile(
+            parsing: """
+                policy: p
+                subject: { table: t, key: id }
+                expires: \(expires)
+                data: [ { table: t, delete: true } ]
+                """, path: "p.yaml")
+        #expect(file.diagnostics.map(\.message) == [message])
+        #expect(file.diagnostics.first?.path == (expires.hasPrefix("{") ? "expires.on_request" : "expires"))
+    }
+
+    @Test("the canonical form of expires: on_request is the string")
+    func onRequestCanonical() throws {
+        let policy = try Policy(
+            parsing: """
+                policy: p
+                subject: { table: t, key: id }
+                expires: on_request
+                data: [ { table: t, delete: true } ]
+                """)
+        #expect(policy.canonicalJSON.contains(#""expires":"on_request""#))
     }
 
     @Test(

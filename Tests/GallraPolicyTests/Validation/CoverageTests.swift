@@ -52,6 +52,33 @@ private func columns(_ coverage: Coverage) -> [String] {
 
 @Suite("Coverage")
 struct CoverageTests {
+    @Test func subjectTablesWithoutAnOnRequestPolicyAreWarnedAbout() {
+        #expect(
+            Coverage(policies: policies(), catalog: Fixtures.demoShop).withoutErasure.map(\.description) == [
+                "shop.customer", "shop.employee",
+            ])
+        let erasure = """
+            ---
+            policy: erasure-requests
+            state: active
+            subject: { table: shop.customer, key: id }
+            expires: on_request
+            data:
+              - { table: shop.customer, delete: true }
+            """
+        let covered = Coverage(policies: policies(shippedPolicies + "\n" + erasure), catalog: Fixtures.demoShop)
+        #expect(covered.withoutErasure.map(\.description) == ["shop.employee"])
+        // A disabled on-request policy answers no request.
+        let disabled = Coverage(
+            policies: policies(shippedPolicies + "\n" + erasure, disabling: "erasure-requests"),
+            catalog: Fixtures.demoShop)
+        #expect(disabled.withoutErasure.map(\.description) == ["shop.customer", "shop.employee"])
+        #expect(
+            Coverage.erasureWarning(QualifiedName(schema: "shop", name: "employee"))
+                == "erasure requests for shop.employee will be refused: no policy over it has expires: on_request; add one that says what an erasure deletes and anonymizes (docs/requests.md)"
+        )
+    }
+
     @Test func theDemoShopLeavesOutOrderLinesAndTwoNames() {
         let coverage = Coverage(policies: policies(), catalog: Fixtures.demoShop)
         #expect(

@@ -23,6 +23,9 @@ struct PolicyCoverageCommand: AsyncParsableCommand {
             ip_address and birth_date are listed and named_by, zip or shipped_at are not. Foreign key columns \
             (address_id) and boolean columns (email_verified) are left out: they hold no personal value themselves.
 
+            A subject table that no on-request policy (expires: on_request) covers gets a warning on stderr: \
+            erasure requests for its subjects are refused.
+
             Exits 0 with the list, even when it is not empty; with --strict, exits 65 when it is not empty.
 
             EXAMPLES:
@@ -52,7 +55,11 @@ struct PolicyCoverageCommand: AsyncParsableCommand {
             await connection.close()
             switch output.format {
             case .json: try JSONOutput.print(CoverageReport(coverage))
-            case .text: Swift.print(CoverageReport.text(coverage))
+            case .text:
+                Swift.print(CoverageReport.text(coverage))
+                for table in coverage.withoutErasure {
+                    StandardError.write("gallra: warning: \(Coverage.erasureWarning(table))\n")
+                }
             }
             if strict, !coverage.isEmpty {
                 throw CommandFailure(.dataError, CoverageReport.summary(coverage) + " (--strict)")
@@ -81,8 +88,11 @@ struct CoverageReport: Encodable {
 
     var tables: [Table]
     var columns: [Column]
+    /// Warnings: subject tables whose erasure requests are refused (no on-request policy).
+    var warnings: [String]
 
     init(_ coverage: Coverage) {
+        warnings = coverage.withoutErasure.map(Coverage.erasureWarning)
         tables = coverage.tables.map {
             Table(
                 table: $0.table.description, subjectTable: $0.subjectTable.description,

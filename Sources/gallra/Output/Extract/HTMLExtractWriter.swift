@@ -308,6 +308,7 @@ final class HTMLExtractWriter: ExtractWriter, @unchecked Sendable {
         case .noDate: "The date the rule counts from is not set, so the time has not started."
         case .consentInForce: "It is kept while your consent is in force."
         case .held: "It is kept while a legal hold is in force."
+        case .notRequested: "It is erased when you ask for it."
         case .due, .processed, .noSubject, .disabled: nil
         }
     }

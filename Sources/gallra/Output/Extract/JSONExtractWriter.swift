@@ -108,7 +108,7 @@ struct ExtractDocumentHeader: Encodable {
 
     /// Why the subject stands where it does under a policy, as `gallra explain` says it.
     struct Why: Encodable {
-        /// due, not_yet, exempt, held, no_date, consent_in_force, processed or no_subject.
+        /// due, not_yet, exempt, held, no_date, not_requested, consent_in_force, processed or no_subject.
         var verdict: String
         /// The date the rule reads (RFC 3339), and where it comes from.
         var date: String?
