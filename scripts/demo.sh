@@ -147,6 +147,43 @@ if [ -n "$corrected" ]; then
     show_sql "SELECT sequence, kind, subject_table, detail, left(hash, 12) AS hash FROM gallra.audit_event"
 fi
 
+step "A legal hold: a customer in a dispute is left alone by every policy, visibly"
+# A hold is a record in gallra's schema, not a column the shop must have; placing and releasing it are audited.
+held=$(psql "$GALLRA_DATABASE" -qAtX -c "SELECT max(id) FROM shop.customer WHERE NOT legal_hold")
+show "$gallra" hold add --subject "shop.customer:$held" --reason "chargeback dispute 88812"
+show "$gallra" hold list
+show "$gallra" explain --subject "shop.customer:$held" | sed -n '1,12p'
+# An erasure request for a held customer is refused, and the refusal names the hold (exit 75).
+show "$gallra" erase --subject "shop.customer:$held" --reason "ticket 6001" || echo "(refused: exit $?)"
+
+step "Erasure on request: one command deletes what can go and anonymizes what must stay (GDPR Art. 17)"
+# config/policies/erasure-requests.yaml has expires: on_request. Its orders are kept for bookkeeping
+# (anonymized); its addresses are deleted where nothing else uses them and anonymized where a kept
+# order still points to them (delete: true with anonymize:).
+# The customer corrected above: their audit trail then shows both.
+erased=${corrected:-$(psql "$GALLRA_DATABASE" -qAtX -c \
+    "SELECT min(c.id) FROM shop.customer AS c JOIN shop.\"order\" AS o ON o.customer_id = c.id
+     WHERE NOT c.legal_hold AND c.id <> $held")}
+show "$gallra" erase --subject "shop.customer:$erased" --dry-run
+show "$gallra" erase --subject "shop.customer:$erased" --reason "ticket 5521 (e-mail of 2026-12-01)"
+# The shop's back office asks in SQL (its login role is in gallra_app), with a day to change its mind.
+requested=$(psql "$GALLRA_DATABASE" -qAtX -c \
+    "SELECT min(id) FROM shop.customer WHERE NOT legal_hold AND id NOT IN ($held, $erased)")
+show_sql "SELECT gallra.request_erasure('shop.customer', '$requested', 'web form', interval '24 hours') AS request"
+show "$gallra" requests list
+request=$(psql "$GALLRA_DATABASE" -qAtX -c \
+    "SELECT max(id) FROM gallra.erasure_request WHERE status = 'pending'")
+show_sql "SELECT gallra.cancel_erasure($request)"
+# Decided requests keep the customer only as its audit digest (a request cancelled in SQL keeps its key until
+# gallra next processes the queue; the customer was not erased).
+show_sql "SELECT id, status, subject_key, left(subject_digest, 12) AS digest, run FROM gallra.erasure_request ORDER BY id"
+hold=$(psql "$GALLRA_DATABASE" -qAtX -c "SELECT max(id) FROM gallra.hold")
+show "$gallra" hold release "$hold" --reason "dispute 88812 settled"
+
+step "The audit trail of one customer: the erasure on request (and the correction above), and the chains verified"
+show "$gallra" audit lookup --subject "shop.customer:$erased"
+show "$gallra" audit verify
+
 step "A second plan: the active policies have nothing left to do (a draft is only ever planned)"
 show "$gallra" plan
 rm -rf "$keydir"

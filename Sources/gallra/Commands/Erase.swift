@@ -223,10 +223,13 @@ enum ErasureText {
         for policy in preview.policies {
             lines.append("")
             lines.append("policy \(policy.policy) v\(policy.version): \(policy.verdict.rawValue)")
-            let table = TextTable(header: ["DATA POINT", "TABLE", "ACTION", "ROWS", "RETAINED"])
+            let table = TextTable(header: ["DATA POINT", "TABLE", "WOULD DELETE", "WOULD ANONYMIZE", "RETAINED"])
             for step in policy.steps {
+                // A delete-or-anonymize's rows are both: those still referenced are anonymized, the others deleted.
+                let anonymized = step.action == "anonymize" ? step.rows : step.anonymized ?? 0
                 table.add([
-                    "data[\(step.dataPoint)]", step.table, step.action, "\(step.rows)", "\(step.retained)",
+                    "data[\(step.dataPoint)]", step.table, "\(step.rows - anonymized)", "\(anonymized)",
+                    "\(step.retained)",
                 ])
             }
             lines.append(table.render())
