@@ -202,4 +202,22 @@ struct EraseCommandTests {
             #expect(try await shop.psql("SELECT count(*) FROM gallra.run WHERE trigger = 'erase'") == "1")
         }
     }
+
+    /// `run --once` leaves on-request policies to their requests: a due request stays pending and its subject stays,
+    /// until `gallra erase` (or the service) processes it and decides it with the run.
+    @Test func runOnceLeavesOnRequestPoliciesToTheirRequests() async throws {
+        try await DemoShop.with(customers: 200) { shop in
+            // A customer no retention policy expires now.
+            let customer = try await shop.psql(
+                Self.customerSQL + " AND c.last_seen_at > now() - interval '300 days' AND NOT c.legal_hold")
+            let id = try await shop.psql("SELECT gallra.request_erasure('shop.customer', '\(customer)')")
+            let run = try await shop.gallra("run", "--once", "--allow-large", environment: shop.keyEnvironment)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stderr.contains("erasure-requests act(s) on erasure requests"), "\(run.stderr)")
+            #expect(try await shop.psql("SELECT status FROM gallra.erasure_request WHERE id = \(id)") == "pending")
+            #expect(try await shop.psql("SELECT count(*) FROM shop.customer WHERE id = \(customer)") == "1")
+            let show = try await shop.gallra("requests", "show", id, "--format", "json")
+            #expect(try jsonObject(show)["status"] as? String == "pending")
+        }
+    }
 }

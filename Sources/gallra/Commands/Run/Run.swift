@@ -22,7 +22,8 @@ struct Run: AsyncParsableCommand {
             sd_notify (READY=1, STATUS=, WATCHDOG=1, RELOADING=1, STOPPING=1) and logs to the journal.
 
             With --once, evaluates every active policy (or those named with --policy) at one instant and \
-            processes the expiring subjects in batches: each batch is one transaction that acts on every data \
+            processes the expiring subjects in batches (a policy with expires: on_request is left to its \
+            erasure requests, which `gallra erase` and the service process): each batch is one transaction that acts on every data \
             point of its subjects and appends a block to the audit trail. A policy that would touch more \
             subjects than its limits allow is refused (exit 75) unless --allow-large is given. Only one live \
             run per database at a time. With throttle.replica_lag or throttle.replica_lag_bytes set, batches \
@@ -94,7 +95,16 @@ struct Run: AsyncParsableCommand {
                 gallraVersion: BuildInfo.version, throttle: throttle, connect: { try await context.connect() })
             let progress = ProgressLine(enabled: selection.output.format == .text && isatty(2) == 1)
             let engine = Engine(connection: connection, auditKey: key, logger: context.logger)
-            let policies = runnable.policies
+            // Live, a policy with expires: on_request acts only through its requests (gallra erase, the service),
+            // which decide each request with the run; a dry run shows what the due requests would come to.
+            let onRequest = dryRun ? [] : runnable.policies.filter { $0.resolved.policy.rule == .onRequest }
+            let policies = runnable.policies.filter { dryRun || $0.resolved.policy.rule != .onRequest }
+            if !onRequest.isEmpty {
+                let names = onRequest.map(\.resolved.name.rawValue).joined(separator: ", ")
+                context.logger.notice(
+                    "\(names) act(s) on erasure requests, which the service or gallra erase processes; left out of this run"
+                )
+            }
             let run = { @Sendable in try await engine.run(policies, options: options, progress: { progress.show($0) }) }
             // A dry run changes nothing: the signals' default action ends it.
             let report = try await dryRun ? run() : StopSignals.cancelling(logger: context.logger, run)
