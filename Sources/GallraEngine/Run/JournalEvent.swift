@@ -40,4 +40,6 @@ public enum NotificationChannel {
     public static let trigger = "gallra_trigger"
     /// A policy was stored (`gallra policy apply`, `disable`): reload the policies. The payload names it.
     public static let policy = "gallra_policy"
+    /// An erasure request was recorded (`gallra.request_erasure`): process the due requests. The payload is its id.
+    public static let erasure = "gallra_erasure"
 }
