@@ -30,6 +30,7 @@ extension DaemonLoop {
         // Still due right after processing: another gallra (`gallra erase`) holds the request; look again soon.
         let next = wait.map { $0 <= .zero ? retry : min($0 + .milliseconds(10), sweep) } ?? sweep
         requestsCheckAt = .now + next
+        logger.debug("erasure requests: next look in \(Self.seconds(next))")
     }
 
     func processDueRequests(on connection: PostgresConnection) async throws {
@@ -48,7 +49,7 @@ extension DaemonLoop {
             let summary = [ErasureOutcome.Status.done, .refused, .pending, .cancelled].compactMap { status in
                 counted[status].map { "\($0) \(status.rawValue)" }
             }
-            logger.info("erasure requests processed: \(summary.joined(separator: ", "))")
+            logger.debug("erasure requests processed: \(summary.joined(separator: ", "))")
         }
         guard await connection.isOpen else { throw PostgresError(.connectionLost, "the connection was lost") }
     }
