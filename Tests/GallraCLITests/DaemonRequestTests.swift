@@ -181,6 +181,19 @@ struct DaemonRequestTests {
         }
     }
 
+    @Test("requests.sweep is a whole number of seconds, at least 1: anything else is refused with exit 78")
+    func aBadSweepIsRefused() async throws {
+        for value in ["0", "soon"] {
+            let result = try await gallra(
+                "run", "--once", "--dry-run", "--database", "host=/nonexistent",
+                environment: ["GALLRA_REQUESTS_SWEEP": value])
+            #expect(result.status == 78, "\(result.stderr)")
+            #expect(
+                result.stderr.contains("invalid value \"\(value)\" for requests.sweep: expected a whole number of seconds"),
+                "\(result.stderr)")
+        }
+    }
+
     @Test("on-request policies are not run on a schedule or a trigger: a trigger naming one processes the requests")
     func onRequestPoliciesAreLeftToTheSweep() async throws {
         try await withShop { shop, app in
