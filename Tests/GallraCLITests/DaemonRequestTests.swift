@@ -127,7 +127,9 @@ struct DaemonRequestTests {
                 FROM gallra.erasure_request WHERE id = \(id)
                 """, database: shop.database)
             #expect(late == "t")
-            #expect(try await Harness.psql("SELECT attempts FROM gallra.erasure_request WHERE id = \(id)", database: shop.database) == "1")
+            #expect(
+                try await Harness.psql(
+                    "SELECT attempts FROM gallra.erasure_request WHERE id = \(id)", database: shop.database) == "1")
             try await stop(daemon)
         }
     }
@@ -189,7 +191,8 @@ struct DaemonRequestTests {
                 environment: ["GALLRA_REQUESTS_SWEEP": value])
             #expect(result.status == 78, "\(result.stderr)")
             #expect(
-                result.stderr.contains("invalid value \"\(value)\" for requests.sweep: expected a whole number of seconds"),
+                result.stderr.contains(
+                    "invalid value \"\(value)\" for requests.sweep: expected a whole number of seconds"),
                 "\(result.stderr)")
         }
     }
@@ -215,7 +218,9 @@ struct DaemonRequestTests {
             }
             #expect(daemon.log.contains("act(s) on erasure requests; processing the due requests instead"))
             // The one run is the request's: the policy never ran over the whole queue.
-            #expect(try await Harness.psql("SELECT string_agg(trigger, ',') FROM gallra.run", database: shop.database) == "erase")
+            #expect(
+                try await Harness.psql("SELECT string_agg(trigger, ',') FROM gallra.run", database: shop.database)
+                    == "erase")
             try await stop(daemon)
         }
     }

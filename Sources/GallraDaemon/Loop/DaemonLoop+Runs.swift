@@ -21,7 +21,8 @@ extension DaemonLoop {
         if !onRequest.isEmpty {
             // Run on a trigger, such a policy would erase subjects without deciding their requests.
             logger.notice(
-                "trigger: \(onRequest.joined(separator: ", ")) act(s) on erasure requests; processing the due requests instead")
+                "trigger: \(onRequest.joined(separator: ", ")) act(s) on erasure requests; processing the due requests instead"
+            )
             requestsCheckAt = .now
         }
         for name in request.policies where !known.contains(name) && !onRequestPolicies.contains(name) {
@@ -41,7 +42,8 @@ extension DaemonLoop {
         // The throttle reads pg_stat_replication on the run's own connection, between batches.
         let throttle =
             configuration.replicaLag.isEnabled
-            ? ReplicaThrottle(limits: configuration.replicaLag, source: PostgresReplicaLagSource(connection: connection))
+            ? ReplicaThrottle(
+                limits: configuration.replicaLag, source: PostgresReplicaLagSource(connection: connection))
             : nil
         let (database, password, logger) = (configuration.database, configuration.password, self.logger)
         return RunOptions(
