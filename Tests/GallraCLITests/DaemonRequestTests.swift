@@ -183,6 +183,34 @@ struct DaemonRequestTests {
         }
     }
 
+    @Test("a request whose processing fails leaves the service running, and is done at a later sweep")
+    func aFailureIsRetriedAtTheSweep() async throws {
+        try await withShop { shop, app in
+            // Deciding any request fails while this trigger is there.
+            try await Harness.psql(
+                """
+                CREATE FUNCTION public.refuse_decisions() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN RAISE EXCEPTION 'decisions refused for the test'; END $$;
+                CREATE TRIGGER refuse_decisions BEFORE UPDATE ON gallra.erasure_request
+                    FOR EACH ROW EXECUTE FUNCTION public.refuse_decisions();
+                """, database: shop.database)
+            let daemon = try await daemon(shop, sweep: 2)
+            let customer = try await customers(shop, count: 1)[0]
+            let id = try await request(customer, as: app)
+            try await waitUntil("the failure is logged", within: 10) {
+                daemon.log.contains("processing erasure requests failed: ")
+                    && daemon.log.contains("decisions refused for the test")
+            }
+            #expect(try await status(id, as: app) == "pending")
+            try await Harness.psql("DROP TRIGGER refuse_decisions ON gallra.erasure_request", database: shop.database)
+            // The subject was erased before the decision failed: the audit trail shows it, and the request is done.
+            try await waitUntil("a later sweep decides it", within: 10) { try await status(id, as: app) == "done" }
+            #expect(daemon.process.isRunning)
+            #expect(!daemon.log.contains("starting over"), "the service kept its session: \(daemon.log)")
+            try await stop(daemon)
+        }
+    }
+
     @Test("requests.sweep is a whole number of seconds, at least 1: anything else is refused with exit 78")
     func aBadSweepIsRefused() async throws {
         for value in ["0", "soon"] {

@@ -24,7 +24,21 @@ extension DaemonLoop {
         let (retry, sweep) = (configuration.requestRetry, configuration.requestSweep)
         var wait = try await ErasureQueue.untilNextAttempt(retry: retry, maximum: sweep, on: connection)
         if let due = wait, due <= .zero {
-            try await processDueRequests(on: connection)
+            do {
+                try await processDueRequests(on: connection)
+            } catch {
+                // A lost connection or a stop goes up (reconnect, or stop); anything else fails these requests for
+                // now, not the service: the scheduled runs go on, and the requests are tried again at the sweep.
+                let open = await connection.isOpen
+                if Task.isCancelled || error is CancellationError || !open
+                    || (error as? PostgresError)?.isServerUnavailable == true
+                {
+                    throw error
+                }
+                logger.error("processing erasure requests failed: \(error); trying again in \(Self.seconds(sweep))")
+                requestsCheckAt = .now + sweep
+                return
+            }
             wait = try await ErasureQueue.untilNextAttempt(retry: retry, maximum: sweep, on: connection)
         }
         // Still due right after processing: another gallra (`gallra erase`) holds the request; look again soon.
