@@ -183,6 +183,17 @@ struct DaemonRequestTests {
         }
     }
 
+    @Test("a request recorded while no service listens is done as soon as one starts leading")
+    func aRequestFromBeforeTheStartIsDone() async throws {
+        try await withShop { shop, app in
+            let customer = try await customers(shop, count: 1)[0]
+            let id = try await request(customer, as: app)  // its notification reaches no one
+            let daemon = try await daemon(shop, sweep: 600)
+            try await waitUntil("the request is done", within: 5) { try await status(id, as: app) == "done" }
+            try await stop(daemon)
+        }
+    }
+
     @Test("a request whose processing fails leaves the service running, and is done at a later sweep")
     func aFailureIsRetriedAtTheSweep() async throws {
         try await withShop { shop, app in
