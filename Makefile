@@ -38,6 +38,7 @@ bench:
 	scripts/deps.sh
 	bench/run.sh
 	bench/export.sh
+	bench/erasure.sh
 
 # What the release binary costs: its size, the idle service's resident memory, a run's peak (bench/footprint.sh).
 footprint: release

@@ -6,6 +6,8 @@ enum DaemonEvent: Sendable, Hashable {
     case trigger(TriggerRequest, source: String)
     /// A policy was stored (`gallra_policy`).
     case policiesChanged
+    /// An erasure request was recorded (`gallra_erasure`): process the due requests now.
+    case erasureRequested
     /// The LISTEN connection failed: the database is probably gone.
     case listenerLost(String)
     /// The time a wait of the loop's was set for has come: the next fire time, the end of a backoff. The number

@@ -21,6 +21,7 @@ extension DaemonLoop {
             if new.connectsDifferently(from: configuration) { needsReconnect = true }
             configuration = new
             logger.logLevel = new.logLevel
+            requestsCheckAt = .now  // under the new requests.sweep
         } catch {
             logger.error(
                 "the new configuration is invalid, the previous one stays in force: \(error)",

@@ -17,14 +17,40 @@ extension DaemonLoop {
     {
         try await loadPolicies(on: connection)
         let known = Set(policies.keys)
-        for name in request.policies where !known.contains(name) {
+        let onRequest = request.policies.filter(onRequestPolicies.contains)
+        if !onRequest.isEmpty {
+            // Run on a trigger, such a policy would erase subjects without deciding their requests.
+            logger.notice(
+                "trigger: \(onRequest.joined(separator: ", ")) act(s) on erasure requests; processing the due requests instead"
+            )
+            requestsCheckAt = .now
+        }
+        for name in request.policies where !known.contains(name) && !onRequestPolicies.contains(name) {
             logger.warning(
                 "trigger: no active or draft policy \(name) can run; ignored", metadata: ["policy": "\(name)"])
         }
         let names = request.policies.isEmpty ? known.sorted() : request.policies.filter(known.contains)
+        if names.isEmpty && !onRequest.isEmpty { return }
         logger.notice(
             "triggered (\(source)): running \(names.isEmpty ? "nothing" : names.joined(separator: ", ")) now")
         try await execute(names, trigger: source, on: connection)
+    }
+
+    /// The settings of the service's live runs, erasure requests' included: timeouts, version, throttle, and
+    /// connections for parallel batches.
+    func liveOptions(trigger: String, on connection: PostgresConnection) -> RunOptions {
+        // The throttle reads pg_stat_replication on the run's own connection, between batches.
+        let throttle =
+            configuration.replicaLag.isEnabled
+            ? ReplicaThrottle(
+                limits: configuration.replicaLag, source: PostgresReplicaLagSource(connection: connection))
+            : nil
+        let (database, password, logger) = (configuration.database, configuration.password, self.logger)
+        return RunOptions(
+            mode: .live, trigger: trigger, statementTimeout: configuration.statementTimeout,
+            lockTimeout: configuration.lockTimeout, gallraVersion: configuration.gallraVersion, throttle: throttle,
+            // A policy's parallel batches: connections beyond the run's own, closed when the policy is done.
+            connect: { try await PostgresConnection.connect(database, password: password, logger: logger) })
     }
 
     /// Runs `names` now: the active ones live, the drafts as a dry run, each recorded in the schedule state.
@@ -42,19 +68,7 @@ extension DaemonLoop {
         if !live.isEmpty {
             setStatus("purging \(live[0].resolved.name.rawValue)")
             let (notifier, heartbeat) = (self.notifier, self.heartbeat)
-            // The throttle reads pg_stat_replication on the run's own connection, between batches.
-            let throttle =
-                configuration.replicaLag.isEnabled
-                ? ReplicaThrottle(
-                    limits: configuration.replicaLag, source: PostgresReplicaLagSource(connection: connection))
-                : nil
-            let (database, password, logger) = (configuration.database, configuration.password, self.logger)
-            let options = RunOptions(
-                mode: .live, trigger: trigger, statementTimeout: configuration.statementTimeout,
-                lockTimeout: configuration.lockTimeout, gallraVersion: configuration.gallraVersion,
-                throttle: throttle,
-                // A policy's parallel batches: connections beyond the run's own, closed when the policy is done.
-                connect: { try await PostgresConnection.connect(database, password: password, logger: logger) })
+            let options = liveOptions(trigger: trigger, on: connection)
             let report = try await Engine(connection: connection, auditKey: configuration.auditKey, logger: logger)
                 .run(live, options: options) { progress in
                     // Also called at every poll while batches are paused for replica lag, so that a long

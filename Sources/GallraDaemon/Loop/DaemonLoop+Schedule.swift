@@ -1,4 +1,4 @@
-// Leading: listening for triggers and policy changes, and running what the schedule makes due.
+// Leading: listening for triggers, policy changes and erasure requests, and running what the schedule makes due.
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -18,6 +18,7 @@ extension DaemonLoop {
         do {
             try await listener.listen(NotificationChannel.trigger)
             try await listener.listen(NotificationChannel.policy)
+            try await listener.listen(NotificationChannel.erasure)
         } catch {
             await listener.close()
             throw error
@@ -45,6 +46,8 @@ extension DaemonLoop {
                     events.post(.trigger(TriggerRequest(payload: notification.payload), source: "notify"))
                 case NotificationChannel.policy:
                     events.post(.policiesChanged)
+                case NotificationChannel.erasure:
+                    events.post(.erasureRequested)
                 default:
                     break
                 }
@@ -55,7 +58,8 @@ extension DaemonLoop {
         await listener.close()
     }
 
-    /// The leader's loop: run what is due, then wait for the next fire time or an event.
+    /// The leader's loop: run what is due and process the due erasure requests, then wait for the next fire time,
+    /// the next request check or an event. One thing at a time: a request recorded during a run waits for its end.
     func schedule(on connection: PostgresConnection) async throws {
         try await loadPolicies(on: connection)
         setStatus(scheduler.idleStatus(now: Date()))
@@ -64,6 +68,8 @@ extension DaemonLoop {
             logger.notice("resuming the run the lost connection interrupted: \(work.names.joined(separator: ", "))")
             try await execute(work.names, trigger: work.trigger, on: connection)
         }
+        // Requests recorded while no gallra was leading have had no listener: look at once.
+        requestsCheckAt = .now
         while true {
             if needsReconnect { throw Reconnect() }
             let now = Date()
@@ -72,10 +78,14 @@ extension DaemonLoop {
                 try await execute(due.map(\.name), trigger: "schedule", on: connection)
                 continue
             }
+            if ContinuousClock.now >= requestsCheckAt {
+                try await serveErasureRequests(on: connection)
+                continue
+            }
             setStatus(scheduler.idleStatus(now: now))
-            // Wake at the next fire time, and at least every minute (the clock may be set meanwhile).
+            // Wake at the next fire time or request check, and at least every minute (the clock may be set).
             let wait = min(scheduler.next(after: now).map { $0.at.timeIntervalSince(now) + 0.05 } ?? 60, 60)
-            let wakeAt = ContinuousClock.now + .milliseconds(Int64(max(wait, 0) * 1000))
+            let wakeAt = min(ContinuousClock.now + .milliseconds(Int64(max(wait, 0) * 1000)), requestsCheckAt)
             guard let event = try await nextEvent(until: wakeAt) else { continue }
             switch event {
             case .reload:
@@ -85,6 +95,8 @@ extension DaemonLoop {
                 try await loadPolicies(on: connection)
             case .trigger(let request, let source):
                 try await runTriggered(request, source: source, on: connection)
+            case .erasureRequested:
+                requestsCheckAt = .now
             case .listenerLost(let reason):
                 throw PostgresError(.connectionLost, "the LISTEN connection failed: \(reason)")
             case .alarm:
@@ -94,7 +106,8 @@ extension DaemonLoop {
     }
 
     /// Loads and validates the stored policies (an invalid one is logged and left out; the others run) and
-    /// builds the scheduler from them and their schedule state.
+    /// builds the scheduler from them and their schedule state. On-request policies are left to the request sweep:
+    /// run on a schedule, they would erase subjects without deciding their requests.
     func loadPolicies(on connection: PostgresConnection) async throws {
         let runnable = try await RunnablePolicies.load(on: connection, names: [], includeDrafts: true)
         for invalid in runnable.invalid {
@@ -102,11 +115,14 @@ extension DaemonLoop {
                 "policy \(invalid.name) is invalid and does not run (the others do): \(invalid.reason)",
                 metadata: JournalEvent.policyInvalid.metadata(["policy": "\(invalid.name)"]))
         }
-        let names = runnable.policies.map(\.resolved.name.rawValue)
+        let onRequest = runnable.policies.filter { $0.resolved.policy.rule == .onRequest }
+        onRequestPolicies = Set(onRequest.filter { $0.state == .active }.map(\.resolved.name.rawValue))
+        let scheduled = runnable.policies.filter { $0.resolved.policy.rule != .onRequest }
+        let names = scheduled.map(\.resolved.name.rawValue)
         let states = try await ScheduleStateStore(connection: connection).load(policies: names, now: Date())
         var entries: [ScheduledPolicy] = []
         var loaded: [String: RunPolicy] = [:]
-        for policy in runnable.policies {
+        for policy in scheduled {
             let name = policy.resolved.name.rawValue
             let schedule: Schedule
             if let text = policy.resolved.policy.schedule {
@@ -132,7 +148,10 @@ extension DaemonLoop {
         policies = loaded
         scheduler = Scheduler(entries)
         logger.info(
-            "\(entries.count) policies scheduled",
-            metadata: ["policies": "\(entries.map { "\($0.name) (\($0.mode.rawValue), \($0.schedule))" })"])
+            "\(entries.count) policies scheduled, \(onRequestPolicies.count) acting on erasure requests",
+            metadata: [
+                "policies": "\(entries.map { "\($0.name) (\($0.mode.rawValue), \($0.schedule))" })",
+                "policies.on_request": "\(onRequestPolicies.sorted())",
+            ])
     }
 }

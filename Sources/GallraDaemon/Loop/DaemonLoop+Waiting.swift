@@ -25,7 +25,7 @@ extension DaemonLoop {
             switch event {
             case .reload: try await reload(connection: nil)
             case .trigger: logger.notice("trigger ignored: this gallra is not running the policies right now")
-            case .policiesChanged, .listenerLost, .alarm: break
+            case .policiesChanged, .erasureRequested, .listenerLost, .alarm: break
             }
         }
     }

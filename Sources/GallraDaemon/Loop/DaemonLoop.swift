@@ -13,7 +13,7 @@ import Logging
 ///
 /// `run()` is the cycle connect → migrate → lead, started over after a failure. The steps live in a file each:
 /// connecting with backoff (`+Connecting`), the runner lock and standby (`+Leadership`), leading on schedule
-/// (`+Schedule`), runs (`+Runs`), SIGHUP (`+Reload`), waiting for events (`+Waiting`) and systemd's status
+/// (`+Schedule`), runs (`+Runs`), erasure requests (`+Requests`), SIGHUP (`+Reload`), waiting for events (`+Waiting`) and systemd's status
 /// line (`+Status`).
 final class DaemonLoop {
     /// Thrown to drop the session and connect again (a reload changed the database settings).
@@ -35,6 +35,11 @@ final class DaemonLoop {
     var leading = false
     var policies: [String: RunPolicy] = [:]
     var scheduler = Scheduler([])
+    /// The active on-request policies (`expires: on_request`): the request sweep serves them, never the scheduler.
+    var onRequestPolicies: Set<String> = []
+    /// When to look for due erasure requests next: now on a notification, else at the next undo window's end or
+    /// retry, and at least every `requests.sweep`.
+    var requestsCheckAt = ContinuousClock.now
     /// Work a lost connection interrupted: run again once connected and leading.
     var interrupted: (names: [String], trigger: String)?
 

@@ -33,13 +33,21 @@ public struct DaemonConfiguration: Sendable {
     /// Live batches pause while a standby lags beyond these (`throttle.replica_lag`, `throttle.replica_lag_bytes`);
     /// a reload applies new bounds from the next run.
     public var replicaLag: ReplicaLagLimits
+    /// The longest the service goes without looking for due erasure requests (`requests.sweep`): a request whose
+    /// notification was lost waits at most this long, and a request the shop's locks held back is retried at least
+    /// this often.
+    public var requestSweep: Duration
+    /// The first wait before a request the shop's locks held back is tried again (doubled per attempt, up to
+    /// ``requestSweep``).
+    public var requestRetry: Duration
 
     public init(
         database: String?, password: String? = nil, auditKey: AuditKey, defaultSchedule: Schedule,
         reconnect: Backoff = Backoff(initial: .seconds(1), maximum: .seconds(60)), standbyRetry: Duration = .seconds(5),
         stallTimeout: Duration = .seconds(300), statementTimeout: Duration = .seconds(60),
         lockTimeout: Duration = .seconds(2), gallraVersion: String? = nil, logLevel: Logger.Level = .info,
-        replicaLag: ReplicaLagLimits = ReplicaLagLimits()
+        replicaLag: ReplicaLagLimits = ReplicaLagLimits(), requestSweep: Duration = .seconds(30),
+        requestRetry: Duration = .seconds(2)
     ) {
         self.database = database
         self.password = password
@@ -53,6 +61,8 @@ public struct DaemonConfiguration: Sendable {
         self.gallraVersion = gallraVersion
         self.logLevel = logLevel
         self.replicaLag = replicaLag
+        self.requestSweep = requestSweep
+        self.requestRetry = requestRetry
     }
 
     /// Whether `other` connects differently (a reload then reconnects).

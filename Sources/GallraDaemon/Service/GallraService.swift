@@ -73,6 +73,12 @@ public struct GallraService: Service {
     }
 }
 
+// swift-service-lifecycle logs a service by its description (at debug level): never the configuration, which holds
+// the audit key and the database password.
+extension GallraService: CustomStringConvertible {
+    public var description: String { "GallraService" }
+}
+
 /// Runs gallra's service in a `ServiceGroup`: SIGTERM and SIGINT shut it down gracefully within
 /// `maximumGracefulShutdownDuration` (below the unit's `TimeoutStopSec=60s`).
 public enum Daemon {

@@ -28,10 +28,13 @@ extension Engine {
     /// with one more attempt (the shop held a row: tried again later). A decided request's key is replaced by its
     /// digest; so is the key of a request cancelled through SQL since.
     ///
-    /// - Parameter options: the live run's settings; the mode, trigger (`erase`) and instant (now) are set here.
+    /// - Parameters:
+    ///   - options: the live run's settings; the mode, trigger (`erase`) and instant (now) are set here.
+    ///   - progress: called as each request is taken up and after each batch of its run.
     /// - Throws: ``RunError/missingAuditKey`` without an audit key (exit 78); `PostgresError` for a failing server.
     public func processErasureRequests(
-        _ selection: ErasureSelection, options: RunOptions = RunOptions(mode: .live)
+        _ selection: ErasureSelection, options: RunOptions = RunOptions(mode: .live),
+        progress: @escaping @Sendable (ErasureProgress) -> Void = { _ in }
     ) async throws -> [ErasureOutcome] {
         guard let auditKey else { throw RunError.missingAuditKey }
         try await Schema.requireCurrent(on: connection)
@@ -57,12 +60,14 @@ extension Engine {
             (ids, wait) = (given, true)
         }
         var outcomes: [ErasureOutcome] = []
-        for id in ids {
+        for (index, id) in ids.enumerated() {
             try Task.checkCancellation()
+            progress(ErasureProgress(position: index + 1, total: ids.count))
             guard try await claim(id, wait: wait) else { continue }
             do {
                 let outcome = try await process(
-                    id, policies: runnable.policies, digester: digester, options: options)
+                    id, policies: runnable.policies, digester: digester, options: options
+                ) { run in progress(ErasureProgress(position: index + 1, total: ids.count, run: run)) }
                 try await release(id)
                 if let outcome {
                     log(outcome)
@@ -99,7 +104,8 @@ extension Engine {
 
     /// One claimed request: nil when no request has the id (reported by the caller as unknown).
     func process(
-        _ id: Int64, policies all: [RunPolicy], digester: SubjectDigester, options: RunOptions
+        _ id: Int64, policies all: [RunPolicy], digester: SubjectDigester, options: RunOptions,
+        progress: @escaping @Sendable (RunProgress) -> Void = { _ in }
     ) async throws -> ErasureOutcome? {
         guard let request = try await ErasureQueue.read(id, on: connection) else { return nil }
         let policies = Self.onRequestPolicies(over: request.subjectTable, in: all)
@@ -148,7 +154,7 @@ extension Engine {
         // The run is narrowed to one subject: the blast-radius guard, made for runs over many, would only refuse
         // the erasure of one customer in a table of a handful.
         live.allowLarge = true
-        let report = try await liveRun(scoped, options: live, progress: { _ in })
+        let report = try await liveRun(scoped, options: live, progress: progress)
         return try await conclude(request, key: key, digest: digest, policies: scoped, run: report.runID)
     }
 

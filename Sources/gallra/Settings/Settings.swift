@@ -43,6 +43,8 @@ struct Settings: Sendable {
     var standbyRetry: Duration = .seconds(5)
     /// Live batches pause while a standby lags beyond these (`throttle.replica_lag`, `throttle.replica_lag_bytes`).
     var replicaLag = ReplicaLagLimits()
+    /// The longest the service goes without looking for due erasure requests (`requests.sweep`, seconds).
+    var requestSweep: Duration = .seconds(30)
 
     /// Whether a database is configured at all: a setting, or libpq's own environment.
     var hasDatabase: Bool {
@@ -106,6 +108,9 @@ struct Settings: Sendable {
         }
         if let seconds = try await positiveSeconds("daemon.standby_retry", in: reader, configPath: configPath) {
             settings.standbyRetry = seconds
+        }
+        if let seconds = try await positiveSeconds("requests.sweep", in: reader, configPath: configPath) {
+            settings.requestSweep = seconds
         }
         settings.replicaLag = ReplicaLagLimits(
             replayLag: try await lagBound("throttle.replica_lag", in: reader, configPath: configPath),

@@ -18,7 +18,9 @@ struct Run: AsyncParsableCommand {
             database is down), migrates, and runs each active policy on its schedule (schedule.default when it \
             names none) and drafts as logged dry runs; a schedule missed while it was down runs once at start. \
             One gallra per database runs policies, others wait as standbys. SIGHUP re-reads the configuration and \
-            policies, SIGUSR1 or `gallra trigger` runs now, SIGTERM stops after the batch in flight. It speaks \
+            policies, SIGUSR1 or `gallra trigger` runs now, SIGTERM stops after the batch in flight. \
+            Erasure requests (gallra.request_erasure, gallra erase --queue) are processed as soon as they are \
+            due, by the on-request policies of their table, and looked for at least every requests.sweep seconds. It speaks \
             sd_notify (READY=1, STATUS=, WATCHDOG=1, RELOADING=1, STOPPING=1) and logs to the journal.
 
             With --once, evaluates every active policy (or those named with --policy) at one instant and \
@@ -143,6 +145,6 @@ extension Run {
             database: settings.database, password: settings.databasePassword, auditKey: try context.auditKey(),
             defaultSchedule: schedule, reconnect: Backoff(initial: .seconds(1), maximum: settings.retryMax),
             standbyRetry: settings.standbyRetry, gallraVersion: BuildInfo.version, logLevel: settings.logLevel,
-            replicaLag: settings.replicaLag)
+            replicaLag: settings.replicaLag, requestSweep: settings.requestSweep)
     }
 }

@@ -10,7 +10,8 @@ struct Trigger: AsyncParsableCommand {
         discussion: """
             Sends a notification (NOTIFY gallra_trigger) on the database; the service that runs the policies \
             there runs the named policies (default: every active policy, and drafts as dry runs) at once, \
-            whatever their schedules. `systemctl kill -s USR1 gallra` does the same for every policy. \
+            whatever their schedules. Policies with expires: on_request act on erasure requests only: naming \
+            one makes the service process the due requests. `systemctl kill -s USR1 gallra` does the same for every policy. \
             Follow the run with `journalctl -u gallra -f` or `gallra audit runs`.
             """
     )
