@@ -220,4 +220,44 @@ struct EraseCommandTests {
             #expect(try jsonObject(show)["status"] as? String == "pending")
         }
     }
+
+    /// Delete where possible, anonymize otherwise, in one erasure: the customer's own address, which nothing else
+    /// uses, is deleted; the address its kept (anonymized) orders ship to stays, anonymized, since they reference it.
+    @Test func anErasureDeletesWhereItCanAndAnonymizesARowAForeignKeyKeeps() async throws {
+        try await DemoShop.with(customers: 200) { shop in
+            let customer = try await shop.psql(Self.customerSQL)
+            let own = try await shop.psql(
+                """
+                WITH a AS (INSERT INTO shop.address (street, postal_code, city) VALUES ('Own street 1', '11122', 'Solna')
+                           RETURNING id)
+                UPDATE shop.customer SET address_id = (SELECT id FROM a) WHERE id = \(customer) RETURNING address_id
+                """)
+            let shipping =
+                try await shop.psql(
+                    """
+                    WITH a AS (INSERT INTO shop.address (street, postal_code, city) VALUES ('Ship street 2', '11133', 'Solna')
+                               RETURNING id)
+                    UPDATE shop."order" SET shipping_address_id = (SELECT id FROM a) WHERE customer_id = \(customer)
+                    RETURNING shipping_address_id
+                    """
+                ).split(separator: "\n").first.map(String.init) ?? ""
+            let live = try await shop.gallra(
+                "erase", "--subject", "shop.customer:\(customer)", "--format", "json", environment: shop.keyEnvironment)
+            #expect(live.status == 0, "\(live.stdout) \(live.stderr)")
+            let counts = try #require(try jsonObject(live)["counts"] as? [[String: Any]], "\(live.stdout)")
+            func rows(_ table: String, _ action: String) -> Int? {
+                counts.first { $0["table"] as? String == table && $0["action"] as? String == action }?["rows"] as? Int
+            }
+            #expect(rows("shop.address", "delete") == 1, "\(live.stdout)")
+            #expect(rows("shop.address", "anonymize") == 1, "\(live.stdout)")
+            #expect(try await shop.psql("SELECT count(*) FROM shop.address WHERE id = \(own)") == "0")
+            #expect(
+                try await shop.psql("SELECT street <> 'Ship street 2' FROM shop.address WHERE id = \(shipping)") == "t")
+            #expect(
+                try await shop.psql(
+                    "SELECT count(*) > 0 FROM shop.\"order\" WHERE shipping_address_id = \(shipping) AND customer_id IS NULL"
+                )
+                    == "t")
+        }
+    }
 }
