@@ -125,6 +125,41 @@ extension AuditChain {
     }
 }
 
+/// A record of one of the chains beside the blocks' (extracts, events): its place, the hash it was chained to, its
+/// own hash, and the hash its fields call for.
+protocol ChainedRecord {
+    var sequence: Int64 { get }
+    var previousHash: String { get }
+    var hash: String { get }
+    var expectedHash: String { get }
+}
+
+extension AuditChain {
+    /// The first record of `records` (read in sequence order) that breaks its chain: a gap, a wrong previous hash, a
+    /// wrong hash, with why in words that call each record a `noun` ("event") and a missing one `missing` ("an event").
+    static func firstBreak<Record: ChainedRecord>(
+        in records: [Record], noun: String, missing: String
+    ) -> (sequence: Int64, problem: String)? {
+        var previous = (sequence: Int64(0), hash: genesisHash)
+        for record in records {
+            if record.sequence != previous.sequence + 1 {
+                return (
+                    record.sequence,
+                    "\(noun) \(record.sequence) follows \(previous.sequence): \(missing) is missing or was inserted"
+                )
+            }
+            if record.previousHash != previous.hash {
+                return (record.sequence, "\(noun) \(record.sequence) is not chained to the \(noun) before it")
+            }
+            if record.hash != record.expectedHash {
+                return (record.sequence, "\(noun) \(record.sequence) was changed: its hash does not match")
+            }
+            previous = (record.sequence, record.hash)
+        }
+        return nil
+    }
+}
+
 /// One block of the audit trail: what one batch did, sealed into the chain.
 public struct AuditBlock: Sendable, Hashable, Codable {
     /// 1, 2, 3, ... without gaps.

@@ -2,7 +2,7 @@ import GallraPostgres
 
 /// One thing a person did to one subject outside a run, as the audit trail records it (`gallra.audit_event`): a
 /// hold placed or released, a correction.
-public struct AuditEvent: Sendable, Hashable, Codable {
+public struct AuditEvent: Sendable, Hashable, Codable, ChainedRecord {
     /// What happened.
     public enum Kind: String, Sendable, Hashable, Codable, CaseIterable {
         case holdPlaced = "hold_placed"
@@ -96,23 +96,7 @@ public enum AuditEvents {
     /// The first event that breaks the chain (a gap, a wrong previous hash, a wrong hash), with why; nil when the
     /// chain is intact.
     public static func firstBreak(in events: [AuditEvent]) -> (sequence: Int64, problem: String)? {
-        var previous = (sequence: Int64(0), hash: AuditChain.genesisHash)
-        for event in events {
-            if event.sequence != previous.sequence + 1 {
-                return (
-                    event.sequence,
-                    "event \(event.sequence) follows \(previous.sequence): an event is missing or was inserted"
-                )
-            }
-            if event.previousHash != previous.hash {
-                return (event.sequence, "event \(event.sequence) is not chained to the event before it")
-            }
-            if event.hash != event.expectedHash {
-                return (event.sequence, "event \(event.sequence) was changed: its hash does not match")
-            }
-            previous = (event.sequence, event.hash)
-        }
-        return nil
+        AuditChain.firstBreak(in: events, noun: "event", missing: "an event")
     }
 
     private static func read(

@@ -1,7 +1,7 @@
 import GallraPostgres
 
 /// One register extract as the audit trail records it (`gallra.audit_export`).
-public struct AuditExport: Sendable, Hashable, Codable {
+public struct AuditExport: Sendable, Hashable, Codable, ChainedRecord {
     /// 1, 2, 3, ... without gaps.
     public var sequence: Int64
     /// When it was written, in microseconds since 1970-01-01 UTC (exactly as stored).
@@ -87,23 +87,7 @@ public enum AuditExports {
     /// The first record that breaks the chain (a gap, a wrong previous hash, a wrong hash), with why; nil when
     /// the chain is intact.
     public static func firstBreak(in records: [AuditExport]) -> (sequence: Int64, problem: String)? {
-        var previous = (sequence: Int64(0), hash: AuditChain.genesisHash)
-        for record in records {
-            if record.sequence != previous.sequence + 1 {
-                return (
-                    record.sequence,
-                    "extract record \(record.sequence) follows \(previous.sequence): a record is missing or was inserted"
-                )
-            }
-            if record.previousHash != previous.hash {
-                return (record.sequence, "extract record \(record.sequence) is not chained to the record before it")
-            }
-            if record.hash != record.expectedHash {
-                return (record.sequence, "extract record \(record.sequence) was changed: its hash does not match")
-            }
-            previous = (record.sequence, record.hash)
-        }
-        return nil
+        AuditChain.firstBreak(in: records, noun: "extract record", missing: "a record")
     }
 
     private static func read(

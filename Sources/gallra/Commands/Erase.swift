@@ -90,18 +90,13 @@ struct Erase: AsyncParsableCommand {
             let context = try await CommandContext.start(global)
             let reference = try subject.reference()
             let auditKey = dryRun ? nil : try context.auditKey()
-            let connection = try await context.connectToCurrentSchema()
-            do {
+            try await context.withCurrentSchema { connection in
                 if let auditKey {
                     try await erase(reference, auditKey: auditKey, on: connection, context: context)
                 } else {
                     try await preview(reference, on: connection, context: context)
                 }
-            } catch {
-                await connection.close()
-                throw error
             }
-            await connection.close()
         }
     }
 

@@ -50,6 +50,20 @@ struct CommandContext: Sendable {
         return connection
     }
 
+    /// Runs `body` on a connection to the current schema (``connectToCurrentSchema()``), closed afterwards whether
+    /// `body` returns or throws.
+    func withCurrentSchema<Result>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+        let connection = try await connectToCurrentSchema()
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
     /// Connects to the configured database; an unreachable server is EX_UNAVAILABLE.
     func connect() async throws -> PostgresConnection {
         do {

@@ -77,19 +77,13 @@ struct AddHold: AsyncParsableCommand {
             let context = try await CommandContext.start(global)
             let reference = try subject.reference()
             let digester = try auditKey.digester(context)
-            let connection = try await context.connectToCurrentSchema()
-            let hold: Hold
-            do {
-                hold = try await Holds.place(
+            let hold: Hold = try await context.withCurrentSchema { connection in
+                try await Holds.place(
                     Holds.Placement(
                         table: reference.table, match: reference.match, reason: reason,
                         until: until.flatMap(TimeText.parseInstant).map(PostgresTimestamp.init), policy: policy),
                     digester: digester, osUser: Export.operatingSystemUser(), on: connection)
-            } catch {
-                await connection.close()
-                throw error
             }
-            await connection.close()
             let report = HoldReport(hold)
             switch output.format {
             case .json: try JSONOutput.print(report)

@@ -45,9 +45,7 @@ struct ListHolds: AsyncParsableCommand {
             let context = try await CommandContext.start(global)
             let reference = try subject.map { try SubjectReference(parsing: $0) }
             let digester = try auditKey.digester(context)
-            let connection = try await context.connectToCurrentSchema()
-            let holds: [Hold]
-            do {
+            let holds: [Hold] = try await context.withCurrentSchema { connection in
                 var named: (table: String, key: String)?
                 if let reference {
                     // The key as PostgreSQL prints it when the row is there; as typed when it is gone.
@@ -60,15 +58,11 @@ struct ListHolds: AsyncParsableCommand {
                     }
                     named = (reference.table.description, key)
                 }
-                holds = try await Holds.list(
+                return try await Holds.list(
                     all ? .all : .inForce, subject: named,
                     digest: named.flatMap { subject in digester?.digest(table: subject.table, key: subject.key) },
                     on: connection)
-            } catch {
-                await connection.close()
-                throw error
             }
-            await connection.close()
             let reports = holds.map(HoldReport.init)
             switch output.format {
             case .json: try JSONOutput.print(reports)

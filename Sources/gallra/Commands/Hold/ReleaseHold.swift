@@ -48,16 +48,10 @@ struct ReleaseHold: AsyncParsableCommand {
         try await reportingFailures {
             let context = try await CommandContext.start(global)
             let digester = try auditKey.digester(context)
-            let connection = try await context.connectToCurrentSchema()
-            let hold: Hold
-            do {
-                hold = try await Holds.release(
+            let hold: Hold = try await context.withCurrentSchema { connection in
+                try await Holds.release(
                     id: id, reason: reason, digester: digester, osUser: Export.operatingSystemUser(), on: connection)
-            } catch {
-                await connection.close()
-                throw error
             }
-            await connection.close()
             let report = HoldReport(hold)
             switch output.format {
             case .json: try JSONOutput.print(report)

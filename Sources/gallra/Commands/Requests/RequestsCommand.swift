@@ -118,15 +118,9 @@ struct ListRequests: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let context = try await CommandContext.start(global)
-            let connection = try await context.connectToCurrentSchema()
-            let requests: [ErasureQueue.Request]
-            do {
-                requests = try await ErasureQueue.list(status: status.status, on: connection)
-            } catch {
-                await connection.close()
-                throw error
+            let requests: [ErasureQueue.Request] = try await context.withCurrentSchema { connection in
+                try await ErasureQueue.list(status: status.status, on: connection)
             }
-            await connection.close()
             switch output.format {
             case .json: try JSONOutput.print(requests.map(RequestReport.init))
             case .text:
@@ -172,15 +166,9 @@ struct ShowRequest: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let context = try await CommandContext.start(global)
-            let connection = try await context.connectToCurrentSchema()
-            let request: ErasureQueue.Request?
-            do {
-                request = try await ErasureQueue.read(id, on: connection)
-            } catch {
-                await connection.close()
-                throw error
+            let request: ErasureQueue.Request? = try await context.withCurrentSchema { connection in
+                try await ErasureQueue.read(id, on: connection)
             }
-            await connection.close()
             guard let request else {
                 throw CommandFailure(.noInput, "no erasure request has id \(id); gallra requests list shows them")
             }
@@ -234,14 +222,9 @@ struct CancelRequest: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let context = try await CommandContext.start(global)
-            let connection = try await context.connectToCurrentSchema()
-            do {
+            try await context.withCurrentSchema { connection in
                 try await ErasureQueue.cancel(id, on: connection)
-            } catch {
-                await connection.close()
-                throw error
             }
-            await connection.close()
             Swift.print("erasure request \(id) cancelled")
         }
     }
