@@ -93,16 +93,28 @@ public actor PostgresConnection {
     ///
     /// `password` (e.g. from a systemd credential) is passed as libpq's `password` keyword *before* the conninfo,
     /// so a password written in the conninfo still wins; nil or empty passes none (PGPASSWORD, .pgpass apply).
+    ///
+    /// `idleInTransactionTimeout` sets the session's `idle_in_transaction_session_timeout`: a client that stops
+    /// between two statements of a transaction (stopped, frozen, or its host gone) has its session ended by the
+    /// server after that long, which rolls the transaction back and frees its locks. nil leaves the server's own
+    /// setting (of the role, the database or postgresql.conf).
     public static func connect(
         _ conninfo: String?,
         password: String? = nil,
         defaultConnectTimeout: Duration = .seconds(30),
+        idleInTransactionTimeout: Duration? = defaultIdleInTransactionTimeout,
         logger: Logger = Logger(label: "gallra.postgres")
     ) async throws -> PostgresConnection {
         let connection = PostgresConnection(logger: logger)
-        try await connection.establish(conninfo, password: password, defaultConnectTimeout: defaultConnectTimeout)
+        try await connection.establish(
+            conninfo, password: password, defaultConnectTimeout: defaultConnectTimeout,
+            idleInTransactionTimeout: idleInTransactionTimeout)
         return connection
     }
+
+    /// gallra's `idle_in_transaction_session_timeout`: no statement of gallra's leaves its transaction idle for
+    /// more than a moment (pauses and waits happen between transactions), so this only ends a stalled client.
+    public static let defaultIdleInTransactionTimeout: Duration = .seconds(10)
 
     // MARK: - Facts
 
@@ -227,7 +239,9 @@ public actor PostgresConnection {
 
     // MARK: - Connecting
 
-    private func establish(_ conninfo: String?, password: String?, defaultConnectTimeout: Duration) throws {
+    private func establish(
+        _ conninfo: String?, password: String?, defaultConnectTimeout: Duration, idleInTransactionTimeout: Duration?
+    ) throws {
         var keywords = ["fallback_application_name", "client_encoding"]
         var values = ["gallra", "UTF8"]
         if let conninfo, !conninfo.isEmpty {
@@ -259,6 +273,13 @@ public actor PostgresConnection {
             try runInternal(
                 "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 3; "
                     + "SET TimeZone = 'UTC'; SET bytea_output = 'hex'")
+            if let idleInTransactionTimeout {
+                let milliseconds = max(
+                    1,
+                    idleInTransactionTimeout.components.seconds * 1000
+                        + idleInTransactionTimeout.components.attoseconds / 1_000_000_000_000_000)
+                try runInternal("SET idle_in_transaction_session_timeout = \(milliseconds)")
+            }
         } catch var error as PostgresError {
             if error.code != .cancelled { error.code = .connectionFailed }
             error.host = error.host ?? PQhost(conn).map { String(cString: $0) }

@@ -20,7 +20,8 @@ extension DaemonLoop {
             try Task.checkCancellation()
             do {
                 let connection = try await PostgresConnection.connect(
-                    configuration.database, password: configuration.password, logger: logger)
+                    configuration.database, password: configuration.password,
+                    idleInTransactionTimeout: configuration.idleInTransactionTimeout, logger: logger)
                 if let since = unreachableSince {
                     unreachableSince = nil
                     logger.notice(

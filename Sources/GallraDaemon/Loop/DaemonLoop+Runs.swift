@@ -46,11 +46,15 @@ extension DaemonLoop {
                 limits: configuration.replicaLag, source: PostgresReplicaLagSource(connection: connection))
             : nil
         let (database, password, logger) = (configuration.database, configuration.password, self.logger)
+        let idleInTransactionTimeout = configuration.idleInTransactionTimeout
         return RunOptions(
             mode: .live, trigger: trigger, statementTimeout: configuration.statementTimeout,
             lockTimeout: configuration.lockTimeout, gallraVersion: configuration.gallraVersion, throttle: throttle,
             // A policy's parallel batches: connections beyond the run's own, closed when the policy is done.
-            connect: { try await PostgresConnection.connect(database, password: password, logger: logger) })
+            connect: {
+                try await PostgresConnection.connect(
+                    database, password: password, idleInTransactionTimeout: idleInTransactionTimeout, logger: logger)
+            })
     }
 
     /// Runs `names` now: the active ones live, the drafts as a dry run, each recorded in the schedule state.

@@ -14,7 +14,8 @@ extension DaemonLoop {
     func lead(on connection: PostgresConnection) async throws {
         // Listening before READY=1, so that a trigger sent once the service is up is not lost.
         let listener = try await PostgresConnection.connect(
-            configuration.database, password: configuration.password, logger: logger)
+            configuration.database, password: configuration.password,
+            idleInTransactionTimeout: configuration.idleInTransactionTimeout, logger: logger)
         do {
             try await listener.listen(NotificationChannel.trigger)
             try await listener.listen(NotificationChannel.policy)

@@ -5,6 +5,7 @@
 #endif
 import GallraEngine
 import GallraPolicy
+import GallraPostgres
 import Logging
 
 /// What the daemon runs with; read at start and again on SIGHUP (by the closure the executable provides).
@@ -13,6 +14,9 @@ public struct DaemonConfiguration: Sendable {
     public var database: String?
     /// The database password from the systemd credential `db-password`, if any (the conninfo's own wins).
     public var password: String?
+    /// The `idle_in_transaction_session_timeout` of every session (`session.idle_in_transaction_timeout`); nil
+    /// leaves the server's.
+    public var idleInTransactionTimeout: Duration?
     /// The audit trail's key (live runs need it).
     public var auditKey: AuditKey
     /// The schedule of policies that name none (`schedule.default`).
@@ -42,7 +46,9 @@ public struct DaemonConfiguration: Sendable {
     public var requestRetry: Duration
 
     public init(
-        database: String?, password: String? = nil, auditKey: AuditKey, defaultSchedule: Schedule,
+        database: String?, password: String? = nil,
+        idleInTransactionTimeout: Duration? = PostgresConnection.defaultIdleInTransactionTimeout, auditKey: AuditKey,
+        defaultSchedule: Schedule,
         reconnect: Backoff = Backoff(initial: .seconds(1), maximum: .seconds(60)), standbyRetry: Duration = .seconds(5),
         stallTimeout: Duration = .seconds(300), statementTimeout: Duration = .seconds(60),
         lockTimeout: Duration = .seconds(2), gallraVersion: String? = nil, logLevel: Logger.Level = .info,
@@ -51,6 +57,7 @@ public struct DaemonConfiguration: Sendable {
     ) {
         self.database = database
         self.password = password
+        self.idleInTransactionTimeout = idleInTransactionTimeout
         self.auditKey = auditKey
         self.defaultSchedule = defaultSchedule
         self.reconnect = reconnect
@@ -68,6 +75,7 @@ public struct DaemonConfiguration: Sendable {
     /// Whether `other` connects differently (a reload then reconnects).
     func connectsDifferently(from other: DaemonConfiguration) -> Bool {
         database != other.database || password != other.password
+            || idleInTransactionTimeout != other.idleInTransactionTimeout
     }
 }
 

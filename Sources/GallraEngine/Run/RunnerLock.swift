@@ -11,6 +11,42 @@ extension Engine {
         return try result.first?.decode("locked", as: Bool.self) ?? false
     }
 
+    /// Takes the runner lock, waiting up to `patience` for a holder that is on its way out.
+    ///
+    /// A gallra killed in the middle of a statement leaves a server process that finishes the statement before
+    /// it notices its client is gone and exits, releasing the lock; a rerun started at once would otherwise find
+    /// the lock taken. So while the holder runs a statement (or is no longer listed in `pg_stat_activity`, being
+    /// torn down), the lock is tried again every `interval`, up to `patience`. A holder idle between statements
+    /// (a live service, a run between batches) has a live client: that is not waited for.
+    public static func acquireRunnerLock(
+        on connection: PostgresConnection, patience: Duration = .seconds(5), interval: Duration = .milliseconds(100)
+    ) async throws -> Bool {
+        let deadline = ContinuousClock.now + patience
+        var idleSeen = 0
+        while true {
+            if try await tryAcquireRunnerLock(on: connection) { return true }
+            guard ContinuousClock.now < deadline else { return false }
+            switch try await runnerLockHolderState(on: connection) {
+            case .some("idle"):
+                // Seen idle twice in a row: its client is alive and waiting, so the lock will not come free.
+                idleSeen += 1
+                if idleSeen >= 2 { return false }
+            default:
+                idleSeen = 0
+            }
+            try await Task.sleep(for: interval)
+        }
+    }
+
+    /// The `pg_stat_activity` state of the runner lock's holder; nil when nobody holds it or the holder is no
+    /// longer listed.
+    static func runnerLockHolderState(on connection: PostgresConnection) async throws -> String? {
+        guard let pid = try await runnerLockHolder(on: connection) else { return nil }
+        let result = try await connection.query(
+            "SELECT state FROM pg_stat_activity WHERE pid = $1", [.int32(pid)])
+        return try result.first?.decode("state", as: String?.self) ?? nil
+    }
+
     /// The server process holding the runner lock of the current database, if any.
     public static func runnerLockHolder(on connection: PostgresConnection) async throws -> Int32? {
         let result = try await connection.query(

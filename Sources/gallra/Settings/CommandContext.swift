@@ -68,7 +68,8 @@ struct CommandContext: Sendable {
     func connect() async throws -> PostgresConnection {
         do {
             return try await PostgresConnection.connect(
-                settings.database, password: settings.databasePassword, logger: logger)
+                settings.database, password: settings.databasePassword,
+                idleInTransactionTimeout: settings.idleInTransactionTimeout, logger: logger)
         } catch let error as PostgresError {
             let target = [error.host, error.port].compactMap { $0 }.joined(separator: ":")
             throw CommandFailure(

@@ -10,6 +10,7 @@ import Configuration
 import GallraCore
 import GallraEngine
 import GallraPolicy
+import GallraPostgres
 import GallraSystemd
 import Logging
 import SystemPackage
@@ -35,6 +36,10 @@ struct Settings: Sendable {
     /// The database password from the systemd credential `db-password` (one trailing newline stripped; empty
     /// means none). A password in the `database` conninfo still wins. Never logged.
     var databasePassword: String?
+    /// The `idle_in_transaction_session_timeout` of gallra's sessions (`session.idle_in_transaction_timeout`,
+    /// seconds): a gallra stalled inside a transaction has its session ended and its locks freed after that long.
+    /// 0 leaves the server's own setting.
+    var idleInTransactionTimeout: Duration? = PostgresConnection.defaultIdleInTransactionTimeout
     /// The schedule of policies that name none (`schedule.default`).
     var defaultSchedule = "daily at 03:00"
     /// The longest wait between two attempts to reach the database (`daemon.retry_max`, seconds).
@@ -108,6 +113,16 @@ struct Settings: Sendable {
         }
         if let seconds = try await positiveSeconds("daemon.standby_retry", in: reader, configPath: configPath) {
             settings.standbyRetry = seconds
+        }
+        if let text = try await numberOrString(
+            "session.idle_in_transaction_timeout", in: reader, configPath: configPath)
+        {
+            guard let seconds = Int(text), seconds >= 0 else {
+                throw invalid(
+                    "session.idle_in_transaction_timeout", text,
+                    expected: "a whole number of seconds, or 0 to leave the server's setting", configPath: configPath)
+            }
+            settings.idleInTransactionTimeout = seconds == 0 ? nil : .seconds(seconds)
         }
         if let seconds = try await positiveSeconds("requests.sweep", in: reader, configPath: configPath) {
             settings.requestSweep = seconds

@@ -6,6 +6,10 @@ import GallraPolicy
 /// Policy files named on the command line.
 enum PolicyFiles {
     /// Reads each path: a file, or every *.yaml, *.yml and *.json file of a directory (in name order).
+    ///
+    /// Only regular files are read (symbolic links to them included): a FIFO, a socket or a device named directly
+    /// or found in a directory is refused with EX_NOINPUT before anything is opened, since opening a FIFO would wait
+    /// for a writer forever.
     static func read(_ paths: [String]) throws -> [PolicyFile] {
         var files: [String] = []
         for path in paths {
@@ -26,7 +30,30 @@ enum PolicyFiles {
                 files.append(path)
             }
         }
+        for file in files { try requireRegularFile(file) }
         return files.map { PolicyFile.read(path: $0) }
+    }
+
+    /// Refuses a path that is not a regular file, naming what it is.
+    private static func requireRegularFile(_ path: String) throws {
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            let reason = String(cString: strerror(errno))
+            throw CommandFailure(.noInput, "\(path): \(reason)")
+        }
+        let kind: String
+        switch status.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFDIR: kind = "a directory"
+        case S_IFIFO: kind = "a FIFO (named pipe)"
+        case S_IFSOCK: kind = "a socket"
+        case S_IFCHR, S_IFBLK: kind = "a device"
+        default: kind = "a special file"
+        }
+        throw CommandFailure(
+            .noInput,
+            "\(path): is \(kind), not a policy file. Name regular *.yaml, *.yml or *.json files, or a directory of "
+                + "them (write a policy read from a pipe to a file first)")
     }
 }
 

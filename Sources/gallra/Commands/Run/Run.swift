@@ -73,7 +73,7 @@ struct Run: AsyncParsableCommand {
             let key = dryRun ? nil : try context.auditKey()
             let connection = try await context.connectToCurrentSchema()
             if !dryRun {
-                guard try await Engine.tryAcquireRunnerLock(on: connection) else {
+                guard try await Engine.acquireRunnerLock(on: connection) else {
                     await connection.close()
                     throw CommandFailure(
                         .temporaryFailure,
@@ -142,7 +142,8 @@ extension Run {
             throw CommandFailure(.configuration, "schedule.default: \(error)")
         }
         return DaemonConfiguration(
-            database: settings.database, password: settings.databasePassword, auditKey: try context.auditKey(),
+            database: settings.database, password: settings.databasePassword,
+            idleInTransactionTimeout: settings.idleInTransactionTimeout, auditKey: try context.auditKey(),
             defaultSchedule: schedule, reconnect: Backoff(initial: .seconds(1), maximum: settings.retryMax),
             standbyRetry: settings.standbyRetry, gallraVersion: BuildInfo.version, logLevel: settings.logLevel,
             replicaLag: settings.replicaLag, requestSweep: settings.requestSweep)
