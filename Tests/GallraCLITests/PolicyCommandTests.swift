@@ -32,6 +32,22 @@ struct PolicyCommandTests {
         #expect(result.stdout.contains("the files alone were checked"))
     }
 
+    @Test(.timeLimit(.minutes(1))) func aFIFOIsRefusedAsAPolicyPathWithoutWaitingForAWriter() async throws {
+        try await Harness.withTemporaryDirectory { dir in
+            let fifo = "\(dir)/policy.yaml"
+            #expect(mkfifo(fifo, 0o600) == 0)
+            for command in ["validate", "apply"] {
+                let named = try await gallra("policy", command, fifo, "--database", "host=/nonexistent")
+                #expect(named.status == 66, "stderr: \(named.stderr)")
+                #expect(named.stderr.contains("\(fifo): is a FIFO (named pipe), not a policy file"))
+                // Found while walking a directory: refused by name too, never opened.
+                let walked = try await gallra("policy", command, dir, "--database", "host=/nonexistent")
+                #expect(walked.status == 66, "stderr: \(walked.stderr)")
+                #expect(walked.stderr.contains("\(fifo): is a FIFO (named pipe), not a policy file"))
+            }
+        }
+    }
+
     @Test func validateReportsATypoAtItsPlace() async throws {
         try await Harness.withTemporaryDirectory { dir in
             let file = "\(dir)/typo.yaml"

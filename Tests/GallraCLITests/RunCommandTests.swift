@@ -251,6 +251,49 @@ struct RunCommandTests {
         }
     }
 
+    @Test func aRerunStartedRightAfterAKillDashNineWaitsForTheDeadRunsLock() async throws {
+        try await DemoShop.with(customers: 1000) { shop in
+            try await shop.applyEdited("inactive-customers", [("batch_size: 500", "batch_size: 20")])
+            // The killed run's server process is in the middle of a 2 s statement: it holds the runner lock until
+            // the statement ends and it finds its client gone.
+            try await shop.psql(
+                """
+                CREATE FUNCTION public.slow_for_the_victim() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF current_setting('application_name') = 'gallra_victim' THEN PERFORM pg_sleep(2); END IF;
+                    RETURN NULL;
+                END $$;
+                CREATE TRIGGER slow AFTER DELETE ON shop.wishlist_item
+                    FOR EACH STATEMENT EXECUTE FUNCTION public.slow_for_the_victim();
+                """)
+            for round in 1...3 {
+                let victim = try BackgroundProcess(
+                    Harness.gallraPath,
+                    [
+                        "run", "--once", "--policy", "inactive-customers", "--as-of", DemoShop.asOf, "--database",
+                        "\(shop.conninfo) application_name=gallra_victim",
+                    ],
+                    environment: shop.keyEnvironment, output: "\(shop.directory)/victim-\(round).log")
+                try await waitFor("the run is inside a batch's statement", shop) {
+                    """
+                    SELECT count(*) = 1 FROM pg_stat_activity
+                    WHERE application_name = 'gallra_victim' AND wait_event = 'PgSleep' AND backend_xid IS NOT NULL
+                    """
+                }
+                let xid = try await shop.psql(
+                    "SELECT backend_xid FROM pg_stat_activity WHERE application_name = 'gallra_victim'")
+                victim.kill()
+                _ = await victim.wait()
+                let rerun = try await shop.gallra(
+                    "run", "--once", "--policy", "former-employees", "--as-of", DemoShop.asOf,
+                    environment: shop.keyEnvironment)
+                #expect(rerun.status == 0, "round \(round): \(rerun.stderr)")
+                // The batch the kill interrupted rolled back whole.
+                #expect(try await shop.psql("SELECT pg_xact_status('\(xid)'::xid8)") == "aborted", "round \(round)")
+            }
+        }
+    }
+
     @Test func aLockedSubjectIsSkippedAndProcessedByALaterRun() async throws {
         try await DemoShop.with(customers: 600) { shop in
             // A due customer in the middle of the key order, with orders and a wishlist.
