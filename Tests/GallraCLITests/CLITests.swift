@@ -234,6 +234,14 @@ struct CheckTests {
         }
     }
 
+    @Test func anIdleInTransactionTimeoutThatIsNotWholeSecondsIsAConfigurationError() async throws {
+        for bad in ["-1", "10s", "soon"] {
+            let result = try await gallra("check", environment: ["GALLRA_SESSION_IDLE_IN_TRANSACTION_TIMEOUT": bad])
+            #expect(result.status == 78, "\(bad): \(result.stderr)")
+            #expect(result.stderr.contains("GALLRA_SESSION_IDLE_IN_TRANSACTION_TIMEOUT"), "\(result.stderr)")
+        }
+    }
+
     @Test func badLogLevelInTheEnvironmentIsAConfigurationError() async throws {
         let result = try await gallra("check", environment: ["GALLRA_LOG_LEVEL": "loud"])
         #expect(result.status == 78)

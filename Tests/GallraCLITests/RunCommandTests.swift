@@ -294,6 +294,66 @@ struct RunCommandTests {
         }
     }
 
+    @Test func aStoppedRunFreesItsBatchsLocksWithinSeconds() async throws {
+        try await DemoShop.with(customers: 1000) { shop in
+            try await shop.applyEdited("inactive-customers", [("batch_size: 500", "batch_size: 20")])
+            // A statement of the batch lasts 2 s, so the run can be stopped inside it; its server process then
+            // waits idle in the transaction, holding the batch's row locks, for a client that does not answer.
+            try await shop.psql(
+                """
+                CREATE FUNCTION public.slow_for_the_victim() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF current_setting('application_name') = 'gallra_victim' THEN PERFORM pg_sleep(2); END IF;
+                    RETURN NULL;
+                END $$;
+                CREATE TRIGGER slow AFTER DELETE ON shop.wishlist_item
+                    FOR EACH STATEMENT EXECUTE FUNCTION public.slow_for_the_victim();
+                """)
+            let victim = try BackgroundProcess(
+                Harness.gallraPath,
+                [
+                    "run", "--once", "--policy", "inactive-customers", "--as-of", DemoShop.asOf, "--database",
+                    "\(shop.conninfo) application_name=gallra_victim",
+                ],
+                environment: shop.keyEnvironment, output: "\(shop.directory)/victim.log")
+            defer { victim.kill() }
+            try await waitFor("the run is inside a batch's statement", shop) {
+                """
+                SELECT count(*) = 1 FROM pg_stat_activity
+                WHERE application_name = 'gallra_victim' AND wait_event = 'PgSleep' AND backend_xid IS NOT NULL
+                """
+            }
+            let xid = try await shop.psql(
+                "SELECT backend_xid FROM pg_stat_activity WHERE application_name = 'gallra_victim'")
+            victim.kill(SIGSTOP)
+            let stopped = ContinuousClock.now
+            try await waitFor("the stopped run's session is idle in its transaction", shop) {
+                "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'gallra_victim' "
+                    + "AND state = 'idle in transaction'"
+            }
+            // The shop's update of every customer meets the batch's locks...
+            let update = "UPDATE shop.customer SET email = email"
+            let blocked = try await run(
+                "/usr/bin/psql", [shop.conninfo, "-qAtX", "-c", "SET lock_timeout = '1s'", "-c", update])
+            #expect(blocked.status != 0 && blocked.stderr.contains("lock timeout"), "\(blocked.stderr)")
+            // ...and gets them once the server has ended the stalled session (10 s by default).
+            let waited = try await run(
+                "/usr/bin/psql",
+                [shop.conninfo, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", "SET lock_timeout = '30s'", "-c", update])
+            #expect(waited.status == 0, "\(waited.stderr)")
+            let freedAfter = ContinuousClock.now - stopped
+            #expect(freedAfter < .seconds(30), "locks freed after \(freedAfter)")
+            #expect(freedAfter > .seconds(5), "locks freed after \(freedAfter): were they held at all?")
+            #expect(try await shop.psql("SELECT pg_xact_status('\(xid)'::xid8)") == "aborted")
+            #expect(
+                try await shop.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'gallra_victim'")
+                    == "0")
+            victim.kill(SIGCONT)
+            victim.kill()
+            _ = await victim.wait()
+        }
+    }
+
     @Test func aLockedSubjectIsSkippedAndProcessedByALaterRun() async throws {
         try await DemoShop.with(customers: 600) { shop in
             // A due customer in the middle of the key order, with orders and a wishlist.
