@@ -19,7 +19,9 @@
 //
 // Results are requested in text format; the session is set to DateStyle=ISO, IntervalStyle=iso_8601,
 // extra_float_digits=3, TimeZone=UTC and bytea_output=hex right after connecting, so decoding is
-// deterministic (see `PostgresValue`).
+// deterministic (see `PostgresValue`). Two session guards follow: `idle_in_transaction_session_timeout` (10 s by
+// default, see `connect`) and `client_connection_check_interval` = 1 s where the server has it, so that a stalled or
+// killed gallra does not keep its locks.
 //
 // Notifications (LISTEN/NOTIFY, `PostgresConnection+Notifications.swift`): waiting for one is waiting for the
 // server like any other, so it happens on the connection's thread too, in the same 250 ms slices of `poll(2)` on
@@ -273,6 +275,12 @@ public actor PostgresConnection {
             try runInternal(
                 "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 3; "
                     + "SET TimeZone = 'UTC'; SET bytea_output = 'hex'")
+            // A statement whose client has gone (killed) stops within a second instead of running to its end
+            // holding its locks. PostgreSQL 14+ on Linux only: elsewhere the setting is absent or refused, and the
+            // session goes on without it.
+            try runInternal(
+                "DO $$ BEGIN PERFORM set_config('client_connection_check_interval', '1s', false); "
+                    + "EXCEPTION WHEN OTHERS THEN NULL; END $$")
             if let idleInTransactionTimeout {
                 let milliseconds = max(
                     1,

@@ -254,13 +254,13 @@ struct RunCommandTests {
     @Test func aRerunStartedRightAfterAKillDashNineWaitsForTheDeadRunsLock() async throws {
         try await DemoShop.with(customers: 1000) { shop in
             try await shop.applyEdited("inactive-customers", [("batch_size: 500", "batch_size: 20")])
-            // The killed run's server process is in the middle of a 2 s statement: it holds the runner lock until
-            // the statement ends and it finds its client gone.
+            // The killed run's server process is in the middle of a 30 s statement, holding the runner lock: it
+            // must notice its client is gone and let go within the rerun's patience (5 s).
             try await shop.psql(
                 """
                 CREATE FUNCTION public.slow_for_the_victim() RETURNS trigger LANGUAGE plpgsql AS $$
                 BEGIN
-                    IF current_setting('application_name') = 'gallra_victim' THEN PERFORM pg_sleep(2); END IF;
+                    IF current_setting('application_name') = 'gallra_victim' THEN PERFORM pg_sleep(30); END IF;
                     RETURN NULL;
                 END $$;
                 CREATE TRIGGER slow AFTER DELETE ON shop.wishlist_item
