@@ -235,7 +235,7 @@ struct CheckTests {
     }
 
     @Test func anIdleInTransactionTimeoutThatIsNotWholeSecondsIsAConfigurationError() async throws {
-        for bad in ["-1", "10s", "soon"] {
+        for bad in ["-1", "10s", "soon", "2147484"] {
             let result = try await gallra("check", environment: ["GALLRA_SESSION_IDLE_IN_TRANSACTION_TIMEOUT": bad])
             #expect(result.status == 78, "\(bad): \(result.stderr)")
             #expect(result.stderr.contains("GALLRA_SESSION_IDLE_IN_TRANSACTION_TIMEOUT"), "\(result.stderr)")

@@ -13,9 +13,9 @@ extension Engine {
 
     /// Takes the runner lock, waiting up to `patience` for a holder that is on its way out.
     ///
-    /// A gallra killed in the middle of a statement leaves a server process that finishes the statement before
-    /// it notices its client is gone and exits, releasing the lock; a rerun started at once would otherwise find
-    /// the lock taken. So while the holder runs a statement (or is no longer listed in `pg_stat_activity`, being
+    /// A gallra killed in the middle of a statement leaves a server process that goes on until it notices its
+    /// client is gone (within a second where `client_connection_check_interval` exists, else at the statement's
+    /// end) and exits, releasing the lock; a rerun started at once would otherwise find the lock taken. So while the holder runs a statement (or is no longer listed in `pg_stat_activity`, being
     /// torn down), the lock is tried again every `interval`, up to `patience`. A holder idle between statements
     /// (a live service, a run between batches) has a live client: that is not waited for.
     public static func acquireRunnerLock(

@@ -117,10 +117,12 @@ struct Settings: Sendable {
         if let text = try await numberOrString(
             "session.idle_in_transaction_timeout", in: reader, configPath: configPath)
         {
-            guard let seconds = Int(text), seconds >= 0 else {
+            // PostgreSQL takes at most 2^31-1 milliseconds.
+            guard let seconds = Int(text), (0...2_147_483).contains(seconds) else {
                 throw invalid(
                     "session.idle_in_transaction_timeout", text,
-                    expected: "a whole number of seconds, or 0 to leave the server's setting", configPath: configPath)
+                    expected: "a whole number of seconds up to 2147483, or 0 to leave the server's setting",
+                    configPath: configPath)
             }
             settings.idleInTransactionTimeout = seconds == 0 ? nil : .seconds(seconds)
         }
