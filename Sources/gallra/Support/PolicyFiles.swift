@@ -3,6 +3,10 @@ import Foundation
 import GallraCore
 import GallraPolicy
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Policy files named on the command line.
 enum PolicyFiles {
     /// Reads each path: a file, or every *.yaml, *.yml and *.json file of a directory (in name order).
