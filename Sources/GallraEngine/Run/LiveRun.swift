@@ -77,8 +77,9 @@ extension Engine {
         let outcome = interrupted ? .interrupted : Self.outcome(reports)
         let head: RunReport.AuditHead?
         do {
-            head = try await close(runID: runID, outcome: outcome, reports: reports, options: options, lost: lost != nil)
-        } catch where lost != nil {
+            head = try await close(
+                runID: runID, outcome: outcome, reports: reports, options: options, lost: lost != nil)
+        } catch  where lost != nil {
             logger.error(
                 "the run's outcome could not be recorded (\(error)); the next run marks it interrupted",
                 metadata: ["run.outcome": "\(outcome.rawValue)"])
