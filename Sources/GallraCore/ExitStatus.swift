@@ -7,12 +7,14 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
     case dataError = 65
     /// EX_NOINPUT: what the command was asked about does not exist (no such subject).
     case noInput = 66
-    /// EX_UNAVAILABLE: the database cannot be reached.
+    /// EX_UNAVAILABLE: the database cannot be reached, or the connection to it was lost or shut down.
     case unavailable = 69
     /// EX_SOFTWARE: an internal error; a bug to report.
     case software = 70
     /// EX_TEMPFAIL: a temporary failure; trying again later may succeed.
     case temporaryFailure = 75
+    /// EX_NOPERM: the database role lacks a privilege the command needs.
+    case noPermission = 77
     /// EX_CONFIG: the configuration is wrong.
     case configuration = 78
 
@@ -23,9 +25,10 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
           64  usage error: the command line is wrong
           65  data error: invalid input, such as a policy
           66  no input: the subject asked about does not exist
-          69  unavailable: the database cannot be reached
+          69  unavailable: the database cannot be reached or the connection was lost
           70  internal error: a bug, please report it
-          75  temporary failure: some work was refused or skipped; run again later
+          75  temporary failure: some work was refused, skipped or timed out; run again later
+          77  no permission: the database role lacks a privilege
           78  configuration error: the configuration file or an option is wrong
         """
 }

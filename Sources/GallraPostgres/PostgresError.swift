@@ -1,3 +1,5 @@
+import GallraCore
+
 /// Everything that can go wrong talking to PostgreSQL, with the server's fields kept.
 ///
 /// `description` is generic on purpose: severity, SQLSTATE, the primary message and the names of the schema,
@@ -5,7 +7,7 @@
 /// includes DETAIL, HINT, CONTEXT or the SQL text, which can carry row values (`Key (email)=(alice@x) already
 /// exists`); for data exceptions (class 22), whose primary messages echo the rejected input, quoted parts are
 /// elided. The full error is in `debugDescription` (`String(reflecting:)`), for debugging only.
-public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct PostgresError: Error, Sendable, ExitStatusProviding, CustomDebugStringConvertible {
     /// What kind of failure this is.
     public enum Code: String, Sendable, Hashable, CustomStringConvertible {
         /// The connection could not be established.
@@ -102,6 +104,20 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
             return [.adminShutdown, .crashShutdown, .cannotConnectNow].contains(sqlState)
                 || sqlState.errorClass == .connectionException
         }
+    }
+
+    /// Worth running again later as it is: a statement timeout or cancellation (57014), a lock not available
+    /// (55P03), a deadlock (40P01), a serialization failure (40001), or a write refused by a read-only
+    /// transaction (25006: a standby, or `default_transaction_read_only`).
+    public var isTemporary: Bool { isRetryable || isQueryCanceled || isReadOnlyTransaction }
+
+    /// The sysexits status of a command that stops on this error: 69 when the server cannot be reached or went
+    /// away, 77 for a missing privilege, 75 for a temporary refusal; anything else is unexpected (70).
+    public var exitStatus: ExitStatus {
+        if isServerUnavailable { return .unavailable }
+        if isInsufficientPrivilege { return .noPermission }
+        if isTemporary { return .temporaryFailure }
+        return .software
     }
 
     // MARK: Text

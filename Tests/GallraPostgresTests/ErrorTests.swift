@@ -1,5 +1,6 @@
-import GallraTestSupport
+import GallraCore
 import GallraPostgres
+import GallraTestSupport
 import Testing
 
 struct Classified: Sendable, CustomTestStringConvertible {
@@ -143,6 +144,35 @@ struct ErrorTests {
     func serverUnavailable(code: PostgresError.Code, sqlState: String?, unavailable: Bool) {
         let error = PostgresError(code, "message", sqlState: sqlState.map(SQLState.init(rawValue:)))
         #expect(error.isServerUnavailable == unavailable)
+    }
+
+    /// The sysexits status a command ends with on each class: unavailable 69, no privilege 77, temporary 75,
+    /// anything else a bug (70).
+    @Test(
+        arguments: [
+            (PostgresError.Code.connectionFailed, nil, GallraCore.ExitStatus.unavailable),
+            (.connectionLost, nil, .unavailable),
+            (.connectionClosed, nil, .unavailable),
+            (.server, "57P01", .unavailable),
+            (.server, "57P02", .unavailable),
+            (.server, "57P03", .unavailable),
+            (.server, "08006", .unavailable),
+            (.server, "42501", .noPermission),
+            (.server, "25006", .temporaryFailure),
+            (.server, "57014", .temporaryFailure),
+            (.timeout, "57014", .temporaryFailure),
+            (.server, "55P03", .temporaryFailure),
+            (.server, "40P01", .temporaryFailure),
+            (.server, "40001", .temporaryFailure),
+            (.transactionRolledBack, "40001", .temporaryFailure),
+            (.server, "23505", .software),
+            (.server, "42P01", .software),
+            (.server, nil, .software),
+            (.decoding, nil, .software),
+        ] as [(PostgresError.Code, String?, GallraCore.ExitStatus)])
+    func exitStatus(code: PostgresError.Code, sqlState: String?, status: GallraCore.ExitStatus) {
+        let error = PostgresError(code, "message", sqlState: sqlState.map(SQLState.init(rawValue:)))
+        #expect(error.exitStatus == status)
     }
 
     /// The code is named in the description unless it is the server's own error, and the server is named only

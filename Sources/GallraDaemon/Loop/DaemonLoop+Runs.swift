@@ -73,16 +73,22 @@ extension DaemonLoop {
             setStatus("purging \(live[0].resolved.name.rawValue)")
             let (notifier, heartbeat) = (self.notifier, self.heartbeat)
             let options = liveOptions(trigger: trigger, on: connection)
-            let report = try await Engine(connection: connection, auditKey: configuration.auditKey, logger: logger)
-                .run(live, options: options) { progress in
-                    // Also called at every poll while batches are paused for replica lag, so that a long
-                    // pause keeps the watchdog fed.
-                    heartbeat.beat()
-                    let done = "\(progress.subjectsDone)/\(progress.subjectsTotal) subjects"
-                    try? notifier.status(
-                        progress.pausedBy.map { "purging \(progress.policy): \(done); paused: \($0)" }
-                            ?? "purging \(progress.policy): \(done)")
-                }
+            let report: RunReport
+            do {
+                report = try await Engine(connection: connection, auditKey: configuration.auditKey, logger: logger)
+                    .run(live, options: options) { progress in
+                        // Also called at every poll while batches are paused for replica lag, so that a long
+                        // pause keeps the watchdog fed.
+                        heartbeat.beat()
+                        let done = "\(progress.subjectsDone)/\(progress.subjectsTotal) subjects"
+                        try? notifier.status(
+                            progress.pausedBy.map { "purging \(progress.policy): \(done); paused: \($0)" }
+                                ?? "purging \(progress.policy): \(done)")
+                    }
+            } catch let interruption as RunInterruption {
+                // The server ended the run (its outcome is recorded): connect again and go on.
+                throw interruption.cause
+            }
             let liveNames = live.map(\.resolved.name.rawValue)
             // Recorded even when stopping (a detached task is not cancelled).
             try await Task.detached {

@@ -154,7 +154,14 @@ extension Engine {
         // The run is narrowed to one subject: the blast-radius guard, made for runs over many, would only refuse
         // the erasure of one customer in a table of a handful.
         live.allowLarge = true
-        let report = try await liveRun(scoped, options: live, progress: progress)
+        let report: RunReport
+        do {
+            report = try await liveRun(scoped, options: live, progress: progress)
+        } catch let interruption as RunInterruption {
+            // The server ended the run (its outcome is recorded): the request stays pending, decided once the
+            // server is back.
+            throw interruption.cause
+        }
         return try await conclude(request, key: key, digest: digest, policies: scoped, run: report.runID)
     }
 

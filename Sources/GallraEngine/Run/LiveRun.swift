@@ -34,6 +34,7 @@ extension Engine {
             metadata: JournalEvent.runStarted.metadata(["run.trigger": "\(options.trigger)", "dry_run": "false"]))
         var reports: [PolicyRunReport] = []
         var interrupted = false
+        var lost: PostgresError?
         let digester = auditKey.digester
         for policy in policies {
             var report = PolicyRunReport(
@@ -57,6 +58,13 @@ extension Engine {
             } catch {
                 if Task.isCancelled || error is CancellationError {
                     interrupted = true
+                } else if let postgres = error as? PostgresError, postgres.isServerUnavailable {
+                    // The server went away: the policies left cannot run; the batches committed stay done.
+                    interrupted = true
+                    lost = postgres
+                    report.failure = PolicyFailure(error)
+                    logger.error(
+                        "run interrupted, the database went away: \(postgres)", metadata: ["policy": "\(report.name)"])
                 } else {
                     report.failure = PolicyFailure(error)
                     logger.error(
@@ -67,19 +75,16 @@ extension Engine {
             reports.append(report)
         }
         let outcome = interrupted ? .interrupted : Self.outcome(reports)
-        // The closing update runs even when the task was cancelled (a detached task is not).
-        let connection = self.connection
-        let counts = try Self.countsJSON(reports)
-        let head = try await Task.detached { () async throws -> RunReport.AuditHead? in
-            try await connection.execute(
-                "UPDATE gallra.run SET finished_at = clock_timestamp(), outcome = $2, counts = $3 WHERE id = $1::uuid",
-                [.text(runID), .text(outcome.rawValue), .jsonb(counts)])
-            let row = try await connection.query("SELECT sequence, hash FROM gallra.audit_head").first
-            return try row.map {
-                RunReport.AuditHead(
-                    sequence: try $0.decode("sequence", as: Int64.self), hash: try $0.decode("hash", as: String.self))
-            }
-        }.value
+        let head: RunReport.AuditHead?
+        do {
+            head = try await close(
+                runID: runID, outcome: outcome, reports: reports, options: options, lost: lost != nil)
+        } catch  where lost != nil {
+            logger.error(
+                "the run's outcome could not be recorded (\(error)); the next run marks it interrupted",
+                metadata: ["run.outcome": "\(outcome.rawValue)"])
+            head = nil
+        }
         let subjects = reports.reduce(0) { $0 + $1.processed }
         let rows = reports.reduce(0) { $0 + $1.steps.reduce(0) { $0 + $1.rows } }
         logger.notice(
@@ -95,9 +100,40 @@ extension Engine {
                 "audit.sequence": "\(head?.sequence ?? 0)", "audit.head": "\(head?.hash ?? "")",
                 "run.outcome": "\(outcome.rawValue)",
             ]))
-        return RunReport(
+        let report = RunReport(
             runID: runID, mode: .live, asOf: Self.iso8601(asOf), trigger: options.trigger, outcome: outcome,
             policies: reports, auditHead: head)
+        if let lost { throw RunInterruption(report: report, cause: lost) }
+        return report
+    }
+
+    /// Records the run's outcome and counts in `gallra.run` and reads the audit head: on the run's connection, or
+    /// when the server ended that one (`lost`), on a fresh connection. Runs even when the task was cancelled (a
+    /// detached task is not).
+    private func close(
+        runID: String, outcome: RunReport.Outcome, reports: [PolicyRunReport], options: RunOptions, lost: Bool
+    ) async throws -> RunReport.AuditHead? {
+        let counts = try Self.countsJSON(reports)
+        let (own, connect) = (connection, options.connect)
+        return try await Task.detached { () async throws -> RunReport.AuditHead? in
+            let fresh = lost ? try await connect?() : nil
+            let connection = fresh ?? own
+            do {
+                try await connection.execute(
+                    "UPDATE gallra.run SET finished_at = clock_timestamp(), outcome = $2, counts = $3 WHERE id = $1::uuid",
+                    [.text(runID), .text(outcome.rawValue), .jsonb(counts)])
+                let row = try await connection.query("SELECT sequence, hash FROM gallra.audit_head").first
+                await fresh?.close()
+                return try row.map {
+                    RunReport.AuditHead(
+                        sequence: try $0.decode("sequence", as: Int64.self),
+                        hash: try $0.decode("hash", as: String.self))
+                }
+            } catch {
+                await fresh?.close()
+                throw error
+            }
+        }.value
     }
 
     /// The "policy processed" event of one policy of a run, and one line per table and action with rows.

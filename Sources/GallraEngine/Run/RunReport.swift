@@ -205,19 +205,27 @@ public enum SkipReason: String, Sendable, Hashable, Codable, CustomStringConvert
 /// never include row values). Stored as that text.
 public struct PolicyFailure: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
     public var rawValue: String
+    /// The status a command ends with for this failure (the error's own, 70 for an unexpected one); not stored.
+    public var exitStatus: ExitStatus
+    /// The server's SQLSTATE, when the failure is a database error; not stored.
+    public var sqlState: SQLState?
 
     public init(rawValue: String) {
         self.rawValue = rawValue
+        exitStatus = .software
     }
 
     /// The failure `error` describes.
     init(_ error: any Error) {
         rawValue = String(describing: error)
+        exitStatus = (error as? any ExitStatusProviding)?.exitStatus ?? .software
+        sqlState = (error as? PostgresError)?.sqlState
     }
 
     /// Decoded from the text alone, as reports store it.
     public init(from decoder: any Decoder) throws {
         rawValue = try decoder.singleValueContainer().decode(String.self)
+        exitStatus = .software
     }
 
     /// Encoded as the text alone, as reports store it.

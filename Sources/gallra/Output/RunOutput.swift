@@ -94,7 +94,16 @@ enum RunOutput {
         case .partial, .refused:
             throw CommandFailure(
                 .temporaryFailure, "the run did what it could (\(report.outcome.rawValue)); see above")
-        case .failed: throw CommandFailure(.software, "a policy failed; see above")
+        case .failed:
+            // A routine database error (a privilege, a timeout) ends with its own status and what to do about it.
+            let failures = report.policies.compactMap(\.failure)
+            guard let first = failures.first(where: { $0.exitStatus != .software }),
+                failures.allSatisfy({ $0.exitStatus == first.exitStatus }),
+                let advice = CommandFailure.advice(first.exitStatus, sqlState: first.sqlState)
+            else {
+                throw CommandFailure(.software, "a policy failed; see above")
+            }
+            throw CommandFailure(first.exitStatus, "a policy failed: \(first)\n\(advice)")
         case .interrupted: throw CommandFailure(.temporaryFailure, "the run was interrupted")
         }
     }

@@ -38,6 +38,8 @@ extension CommandFailure {
             self = failure
         case let error as PostgresError:
             self.init(error)
+        case let interruption as RunInterruption:
+            self.init(interruption.cause)
         case let error as any ExitStatusProviding:
             self.init(error.exitStatus, error.description)
         case let error as ValidationError:
@@ -47,17 +49,40 @@ extension CommandFailure {
         }
     }
 
-    /// A database error in the user's words: a lost connection is the server's to fix, a missing privilege the
-    /// role's (with the hint where to read what it needs), anything else gallra's.
+    /// A database error in the user's words, with its status (``PostgresError/exitStatus``): what happened and
+    /// what to do. Only an error outside the routine classes is gallra's own, "unexpected".
     private init(_ error: PostgresError) {
-        if error.code == .connectionFailed || error.isConnectionLost {
-            self.init(.unavailable, "the database connection failed: \(error.description)")
-        } else if error.isInsufficientPrivilege {
-            self.init(
-                .configuration,
-                "\(error.description)\nGrant the role gallra connects as what it needs (see the README).")
+        let status = error.exitStatus
+        if error.code == .connectionFailed {
+            self.init(status, "the database connection failed: \(error.description)")
+        } else if let advice = Self.advice(status, sqlState: error.sqlState) {
+            self.init(status, "\(error.description)\n\(advice)")
         } else {
-            self.init(.software, "unexpected database error: \(error.description)")
+            self.init(status, "unexpected database error: \(error.description)")
+        }
+    }
+
+    /// What to do about a database error of `status` (and `sqlState`, when the server sent one); nil for an
+    /// unexpected one.
+    static func advice(_ status: ExitStatus, sqlState: SQLState?) -> String? {
+        switch status {
+        case .unavailable:
+            return "The connection to the database was lost or the server is shutting down or starting; run again "
+                + "once the server is back (work committed before stays done)."
+        case .noPermission:
+            return "Grant the role gallra connects as the privilege it lacks (see the README)."
+        case .temporaryFailure:
+            switch sqlState {
+            case .readOnlySQLTransaction?:
+                return "The server refused a write in a read-only transaction (a standby, or "
+                    + "default_transaction_read_only is on): run this on the primary."
+            case .lockNotAvailable?, .deadlockDetected?, .serializationFailure?:
+                return "Another transaction held the rows; run again later."
+            default:
+                return "A statement timed out or was cancelled; run again later, or raise the statement timeout."
+            }
+        case .success, .usage, .dataError, .noInput, .software, .configuration:
+            return nil
         }
     }
 }

@@ -109,7 +109,17 @@ struct Run: AsyncParsableCommand {
             }
             let run = { @Sendable in try await engine.run(policies, options: options, progress: { progress.show($0) }) }
             // A dry run changes nothing: the signals' default action ends it.
-            let report = try await dryRun ? run() : StopSignals.cancelling(logger: context.logger, run)
+            let report: RunReport
+            do {
+                report = try await dryRun ? run() : StopSignals.cancelling(logger: context.logger, run)
+            } catch let interruption as RunInterruption {
+                // The server ended the run: what was done before, then the error's status and advice.
+                progress.finish()
+                await connection.close()
+                try RunOutput.print(
+                    interruption.report, invalid: runnable.invalid, warnings: [:], format: selection.output.format)
+                throw interruption
+            }
             progress.finish()
             await connection.close()
             try RunOutput.print(report, invalid: runnable.invalid, warnings: [:], format: selection.output.format)
