@@ -277,10 +277,12 @@ public actor PostgresConnection {
                     + "SET TimeZone = 'UTC'; SET bytea_output = 'hex'")
             // A statement whose client has gone (killed) stops within a second instead of running to its end
             // holding its locks. PostgreSQL 14+ on Linux only: elsewhere the setting is absent or refused, and the
-            // session goes on without it.
+            // session goes on without it. The block runs without a statement timeout (a tiny one from PGOPTIONS or
+            // the role would cancel it and so the connection); RESET then restores the session's own.
             try runInternal(
-                "DO $$ BEGIN PERFORM set_config('client_connection_check_interval', '1s', false); "
-                    + "EXCEPTION WHEN OTHERS THEN NULL; END $$")
+                "SET statement_timeout = 0; "
+                    + "DO $$ BEGIN PERFORM set_config('client_connection_check_interval', '1s', false); "
+                    + "EXCEPTION WHEN OTHERS THEN NULL; END $$; RESET statement_timeout")
             if let idleInTransactionTimeout {
                 let milliseconds = max(
                     1,
