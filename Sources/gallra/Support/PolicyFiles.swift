@@ -6,6 +6,10 @@ import GallraPolicy
 #if canImport(Glibc)
     import Glibc
 #endif
+// In release builds `stat` resolves to the declaration Foundation re-exports from CoreFoundation.
+#if canImport(CoreFoundation)
+    import CoreFoundation
+#endif
 
 /// Policy files named on the command line.
 enum PolicyFiles {
