@@ -77,8 +77,8 @@ public struct UnknownPolicyError: Error, Sendable, CustomStringConvertible {
         guard !stored.isEmpty else {
             return "no policy \(name) is stored; no policy is stored at all (gallra policy apply FILE stores them)"
         }
-        return "no policy \(name) is stored\(Suggestions.didYouMean(name, among: stored)); gallra policy list shows "
-            + "the stored ones"
+        let hint = Suggestions.didYouMean(name, among: stored)
+        return "no policy \(name) is stored\(hint.isEmpty ? ";" : hint) gallra policy list shows the stored ones"
     }
 
     /// Throws for the first of `names` that is not among `stored`.

@@ -35,8 +35,9 @@ enum HelpTopic {
             if children.isEmpty {
                 return "\(parent) has no subcommands; \(parent) --help shows its help"
             }
-            return "\(parent) has no command \(word)\(Suggestions.didYouMean(word, among: names)); its commands: "
-                + "\(visible.joined(separator: ", ")) (\(parent) --help)"
+            let hint = Suggestions.didYouMean(word, among: names)
+            return "\(parent) has no command \(word)\(hint.isEmpty ? "." : hint) Its commands: "
+                + "\(visible.joined(separator: ", ")) (\(parent) --help)."
         }
         return nil
     }

@@ -95,9 +95,7 @@ struct LookupAudit: AsyncParsableCommand {
 
         let catalog = try await CatalogReader.read(on: connection)
         if !report.found, catalog.table(table) == nil {
-            throw CommandFailure(
-                .dataError,
-                catalog.missingTableMessage(table, what: "table") + ", so the audit trail can have no record of it")
+            throw CommandFailure(.dataError, catalog.missingTableMessage(table, what: "table"))
         }
         if exists == nil {
             do {
