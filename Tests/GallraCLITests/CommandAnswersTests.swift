@@ -11,8 +11,9 @@ struct CommandAnswersTests {
             let plan = try await gallra("plan", "--database", conninfo)
             #expect(plan.status == 0, "\(plan.stderr)")
             #expect(
-                plan.stdout.contains("\nno policies stored yet, so nothing to plan; store some with gallra policy "
-                    + "apply FILE\n"), "\(plan.stdout)")
+                plan.stdout.contains(
+                    "\nno policies stored yet, so nothing to plan; store some with gallra policy "
+                        + "apply FILE\n"), "\(plan.stdout)")
         }
     }
 

@@ -47,7 +47,8 @@ struct LookupCommandTests {
             let noSuch = try await shop.gallra(
                 "audit", "lookup", "--subject", "shop.customer:\(missing)", environment: shop.keyEnvironment)
             #expect(noSuch.status == 66, "\(noSuch.stderr)")
-            #expect(noSuch.stderr.contains("no subject in shop.customer has that key, and the audit trail has no record"))
+            #expect(
+                noSuch.stderr.contains("no subject in shop.customer has that key, and the audit trail has no record"))
             #expect(!noSuch.stderr.contains(missing))
             #expect(!noSuch.stderr.contains("another audit key"))
             #expect(noSuch.stdout.isEmpty)

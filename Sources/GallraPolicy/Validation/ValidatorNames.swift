@@ -83,7 +83,9 @@ extension Catalog {
                     "\(what) \(name) does not exist: schema \(IdentifierSyntax.render(schema)) holds no table gallra can see\(hint)"
             }
             let suggestion = Suggestions.closest(to: name.name, among: inSchema.map(\.name), matching: .name)
-            let hint = suggestion.map { PolicyValidator.hint(QualifiedName(schema: schema, name: $0).description, $0, name.name) }
+            let hint = suggestion.map {
+                PolicyValidator.hint(QualifiedName(schema: schema, name: $0).description, $0, name.name)
+            }
             return "\(what) \(name) does not exist\(hint ?? "")"
         }
         if let elsewhere = all.first(where: { $0.name == name.name }) {
