@@ -1,5 +1,6 @@
 import Foundation
 import GallraEngine
+import GallraPostgres
 import Testing
 
 /// `gallra audit lookup` against the demo shop after a live run: each kind of answer has its own words and exit
@@ -104,6 +105,31 @@ struct LookupCommandTests {
             #expect(lookup.stdout.contains(" of the policies over shop.customer ("))
             #expect(lookup.stdout.contains("inactive-customers"))
             #expect(lookup.stdout.contains("were made with another audit key"))
+        }
+    }
+
+    @Test func recordsFromBeforeBlocksNamedTheirKeyAreANote() async throws {
+        try await DemoShop.with(customers: 5) { shop in
+            // A block as a gallra before schema version 13 wrote it: no key named.
+            let connection = try await PostgresConnection.connect(shop.conninfo)
+            let digester = SubjectDigester(key: Array(repeating: 9, count: 32))
+            _ = try await connection.transaction { connection in
+                try await AuditTrail.append(
+                    records: [
+                        AuditRecord(subjectDigest: digester.digest(table: "shop.customer", key: "1"), counts: [])
+                    ],
+                    run: UUID().uuidString, policy: "inactive-customers", policyVersion: 1, on: connection)
+            }
+            await connection.close()
+            let missing = try await shop.psql("SELECT max(id) + 1000 FROM shop.customer")
+            let lookup = try await shop.gallra(
+                "audit", "lookup", "--subject", "shop.customer:\(missing)", environment: shop.keyEnvironment)
+            #expect(lookup.status == 66, "\(lookup.stderr)")
+            #expect(
+                lookup.stderr.contains(
+                    "; 1 record of the policies over shop.customer (erasure-requests, inactive-customers, "
+                        + "revoked-newsletter-consent) was written before blocks named their audit key"),
+                "\(lookup.stderr)")
         }
     }
 }

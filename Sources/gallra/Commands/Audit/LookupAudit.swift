@@ -214,6 +214,7 @@ struct LookupReport: Encodable {
     /// table's, by the key that made them.
     mutating func judge(byKey: AuditRecordsByKey, policies: [String], table: QualifiedName) {
         guard entries.isEmpty else { return }
+        func were(_ count: Int) -> String { count == 1 ? "was" : "were" }
         let others = byKey.otherKeys == 1 ? "1 record" : "\(byKey.otherKeys) records"
         let over = "the polic\(policies.count == 1 ? "y" : "ies") over \(table) (\(policies.joined(separator: ", ")))"
         if byKey.thisKey == 0, byKey.otherKeys > 0, !found {
@@ -221,13 +222,19 @@ struct LookupReport: Encodable {
             failure = CommandFailure(
                 .configuration,
                 "no record of the subject under this audit key (subject digest \(subjectDigest)), and this key made "
-                    + "none of the records of \(over): the trail's \(others) of them were made with another audit "
-                    + "key. Give that key (--audit-key-file, or audit.key_file) to look the subject up.")
+                    + "none of the records of \(over): the trail's \(others) of them \(were(byKey.otherKeys)) made with "
+                    + "another audit key. Give that key (--audit-key-file, or audit.key_file) to look the subject up.")
             return
         }
         if byKey.otherKeys > 0 {
             note =
-                "\(others) of \(over) were made with another audit key; a subject they processed is found with that key"
+                "\(others) of \(over) \(were(byKey.otherKeys)) made with another audit key; a subject they processed "
+                + "is found with that key"
+        } else if byKey.thisKey == 0, byKey.unnamed > 0 {
+            let unnamed = byKey.unnamed == 1 ? "1 record" : "\(byKey.unnamed) records"
+            note =
+                "\(unnamed) of \(over) \(were(byKey.unnamed)) written before blocks named their audit key (schema "
+                + "version 13); if another key made them, a subject they processed is found only with that key"
         }
         switch subjectExists {
         case true?:
