@@ -312,7 +312,9 @@ public actor PostgresConnection {
         var status = PGRES_POLLING_WRITING
         while status != PGRES_POLLING_OK {
             guard status != PGRES_POLLING_FAILED else {
-                throw PostgresError(.connectionFailed, Self.errorMessage(conn) ?? "connection failed")
+                let message = Self.errorMessage(conn) ?? "connection failed"
+                throw PostgresError(
+                    .connectionFailed, message, sqlState: PostgresError.startupRefusalState(message: message))
             }
             let events = Int16(status == PGRES_POLLING_READING ? POLLIN : POLLOUT)
             while try !Self.waitForSocket(conn, events: events, until: deadline) {

@@ -67,6 +67,25 @@ public struct PostgresError: Error, Sendable, ExitStatusProviding, CustomDebugSt
 
     // MARK: Classification
 
+    /// The SQLSTATE of the server's refusal of a new session, read from libpq's message: libpq keeps the message
+    /// of an error during start-up but not its fields. The server's English texts only (`lc_messages` of the
+    /// server); another language leaves the state unknown.
+    static func startupRefusalState(message: String) -> SQLState? {
+        func names(_ what: String) -> Bool {
+            guard let start = message.firstRange(of: "FATAL:  \(what) \"") else { return false }
+            return message[start.upperBound...].contains("\" does not exist")
+        }
+        if message.contains("FATAL:  password authentication failed") { return .invalidPassword }
+        if message.contains("FATAL:  permission denied for database") { return .insufficientPrivilege }
+        if names("database") { return .invalidCatalogName }
+        if names("role") || message.contains("FATAL:  no pg_hba.conf entry")
+            || message.contains(" authentication failed for user")
+        {
+            return .invalidAuthorizationSpecification
+        }
+        return nil
+    }
+
     public var isConnectionLost: Bool { code == .connectionLost }
     /// 57014: cancelled by `cancel()`, task cancellation, the client timeout, `statement_timeout` or `pg_cancel_backend`.
     public var isQueryCanceled: Bool { sqlState == .queryCanceled || code == .timeout || code == .cancelled }

@@ -44,6 +44,12 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
 
     /// 25006: a write in a `READ ONLY` transaction.
     public static let readOnlySQLTransaction: SQLState = "25006"
+    /// 28000: the server refused the role (no such role, no `pg_hba.conf` entry, peer authentication failed).
+    public static let invalidAuthorizationSpecification: SQLState = "28000"
+    /// 28P01: password authentication failed.
+    public static let invalidPassword: SQLState = "28P01"
+    /// 3D000: the database named does not exist.
+    public static let invalidCatalogName: SQLState = "3D000"
     /// 23001: `ON DELETE RESTRICT` refused a delete.
     public static let restrictViolation: SQLState = "23001"
     /// 23503.

@@ -19,6 +19,10 @@ struct Gallra: AsyncParsableCommand {
             mallopt(M_MMAP_THRESHOLD, 64 * 1024)
             mallopt(M_TRIM_THRESHOLD, 128 * 1024)
         #endif
+        if let error = HelpTopic.unknownCommand(in: Array(CommandLine.arguments.dropFirst()), root: Gallra.self) {
+            StandardError.write("gallra: \(error)\n")
+            Self.exit(withError: ExitCode(ExitStatus.usage.rawValue))
+        }
         await main(nil)
     }
 

@@ -248,6 +248,15 @@ public struct SubjectDigester: Sendable {
         keyed = HMAC<SHA256>(key: SymmetricKey(data: key))
     }
 
+    /// Names the key without revealing it: the first 16 hex digits of HMAC-SHA-256 of `gallra audit key check`
+    /// under it. Each audit block keeps it (`gallra.audit_block.key_check`), so that a lookup tells a key that made
+    /// none of the records from a subject that was never processed.
+    public var keyCheck: String {
+        var hmac = keyed
+        hmac.update(data: Array("gallra audit key check".utf8))
+        return String(Digest.hex(hmac.finalize()).prefix(16))
+    }
+
     /// The digest of subject `key` of `table` (schema-qualified, as the plan names it).
     public func digest(table: String, key subjectKey: String) -> String {
         var message: [UInt8] = []

@@ -181,6 +181,26 @@ extension AuditTrail {
         }
     }
 
+    /// How many subject records the blocks of `policies` hold, by the audit key they were made with: the key of
+    /// `keyCheck` (``SubjectDigester/keyCheck``), another key, or a key no block names (written before schema
+    /// version 13). A digest of this key can match only the first.
+    public static func recordsByKey(
+        policies: [String], keyCheck: String, on connection: PostgresConnection
+    ) async throws -> AuditRecordsByKey {
+        let rows = try await connection.query(
+            """
+            SELECT coalesce(sum(subjects) FILTER (WHERE key_check = $2), 0)::bigint AS this_key,
+                   coalesce(sum(subjects) FILTER (WHERE key_check <> $2), 0)::bigint AS other_keys,
+                   coalesce(sum(subjects) FILTER (WHERE key_check IS NULL), 0)::bigint AS unnamed
+            FROM gallra.audit_block
+            WHERE policy IN (SELECT jsonb_array_elements_text($1::jsonb))
+            """, [.jsonb(Engine.jsonArray(policies)), .text(keyCheck)])
+        guard let row = rows.first else { return AuditRecordsByKey(thisKey: 0, otherKeys: 0, unnamed: 0) }
+        return AuditRecordsByKey(
+            thisKey: try row.decode("this_key", as: Int.self), otherKeys: try row.decode("other_keys", as: Int.self),
+            unnamed: try row.decode("unnamed", as: Int.self))
+    }
+
     /// The runs in `gallra.run`, newest first; `id` picks one.
     public static func runs(id: UUID? = nil, limit: Int = 50, on connection: PostgresConnection) async throws
         -> [AuditRun]
@@ -212,4 +232,20 @@ import GallraCore
 
 extension AuditTrailError: ExitStatusProviding {
     public var exitStatus: ExitStatus { .dataError }
+}
+
+/// How many subject records some policies' blocks hold, by the audit key that made their digests.
+public struct AuditRecordsByKey: Sendable, Hashable {
+    /// Made with the key asked about.
+    public var thisKey: Int
+    /// Made with another key.
+    public var otherKeys: Int
+    /// In blocks that name no key (written before schema version 13).
+    public var unnamed: Int
+
+    public init(thisKey: Int, otherKeys: Int, unnamed: Int) {
+        self.thisKey = thisKey
+        self.otherKeys = otherKeys
+        self.unnamed = unnamed
+    }
 }

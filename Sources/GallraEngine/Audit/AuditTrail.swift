@@ -13,13 +13,15 @@ public enum AuditTrail {
 
     /// Appends a block sealed over `records` to the chain. Call it inside the batch's transaction: the
     /// head row stays locked until the transaction ends, so concurrent batches append one after another
-    /// and a rolled-back batch leaves no block.
+    /// and a rolled-back batch leaves no block. `keyCheck` names the audit key the records' digests were made
+    /// with (``SubjectDigester/keyCheck``).
     @discardableResult
     public static func append(
         records: [AuditRecord],
         run: String,
         policy: String,
         policyVersion: Int,
+        keyCheck: String? = nil,
         on connection: isolated PostgresConnection
     ) async throws -> AuditBlock {
         // The block is sealed over the run id as PostgreSQL prints the stored uuid (lower case), so that
@@ -43,12 +45,14 @@ public enum AuditTrail {
         try await connection.execute(
             """
             INSERT INTO gallra.audit_block
-                (sequence, run, policy, policy_version, created_at, subjects, records_hash, previous_hash, hash)
-            VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8, $9)
+                (sequence, run, policy, policy_version, created_at, subjects, records_hash, previous_hash, hash,
+                 key_check)
+            VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10)
             """,
             [
                 .int64(block.sequence), .text(run), .text(policy), .int32(Int32(policyVersion)), .timestamptz(now),
                 .int32(Int32(records.count)), .text(block.recordsHash), .text(block.previousHash), .text(block.hash),
+                keyCheck.map { .text($0) } ?? .null,
             ])
         if !records.isEmpty {
             try await connection.execute(

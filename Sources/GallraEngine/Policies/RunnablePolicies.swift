@@ -20,6 +20,8 @@ public struct RunnablePolicies: Sendable {
     public var invalid: [(name: String, reason: String)] = []
     /// The validator's warnings per policy (missing indexes, cascades), for the plan.
     public var warnings: [String: [String]] = [:]
+    /// How many policies are stored, whatever their state: tells "nothing stored" from "nothing active".
+    public var stored = 0
 
     public init() {}
 
@@ -32,11 +34,9 @@ public struct RunnablePolicies: Sendable {
         let load = try await store.loadAll()
         let catalog = try await CatalogReader.read(on: connection)
         let wanted = Set(names)
-        let known = Set(load.policies.map(\.stored.name) + load.invalid.map(\.name))
-        if let unknown = wanted.subtracting(known).sorted().first {
-            throw UnknownPolicyError(name: unknown)
-        }
+        try UnknownPolicyError.check(names, stored: load.policies.map(\.stored.name) + load.invalid.map(\.name))
         var result = RunnablePolicies()
+        result.stored = load.policies.count + load.invalid.count
         for invalid in load.invalid where wanted.isEmpty || wanted.contains(invalid.name) {
             result.invalid.append((invalid.name, invalid.reason))
         }
@@ -65,9 +65,27 @@ public struct RunnablePolicies: Sendable {
 /// A policy named for a run is not stored.
 public struct UnknownPolicyError: Error, Sendable, CustomStringConvertible {
     public var name: String
+    /// The names of the stored policies, for a did-you-mean.
+    public var stored: [String]
+
+    public init(name: String, stored: [String]) {
+        self.name = name
+        self.stored = stored
+    }
 
     public var description: String {
-        "no policy \(name) is stored; gallra policy list shows the stored ones"
+        guard !stored.isEmpty else {
+            return "no policy \(name) is stored; no policy is stored at all (gallra policy apply FILE stores them)"
+        }
+        let hint = Suggestions.didYouMean(name, among: stored)
+        return "no policy \(name) is stored\(hint.isEmpty ? ";" : hint) gallra policy list shows the stored ones"
+    }
+
+    /// Throws for the first of `names` that is not among `stored`.
+    public static func check(_ names: [String], stored: [String]) throws(UnknownPolicyError) {
+        if let unknown = Set(names).subtracting(stored).sorted().first {
+            throw UnknownPolicyError(name: unknown, stored: Set(stored).sorted())
+        }
     }
 }
 

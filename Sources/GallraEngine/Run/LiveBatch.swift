@@ -138,7 +138,8 @@ extension LivePolicyRun {
                 counts: perSubject.counts(of: subject))
         }
         try await AuditTrail.append(
-            records: records, run: runID, policy: name, policyVersion: policy.version, on: connection)
+            records: records, run: runID, policy: name, policyVersion: policy.version, keyCheck: digester.keyCheck,
+            on: connection)
         // Their ended holds name them by digest from now on, as the audit trail does.
         try await Holds.forgetKeys(
             subjectTable: subjectTable, keys: subjects, digests: records.map(\.subjectDigest),

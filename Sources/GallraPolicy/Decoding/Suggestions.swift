@@ -1,6 +1,6 @@
 /// "Did you mean" suggestions for misspelt keys, units, names and schedule words: the one place that decides
 /// whether a word is a likely typo of a candidate.
-enum Suggestions {
+public enum Suggestions {
     /// How a word is compared with the candidates, and how close a candidate must be.
     enum Matching: Sendable {
         /// Keys, strategies and units: the word lower-cased against candidates as written, within a third of the
@@ -56,7 +56,7 @@ enum Suggestions {
     }
 
     /// `; did you mean x?`, or nothing.
-    static func didYouMean(_ word: String, among candidates: some Collection<String>) -> String {
+    public static func didYouMean(_ word: String, among candidates: some Collection<String>) -> String {
         guard let suggestion = closest(to: word, among: candidates) else { return "" }
         return "; did you mean \(suggestion)?"
     }

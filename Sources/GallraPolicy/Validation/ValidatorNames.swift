@@ -32,39 +32,7 @@ extension PolicyValidator {
     }
 
     func missingTableMessage(_ name: QualifiedName, what: String) -> String {
-        let all = catalog.tables.keys.sorted()
-        // Suggestions compare exact names ("Sales.OrderItems"), then render them in identifier syntax.
-        func closest(_ word: String, among tables: [QualifiedName], qualified: Bool, render: Bool? = nil) -> String {
-            let raw = tables.map { qualified ? "\($0.schema ?? "").\($0.name)" : $0.name }
-            guard let found = Suggestions.closest(to: word, among: raw, matching: .name),
-                let position = raw.firstIndex(of: found)
-            else {
-                return ""
-            }
-            let table = tables[position]
-            let rendered = render ?? qualified ? table.description : IdentifierSyntax.render(table.name)
-            return Self.hint(rendered, found, word)
-        }
-        if let schema = name.schema {
-            let inSchema = all.filter { $0.schema == schema }
-            if inSchema.isEmpty {
-                let hint = closest("\(schema).\(name.name)", among: all, qualified: true)
-                return
-                    "\(what) \(name) does not exist: schema \(IdentifierSyntax.render(schema)) holds no table gallra can see\(hint)"
-            }
-            let suggestion = Suggestions.closest(to: name.name, among: inSchema.map(\.name), matching: .name)
-            let hint = suggestion.map { Self.hint(QualifiedName(schema: schema, name: $0).description, $0, name.name) }
-            return "\(what) \(name) does not exist\(hint ?? "")"
-        }
-        if let elsewhere = all.first(where: { $0.name == name.name }) {
-            let path = catalog.searchPath.map { IdentifierSyntax.render($0) }.joined(separator: ", ")
-            return
-                "\(what) \(name) is not in a schema on the search path (\(path)); write it with its schema: \(elsewhere)"
-        }
-        let visible = all.filter { table in catalog.searchPath.contains { $0 == table.schema } }
-        let hint = closest(name.name, among: visible, qualified: false)
-        return
-            "\(what) \(name) does not exist\(hint.isEmpty ? closest(name.name, among: all, qualified: false, render: true) : hint)"
+        catalog.missingTableMessage(name, what: what)
     }
 
     /// `; did you mean X?`, explaining case folding when only the case differs.
@@ -87,5 +55,47 @@ extension PolicyValidator {
         }
         error("\(what): column \(name) does not exist in \(table.name)\(hint ?? "")", at: path, key: key)
         return nil
+    }
+}
+
+extension Catalog {
+    /// Why `name` names no table of the catalog, with a did-you-mean: `\(what) shop.custmer does not exist; did
+    /// you mean shop.customer?`, or that its schema holds no table, or that it is not on the search path.
+    public func missingTableMessage(_ name: QualifiedName, what: String) -> String {
+        let all = tables.keys.sorted()
+        // Suggestions compare exact names ("Sales.OrderItems"), then render them in identifier syntax.
+        func closest(_ word: String, among tables: [QualifiedName], qualified: Bool, render: Bool? = nil) -> String {
+            let raw = tables.map { qualified ? "\($0.schema ?? "").\($0.name)" : $0.name }
+            guard let found = Suggestions.closest(to: word, among: raw, matching: .name),
+                let position = raw.firstIndex(of: found)
+            else {
+                return ""
+            }
+            let table = tables[position]
+            let rendered = render ?? qualified ? table.description : IdentifierSyntax.render(table.name)
+            return PolicyValidator.hint(rendered, found, word)
+        }
+        if let schema = name.schema {
+            let inSchema = all.filter { $0.schema == schema }
+            if inSchema.isEmpty {
+                let hint = closest("\(schema).\(name.name)", among: all, qualified: true)
+                return
+                    "\(what) \(name) does not exist: schema \(IdentifierSyntax.render(schema)) holds no table gallra can see\(hint)"
+            }
+            let suggestion = Suggestions.closest(to: name.name, among: inSchema.map(\.name), matching: .name)
+            let hint = suggestion.map {
+                PolicyValidator.hint(QualifiedName(schema: schema, name: $0).description, $0, name.name)
+            }
+            return "\(what) \(name) does not exist\(hint ?? "")"
+        }
+        if let elsewhere = all.first(where: { $0.name == name.name }) {
+            let path = searchPath.map { IdentifierSyntax.render($0) }.joined(separator: ", ")
+            return
+                "\(what) \(name) is not in a schema on the search path (\(path)); write it with its schema: \(elsewhere)"
+        }
+        let visible = all.filter { table in searchPath.contains { $0 == table.schema } }
+        let hint = closest(name.name, among: visible, qualified: false)
+        return
+            "\(what) \(name) does not exist\(hint.isEmpty ? closest(name.name, among: all, qualified: false, render: true) : hint)"
     }
 }

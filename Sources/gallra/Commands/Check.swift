@@ -12,7 +12,9 @@ struct Check: AsyncParsableCommand {
         discussion: """
             Connects with the configured database settings and prints the server's version, the user \
             gallra is connected as, and whether gallra's own schema exists. Exits 69 when the server \
-            cannot be reached, naming the host and port it tried.
+            cannot be reached, naming the host and port it tried; when it answers and refuses, says what it \
+            said: 78 for a database or role it does not have, 77 for a wrong or missing password or no right \
+            to connect.
             """
     )
 

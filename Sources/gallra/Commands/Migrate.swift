@@ -1,6 +1,7 @@
 import ArgumentParser
 import GallraEngine
 import GallraPostgres
+import Logging
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,7 +29,11 @@ struct Migrate: AsyncParsableCommand {
                 print("gallra schema is current (version \(Schema.latestVersion))")
                 return
             }
-            let applied = try await Schema.migrate(on: connection, logger: context.logger)
+            // Each applied migration is this command's answer, printed below; the engine's log line of it would
+            // say it twice. At debug level and below, the log shows it as well.
+            var logger = context.logger
+            if logger.logLevel > .debug { logger.logLevel = max(logger.logLevel, .warning) }
+            let applied = try await Schema.migrate(on: connection, logger: logger)
             let version = try await Schema.currentVersion(on: connection)
             await connection.close()
             if applied.isEmpty {

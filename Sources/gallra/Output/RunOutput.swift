@@ -9,9 +9,11 @@ import GallraPolicy
 
 /// How `run` and `plan` report.
 enum RunOutput {
+    /// `stored`: how many policies are stored, when the run selected all of them; a run that found none to act on
+    /// then says why in text.
     static func print(
         _ report: RunReport, invalid: [(name: String, reason: String)], warnings: [String: [String]],
-        format: OutputFormat
+        format: OutputFormat, stored: Int? = nil
     ) throws {
         switch format {
         case .json:
@@ -25,6 +27,15 @@ enum RunOutput {
                 dry
                     ? "plan as of \(report.asOf) (dry run: nothing was changed)"
                     : "run \(report.runID) as of \(report.asOf): \(report.outcome.rawValue)")
+            if let stored, report.policies.isEmpty, invalid.isEmpty {
+                Swift.print(
+                    stored == 0
+                        ? "no policies stored yet, so nothing to \(dry ? "plan" : "run"); store some with gallra "
+                            + "policy apply FILE"
+                        : "none of the \(stored) stored polic\(stored == 1 ? "y" : "ies") is "
+                            + "\(dry ? "active or a draft" : "active"), so nothing to \(dry ? "plan" : "run"); gallra "
+                            + "policy list shows their states")
+            }
             for policy in report.policies {
                 Swift.print("")
                 var title = "\(policy.name) v\(policy.version)"

@@ -13,6 +13,8 @@ struct ValidationReport {
     /// The policies that parsed.
     var policies: [Entry]
     var checkedAgainstCatalog = false
+    /// Why the policies were not checked against a catalog, said last in text when they were not.
+    var uncheckedBecause: Unchecked = .noDatabase
     var overlap: [PolicyDiagnostic] = []
     /// What the policies leave out, when they were checked against a database (`validate` only).
     var coverage: Coverage?
@@ -82,9 +84,33 @@ struct ValidationReport {
                         + (coverage.isEmpty ? "" : "; gallra policy coverage lists them"))
             }
             if !checkedAgainstCatalog {
-                Swift.print(
-                    "\n(the files alone were checked; configure a database (--database) to check them against "
-                        + "its catalog and see their plans)")
+                Swift.print("\n(\(uncheckedBecause.note))")
+            }
+        }
+    }
+}
+
+extension ValidationReport {
+    /// Why the policies were checked without a database's catalog.
+    enum Unchecked {
+        /// No database is configured.
+        case noDatabase
+        /// `--offline` asked for the files alone.
+        case offline
+        /// The files have errors of their own, found before the database was asked.
+        case fileErrors
+
+        var note: String {
+            switch self {
+            case .noDatabase:
+                "the files alone were checked; configure a database (--database) to check them against its catalog "
+                    + "and see their plans"
+            case .offline:
+                "the files alone were checked (--offline); without it, they are checked against the database's "
+                    + "catalog and their plans shown"
+            case .fileErrors:
+                "the files have errors of their own, so they were not checked against the database's catalog yet; "
+                    + "fix those and apply again"
             }
         }
     }

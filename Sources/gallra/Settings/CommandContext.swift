@@ -64,7 +64,9 @@ struct CommandContext: Sendable {
         }
     }
 
-    /// Connects to the configured database; an unreachable server is EX_UNAVAILABLE.
+    /// Connects to the configured database. An unreachable server is EX_UNAVAILABLE (69); a server that refuses the
+    /// session says why: no such database or role EX_CONFIG (78), a wrong or missing password, a role it does not
+    /// let in or one without CONNECT EX_NOPERM (77).
     func connect() async throws -> PostgresConnection {
         do {
             return try await PostgresConnection.connect(
@@ -72,12 +74,46 @@ struct CommandContext: Sendable {
                 idleInTransactionTimeout: settings.idleInTransactionTimeout, logger: logger)
         } catch let error as PostgresError {
             let target = [error.host, error.port].compactMap { $0 }.joined(separator: ":")
-            throw CommandFailure(
-                .unavailable,
-                "cannot connect to the database\(target.isEmpty ? "" : " at \(target)"): \(error.message)\n"
-                    + "Check that the server runs and the database setting (--database, GALLRA_DATABASE or "
-                    + "`database` in the configuration file) names it."
-            )
+            let failure = "cannot connect to the database\(target.isEmpty ? "" : " at \(target)"): \(error.message)\n"
+            let setting = "the database setting (--database, GALLRA_DATABASE or `database` in the configuration file)"
+            // The server answered and refused the session: what it said is the problem, not its availability.
+            switch error.sqlState {
+            case .invalidCatalogName?:
+                throw CommandFailure(
+                    .configuration,
+                    failure + "The server runs but has no such database: correct \(setting), or create the "
+                        + "database (createdb NAME).")
+            case .invalidAuthorizationSpecification? where error.message.contains("\" does not exist"):
+                throw CommandFailure(
+                    .configuration,
+                    failure + "The server runs but has no such role: correct the user in \(setting), or create the "
+                        + "role (CREATE ROLE ... LOGIN).")
+            case .invalidAuthorizationSpecification?:
+                throw CommandFailure(
+                    .noPermission,
+                    failure + "The server runs but refuses this role from here: let it connect (pg_hba.conf), or "
+                        + "correct the user in \(setting).")
+            case .invalidPassword?:
+                throw CommandFailure(
+                    .noPermission,
+                    failure + "The server runs but the password is wrong: correct it (the db-password credential, "
+                        + "PGPASSWORD or ~/.pgpass).")
+            case nil where error.message.contains("no password supplied"):
+                // libpq's own words: the server asked for a password and none was configured.
+                throw CommandFailure(
+                    .noPermission,
+                    failure + "The server runs and asks for a password: give it (the db-password credential, "
+                        + "PGPASSWORD or ~/.pgpass).")
+            case .insufficientPrivilege?:
+                throw CommandFailure(
+                    .noPermission,
+                    failure + "The server runs but the role may not connect to this database: GRANT CONNECT ON "
+                        + "DATABASE to it.")
+            default:
+                throw CommandFailure(
+                    .unavailable,
+                    failure + "Check that the server runs and \(setting) names it.")
+            }
         }
     }
 }

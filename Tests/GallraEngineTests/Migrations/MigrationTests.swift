@@ -223,7 +223,7 @@ struct MigrationTests {
             ])
             _ = try await connection.query("SELECT gallra.grant_consent('shop.customer', '1', 'newsletter')")
             // Migration 8, then the consent guards (9), the subject lock (10), the extract records (11) and the requests (12).
-            #expect(try await Schema.migrate(on: connection).map(\.version) == [8, 9, 10, 11, 12])
+            #expect(try await Schema.migrate(on: connection).map(\.version) == Array(8...Schema.latestVersion))
 
             #expect(try await scalar("SELECT count(*) FROM gallra.consent_event", as: Int.self, on: connection) == 1)
             let function = try #require(
@@ -339,7 +339,7 @@ struct MigrationTests {
             let throughTen = Array(Schema.migrations.prefix { $0.version <= 10 })
             _ = try await Schema.migrate(
                 on: connection, migrations: throughTen, appliedBy: nil, logger: .init(label: "test"))
-            #expect(try await Schema.migrate(on: connection).map(\.version) == [11, 12])
+            #expect(try await Schema.migrate(on: connection).map(\.version) == Array(11...Schema.latestVersion))
             let record = try await AuditExports.append(
                 subjectTable: "shop.customer", subjectDigest: String(repeating: "ab", count: 32), format: "json",
                 osUser: "clerk", on: connection)
@@ -396,6 +396,34 @@ struct MigrationTests {
             }
             #expect(error?.message == "gallra.policy is immutable: DELETE of policy kept version 1 refused")
             #expect(try await scalar("SELECT count(*) FROM gallra.policy", as: Int.self, on: connection) == 1)
+        }
+    }
+
+    @Test("version 13 names the audit key of each new block, and the chain still verifies")
+    func auditKeyCheck() async throws {
+        try await TestDatabase.with { _, connection in
+            let throughTwelve = Array(Schema.migrations.prefix { $0.version <= 12 })
+            _ = try await Schema.migrate(
+                on: connection, migrations: throughTwelve, appliedBy: nil, logger: .init(label: "test"))
+            let digester = SubjectDigester(key: Array(repeating: 7, count: 32))
+            let records = [AuditRecord(subjectDigest: digester.digest(table: "shop.customer", key: "1"), counts: [])]
+            let run = UUID().uuidString
+            #expect(try await Schema.migrate(on: connection).map(\.version) == Array(13...Schema.latestVersion))
+            try await connection.transaction { connection in
+                try await AuditTrail.append(records: records, run: run, policy: "p", policyVersion: 1, on: connection)
+                try await AuditTrail.append(
+                    records: records, run: run, policy: "p", policyVersion: 1, keyCheck: digester.keyCheck,
+                    on: connection)
+            }
+            let checks = try await connection.query(
+                "SELECT coalesce(key_check, 'none') AS key_check FROM gallra.audit_block ORDER BY sequence")
+            #expect(try checks.map { try $0.decode("key_check", as: String.self) } == ["none", digester.keyCheck])
+            let expected = Digest.hex(
+                Digest.hmacSHA256(key: Array(repeating: 7, count: 32), message: Array("gallra audit key check".utf8)))
+            #expect(digester.keyCheck == String(expected.prefix(16)))
+            #expect(digester.keyCheck != SubjectDigester(key: Array(repeating: 8, count: 32)).keyCheck)
+            let result = try await AuditTrail.verify(on: connection)
+            #expect(result.blocks == 2)
         }
     }
 

@@ -33,6 +33,7 @@ struct ApplyPolicies: AsyncParsableCommand {
             let files = try PolicyFiles.read(paths)
             var report = ValidationReport(files: files)
             guard !report.hasErrors else {
+                report.uncheckedBecause = .fileErrors
                 report.print(format: output.format)
                 throw CommandFailure(.dataError, report.failureSummary + "; nothing was stored")
             }

@@ -38,6 +38,7 @@ struct ValidatePolicies: AsyncParsableCommand {
             var report = ValidationReport(files: files)
             if offline || !context.settings.hasDatabase {
                 report.checkedAgainstCatalog = false
+                report.uncheckedBecause = offline ? .offline : .noDatabase
             } else {
                 let connection = try await context.connect()
                 let catalog: Catalog

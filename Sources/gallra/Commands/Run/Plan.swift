@@ -32,7 +32,8 @@ struct Plan: AsyncParsableCommand {
                 runnable.policies, options: options)
             await connection.close()
             try RunOutput.print(
-                report, invalid: runnable.invalid, warnings: runnable.warnings, format: selection.output.format)
+                report, invalid: runnable.invalid, warnings: runnable.warnings, format: selection.output.format,
+                stored: selection.policies.isEmpty ? runnable.stored : nil)
             if !runnable.invalid.isEmpty {
                 throw CommandFailure(.dataError, "\(runnable.invalid.count) policy(ies) invalid; see above")
             }

@@ -122,7 +122,9 @@ struct Run: AsyncParsableCommand {
             }
             progress.finish()
             await connection.close()
-            try RunOutput.print(report, invalid: runnable.invalid, warnings: [:], format: selection.output.format)
+            try RunOutput.print(
+                report, invalid: runnable.invalid, warnings: [:], format: selection.output.format,
+                stored: selection.policies.isEmpty && onRequest.isEmpty ? runnable.stored : nil)
             try RunOutput.exitStatus(report, invalid: runnable.invalid)
         }
     }

@@ -12,7 +12,8 @@ struct Trigger: AsyncParsableCommand {
             there runs the named policies (default: every active policy, and drafts as dry runs) at once, \
             whatever their schedules. Policies with expires: on_request act on erasure requests only: naming \
             one makes the service process the due requests. `systemctl kill -s USR1 gallra` does the same for every policy. \
-            Follow the run with `journalctl -u gallra -f` or `gallra audit runs`.
+            Follow the run with `journalctl -u gallra -f` or `gallra audit runs`. A name that is not a stored \
+            policy is refused (exit 65).
             """
     )
 
@@ -31,7 +32,19 @@ struct Trigger: AsyncParsableCommand {
         try await reportingFailures {
             let context = try await CommandContext.start(global)
             let connection = try await context.connect()
-            let holder = try await Engine.runnerLockHolder(on: connection)
+            let holder: Int32?
+            do {
+                if !policies.isEmpty {
+                    // A name the service does not know would be dropped there, in its journal: refuse it here.
+                    try await Schema.requireCurrent(on: connection)
+                    let stored = try await PolicyStore(connection: connection).list().map(\.name)
+                    try UnknownPolicyError.check(policies, stored: stored)
+                }
+                holder = try await Engine.runnerLockHolder(on: connection)
+            } catch {
+                await connection.close()
+                throw error
+            }
             try await connection.notify(
                 NotificationChannel.trigger, payload: TriggerRequest(policies: policies).payload)
             await connection.close()
