@@ -40,7 +40,8 @@ extension DaemonLoop {
             merged =
                 kept.request.policies.isEmpty || request.policies.isEmpty
                 ? TriggerRequest()
-                : TriggerRequest(policies: kept.request.policies + request.policies.filter { !kept.request.policies.contains($0) })
+                : TriggerRequest(
+                    policies: kept.request.policies + request.policies.filter { !kept.request.policies.contains($0) })
         } else {
             merged = request
         }
