@@ -3,28 +3,37 @@ import GallraPostgres
 import Logging
 
 extension LivePolicyRun {
+    /// The policy's bookkeeping pruned after its batches (``Engine/pruneBookkeeping(of:version:statementTimeout:)``);
+    /// left out when the run processes one erasure request (the sweep that processed it prunes).
+    func prune(planner: Planner) async throws -> Int {
+        guard policy.requests == .due else { return 0 }
+        return try await engine.pruneBookkeeping(
+            of: planner, version: policy.version, statementTimeout: options.statementTimeout)
+    }
+}
+
+extension Engine {
     /// Entries of `gallra.processed` and `gallra.processed_row` each statement of the pruning looks at.
     static let pruneBatch = 1000
 
     /// Removes the policy's entries of `gallra.processed` and `gallra.processed_row` whose rows are gone
-    /// (``Planner/pruneProcessed()``), after its batches: a statement per `pruneBatch` entries, each its own short
-    /// transaction, so the tables stay bounded by the live rows they name. Returns how many entries went.
+    /// (``Planner/pruneProcessed()``): a statement per `pruneBatch` entries, each its own short transaction, so the
+    /// tables stay bounded by the live rows they name. Returns how many entries went.
     ///
-    /// Left out when the run processes one erasure request (the next scheduled run prunes), and for `processed` when
-    /// the policy's stored versions name more than one subject table or key: an entry's key is then not known to
-    /// belong to the table it would be checked against. A failure other than the server going away is logged and
-    /// ends the pruning, never the run: the entries stay for the next run.
-    func prune(planner: Planner, bindings: Engine.Bindings) async throws -> Int {
-        guard policy.requests == .due, !Task.isCancelled else { return 0 }
-        let connection = engine.connection
+    /// `processed` is left as it is when the policy's stored versions name more than one subject table or key: an
+    /// entry's key is then not known to belong to the table it would be checked against. A failure other than the
+    /// server going away is logged and ends the pruning, never the run: the entries stay for the next time.
+    func pruneBookkeeping(of planner: Planner, version: Int, statementTimeout: Duration) async throws -> Int {
+        guard !Task.isCancelled else { return 0 }
+        let name = planner.resolved.name.rawValue
         var processed = 0
         var rows = 0
         do {
             if try await Self.hasOneSubject(name, on: connection) {
-                processed = try await prune(planner.pruneProcessed(), bindings: bindings, on: connection)
+                processed = try await prune(planner.pruneProcessed(), policy: name, timeout: statementTimeout)
             }
             for statement in planner.pruneProcessedRows() {
-                rows += try await prune(statement, bindings: bindings, on: connection)
+                rows += try await prune(statement, policy: name, timeout: statementTimeout)
             }
         } catch {
             if let postgres = error as? PostgresError, postgres.isServerUnavailable { throw error }
@@ -37,7 +46,7 @@ extension LivePolicyRun {
             logger.info(
                 "\(name): pruned \(processed) entries of gallra.processed and \(rows) of gallra.processed_row whose rows are gone",
                 metadata: [
-                    "policy": "\(name)", "policy.version": "\(policy.version)", "pruned.processed": "\(processed)",
+                    "policy": "\(name)", "policy.version": "\(version)", "pruned.processed": "\(processed)",
                     "pruned.processed_row": "\(rows)",
                 ])
         }
@@ -45,17 +54,14 @@ extension LivePolicyRun {
     }
 
     /// Runs one pruning statement over every entry it covers, `pruneBatch` at a time; returns the entries deleted.
-    private func prune(_ statement: PlannedStatement, bindings: Engine.Bindings, on connection: PostgresConnection)
-        async throws -> Int
-    {
-        var bindings = bindings
+    private func prune(_ statement: PlannedStatement, policy: String, timeout: Duration) async throws -> Int {
+        // The statements bind only the policy, the last key looked at and the limit.
+        var bindings = Bindings(asOf: PostgresTimestamp(microsecondsSince2000: 0), policyName: policy)
         bindings.limit = Self.pruneBatch
-        bindings.afterKey = nil
         var pruned = 0
         while !Task.isCancelled {
-            let row = try await connection.query(
-                statement.sql, Engine.values(statement, bindings), timeout: options.statementTimeout
-            ).first
+            let row = try await connection.query(statement.sql, Self.values(statement, bindings), timeout: timeout)
+                .first
             pruned += try row?.decode("pruned", as: Int.self) ?? 0
             guard let last = try row?.decode("last", as: String?.self) else { break }
             bindings.afterKey = last

@@ -80,7 +80,7 @@ struct LivePolicyRun: Sendable {
                     metadata: ["policy": "\(name)"])
             }
         }
-        let pruned = try await prune(planner: planner, bindings: bindings)
+        let pruned = try await prune(planner: planner)
         report.pruned = pruned > 0 ? pruned : nil
     }
 

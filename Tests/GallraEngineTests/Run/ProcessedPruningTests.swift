@@ -146,6 +146,47 @@ struct ProcessedPruningTests {
         #expect(processed.count <= live / 2, "day \(day): \(processed.count) entries for \(live) customers")
     }
 
+    /// An on-request policy has no scheduled runs: the sweep of due requests that erased someone prunes its entries.
+    @Test func theSweepOfDueRequestsPrunesTheOnRequestPolicies() async throws {
+        try await TestDatabase.with { database, connection in
+            try await EdgeCase.load(
+                Self.schema + """
+                    INSERT INTO shop.customer SELECT g, 'c' || g || '@example.com', 'Customer', now(), NULL
+                    FROM generate_series(1, 3) AS g;
+                    """, into: database, on: connection)
+            let policy = try await EdgeCase.policy(
+                """
+                policy: erase-on-request
+                state: active
+                subject: { table: shop.customer, key: id }
+                expires: on_request
+                data:
+                  - { table: shop.customer, anonymize: { email: hash, full_name: redact } }
+                """, on: connection)
+            _ = try await PolicyStore(connection: connection).apply([(policy.resolved.policy, source: "request.yaml")])
+            let engine = try DemoShop.engine(connection)
+            for customer in ["1", "2"] {
+                _ = try await ErasureQueue.request(
+                    table: "shop.customer", key: customer, reason: "ticket", after: nil, on: connection)
+            }
+            #expect(try await engine.processErasureRequests(.due).map(\.status) == [.done, .done])
+            #expect(
+                try await keys("SELECT subject_key AS k FROM gallra.processed ORDER BY 1", on: connection) == [
+                    "1", "2",
+                ])
+
+            // The shop deletes customer 1; the next sweep that erases someone (3) prunes its entry.
+            try await execute(["DELETE FROM shop.customer WHERE id = 1"], on: connection)
+            _ = try await ErasureQueue.request(
+                table: "shop.customer", key: "3", reason: "ticket", after: nil, on: connection)
+            #expect(try await engine.processErasureRequests(.due).map(\.status) == [.done])
+            #expect(
+                try await keys("SELECT subject_key AS k FROM gallra.processed ORDER BY 1", on: connection) == [
+                    "2", "3",
+                ])
+        }
+    }
+
     /// A policy whose stored versions name two subject tables keeps its `processed` entries: a key gone from one
     /// table may be a subject of the other.
     @Test func entriesOfAPolicyThatChangedItsSubjectTableStay() async throws {
