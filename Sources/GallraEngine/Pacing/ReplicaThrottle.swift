@@ -36,10 +36,10 @@ public final class ReplicaThrottle: Sendable {
         current.withLock { $0 = limits }
     }
 
-    /// Returns when no standby is beyond the bounds, at once when none is (or no bound is set). While paused it logs one notice when
-    /// pausing, one a `reminderInterval` while it lasts, and one when resuming; calls `waiting` at every poll
-    /// (the daemon's watchdog heartbeat and `STATUS=`); and adds the time paused to `throttledSeconds`, also
-    /// when cancellation ends the wait (then it throws `CancellationError`).
+    /// Returns when no standby is beyond the bounds, at once when none is (or no bound is set). While paused it logs
+    /// one notice when pausing, one a `reminderInterval` while it lasts, and one when resuming; calls `waiting` at
+    /// every poll (the daemon's watchdog heartbeat and `STATUS=`); and adds the time paused to `throttledSeconds`,
+    /// also when cancellation ends the wait (then it throws `CancellationError`). The bounds are read at every poll.
     func waitWhileLagging(
         logger: Logger, metadata: Logger.Metadata, throttledSeconds: inout Double,
         waiting: (ReplicaLagExcess) -> Void
