@@ -75,6 +75,42 @@ struct ThrottleReplicaTests {
         }
     }
 
+    /// A SIGHUP while batches are paused: the run takes the new bounds at once, and with none it goes on while the
+    /// standby is still paused.
+    @Test func aReloadDuringAPauseLiftsIt() async throws {
+        try await withExpiredCustomers(count: 40, batchSize: 10) { database, conninfo, keyFile in
+            try await Harness.withTemporaryDirectory { dir in
+                let config = "\(dir)/gallra.yaml"
+                try "throttle:\n  replica_lag_bytes: 1MB\n".write(toFile: config, atomically: true, encoding: .utf8)
+                let daemon = try DaemonProcess(database: conninfo, keyFile: keyFile, arguments: ["--config", config])
+                try await daemon.notify.wait(for: "READY=1")
+
+                try await TestReplica.withReplayPaused {
+                    try await writeWAL(database: database)
+                    #expect(try await gallra("trigger", "--database", conninfo).status == 0)
+                    try await daemon.notify.waitForStatus(
+                        containing: "purging stale-customers: 0/40 subjects; paused: replica \(TestReplica.name) replay"
+                    )
+                    try "throttle:\n  replica_lag_bytes: 0\n".write(toFile: config, atomically: true, encoding: .utf8)
+                    daemon.signal(SIGHUP)
+                    try await waitUntil("the run is done while the standby is still paused", within: 30) {
+                        try await Harness.psql("SELECT count(*) FROM shop.customer", database: database) == "10"
+                    }
+                }
+                #expect(
+                    daemon.log.contains(
+                        "reload during a run: the run's replica-lag bounds are now off; the rest of the configuration and the policies are reloaded when the run ends"
+                    ), "\(daemon.log)")
+                #expect(daemon.log.contains("batches resumed"), "\(daemon.log)")
+                #expect(
+                    try await Harness.psql("SELECT outcome FROM gallra.run", database: database) == "done")
+
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit(within: 15) == 0, "\(daemon.log)")
+            }
+        }
+    }
+
     @Test func theServicePausesOnAPausedStandbyAndAReloadAppliesANewBound() async throws {
         try await withExpiredCustomers(count: 40, batchSize: 10) { database, conninfo, keyFile in
             try await Harness.withTemporaryDirectory { dir in

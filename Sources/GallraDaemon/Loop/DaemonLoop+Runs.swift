@@ -39,12 +39,10 @@ extension DaemonLoop {
     /// The settings of the service's live runs, erasure requests' included: timeouts, version, throttle, and
     /// connections for parallel batches.
     func liveOptions(trigger: String, on connection: PostgresConnection) -> RunOptions {
-        // The throttle reads pg_stat_replication on the run's own connection, between batches.
-        let throttle =
-            configuration.replicaLag.isEnabled
-            ? ReplicaThrottle(
-                limits: configuration.replicaLag, source: PostgresReplicaLagSource(connection: connection))
-            : nil
+        // The throttle reads pg_stat_replication on the run's own connection, between batches. Made even without
+        // bounds (it then reads nothing): a reload during the run may set some.
+        let throttle = ReplicaThrottle(
+            limits: configuration.replicaLag, source: PostgresReplicaLagSource(connection: connection))
         let (database, password, logger) = (configuration.database, configuration.password, self.logger)
         let idleInTransactionTimeout = configuration.idleInTransactionTimeout
         return RunOptions(
@@ -74,6 +72,8 @@ extension DaemonLoop {
             let (notifier, heartbeat) = (self.notifier, self.heartbeat)
             let options = liveOptions(trigger: trigger, on: connection)
             let report: RunReport
+            runningThrottle.set(options.throttle)
+            defer { runningThrottle.set(nil) }
             do {
                 report = try await Engine(connection: connection, auditKey: configuration.auditKey, logger: logger)
                     .run(live, options: options) { progress in

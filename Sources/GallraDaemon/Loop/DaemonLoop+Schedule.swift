@@ -69,6 +69,11 @@ extension DaemonLoop {
             logger.notice("resuming the run the lost connection interrupted: \(work.names.joined(separator: ", "))")
             try await execute(work.names, trigger: work.trigger, on: connection)
         }
+        if let kept = pendingTrigger {
+            pendingTrigger = nil
+            logger.notice("running the trigger (\(kept.source)) kept while this gallra was not leading")
+            try await runTriggered(kept.request, source: kept.source, on: connection)
+        }
         // Requests recorded while no gallra was leading have had no listener: look at once.
         requestsCheckAt = .now
         while true {

@@ -26,6 +26,8 @@ final class DaemonLoop {
     let events: DaemonEvents
     let inbox: DaemonInbox
     let heartbeat: Heartbeat
+    /// The throttle of the live run in progress, for a SIGHUP that comes during it.
+    let runningThrottle: RunningThrottle
 
     var readySent = false
     var status = ""
@@ -42,11 +44,14 @@ final class DaemonLoop {
     var requestsCheckAt = ContinuousClock.now
     /// Work a lost connection interrupted: run again once connected and leading.
     var interrupted: (names: [String], trigger: String)?
+    /// A trigger that came while this gallra was not leading: run once it leads.
+    var pendingTrigger: (request: TriggerRequest, source: String)?
 
     init(
         configuration: DaemonConfiguration,
         reloadConfiguration: @escaping @Sendable () async throws -> DaemonConfiguration,
-        logger: Logger, notifier: SystemdNotifier, events: DaemonEvents, heartbeat: Heartbeat
+        logger: Logger, notifier: SystemdNotifier, events: DaemonEvents, heartbeat: Heartbeat,
+        runningThrottle: RunningThrottle = RunningThrottle()
     ) {
         self.configuration = configuration
         self.reloadConfiguration = reloadConfiguration
@@ -55,6 +60,7 @@ final class DaemonLoop {
         self.events = events
         self.inbox = DaemonInbox(events)
         self.heartbeat = heartbeat
+        self.runningThrottle = runningThrottle
     }
 
     /// Runs until cancelled (graceful shutdown).

@@ -38,11 +38,13 @@ public struct GallraService: Service {
             self.configuration, self.reloadConfiguration, self.logger, self.notifier
         )
         let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
+        let running = RunningThrottle()
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await signal in signals {
                     if signal == .sighup {
                         events.post(.reload)
+                        await running.reload(reloadConfiguration, logger: logger)
                     } else if signal == .sigusr1 {
                         events.post(.trigger(TriggerRequest(), source: "signal"))
                     }
@@ -59,7 +61,7 @@ public struct GallraService: Service {
                 await cancelWhenGracefulShutdown {
                     let loop = DaemonLoop(
                         configuration: configuration, reloadConfiguration: reloadConfiguration, logger: logger,
-                        notifier: notifier, events: events, heartbeat: heartbeat)
+                        notifier: notifier, events: events, heartbeat: heartbeat, runningThrottle: running)
                     await loop.run()
                 }
             } onGracefulShutdown: {

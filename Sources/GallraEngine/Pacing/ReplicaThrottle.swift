@@ -9,7 +9,9 @@ import Synchronization
 /// every `pollInterval` and takes no batch. Unknown lag (no standby, a hidden lag column, a server that is
 /// itself a standby) never holds a run back.
 public final class ReplicaThrottle: Sendable {
-    public let limits: ReplicaLagLimits
+    /// The bounds in force: those it was made with, or the latest ``update(_:)``.
+    public var limits: ReplicaLagLimits { current.withLock { $0 } }
+    private let current: Mutex<ReplicaLagLimits>
     let source: any ReplicaLagSource
     let pollInterval: Duration
     let reminderInterval: Duration
@@ -22,21 +24,26 @@ public final class ReplicaThrottle: Sendable {
         limits: ReplicaLagLimits, source: any ReplicaLagSource, pollInterval: Duration = .seconds(1),
         reminderInterval: Duration = .seconds(60)
     ) {
-        self.limits = limits
+        self.current = Mutex(limits)
         self.source = source
         self.pollInterval = pollInterval
         self.reminderInterval = reminderInterval
     }
 
-    /// Returns when no standby is beyond the bounds, at once when none is. While paused it logs one notice when
-    /// pausing, one a `reminderInterval` while it lasts, and one when resuming; calls `waiting` at every poll
-    /// (the daemon's watchdog heartbeat and `STATUS=`); and adds the time paused to `throttledSeconds`, also
-    /// when cancellation ends the wait (then it throws `CancellationError`).
+    /// New bounds, in force from the next look at the standbys (at most `pollInterval` away): the service's reload
+    /// lifts a pause that a raised or removed bound no longer calls for, and a bound set then holds the next batch.
+    public func update(_ limits: ReplicaLagLimits) {
+        current.withLock { $0 = limits }
+    }
+
+    /// Returns when no standby is beyond the bounds, at once when none is (or no bound is set). While paused it logs
+    /// one notice when pausing, one a `reminderInterval` while it lasts, and one when resuming; calls `waiting` at
+    /// every poll (the daemon's watchdog heartbeat and `STATUS=`); and adds the time paused to `throttledSeconds`,
+    /// also when cancellation ends the wait (then it throws `CancellationError`). The bounds are read at every poll.
     func waitWhileLagging(
         logger: Logger, metadata: Logger.Metadata, throttledSeconds: inout Double,
         waiting: (ReplicaLagExcess) -> Void
     ) async throws {
-        guard limits.isEnabled else { return }
         let clock = ContinuousClock()
         var pausedAt: ContinuousClock.Instant?
         var remindedAt = clock.now
@@ -45,6 +52,9 @@ public final class ReplicaThrottle: Sendable {
         }
         while true {
             try Task.checkCancellation()
+            // Read at every poll: a reload may have changed the bounds while paused.
+            let limits = self.limits
+            guard limits.isEnabled else { break }
             let reading = try await source.read()
             warnIfHidden(reading, logger: logger, metadata: metadata)
             guard let excess = limits.excess(in: reading) else { break }

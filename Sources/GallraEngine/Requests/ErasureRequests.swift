@@ -79,6 +79,14 @@ extension Engine {
                 throw error
             }
         }
+        if selection == .due, outcomes.contains(where: { $0.status == .done }) {
+            // On-request policies have no scheduled runs: a sweep that erased someone prunes their bookkeeping.
+            for policy in runnable.policies where policy.resolved.policy.rule == .onRequest && policy.state == .active {
+                _ = try await pruneBookkeeping(
+                    of: try Planner(policy.resolved), version: policy.version,
+                    statementTimeout: options.statementTimeout)
+            }
+        }
         return outcomes
     }
 

@@ -80,6 +80,8 @@ struct LivePolicyRun: Sendable {
                     metadata: ["policy": "\(name)"])
             }
         }
+        let pruned = try await prune(planner: planner)
+        report.pruned = pruned > 0 ? pruned : nil
     }
 
     /// The connections the policy's batches run on: the run's own, and for `limits.parallel` the others

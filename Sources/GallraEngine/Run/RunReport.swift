@@ -166,6 +166,9 @@ public struct PolicyRunReport: Sendable, Hashable, Codable {
     /// Consent events of the processed subjects removed from gallra's registry (live), or that a live run would
     /// remove (dry); nil when there are none.
     public var consentEvents: Int?
+    /// Live: entries of `gallra.processed` and `gallra.processed_row` removed after the batches because their rows
+    /// are gone (the shop deleted them since); nil when there were none.
+    public var pruned: Int?
 
     init(name: String, version: Int, state: Policy.State) {
         self.name = name

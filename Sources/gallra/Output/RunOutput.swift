@@ -82,6 +82,11 @@ enum RunOutput {
                         "  \(events) consent event\(events == 1 ? "" : "s") \(dry ? "would be " : "")removed from "
                             + "gallra's registry")
                 }
+                if let pruned = policy.pruned {
+                    Swift.print(
+                        "  \(pruned) entr\(pruned == 1 ? "y" : "ies") of gallra.processed and processed_row pruned "
+                            + "(their rows are gone)")
+                }
                 for warning in warnings[policy.name] ?? [] { Swift.print("  warning: \(warning)") }
                 if let keys = policy.keys, !keys.isEmpty {
                     Swift.print("  first keys: \(keys.joined(separator: ", "))")

@@ -113,6 +113,28 @@ struct ReplicaThrottleTests {
         #expect(source.reads == 0)
     }
 
+    /// New bounds reach a throttle that is paused: removing them, or raising them above the lag, ends the pause
+    /// at the next poll although the standby still lags.
+    @Test(arguments: [ReplicaLagLimits(), ReplicaLagLimits(replayLag: .seconds(60))])
+    func newBoundsEndAPauseTheyNoLongerCallFor(limits: ReplicaLagLimits) async throws {
+        let source = FakeLagSource(lag: .seconds(42))
+        let log = LogRecorder()
+        let throttle = Self.throttle(source)
+        let waiting = Task {
+            var throttled = 0.0
+            try await throttle.waitWhileLagging(
+                logger: log.logger, metadata: Self.metadata, throttledSeconds: &throttled
+            ) { _ in }
+            return throttled
+        }
+        try await log.wait(for: "batches paused")
+        throttle.update(limits)
+        let throttled = try await waiting.value
+        #expect(throttled > 0)
+        #expect(throttle.limits == limits)
+        #expect(log.messages(at: .notice).contains { $0.hasPrefix("batches resumed") })
+    }
+
     @Test func pausesWhileAboveAndResumesBelowSayingSoOnce() async throws {
         let over = ReplicaLagReading(standbys: [standby(lag: 42)])
         let source = FakeLagSource(lag: .seconds(2), script: [over, over, over])
