@@ -27,11 +27,12 @@ public enum SQLTypeName {
     /// Letters, digits, `_`, spaces, parentheses, dots, commas, double quotes and array brackets: nothing that
     /// could end a cast (`text`, `character varying(20)`, `"Shop"."Mood"`, `integer[]`).
     public static func isCastable(_ type: String) -> Bool {
-        !type.isEmpty && type.unicodeScalars.allSatisfy { scalar in
-            switch scalar {
-            case "a"..."z", "A"..."Z", "0"..."9", "_", " ", "(", ")", ".", ",", "\"", "[", "]": true
-            default: false
+        !type.isEmpty
+            && type.unicodeScalars.allSatisfy { scalar in
+                switch scalar {
+                case "a"..."z", "A"..."Z", "0"..."9", "_", " ", "(", ")", ".", ",", "\"", "[", "]": true
+                default: false
+                }
             }
-        }
     }
 }

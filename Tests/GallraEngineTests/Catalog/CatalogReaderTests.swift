@@ -309,7 +309,9 @@ struct CatalogReaderTests {
         }
     }
 
-    @Test("CHECK constraints with the server's verdict on null and on redact's constant, enum labels, MATCH and ON UPDATE")
+    @Test(
+        "CHECK constraints with the server's verdict on null and on redact's constant, enum labels, MATCH and ON UPDATE"
+    )
     func checksEnumsAndKeyOptions() async throws {
         try await TestDatabase.with { _, connection in
             try await execute(
@@ -337,7 +339,8 @@ struct CatalogReaderTests {
             #expect(
                 table.checks == [
                     CatalogCheck(
-                        name: "known", columns: ["amount"], definition: "CHECK (((amount IS NOT NULL) AND (amount >= 0)))",
+                        name: "known", columns: ["amount"],
+                        definition: "CHECK (((amount IS NOT NULL) AND (amount >= 0)))",
                         acceptsNull: false, acceptsRedaction: true),
                     CatalogCheck(
                         name: "not_redacted", columns: ["label"], definition: "CHECK ((label <> '[redacted]'::text))",

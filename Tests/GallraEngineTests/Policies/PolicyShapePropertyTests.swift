@@ -70,7 +70,6 @@ struct PolicyShapePropertyTests {
         let validation = validate(parsed, against: try await CatalogReader.read(on: connection))
         guard let resolved = validation.resolved else {
             for error in validation.errors {
-                if ProcessInfo.processInfo.environment["SHAPE_DEBUG"] != nil { print("REFUSED: \(error.message)") }
                 #expect(
                     Self.knownRefusals.contains { error.message.contains($0) },
                     "an error policy check does not give for a known reason: \(error.message)\n\(shape)")
@@ -78,7 +77,6 @@ struct PolicyShapePropertyTests {
             }
             return
         }
-        if ProcessInfo.processInfo.environment["SHAPE_DEBUG"] != nil { print("ACCEPTED:\n\(shape)") }
         let policy = RunPolicy(resolved: resolved, version: 1, state: resolved.policy.state)
         for mode in [RunOptions.Mode.dry, .live] {
             let report = try await engine.run([policy], options: DemoShop.options(mode, allowLarge: true))
@@ -254,7 +252,8 @@ struct ShapeCase: Sendable, CustomStringConvertible {
                 names += table.columns.map(\.name)
                 values += table.columns.map(\.value)
                 schema.append(
-                    "INSERT INTO g.\(table.name) (\(names.joined(separator: ", "))) VALUES (\(values.joined(separator: ", ")))")
+                    "INSERT INTO g.\(table.name) (\(names.joined(separator: ", "))) VALUES (\(values.joined(separator: ", ")))"
+                )
             }
         }
         for (index, table) in tables.enumerated() {
