@@ -69,16 +69,22 @@ public enum CatalogReader {
             let relation = try oid(row, "attrelid")
             guard tables[relation] != nil else { continue }
             let category = try row.decode("category", as: String.self)
-            tables[relation]?.columns.append(
-                CatalogColumn(
-                    name: try row.decode("name"),
-                    type: try row.decode("type"),
-                    baseType: try row.decode("base_type", as: String.self),
-                    category: CatalogColumn.TypeCategory(rawValue: category) ?? .unknown,
-                    maximumLength: try row.decode("maximum_length", as: Int?.self),
-                    isNullable: !(try row.decode("not_null", as: Bool.self)),
-                    isGenerated: try row.decode("generated", as: Bool.self),
-                    enumLabels: category == "E" ? try nameList(row, "enum_labels").compactMap { $0 } : nil))
+            let column = CatalogColumn(
+                name: try row.decode("name"),
+                type: try row.decode("type"),
+                baseType: try row.decode("base_type", as: String.self),
+                category: CatalogColumn.TypeCategory(rawValue: category) ?? .unknown,
+                maximumLength: try row.decode("maximum_length", as: Int?.self),
+                isNullable: !(try row.decode("not_null", as: Bool.self)),
+                isGenerated: try row.decode("generated", as: Bool.self),
+                enumLabels: category == "E" ? try nameList(row, "enum_labels").compactMap { $0 } : nil)
+            tables[relation]?.columns.append(column)
+            for check in try domainChecks(row) {
+                var check = CatalogCheck(
+                    name: check.name, columns: [column.name], definition: "domain \(column.type): \(check.definition)")
+                try await probeDomain(&check, column: column, on: connection)
+                tables[relation]?.checks.append(check)
+            }
         }
 
         for row in try await connection.query(indexesQuery) {
@@ -172,6 +178,44 @@ public enum CatalogReader {
         }
     }
 
+    /// A domain's CHECK constraints are the cast's: the column's own type, with null and with `redact`'s
+    /// constant. Any error fails the value, as it would fail the run's update.
+    private static func probeDomain(
+        _ check: inout CatalogCheck, column: CatalogColumn, on connection: PostgresConnection
+    ) async throws {
+        guard SQLTypeName.isCastable(column.type) else { return }
+        func holds(_ value: String?) async throws -> Bool {
+            try await connection.execute("SAVEPOINT gallra_check_probe")
+            do {
+                _ = try await connection.query(
+                    "SELECT $1::text::\(column.type) AS value", [value.map(PostgresValue.text) ?? .null])
+                try await connection.execute("RELEASE SAVEPOINT gallra_check_probe")
+                return true
+            } catch let error as PostgresError where error.sqlState != nil {
+                try await connection.execute("ROLLBACK TO SAVEPOINT gallra_check_probe")
+                return false
+            }
+        }
+        check.acceptsNull = try await holds(nil)
+        if let constant = column.redactConstant {
+            check.acceptsRedaction = try await holds(SQLText.text(of: constant))
+        }
+    }
+
+    /// The `[name, definition]` pairs of the column's domain CHECK constraints, along its chain of domains.
+    private static func domainChecks(_ row: PostgresRow) throws -> [(name: String, definition: String)] {
+        guard let text = try row.decode("domain_checks", as: String?.self) else { return [] }
+        guard case .array(let items) = try JSONValue(parsing: text) else {
+            throw PostgresError(.decoding, "column \"domain_checks\" is not a JSON array")
+        }
+        return items.compactMap { item in
+            guard case .array(let pair) = item, pair.count == 2, let name = pair[0].stringValue,
+                let definition = pair[1].stringValue
+            else { return nil }
+            return (name, definition)
+        }
+    }
+
     private static func oid(_ row: PostgresRow, _ column: String) throws -> UInt32 {
         guard case .oid(let value) = try row.decode(column, as: PostgresValue.self) else {
             throw PostgresError(.decoding, "column \"\(column)\" is not an oid")
@@ -229,7 +273,12 @@ public enum CatalogReader {
                a.attnotnull OR COALESCE(r.not_null, false) AS not_null,
                a.attgenerated <> '' AS generated,
                (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
-                WHERE e.enumtypid = bt.oid)::text AS enum_labels
+                WHERE e.enumtypid = bt.oid)::text AS enum_labels,
+               (SELECT json_agg(json_build_array(con.conname, pg_get_constraintdef(con.oid)) ORDER BY con.conname)
+                FROM pg_constraint con
+                WHERE con.contype = 'c' AND (con.contypid = a.atttypid
+                      OR con.contypid IN (SELECT d.base FROM domain_base d WHERE d.domain = a.atttypid))
+               )::text AS domain_checks
         FROM pg_attribute a
         LEFT JOIN resolved r ON r.domain = a.atttypid
         JOIN pg_type bt ON bt.oid = COALESCE(r.base, a.atttypid)

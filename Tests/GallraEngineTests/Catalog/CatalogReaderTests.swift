@@ -310,7 +310,7 @@ struct CatalogReaderTests {
     }
 
     @Test(
-        "CHECK constraints with the server's verdict on null and on redact's constant, enum labels, MATCH and ON UPDATE"
+        "CHECK constraints (a domain's too) with the server's verdict on null and on redact's constant, enum labels, MATCH and ON UPDATE"
     )
     func checksEnumsAndKeyOptions() async throws {
         try await TestDatabase.with { _, connection in
@@ -318,6 +318,7 @@ struct CatalogReaderTests {
                 [
                     "CREATE TYPE public.mood AS ENUM ('calm', 'busy')",
                     "CREATE DOMAIN public.mood_alias AS public.mood",
+                    "CREATE DOMAIN public.posint AS integer CONSTRAINT posint_positive CHECK (VALUE > 0)",
                     "CREATE TABLE public.p (id bigint, k integer, PRIMARY KEY (id), UNIQUE (id, k))",
                     """
                     CREATE TABLE public.c (
@@ -327,6 +328,7 @@ struct CatalogReaderTests {
                         amount integer CONSTRAINT known CHECK (amount IS NOT NULL AND amount >= 0),
                         label text CONSTRAINT not_redacted CHECK (label <> '[redacted]'),
                         mood public.mood_alias,
+                        qty public.posint,
                         CONSTRAINT pair CHECK (score < amount),
                         CONSTRAINT c_full FOREIGN KEY (pid, pk) REFERENCES public.p (id, k) MATCH FULL
                             ON DELETE CASCADE ON UPDATE SET NULL,
@@ -338,6 +340,10 @@ struct CatalogReaderTests {
             let table = try #require(catalog.tables[QualifiedName(schema: "public", name: "c")])
             #expect(
                 table.checks == [
+                    // A domain's constraint, read with the column; the table's, in name order.
+                    CatalogCheck(
+                        name: "posint_positive", columns: ["qty"], definition: "domain posint: CHECK ((VALUE > 0))",
+                        acceptsNull: true, acceptsRedaction: false),
                     CatalogCheck(
                         name: "known", columns: ["amount"],
                         definition: "CHECK (((amount IS NOT NULL) AND (amount >= 0)))",

@@ -7,7 +7,8 @@ import PropertyBased
 import Testing
 
 /// `gallra policy check` and the engine agree on every shape: over small generated schemas (foreign keys both
-/// ways with every ON DELETE and ON UPDATE action, MATCH FULL and SIMPLE, CHECK constraints, an enum, nullable and
+/// ways with every ON DELETE and ON UPDATE action, MATCH FULL and SIMPLE, CHECK constraints (a domain's too), an
+/// enum, nullable and
 /// NOT NULL columns) and generated policies (owned and referenced steps, delete, anonymize, both), the validator
 /// accepts exactly the policies whose dry run and live run succeed on a few seeded rows; a policy it refuses gets
 /// one of its known errors. `GALLRA_SHAPE_CASES` sets the number of cases (default 300, some 15 seconds here).
@@ -159,6 +160,7 @@ struct ShapeCase: Sendable, CustomStringConvertible {
             }
         }
         if chance(40) { columns.append(("mood", "g.mood" + (chance(40) ? " NOT NULL" : ""), "'calm'")) }
+        if chance(30) { columns.append(("qty", "g.posint", "3")) }
         if chance(40) {
             columns.append(("label", "varchar(12)", "'hello'"))
             if chance(50) { checks.append("CHECK (label <> '[redacted]')") }
@@ -209,7 +211,10 @@ struct ShapeCase: Sendable, CustomStringConvertible {
     }
 
     private mutating func buildSchema() {
-        schema = ["CREATE SCHEMA g", "CREATE TYPE g.mood AS ENUM ('calm', 'busy')"]
+        schema = [
+            "CREATE SCHEMA g", "CREATE TYPE g.mood AS ENUM ('calm', 'busy')",
+            "CREATE DOMAIN g.posint AS integer CHECK (VALUE > 0)",
+        ]
         for (index, table) in tables.enumerated() {
             var columns = ["id bigint PRIMARY KEY", "k2 integer NOT NULL DEFAULT 0"]
             if index == 0 { columns.append("seen timestamptz") }
@@ -302,7 +307,7 @@ struct ShapeCase: Sendable, CustomStringConvertible {
             guard !entries.contains(where: { $0.hasPrefix(column + ":") }) else { continue }
             let values: [String]
             switch column {
-            case "score", "k2", "pid", "pk2": values = ["0", "-1", "7"]
+            case "score", "qty", "k2", "pid", "pk2": values = ["0", "-1", "7"]
             case "mood": values = ["calm", "nope"]
             default: values = column.hasPrefix("ref_") ? ["0", "7"] : ["x"]
             }
@@ -315,7 +320,7 @@ struct ShapeCase: Sendable, CustomStringConvertible {
             case "label": fitting = ["null", "redact", set]
             case "mood": fitting = ["null", set]
             case "k2": fitting = ["redact", set]
-            case "score": fitting = ["null", "redact", set]
+            case "score", "qty": fitting = ["null", "redact", set]
             default: fitting = ["null"]
             }
             let any = ["null", "redact", set, "hash", "fake_email"]
