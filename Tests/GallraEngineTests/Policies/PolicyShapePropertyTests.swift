@@ -159,7 +159,7 @@ struct ShapeCase: Sendable, CustomStringConvertible {
             default: break
             }
         }
-        if chance(40) { columns.append(("mood", "g.mood" + (chance(40) ? " NOT NULL" : ""), "'calm'")) }
+        if chance(40) { columns.append(("mood", #"g."Mood""# + (chance(40) ? " NOT NULL" : ""), "'calm'")) }
         if chance(30) { columns.append(("qty", "g.posint", "3")) }
         if chance(40) {
             columns.append(("label", "varchar(12)", "'hello'"))
@@ -212,7 +212,7 @@ struct ShapeCase: Sendable, CustomStringConvertible {
 
     private mutating func buildSchema() {
         schema = [
-            "CREATE SCHEMA g", "CREATE TYPE g.mood AS ENUM ('calm', 'busy')",
+            "CREATE SCHEMA g", #"CREATE TYPE g."Mood" AS ENUM ('calm', 'busy')"#,
             "CREATE DOMAIN g.posint AS integer CHECK (VALUE > 0)",
         ]
         for (index, table) in tables.enumerated() {
