@@ -138,6 +138,8 @@ let package = Package(
             dependencies: [
                 "GallraEngine", "GallraPostgres", "GallraPolicy", "GallraTestSupport",
                 .product(name: "Logging", package: "swift-log"),
+                // Generated schemas and policies: the validator and the engine agree on every shape.
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings
         ),

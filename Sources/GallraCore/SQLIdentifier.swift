@@ -21,3 +21,18 @@ public enum SQLIdentifier {
         (schema.map { quoted($0) + "." } ?? "") + quoted(name)
     }
 }
+
+/// Type names as `format_type` prints them, before gallra splices them into a cast.
+public enum SQLTypeName {
+    /// Letters, digits, `_`, spaces, parentheses, dots, commas, double quotes and array brackets: nothing that
+    /// could end a cast (`text`, `character varying(20)`, `"Shop"."Mood"`, `integer[]`).
+    public static func isCastable(_ type: String) -> Bool {
+        !type.isEmpty
+            && type.unicodeScalars.allSatisfy { scalar in
+                switch scalar {
+                case "a"..."z", "A"..."Z", "0"..."9", "_", " ", "(", ")", ".", ",", "\"", "[", "]": true
+                default: false
+                }
+            }
+    }
+}

@@ -8,6 +8,7 @@
 // (`pg_constraint.conparentid <> 0`: a parent's foreign key copied to each partition, or a key referencing a
 // partitioned table copied per referenced partition) are left out: the parent's key describes them, and listing
 // the clones would make every link through a partitioned table look ambiguous.
+import GallraCore
 import GallraPolicy
 import GallraPostgres
 
@@ -68,15 +69,22 @@ public enum CatalogReader {
             let relation = try oid(row, "attrelid")
             guard tables[relation] != nil else { continue }
             let category = try row.decode("category", as: String.self)
-            tables[relation]?.columns.append(
-                CatalogColumn(
-                    name: try row.decode("name"),
-                    type: try row.decode("type"),
-                    baseType: try row.decode("base_type", as: String.self),
-                    category: CatalogColumn.TypeCategory(rawValue: category) ?? .unknown,
-                    maximumLength: try row.decode("maximum_length", as: Int?.self),
-                    isNullable: !(try row.decode("not_null", as: Bool.self)),
-                    isGenerated: try row.decode("generated", as: Bool.self)))
+            let column = CatalogColumn(
+                name: try row.decode("name"),
+                type: try row.decode("type"),
+                baseType: try row.decode("base_type", as: String.self),
+                category: CatalogColumn.TypeCategory(rawValue: category) ?? .unknown,
+                maximumLength: try row.decode("maximum_length", as: Int?.self),
+                isNullable: !(try row.decode("not_null", as: Bool.self)),
+                isGenerated: try row.decode("generated", as: Bool.self),
+                enumLabels: category == "E" ? try nameList(row, "enum_labels").compactMap { $0 } : nil)
+            tables[relation]?.columns.append(column)
+            for check in try domainChecks(row) {
+                var check = CatalogCheck(
+                    name: check.name, columns: [column.name], definition: "domain \(column.type): \(check.definition)")
+                try await probeDomain(&check, column: column, on: connection)
+                tables[relation]?.checks.append(check)
+            }
         }
 
         for row in try await connection.query(indexesQuery) {
@@ -98,29 +106,41 @@ public enum CatalogReader {
 
         for row in try await connection.query(constraintsQuery) {
             let relation = try oid(row, "conrelid")
-            guard tables[relation] != nil else { continue }
+            guard let table = tables[relation] else { continue }
             let columns = try nameList(row, "columns").compactMap { $0 }
-            if try row.decode("type", as: String.self) == "p" {
+            switch try row.decode("type", as: String.self) {
+            case "p":
                 tables[relation]?.primaryKey = columns
-                continue
-            }
-            let action: ForeignKey.Action =
-                switch try row.decode("on_delete", as: String.self) {
-                case "r": .restrict
-                case "c": .cascade
-                case "n": .setNull
-                case "d": .setDefault
-                default: .noAction
+            case "c":
+                var check = CatalogCheck(
+                    name: try row.decode("name"), columns: columns, definition: try row.decode("definition"))
+                if columns.count == 1, let column = table.column(columns[0]) {
+                    try await probe(
+                        &check, column: column, expression: try row.decode("expression"), on: connection)
                 }
-            tables[relation]?.foreignKeys.append(
-                ForeignKey(
-                    name: try row.decode("name"),
-                    columns: columns,
-                    referencedTable: QualifiedName(
-                        schema: try row.decode("referenced_schema", as: String.self),
-                        name: try row.decode("referenced_name")),
-                    referencedColumns: try nameList(row, "referenced_columns").compactMap { $0 },
-                    onDelete: action))
+                tables[relation]?.checks.append(check)
+            default:
+                func action(_ code: String) -> ForeignKey.Action {
+                    switch code {
+                    case "r": .restrict
+                    case "c": .cascade
+                    case "n": .setNull
+                    case "d": .setDefault
+                    default: .noAction
+                    }
+                }
+                tables[relation]?.foreignKeys.append(
+                    ForeignKey(
+                        name: try row.decode("name"),
+                        columns: columns,
+                        referencedTable: QualifiedName(
+                            schema: try row.decode("referenced_schema", as: String.self),
+                            name: try row.decode("referenced_name")),
+                        referencedColumns: try nameList(row, "referenced_columns").compactMap { $0 },
+                        onDelete: action(try row.decode("on_delete", as: String.self)),
+                        onUpdate: action(try row.decode("on_update", as: String.self)),
+                        matchFull: try row.decode("match_type", as: String.self) == "f"))
+            }
         }
 
         let path = try await connection.query(
@@ -128,6 +148,72 @@ public enum CatalogReader {
         let searchPath = try path.first.map { try nameList($0, "path").compactMap { $0 } } ?? []
         let role = try path.first?.decode("role", as: String.self)
         return Catalog(tables: Array(tables.values), searchPath: searchPath, role: role)
+    }
+
+    /// Asks the server whether a CHECK constraint over one column holds with the column null, and with it set to
+    /// the `redact` constant of its type: the expression (the server's own text of it) evaluated over a one-row
+    /// subquery whose one column has the constrained column's name and type. A probe that fails (an expression
+    /// that reads more than the column, a constant that does not cast) leaves the answer unknown, in a savepoint
+    /// so that the catalog's transaction goes on.
+    private static func probe(
+        _ check: inout CatalogCheck, column: CatalogColumn, expression: String, on connection: PostgresConnection
+    ) async throws {
+        guard SQLTypeName.isCastable(column.type) else { return }
+        let row = "(SELECT $1::text::\(column.type) AS \(SQLIdentifier.quoted(column.name))) AS t"
+        let sql = "SELECT (\(expression)) IS NOT FALSE AS holds FROM \(row)"
+        func holds(_ value: String?) async throws -> Bool? {
+            try await connection.execute("SAVEPOINT gallra_check_probe")
+            do {
+                let result = try await connection.query(sql, [value.map(PostgresValue.text) ?? .null])
+                try await connection.execute("RELEASE SAVEPOINT gallra_check_probe")
+                return try result.first?.decode("holds", as: Bool.self)
+            } catch let error as PostgresError where error.sqlState != nil {
+                try await connection.execute("ROLLBACK TO SAVEPOINT gallra_check_probe")
+                return nil
+            }
+        }
+        check.acceptsNull = try await holds(nil)
+        if let constant = column.redactConstant {
+            check.acceptsRedaction = try await holds(SQLText.text(of: constant))
+        }
+    }
+
+    /// A domain's CHECK constraints are the cast's: the column's own type, with null and with `redact`'s
+    /// constant. Any error fails the value, as it would fail the run's update.
+    private static func probeDomain(
+        _ check: inout CatalogCheck, column: CatalogColumn, on connection: PostgresConnection
+    ) async throws {
+        guard SQLTypeName.isCastable(column.type) else { return }
+        func holds(_ value: String?) async throws -> Bool {
+            try await connection.execute("SAVEPOINT gallra_check_probe")
+            do {
+                _ = try await connection.query(
+                    "SELECT $1::text::\(column.type) AS value", [value.map(PostgresValue.text) ?? .null])
+                try await connection.execute("RELEASE SAVEPOINT gallra_check_probe")
+                return true
+            } catch let error as PostgresError where error.sqlState != nil {
+                try await connection.execute("ROLLBACK TO SAVEPOINT gallra_check_probe")
+                return false
+            }
+        }
+        check.acceptsNull = try await holds(nil)
+        if let constant = column.redactConstant {
+            check.acceptsRedaction = try await holds(SQLText.text(of: constant))
+        }
+    }
+
+    /// The `[name, definition]` pairs of the column's domain CHECK constraints, along its chain of domains.
+    private static func domainChecks(_ row: PostgresRow) throws -> [(name: String, definition: String)] {
+        guard let text = try row.decode("domain_checks", as: String?.self) else { return [] }
+        guard case .array(let items) = try JSONValue(parsing: text) else {
+            throw PostgresError(.decoding, "column \"domain_checks\" is not a JSON array")
+        }
+        return items.compactMap { item in
+            guard case .array(let pair) = item, pair.count == 2, let name = pair[0].stringValue,
+                let definition = pair[1].stringValue
+            else { return nil }
+            return (name, definition)
+        }
     }
 
     private static func oid(_ row: PostgresRow, _ column: String) throws -> UInt32 {
@@ -185,7 +271,14 @@ public enum CatalogReader {
                          AND COALESCE(NULLIF(a.atttypmod, -1), r.typmod, -1) >= 4
                     THEN COALESCE(NULLIF(a.atttypmod, -1), r.typmod) - 4 END AS maximum_length,
                a.attnotnull OR COALESCE(r.not_null, false) AS not_null,
-               a.attgenerated <> '' AS generated
+               a.attgenerated <> '' AS generated,
+               (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
+                WHERE e.enumtypid = bt.oid)::text AS enum_labels,
+               (SELECT json_agg(json_build_array(con.conname, pg_get_constraintdef(con.oid)) ORDER BY con.conname)
+                FROM pg_constraint con
+                WHERE con.contype = 'c' AND (con.contypid = a.atttypid
+                      OR con.contypid IN (SELECT d.base FROM domain_base d WHERE d.domain = a.atttypid))
+               )::text AS domain_checks
         FROM pg_attribute a
         LEFT JOIN resolved r ON r.domain = a.atttypid
         JOIN pg_type bt ON bt.oid = COALESCE(r.base, a.atttypid)
@@ -210,10 +303,13 @@ public enum CatalogReader {
         """
     }
 
-    /// Primary keys and foreign keys (not the clones PostgreSQL makes for partitions), columns in constraint order.
+    /// Primary keys, CHECK constraints and foreign keys (not the clones PostgreSQL makes for partitions), columns in
+    /// constraint order.
     static var constraintsQuery: String {
         """
         SELECT con.conrelid, con.conname AS name, con.contype::text AS type, con.confdeltype::text AS on_delete,
+               con.confupdtype::text AS on_update, con.confmatchtype::text AS match_type,
+               pg_get_constraintdef(con.oid) AS definition, pg_get_expr(con.conbin, con.conrelid) AS expression,
                (SELECT json_agg(a.attname ORDER BY k.position)
                 FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, position)
                 JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum)::text AS columns,
@@ -224,7 +320,7 @@ public enum CatalogReader {
         FROM pg_constraint con
         LEFT JOIN pg_class rc ON rc.oid = con.confrelid
         LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-        WHERE (con.contype = 'p' OR (con.contype = 'f' AND con.conparentid = 0))
+        WHERE (con.contype IN ('p', 'c') OR (con.contype = 'f' AND con.conparentid = 0))
           AND con.conrelid IN (\(relationOIDs))
         ORDER BY con.conrelid, con.conname
         """

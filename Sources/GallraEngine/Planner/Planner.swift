@@ -572,13 +572,9 @@ public enum SQLText {
         }
     }
 
-    /// Type names as `format_type` prints them: letters, digits, `_`, spaces, parentheses, dots, commas,
-    /// double quotes and array brackets; nothing that could end a cast.
+    /// Type names as `format_type` prints them (``SQLTypeName/isCastable(_:)``); the validator checks the same.
     static func checkTypeName(_ type: String) throws(PlanError) {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789_ ().,\"[]")
-        guard !type.isEmpty, type.allSatisfy({ allowed.contains($0) }) else {
-            throw .unusableTypeName(type)
-        }
+        guard SQLTypeName.isCastable(type) else { throw .unusableTypeName(type) }
     }
 
     /// `[{"column": "value"}, ...]`: values as JSON strings (their PostgreSQL text), nulls as null.

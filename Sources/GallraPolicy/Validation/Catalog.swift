@@ -56,6 +56,8 @@ public struct CatalogTable: Sendable, Hashable, Codable {
     public var uniqueKeys: [[String]]
     /// This table's own foreign keys (it is the referencing side).
     public var foreignKeys: [ForeignKey]
+    /// Its CHECK constraints (NOT NULL is a column's ``CatalogColumn/isNullable``).
+    public var checks: [CatalogCheck]
     /// Indexes usable for lookups (key columns; expression columns appear as nil).
     public var indexes: [CatalogIndex]
     /// The planner's row estimate (`pg_class.reltuples`; -1 when never analyzed).
@@ -71,6 +73,7 @@ public struct CatalogTable: Sendable, Hashable, Codable {
         primaryKey: [String]? = nil,
         uniqueKeys: [[String]] = [],
         foreignKeys: [ForeignKey] = [],
+        checks: [CatalogCheck] = [],
         indexes: [CatalogIndex] = [],
         estimatedRows: Double = -1,
         privileges: Set<Privilege> = Set(Privilege.allCases)
@@ -82,6 +85,7 @@ public struct CatalogTable: Sendable, Hashable, Codable {
         self.primaryKey = primaryKey
         self.uniqueKeys = uniqueKeys
         self.foreignKeys = foreignKeys
+        self.checks = checks
         self.indexes = indexes
         self.estimatedRows = estimatedRows
         self.privileges = privileges
@@ -141,6 +145,8 @@ public struct CatalogColumn: Sendable, Hashable, Codable {
     public var isNullable: Bool
     /// A generated column cannot be written.
     public var isGenerated: Bool
+    /// The labels of an enum type (a domain over one: its base enum's), in their order; nil for other types.
+    public var enumLabels: [String]?
 
     public init(
         name: String,
@@ -149,7 +155,8 @@ public struct CatalogColumn: Sendable, Hashable, Codable {
         category: TypeCategory,
         maximumLength: Int? = nil,
         isNullable: Bool = true,
-        isGenerated: Bool = false
+        isGenerated: Bool = false,
+        enumLabels: [String]? = nil
     ) {
         self.name = name
         self.type = type
@@ -158,12 +165,13 @@ public struct CatalogColumn: Sendable, Hashable, Codable {
         self.maximumLength = maximumLength
         self.isNullable = isNullable
         self.isGenerated = isGenerated
+        self.enumLabels = enumLabels
     }
 }
 
 /// A foreign key, seen from the referencing table.
 public struct ForeignKey: Sendable, Hashable, Codable {
-    /// What deleting a referenced row does to the referencing rows (`confdeltype`).
+    /// What deleting (`confdeltype`) or updating (`confupdtype`) a referenced row does to the referencing rows.
     public enum Action: String, Sendable, Hashable, Codable {
         case noAction = "NO ACTION"
         case restrict = "RESTRICT"
@@ -183,19 +191,55 @@ public struct ForeignKey: Sendable, Hashable, Codable {
     /// The referenced columns, in the same order.
     public var referencedColumns: [String]
     public var onDelete: Action
+    /// What changing a referenced key does (`ON UPDATE`).
+    public var onUpdate: Action
+    /// `MATCH FULL`: the referencing columns are all null or all set; a row with some of them null fails the key.
+    public var matchFull: Bool
 
     public init(
         name: String,
         columns: [String],
         referencedTable: QualifiedName,
         referencedColumns: [String],
-        onDelete: Action = .noAction
+        onDelete: Action = .noAction,
+        onUpdate: Action = .noAction,
+        matchFull: Bool = false
     ) {
         self.name = name
         self.columns = columns
         self.referencedTable = referencedTable
         self.referencedColumns = referencedColumns
         self.onDelete = onDelete
+        self.onUpdate = onUpdate
+        self.matchFull = matchFull
+    }
+}
+
+/// A CHECK constraint, and whether the values gallra's constant strategies write pass it.
+///
+/// The catalog reader asks the server, once per constraint over one column, whether the constraint holds for
+/// that column set to null and to the `redact` constant of its type (a CHECK holds unless it is false). The
+/// validator cannot evaluate an expression itself, so any other value written into a checked column is refused.
+public struct CatalogCheck: Sendable, Hashable, Codable {
+    /// The constraint's name.
+    public var name: String
+    /// The columns the expression reads.
+    public var columns: [String]
+    /// `CHECK (...)` as `pg_get_constraintdef` prints it, for messages.
+    public var definition: String
+    /// Whether the constraint holds with its one column null; nil when not asked (several columns).
+    public var acceptsNull: Bool?
+    /// Whether it holds with its one column set to the `redact` constant of its type; nil when not asked.
+    public var acceptsRedaction: Bool?
+
+    public init(
+        name: String, columns: [String], definition: String, acceptsNull: Bool? = nil, acceptsRedaction: Bool? = nil
+    ) {
+        self.name = name
+        self.columns = columns
+        self.definition = definition
+        self.acceptsNull = acceptsNull
+        self.acceptsRedaction = acceptsRedaction
     }
 }
 

@@ -49,6 +49,13 @@ extension PolicyValidator {
         guard let hops = resolvePath(tables, via: point.via, viaPath: prefix + ".via", tablePaths: tablePaths) else {
             return nil
         }
+        if let parent = hops.firstIndex(where: { $0.direction == .parent }), hops.last?.direction == .child {
+            let hop = hops[parent]
+            error(
+                "data[\(index)] reaches \(target.name) through a parent link (\(hop.from) points to \(hop.to)) followed by child links; gallra follows rows the subject points to only as the last links of a path. Reach \(target.name) from the subject through child links only (through: the tables that reference the subject), or end the path at \(hop.to)",
+                at: prefix + ".table")
+            return nil
+        }
         recordViaLinks(hops)
         warnMissingLinkIndexes(hops, tables: tables, via: point.via, viaPath: prefix + ".via", tablePaths: tablePaths)
         return PendingStep(dataPoint: index, table: target, path: hops, action: placeholder(point.action))

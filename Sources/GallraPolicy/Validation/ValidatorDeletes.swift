@@ -88,6 +88,14 @@ extension PolicyValidator {
                         }
                         check(child, cascadedFrom: (table.name, key.name))
                     case .setNull, .setDefault:
+                        if key.onDelete == .setNull, step.relation != .referenced,
+                            let refusal = nullRefusal(child, columns: key.columns)
+                        {
+                            error(
+                                "\(deleting) sets \(Self.columnList(child.name, columns)) to NULL through \(key.name) (ON DELETE SET NULL), but \(refusal): the delete fails while such rows remain. \(proposal(child: child, key: key, deletedStep: step, anonymizedAt: anonymizing[child.name]))",
+                                at: path)
+                            continue
+                        }
                         let effect = key.onDelete == .setNull ? "NULL" : "its default"
                         notes.append(
                             "sets \(Self.columnList(child.name, columns)) to \(effect) in rows that referenced deleted rows (\(key.name))"
@@ -96,6 +104,19 @@ extension PolicyValidator {
                 }
             }
         }
+    }
+
+    /// Why `columns` of `table` cannot all be set to NULL (NOT NULL, or a CHECK constraint that null may fail), or nil.
+    func nullRefusal(_ table: CatalogTable, columns: [String]) -> String? {
+        if let column = columns.first(where: { table.column($0)?.isNullable == false }) {
+            return "\(ColumnName(column)) is NOT NULL"
+        }
+        if let check = table.checks.first(where: { check in
+            !Set(check.columns).isDisjoint(with: columns) && check.acceptsNull != true
+        }) {
+            return "\(check.name) (\(check.definition)) may fail with them null"
+        }
+        return nil
     }
 
     /// How to fix a delete blocked by a kept child: delete the child rows too, or detach them.
@@ -197,6 +218,13 @@ extension PolicyValidator {
                         ? "rows the subject points to; shared rows are anonymized, the others deleted"
                         : "rows the subject points to; shared rows are retained", at: 0)
             }
+            if let breaker, step.relation != .referenced {
+                let other = steps[sequence[breaker]]
+                error(
+                    "data[\(step.dataPoint)] (\(step.table.name)) must run after data[\(other.dataPoint)] (\(other.table.name)), which breaks the path to its rows; gallra identifies rows ahead only for rows the subject points to. Link \(step.table.name) to the subject without \(other.table.name) (through:, via:), or let its rows go with a foreign key ON DELETE CASCADE",
+                    at: "data[\(step.dataPoint)].table")
+                continue
+            }
             if let breaker {
                 notes.append(
                     "its rows are identified before step \(breaker + 1), which breaks the path to them")
@@ -217,7 +245,7 @@ extension PolicyValidator {
                     referencedBy: referencedBy, notes: notes, estimatedRows: step.table.estimatedRows,
                     primaryKey: step.table.primaryKey?.map { ColumnName($0) }))
         }
-        return resolved
+        return diagnostics.contains { $0.severity == .error } ? nil : resolved
     }
 
     /// The table and every table its delete cascades to.

@@ -1,3 +1,5 @@
+import GallraCore
+
 /// The subject and the rule: the key that identifies a subject, and the column that dates it.
 extension PolicyValidator {
     mutating func resolveSubject(_ table: CatalogTable) -> ResolvedSubject? {
@@ -17,6 +19,12 @@ extension PolicyValidator {
                     "subject key \(key) does not identify one row of \(table.name): it must be the primary key or a unique NOT NULL column (\(primary))",
                     at: "subject.key")
             }
+            return nil
+        }
+        guard SQLTypeName.isCastable(column.type) else {
+            error(
+                "subject key \(key) is of type \(column.type), whose name gallra does not write into SQL (only letters, digits, _, spaces, parentheses, dots, commas, double quotes and brackets); use a key column of another type, or rename the type",
+                at: "subject.key")
             return nil
         }
         return ResolvedSubject(

@@ -1,3 +1,5 @@
+import GallraCore
+
 /// Strategies against column types.
 ///
 /// Columns that hold a reference (part of a foreign key, or a `via` link) take only `null`: it detaches the row
@@ -23,13 +25,77 @@ extension PolicyValidator {
                 resolved.append(value)
             }
         }
+        checkMatchFull(resolved, table: table, prefix: prefix)
         return action.mayDelete ? .deleteOrAnonymize(resolved) : .anonymize(resolved)
+    }
+
+    /// A `MATCH FULL` foreign key takes its columns all null or all set: nulling some of them fails every row
+    /// that had them set.
+    mutating func checkMatchFull(_ resolved: [ResolvedAnonymization], table: CatalogTable, prefix: String) {
+        let nulled = Set(resolved.filter { $0.strategy == .null || $0.strategy == .set(.null) }.map(\.column.name))
+        for key in table.foreignKeys where key.matchFull && key.columns.count > 1 {
+            let missing = key.columns.filter { !nulled.contains($0) }
+            guard let first = key.columns.first(where: nulled.contains), !missing.isEmpty else { continue }
+            let names = missing.map { ColumnName($0) }
+            error(
+                "anonymize: \(key.name) is MATCH FULL over \(Self.columnList(table.name, key.columns.map { ColumnName($0) })): its columns must be all null or all set, so nulling \(ColumnName(first)) alone fails the key; also set \(names.map { "\($0): null" }.joined(separator: ", ")), or delete the rows",
+                at: entryPath(prefix, column: ColumnName(first)))
+        }
+    }
+
+    /// The CHECK constraints of `table` that read `column` and may refuse what `strategy` writes: the catalog
+    /// knows only whether a one-column constraint holds for null and for the `redact` constant.
+    func failingChecks(_ strategy: Strategy, column: CatalogColumn, table: CatalogTable) -> [CatalogCheck] {
+        table.checks.filter { check in
+            guard check.columns.contains(column.name) else { return false }
+            switch strategy {
+            case .null, .set(.null): return check.acceptsNull != true
+            case .redact(nil): return check.acceptsRedaction != true
+            default: return true
+            }
+        }
     }
 
     /// The resolved column, or nil after reporting why the strategy does not fit. `keptRowsOnly` for a
     /// delete-or-anonymize, whose anonymization applies to the rows it must keep: deleting them is no way out.
     mutating func checkStrategy(
         _ strategy: Strategy, column: CatalogColumn, table: CatalogTable, at path: String, keptRowsOnly: Bool = false
+    ) -> ResolvedAnonymization? {
+        guard let resolved = checkType(strategy, column: column, table: table, at: path, keptRowsOnly: keptRowsOnly)
+        else { return nil }
+        let orDelete = keptRowsOnly ? "" : ", or delete the rows"
+        let name = ColumnName(column.name)
+        func fail(_ message: String) -> ResolvedAnonymization? {
+            error("anonymize: \(message)", at: path)
+            return nil
+        }
+        if let check = failingChecks(strategy, column: column, table: table).first {
+            let known: String
+            switch strategy {
+            case .null, .set(.null):
+                known = check.acceptsNull == false ? "fails with \(name) null" : "may fail with \(name) null"
+            case .redact(nil):
+                known =
+                    check.acceptsRedaction == false
+                    ? "fails with the constant redact writes" : "may fail with the constant redact writes"
+            default:
+                known = "is an expression gallra cannot evaluate for \(strategy) before a run"
+            }
+            let allowed = [
+                check.acceptsNull == true && column.isNullable ? "null" : nil,
+                check.acceptsRedaction == true ? "redact" : nil,
+            ].compactMap { $0 }
+            let instead = allowed.isEmpty ? "" : "use \(Self.orList(allowed)) (which it allows), "
+            return fail(
+                "\(name) of \(table.name) is checked by \(check.name) (\(check.definition)), which \(known); a row that breaks it fails at run time. Instead \(instead)anonymize other columns\(orDelete)"
+            )
+        }
+        return resolved
+    }
+
+    /// The resolved column, or nil after reporting why the strategy does not fit the column's type and keys.
+    mutating func checkType(
+        _ strategy: Strategy, column: CatalogColumn, table: CatalogTable, at path: String, keptRowsOnly: Bool
     ) -> ResolvedAnonymization? {
         let orDelete = keptRowsOnly ? "" : ", or delete the rows"
         let name = ColumnName(column.name)
@@ -52,8 +118,18 @@ extension PolicyValidator {
             referencing.foreignKey.referencedColumns.contains(column.name) && !isCopy(referencing.table)
         }
         if let first = referencing.first {
+            let onUpdate = first.foreignKey.onUpdate
+            let effect =
+                onUpdate.blocksDelete
+                ? "changing it would break those references"
+                : "changing it would change those rows too (ON UPDATE \(onUpdate.rawValue))"
             return fail(
-                "\(name) of \(table.name) is referenced by \(first.table.name) through \(first.foreignKey.name); changing it would break those references. Anonymize other columns\(orDelete)"
+                "\(name) of \(table.name) is referenced by \(first.table.name) through \(first.foreignKey.name); \(effect). Anonymize other columns\(orDelete)"
+            )
+        }
+        guard SQLTypeName.isCastable(type) else {
+            return fail(
+                "\(name) is of type \(type), whose name gallra does not write into SQL (only letters, digits, _, spaces, parentheses, dots, commas, double quotes and brackets). Rename the type, or anonymize other columns\(orDelete)"
             )
         }
         let isNull = strategy == .null || strategy == .set(.null)

@@ -56,6 +56,10 @@ enum ColumnTypes {
                     return "\(value) has \(text.count) characters, \(column.name) is \(type)"
                 }
                 return nil
+            case .enumeration:
+                guard let labels = column.enumLabels, !labels.contains(text) else { return nil }
+                let listed = labels.map { $0.quotedForMessage }.joined(separator: ", ")
+                return "\(value) is not a label of the enum \(type) of \(column.name); its labels are \(listed)"
             default:
                 return nil
             }
@@ -94,4 +98,9 @@ enum ColumnTypes {
             return nil
         }
     }
+}
+
+extension CatalogColumn {
+    /// The constant `redact` (without text) writes into this column, or nil when its type has none.
+    public var redactConstant: Scalar? { ColumnTypes.redactConstant(for: self) }
 }

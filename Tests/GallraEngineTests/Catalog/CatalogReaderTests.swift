@@ -274,6 +274,11 @@ struct CatalogReaderTests {
                         name: "customer_address_id_fkey", columns: ["address_id"], referencedTable: shop("address"),
                         referencedColumns: ["id"])
                 ],
+                checks: [
+                    CatalogCheck(
+                        name: "customer_seen_after_created", columns: ["last_seen_at", "created_at"],
+                        definition: "CHECK ((last_seen_at >= created_at))")
+                ],
                 indexes: [
                     CatalogIndex(name: "customer_address_id_idx", columns: ["address_id"]),
                     CatalogIndex(name: "customer_email_key", columns: ["email"], isUnique: true),
@@ -301,6 +306,62 @@ struct CatalogReaderTests {
             #expect(
                 catalog.tables[shop("cart_item")]?.foreignKeys.map(\.onDelete) == [.cascade, .cascade])
             #expect(catalog.tables[shop("newsletter_consent")]?.uniqueKeys == [["customer_id", "channel"]])
+        }
+    }
+
+    @Test(
+        "CHECK constraints (a domain's too) with the server's verdict on null and on redact's constant, enum labels, MATCH and ON UPDATE"
+    )
+    func checksEnumsAndKeyOptions() async throws {
+        try await TestDatabase.with { _, connection in
+            try await execute(
+                [
+                    "CREATE TYPE public.mood AS ENUM ('calm', 'busy')",
+                    "CREATE DOMAIN public.mood_alias AS public.mood",
+                    "CREATE DOMAIN public.posint AS integer CONSTRAINT posint_positive CHECK (VALUE > 0)",
+                    "CREATE TABLE public.p (id bigint, k integer, PRIMARY KEY (id), UNIQUE (id, k))",
+                    """
+                    CREATE TABLE public.c (
+                        id integer PRIMARY KEY,
+                        pid bigint, pk integer,
+                        score integer CONSTRAINT positive CHECK (score > 0),
+                        amount integer CONSTRAINT known CHECK (amount IS NOT NULL AND amount >= 0),
+                        label text CONSTRAINT not_redacted CHECK (label <> '[redacted]'),
+                        mood public.mood_alias,
+                        qty public.posint,
+                        CONSTRAINT pair CHECK (score < amount),
+                        CONSTRAINT c_full FOREIGN KEY (pid, pk) REFERENCES public.p (id, k) MATCH FULL
+                            ON DELETE CASCADE ON UPDATE SET NULL,
+                        CONSTRAINT c_simple FOREIGN KEY (pid) REFERENCES public.p ON UPDATE CASCADE
+                    )
+                    """,
+                ], on: connection)
+            let catalog = try await CatalogReader.read(on: connection)
+            let table = try #require(catalog.tables[QualifiedName(schema: "public", name: "c")])
+            #expect(
+                table.checks == [
+                    // A domain's constraint, read with the column; the table's, in name order.
+                    CatalogCheck(
+                        name: "posint_positive", columns: ["qty"], definition: "domain posint: CHECK ((VALUE > 0))",
+                        acceptsNull: true, acceptsRedaction: false),
+                    CatalogCheck(
+                        name: "known", columns: ["amount"],
+                        definition: "CHECK (((amount IS NOT NULL) AND (amount >= 0)))",
+                        acceptsNull: false, acceptsRedaction: true),
+                    CatalogCheck(
+                        name: "not_redacted", columns: ["label"], definition: "CHECK ((label <> '[redacted]'::text))",
+                        acceptsNull: true, acceptsRedaction: false),
+                    CatalogCheck(name: "pair", columns: ["score", "amount"], definition: "CHECK ((score < amount))"),
+                    CatalogCheck(
+                        name: "positive", columns: ["score"], definition: "CHECK ((score > 0))", acceptsNull: true,
+                        acceptsRedaction: false),
+                ])
+            #expect(table.column("mood")?.enumLabels == ["calm", "busy"])
+            #expect(table.column("score")?.enumLabels == nil)
+            #expect(
+                table.foreignKeys.map { [$0.name, $0.onDelete.rawValue, $0.onUpdate.rawValue, "\($0.matchFull)"] } == [
+                    ["c_full", "CASCADE", "SET NULL", "true"], ["c_simple", "NO ACTION", "CASCADE", "false"],
+                ])
         }
     }
 }
