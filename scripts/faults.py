@@ -258,7 +258,7 @@ def check_state(server, db, shop, key, final):
             n_customer, n_email, n_name, n_phone, n_birth = now[1:6]
             if n_customer != "" or n_phone != "\\N" or n_birth != birth_year or n_email == email or n_name == name:
                 bad(f"order {oid} of processed subject {customer} not (fully) anonymized")
-        elif now[1:6] != (customer, email, name, phone, birth):
+        elif tuple(now[1:6]) != (customer, email, name, phone, birth):
             bad(f"order {oid} of subject {customer} (not processed) changed")
 
     # Addresses: anonymized only when no store and no subject that stays uses them, and at least one of
@@ -393,14 +393,14 @@ class Trial:
         self.undo = []
         self.notes = []
 
-    def offset(self):
-        return self.rng.uniform(0.1, 0.9) * self.c.baseline
+    def offset(self, parallel=False):
+        return self.rng.uniform(0.05, 0.8) * (self.c.baseline_parallel if parallel else self.c.baseline)
 
     def run_with(self, inject, parallel=False):
         if parallel:
             self.c.apply_policy(self.db, parallel=2)
         proc = self.c.gallra.start(self.db, "run", "--once")
-        time.sleep(self.offset())
+        time.sleep(self.offset(parallel))
         if proc.poll() is None:
             inject(proc)
         else:
@@ -473,7 +473,7 @@ def fault_locked_rows(t):
     victims = t.rng.sample(sorted(t.c.shop.expiring & t.c.with_wishlist, key=int), 3)
     session = Session(t.server, t.db)
     ids = ", ".join(victims)
-    session.send(f"BEGIN; SELECT count(*) FROM shop.wishlist_item WHERE customer_id IN ({ids}) FOR UPDATE;")
+    session.send(f"BEGIN; SELECT FROM shop.wishlist_item WHERE customer_id IN ({ids}) FOR UPDATE;")
     t.undo.append(session.close)
     proc = t.c.gallra.start(t.db, "run", "--once")
     codes = [wait(proc, t.c.run_timeout)]
@@ -483,7 +483,7 @@ def fault_locked_rows(t):
 
 def fault_two_runs(t):
     first = t.c.gallra.start(t.db, "run", "--once", name="run1")
-    time.sleep(t.rng.uniform(0, 0.3 * t.c.baseline))
+    time.sleep(t.rng.uniform(0, 0.2))
     second = t.c.gallra.start(t.db, "run", "--once", name="run2")
     return [wait(first, t.c.run_timeout), wait(second, t.c.run_timeout)]
 
@@ -751,6 +751,8 @@ class Campaign:
         s.psql(f"DROP DATABASE IF EXISTS {TEMPLATE}")
         s.psql(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN"
                f" CREATE ROLE {ROLE} LOGIN; END IF; END $$")
+        s.psql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'gallra_app') THEN"
+               " CREATE ROLE gallra_app NOLOGIN; END IF; END $$")
         s.psql(f"CREATE DATABASE {TEMPLATE}")
         s.psql(f"GRANT CREATE ON DATABASE {TEMPLATE} TO {ROLE}")
         s.psql_file(os.path.join(self.root, "config/demo/schema.sql"), TEMPLATE)
@@ -765,10 +767,10 @@ class Campaign:
         )
         s.psql(
             f"GRANT USAGE ON SCHEMA shop TO {ROLE};"
-            f" GRANT SELECT, UPDATE, DELETE ON ALL TABLES IN SCHEMA shop TO {ROLE};"
-            " VACUUM ANALYZE;",
+            f" GRANT SELECT, UPDATE, DELETE ON ALL TABLES IN SCHEMA shop TO {ROLE}",
             TEMPLATE,
         )
+        s.psql("VACUUM ANALYZE", TEMPLATE)
         for command in (["migrate"], ["policy", "apply", self.policy_dir(1)]):
             code, out = self.gallra.run(TEMPLATE, *command)
             if code != 0:
@@ -785,19 +787,55 @@ class Campaign:
         self.server.psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
     def measure_baseline(self):
+        """Undisturbed runs (parallel: 1 and 2): how long a run takes, and the oracle agrees with them."""
         db = "faults_baseline"
-        self.fresh(db)
-        started = time.monotonic()
-        code, out = self.gallra.run(db, "run", "--once")
-        self.baseline = time.monotonic() - started
-        if code != 0:
-            raise RuntimeError(f"the undisturbed run exited {code}: {out}")
-        problems, processed = check_state(self.server, db, self.shop, self.key, final=True)
-        if problems:
-            raise RuntimeError("the undisturbed run violates the oracle:\n  " + "\n  ".join(problems))
+        for parallel in (1, 2):
+            self.fresh(db)
+            if parallel == 2:
+                self.apply_policy(db, parallel=2)
+            started = time.monotonic()
+            code, out = self.gallra.run(db, "run", "--once")
+            seconds = time.monotonic() - started
+            if code != 0:
+                raise RuntimeError(f"the undisturbed run exited {code}: {out}")
+            problems, processed = check_state(self.server, db, self.shop, self.key, final=True)
+            if problems:
+                raise RuntimeError("the undisturbed run violates the oracle:\n  " + "\n  ".join(problems))
+            if parallel == 1:
+                self.baseline = seconds
+            else:
+                self.baseline_parallel = seconds
+            log(f"undisturbed run, parallel: {parallel}: {seconds:.1f} s, {len(processed)} subjects, oracle clean")
         self.run_timeout = max(120, 10 * self.baseline)
         self.drop(db)
-        log(f"undisturbed run: {self.baseline:.1f} s, {len(processed)} subjects, oracle clean")
+
+    def test_oracle(self):
+        """The oracle must see what it is there to see: each damage below, done by hand, is a violation."""
+        db = "faults_oracle"
+        victim = min(self.shop.expiring & self.with_wishlist, key=int)
+        keeper = min(self.shop.customers - self.shop.expiring, key=int)
+        damages = {
+            "half a subject (its wishlist gone, its account kept)": f"DELETE FROM shop.wishlist_item WHERE customer_id = {victim}",
+            "a row outside the policy changed": "UPDATE shop.product SET price = price + 1 WHERE id = 1",
+            "a subject that stays touched": f'UPDATE shop."order" SET phone = NULL WHERE customer_id = {keeper}',
+            "a subject deleted without an audit record": (
+                f"DELETE FROM shop.wishlist_item WHERE customer_id = {victim};"
+                f" DELETE FROM shop.newsletter_log WHERE customer_ref = {victim};"
+                f" DELETE FROM shop.cart WHERE customer_id = {victim};"
+                f" DELETE FROM shop.newsletter_consent WHERE customer_id = {victim};"
+                f' UPDATE shop."order" SET customer_id = NULL, phone = NULL, email = \'x\' || id,'
+                f" full_name = 'x', birth_date = date_trunc('year', birth_date) WHERE customer_id = {victim};"
+                f" DELETE FROM shop.customer WHERE id = {victim}"
+            ),
+        }
+        for what, damage in damages.items():
+            self.fresh(db)
+            self.server.psql(damage, db)
+            problems, _ = check_state(self.server, db, self.shop, self.key, final=False)
+            if not problems:
+                raise RuntimeError(f"the oracle misses {what}")
+        self.drop(db)
+        log(f"oracle: sees each of {len(damages)} damages done by hand")
 
     def recover(self, db):
         """Reruns until a run ends with 0 (a moment after a fault the runner lock or the server may still
@@ -858,7 +896,7 @@ class Campaign:
         )
         for p in problems:
             log(f"      {p}")
-        return codes, seconds, problems
+        return codes, seconds, problems, "ended before the fault" not in t.notes
 
 
 def sum_key(document, key):
@@ -893,6 +931,7 @@ def main():
     campaign = Campaign(args)
     started = time.monotonic()
     campaign.build_template()
+    campaign.test_oracle()
     campaign.measure_baseline()
     table = []
     number = 0
@@ -900,15 +939,16 @@ def main():
         if args.only and args.only not in name:
             continue
         trials = max(1, round(args.trials * share))
-        codes_seen, times, violations = {}, [], 0
+        codes_seen, times, violations, landed = {}, [], 0, 0
         for _ in range(trials):
             number += 1
-            codes, seconds, problems = campaign.trial(name, fault, number, rng)
+            codes, seconds, problems, hit = campaign.trial(name, fault, number, rng)
             key = "/".join(status(c) for c in codes)
             codes_seen[key] = codes_seen.get(key, 0) + 1
             times.append(seconds)
             violations += 1 if problems else 0
-        table.append((name, trials, violations, codes_seen, times))
+            landed += 1 if hit else 0
+        table.append((name, trials, landed, violations, codes_seen, times))
     if not args.only or "hostile" in args.only:
         results = hostile_trial(campaign)
         codes_seen, violations = {}, 0
@@ -920,16 +960,17 @@ def main():
                 for p in problems:
                     log(f"      {p}")
         log(f"  hostile inputs: {len(results)} checks, {violations} violations")
-        table.append(("hostile inputs", len(results), violations, codes_seen, []))
+        table.append(("hostile inputs", len(results), len(results), violations, codes_seen, []))
 
     total_trials = sum(row[1] for row in table)
-    total_violations = sum(row[2] for row in table)
+    total_violations = sum(row[3] for row in table)
     log("")
-    log(f"{'fault':32} {'trials':>6} {'violations':>10}  {'exit codes (count)':36} {'recovery median/max':>20}")
-    for name, trials, violations, codes_seen, times in table:
+    log("landed: trials whose run was still going when the fault came (a run that ended first is still checked)")
+    log(f"{'fault':32} {'trials':>6} {'landed':>6} {'violations':>10}  {'exit codes (count)':30} {'recovery median/max':>20}")
+    for name, trials, landed, violations, codes_seen, times in table:
         codes = ", ".join(f"{k}x{v}" for k, v in sorted(codes_seen.items()))
         recovery = f"{statistics.median(times):.1f} / {max(times):.1f} s" if times else "-"
-        log(f"{name:32} {trials:6} {violations:10}  {codes:36} {recovery:>20}")
+        log(f"{name:32} {trials:6} {landed:6} {violations:10}  {codes:30} {recovery:>20}")
     log(
         f"{total_trials} trials, {total_violations} with violations; {campaign.customers} customers,"
         f" undisturbed run {campaign.baseline:.1f} s; {time.monotonic() - started:.0f} s in all"

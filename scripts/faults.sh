@@ -5,8 +5,8 @@
 # Prints a table (fault, trials, violations, exit codes, recovery time) and exits 1 on any violation.
 #
 # Environment:
-#   FAULTS_QUICK=1      the small version CI runs: 2,000 customers, one or two trials of each fault
-#   FAULTS_CUSTOMERS    customers of the demo shop (default 20000; 2000 with FAULTS_QUICK=1)
+#   FAULTS_QUICK=1      the small version CI runs: 5,000 customers, one or two trials of each fault
+#   FAULTS_CUSTOMERS    customers of the demo shop (default 20000; 5000 with FAULTS_QUICK=1)
 #   FAULTS_TRIALS       trials of kill -9; every other fault gets a quarter of them, at least one
 #                       (default 20; 2 with FAULTS_QUICK=1)
 #   FAULTS_SEED         the seed of the random offsets and victims (default 1)
@@ -19,7 +19,7 @@ cd "$root"
 scripts/deps.sh
 
 quick=${FAULTS_QUICK:-0}
-customers=${FAULTS_CUSTOMERS:-$([ "$quick" = 1 ] && echo 2000 || echo 20000)}
+customers=${FAULTS_CUSTOMERS:-$([ "$quick" = 1 ] && echo 5000 || echo 20000)}
 trials=${FAULTS_TRIALS:-$([ "$quick" = 1 ] && echo 2 || echo 20)}
 build=${FAULTS_BUILD:-debug}
 [[ "$customers" =~ ^[1-9][0-9]*$ && "$trials" =~ ^[1-9][0-9]*$ ]] || {
