@@ -16,6 +16,7 @@ line per trial, then a table per fault, and exits 1 on any violation.
 import argparse
 import hashlib
 import hmac
+import json
 import os
 import random
 import signal
@@ -882,8 +883,6 @@ class Campaign:
         if code != 0:
             problems.append(f"plan exited {code}")
         else:
-            import json
-
             due = sum_key(json.loads(out), "expiring")
             if due:
                 problems.append(f"plan after recovery: {due} subjects still due")
@@ -962,7 +961,7 @@ def main():
         log(f"  hostile inputs: {len(results)} checks, {violations} violations")
         table.append(("hostile inputs", len(results), len(results), violations, codes_seen, []))
 
-    total_trials = sum(row[1] for row in table)
+    total_trials = sum(row[1] for row in table if row[0] != "hostile inputs")
     total_violations = sum(row[3] for row in table)
     log("")
     log("landed: trials whose run was still going when the fault came (a run that ended first is still checked)")
@@ -972,7 +971,8 @@ def main():
         recovery = f"{statistics.median(times):.1f} / {max(times):.1f} s" if times else "-"
         log(f"{name:32} {trials:6} {landed:6} {violations:10}  {codes:30} {recovery:>20}")
     log(
-        f"{total_trials} trials, {total_violations} with violations; {campaign.customers} customers,"
+        f"{total_trials} fault trials and {sum(row[1] for row in table) - total_trials} hostile inputs,"
+        f" {total_violations} with violations; {campaign.customers} customers,"
         f" undisturbed run {campaign.baseline:.1f} s; {time.monotonic() - started:.0f} s in all"
     )
     return 1 if total_violations else 0

@@ -32,10 +32,12 @@ debug | release) ;;
 esac
 
 swift build -c "$build" --product gallra
-gallra="$(swift build -c "$build" --show-bin-path)/gallra"
 
 work=$(mktemp -d /tmp/gallra-faults.XXXXXX)
 chmod 0755 "$work"
+# A copy: a build while the campaign runs must not replace the binary under it.
+gallra="$work/gallra"
+cp "$(swift build -c "$build" --show-bin-path)/gallra" "$gallra"
 cleanup() {
     status=$?
     scripts/pg.sh stop "$work/pg" || true
