@@ -7,8 +7,8 @@
 # Environment:
 #   FAULTS_QUICK=1      the small version CI runs: 5,000 customers, one or two trials of each fault
 #   FAULTS_CUSTOMERS    customers of the demo shop (default 20000; 5000 with FAULTS_QUICK=1)
-#   FAULTS_TRIALS       trials of kill -9; every other fault gets a quarter of them, at least one
-#                       (default 20; 2 with FAULTS_QUICK=1)
+#   FAULTS_TRIALS       trials of kill -9; kill -9 with parallel: 2 gets half as many, every other fault a
+#                       quarter, each at least one (default 20; 2 with FAULTS_QUICK=1)
 #   FAULTS_SEED         the seed of the random offsets and victims (default 1)
 #   FAULTS_ONLY         run only the faults whose name contains this text, e.g. "SIGSTOP" or "hostile"
 #   FAULTS_BUILD        debug (default) or release
