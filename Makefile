@@ -14,7 +14,7 @@ SYSCONFDIR ?= /etc
 # `make install GALLRA_BINARY=path` installs that binary instead of building a release one.
 GALLRA_BINARY ?=
 
-.PHONY: all build release test demo bench footprint clean format lint install uninstall
+.PHONY: all build release test faults faults-quick demo bench footprint clean format lint install uninstall
 
 all: build
 
@@ -29,6 +29,14 @@ release:
 
 test:
 	scripts/test.sh
+
+# The fault campaign (docs/reliability.md): faults against `gallra run --once` on the demo shop, checked by an
+# SQL oracle. faults-quick is the small version CI runs (a few minutes).
+faults:
+	scripts/faults.sh
+
+faults-quick:
+	FAULTS_QUICK=1 scripts/faults.sh
 
 demo:
 	scripts/demo.sh
