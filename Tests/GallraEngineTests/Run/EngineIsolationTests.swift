@@ -107,7 +107,8 @@ struct EngineIsolationTests {
             #expect(entry.metadata["subject.digest"] == DemoShop.digest(customer: victim))
             #expect(entry.metadata["sqlstate"] == "P0001")
             #expect(entry.metadata["policy"] == "inactive-customers")
-            #expect(!entry.message.contains("\(victim)") && !entry.metadata.values.contains { $0.contains("\(victim)") })
+            #expect(
+                !entry.message.contains("\(victim)") && !entry.metadata.values.contains { $0.contains("\(victim)") })
 
             // Once the trigger lets it go, the next run takes it.
             try await execute(["DROP TRIGGER refuse ON shop.customer"], on: connection)
@@ -175,12 +176,15 @@ struct EngineIsolationTests {
     }
 
     /// A lock conflict the batch meets while it waits (here on a row the customer points to, which the batch locks
-    /// as it captures it) can go away by waiting: it is still retried, and the batch skipped after its attempts.
-    @Test func aLockTimeoutIsStillRetriedThenTheBatchSkipped() async throws {
+    /// as it captures it) can go away by waiting: it is still retried, and the batch skipped after its attempts. On
+    /// one connection, and on three: a retry picks within its batch's range, while the batches after it go on.
+    @Test(arguments: [1, 3])
+    func aLockTimeoutIsStillRetriedThenTheBatchSkipped(parallel: Int) async throws {
         try await TestDatabase.with { database, connection in
             try await DemoShop.load(database, on: connection)
             let policy = try await DemoShop.policy("inactive-customers", on: connection) {
                 $0.policy.limits.batchSize = 100
+                $0.policy.limits.parallel = parallel
             }
             let due = try await EngineSafetyTests.dueIDs(on: connection)
             let batch = "{" + due[100..<200].map(String.init).joined(separator: ",") + "}"
@@ -190,7 +194,7 @@ struct EngineIsolationTests {
             let shop = try await database.connect()
             try await shop.execute("BEGIN")
             try await shop.execute("SELECT FROM shop.address WHERE id = \(address) FOR UPDATE")
-            var options = DemoShop.options(.live)
+            var options = DemoShop.options(.live, database: database)
             options.lockTimeout = .milliseconds(100)
             let report = try await DemoShop.engine(connection).run([policy], options: options)
             try await shop.execute("ROLLBACK")
@@ -203,6 +207,12 @@ struct EngineIsolationTests {
             #expect(result.skippedBatches.first?.sqlState == "55P03")
             #expect(result.leftSubjects == nil)
             #expect(result.processed == due.count - 100)
+            // The skipped batch's subjects are untouched and unaudited.
+            let digests = try await DemoShop.auditedDigests(on: connection)
+            #expect(digests == Set((due[..<100] + due[200...]).map { DemoShop.digest(customer: $0) }))
+            #expect(
+                try await scalar("SELECT count(*) FROM gallra.audit_block", as: Int.self, on: connection)
+                    == result.batches)
         }
     }
 }
