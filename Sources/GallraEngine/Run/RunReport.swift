@@ -93,7 +93,8 @@ public struct RunProgress: Sendable, Hashable {
 }
 
 /// What a run did (live) or would do (dry). Holds counts and digests of nothing: no row values, no keys
-/// except a dry run's `--show-keys`.
+/// except a dry run's `--show-keys` and the subjects a live run left (for the operator; `gallra.run` stores
+/// their digests only).
 public struct RunReport: Sendable, Hashable, Codable {
     /// How a run ended.
     public enum Outcome: String, Sendable, Hashable, Codable {

@@ -89,11 +89,11 @@ struct EngineIsolationTests {
             let recorder = LogRecorder()
             var options = DemoShop.options(.live, database: database)
             // A retry would wait at least this long: the run must not.
-            options.retryBackoff = .seconds(20)
+            options.retryBackoff = .seconds(60)
             let started = ContinuousClock.now
             let engine = Engine(connection: connection, auditKey: try DemoShop.auditKey(), logger: recorder.logger)
             let report = try await engine.run([policy], options: options)
-            #expect(ContinuousClock.now - started < .seconds(20))
+            #expect(ContinuousClock.now - started < .seconds(60))
             let left = try await Self.expectOnlyLeft(
                 victim, report: report, due: due, untouched: untouched, on: connection)
             #expect(left.reason == .refused)
@@ -154,13 +154,17 @@ struct EngineIsolationTests {
             let (victim, order) = try await Self.victimWithOrders(due, on: connection)
             let untouched = try await Self.rows(of: victim, on: connection)
             let shop = try await database.connect()
+            // The shop's session holds its lock for as long as the run takes (gallra's sessions would give up
+            // an idle transaction after seconds).
+            try await shop.execute("SET idle_in_transaction_session_timeout = 0")
             try await shop.execute("BEGIN")
             try await shop.execute(#"SELECT FROM shop."order" WHERE id = \#(order) FOR UPDATE"#)
             var options = DemoShop.options(.live)
-            options.lockTimeout = .seconds(10)
+            // Waiting for the row would take this long: the run must not.
+            options.lockTimeout = .seconds(60)
             let started = ContinuousClock.now
             let report = try await DemoShop.engine(connection).run([policy], options: options)
-            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(ContinuousClock.now - started < .seconds(60))
             try await shop.execute("ROLLBACK")
             await shop.close()
             let left = try await Self.expectOnlyLeft(
@@ -192,6 +196,9 @@ struct EngineIsolationTests {
                 "SELECT min(address_id) FROM shop.customer WHERE id = ANY ($1::bigint[])", [.text(batch)],
                 as: Int64.self, on: connection)
             let shop = try await database.connect()
+            // The shop's session holds its lock for as long as the run takes (gallra's sessions would give up
+            // an idle transaction after seconds).
+            try await shop.execute("SET idle_in_transaction_session_timeout = 0")
             try await shop.execute("BEGIN")
             try await shop.execute("SELECT FROM shop.address WHERE id = \(address) FOR UPDATE")
             var options = DemoShop.options(.live, database: database)
