@@ -16,8 +16,8 @@ public struct StepPlan: Sendable, Hashable {
     public var lock: PlannedStatement?
     /// Rows the subject owns (a path from the subject): locks the batch's rows of the step's table without
     /// waiting (`SKIP LOCKED`) and returns the `subject`s with a row another transaction holds, so that the batch
-    /// leaves those subjects instead of waiting for `lock_timeout`. Nil for the subject row (the pick locks it) and
-    /// for rows the subject points to.
+    /// leaves those subjects instead of waiting for `lock_timeout`. Run only when the steps met a held lock. Nil
+    /// for the subject row (the pick locks it) and for rows the subject points to.
     public var lockFree: PlannedStatement?
     /// Rows the subject points to: identifies and locks them at batch start, returning `subject, row, shared, step`
     /// (`row` identifies the row by its referenced key as a JSON object; `shared` when something outside the

@@ -31,30 +31,7 @@ extension LivePolicyRun {
         var subjects = confirmed
         let subjectTable = policy.resolved.subject.table.description
         bindings.keys = Engine.jsonArray(subjects)
-
-        // Subjects with an owned row another transaction holds are left to a later run, without waiting for the
-        // lock; the rows of the others are locked from here on, so the steps do not wait for them either.
         var left: [LeftSubject] = []
-        for plan in plans {
-            guard let lockFree = plan.lockFree else { continue }
-            let busy = Set(
-                try await connection.query(lockFree.sql, Engine.values(lockFree, bindings)).map {
-                    try $0.decode("subject", as: String.self)
-                })
-            guard !busy.isEmpty else { continue }
-            for subject in subjects where busy.contains(subject) {
-                left.append(
-                    LeftSubject(
-                        key: subject, digest: digester.digest(table: subjectTable, key: subject),
-                        reason: .rowLocked, table: plan.step.table.description))
-            }
-            subjects.removeAll { busy.contains($0) }
-            bindings.keys = Engine.jsonArray(subjects)
-            if subjects.isEmpty { break }
-        }
-        guard !subjects.isEmpty else {
-            return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, 0, []) }, left: left)
-        }
 
         // Rows the subjects point to: identified and locked before any step breaks the path to them.
         var captured: [Int: [CapturedRow]] = [:]
@@ -67,17 +44,41 @@ extension LivePolicyRun {
             }
         }
 
-        // The steps, for all subjects at once; a subject the database refuses is isolated and left.
+        // The steps, for all subjects at once; a subject the database refuses is isolated and left. While an owned
+        // row of a subject may be held by another transaction, the steps wait only briefly for a lock
+        // (`lockProbe`): when they would wait longer, they are rolled back, the subjects with an owned row held are
+        // found without waiting and left, and the steps run again for the others, waiting as long as
+        // `lock_timeout` allows. An undisturbed batch pays a savepoint and two settings for this, no scan.
         var acts = BatchActs(subjects: subjects, steps: plans.count)
-        let before = left.count
-        try await isolate(
-            subjects, plans: plans, captured: captured, bindings: bindings, acts: &acts, left: &left,
-            on: connection)
-        if left.count > before {
-            let refused = Set(left[before...].compactMap(\.key))
-            subjects.removeAll { refused.contains($0) }
-            bindings.keys = Engine.jsonArray(subjects)
+        var refused: [LeftSubject] = []
+        let probing = plans.contains { $0.lockFree != nil } && Self.lockProbe < options.lockTimeout
+        if probing { try await setLockTimeout(Self.lockProbe, on: connection) }
+        try await connection.execute("SAVEPOINT gallra_steps")
+        do {
+            try await isolate(
+                subjects, plans: plans, captured: captured, bindings: bindings, acts: &acts, left: &refused,
+                on: connection)
+        } catch let error as PostgresError where probing && error.isLockNotAvailable {
+            try await connection.execute("ROLLBACK TO SAVEPOINT gallra_steps")
+            let busy = try await busySubjects(subjects, plans: plans, bindings: bindings, on: connection)
+            left += busy
+            let held = Set(busy.compactMap(\.key))
+            subjects.removeAll { held.contains($0) }
+            acts = BatchActs(subjects: subjects, steps: plans.count)
+            refused = []
+            try await setLockTimeout(options.lockTimeout, on: connection)
+            if !subjects.isEmpty {
+                try await isolate(
+                    subjects, plans: plans, captured: captured, bindings: bindings, acts: &acts, left: &refused,
+                    on: connection)
+            }
         }
+        try await connection.execute("RELEASE SAVEPOINT gallra_steps")
+        if probing { try await setLockTimeout(options.lockTimeout, on: connection) }
+        left += refused
+        let leftKeys = Set(left.compactMap(\.key))
+        subjects.removeAll { leftKeys.contains($0) }
+        bindings.keys = Engine.jsonArray(subjects)
         guard !subjects.isEmpty else {
             return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, 0, []) }, left: left)
         }
@@ -126,6 +127,43 @@ extension LivePolicyRun {
         }
         return BatchOutcome(
             picked: keys, subjects: subjects.count, steps: stepCounts, consentEvents: consentEvents, left: left)
+    }
+
+    /// How long a batch's steps wait for a row lock before they look for the subjects whose owned rows another
+    /// transaction holds (``StepPlan/lockFree``), to leave them rather than wait for `lock_timeout`.
+    static let lockProbe: Duration = .milliseconds(100)
+
+    func setLockTimeout(_ timeout: Duration, on connection: isolated PostgresConnection) async throws {
+        try await connection.execute(
+            "SELECT set_config('lock_timeout', $1, true)", [.text(Self.milliseconds(timeout))])
+    }
+
+    /// The subjects of `subjects` with an owned row another transaction holds, found without waiting; the owned
+    /// rows of the others are locked from here on.
+    func busySubjects(
+        _ subjects: [String], plans: [StepPlan], bindings: Engine.Bindings, on connection: isolated PostgresConnection
+    ) async throws -> [LeftSubject] {
+        let subjectTable = policy.resolved.subject.table.description
+        var bindings = bindings
+        var remaining = subjects
+        var left: [LeftSubject] = []
+        for plan in plans {
+            guard let lockFree = plan.lockFree, !remaining.isEmpty else { continue }
+            bindings.keys = Engine.jsonArray(remaining)
+            let busy = Set(
+                try await connection.query(lockFree.sql, Engine.values(lockFree, bindings)).map {
+                    try $0.decode("subject", as: String.self)
+                })
+            guard !busy.isEmpty else { continue }
+            for subject in remaining where busy.contains(subject) {
+                left.append(
+                    LeftSubject(
+                        key: subject, digest: digester.digest(table: subjectTable, key: subject),
+                        reason: .rowLocked, table: plan.step.table.description))
+            }
+            remaining.removeAll { busy.contains($0) }
+        }
+        return left
     }
 
     /// The table the audit counts name for a subject's consent events removed from gallra's registry.
