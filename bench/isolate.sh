@@ -5,7 +5,7 @@
 #
 # Starts a throwaway PostgreSQL (scripts/pg.sh), generates the demo shop (BENCH_N customers, default 20000) once into
 # a template database, and times `gallra run --once --policy inactive-customers` (batches of ISOLATE_BATCH, default
-# 50, no pause) on a fresh copy of it in three ways, ISOLATE_ROUNDS times each (default 3, median):
+# 50, no pause) on a fresh copy of it in three ways, taking turns, ISOLATE_ROUNDS times each (default 3, median):
 #
 #   undisturbed    nothing else happens
 #   locked_row     another session holds one order row of one due customer (SELECT ... FOR UPDATE) for the whole run
@@ -127,14 +127,18 @@ measure() {
     echo "$ms $status $left"
 }
 
+# The ways take turns round by round, so that a server warming up or a neighbour's load favours none of them.
+declare -A results
+for round in $(seq 1 "$rounds"); do
+    log "round $round of $rounds"
+    for way in undisturbed locked_row refused; do results[$way]+="$(measure "$way" "$round")"$'\n'; done
+done
 base=
 for way in undisturbed locked_row refused; do
-    log "$way: $rounds runs"
-    results=()
-    for round in $(seq 1 "$rounds"); do results+=("$(measure "$way" "$round")"); done
-    ms=$(printf '%s\n' "${results[@]}" | cut -d' ' -f1 | median)
-    statuses=$(printf '%s\n' "${results[@]}" | cut -d' ' -f2 | sort -u | paste -sd,)
-    left=$(printf '%s\n' "${results[@]}" | cut -d' ' -f3 | sort -u | paste -sd,)
+    lines=$(printf '%s' "${results[$way]}")
+    ms=$(cut -d' ' -f1 <<<"$lines" | median)
+    statuses=$(cut -d' ' -f2 <<<"$lines" | sort -u | paste -sd,)
+    left=$(cut -d' ' -f3 <<<"$lines" | sort -u | paste -sd,)
     [ -n "$base" ] || base=$ms
     printf 'isolate_%s_ms %s ratio %s exit %s left %s\n' "$way" "$ms" \
         "$(awk -v a="$ms" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" "$statuses" "$left"

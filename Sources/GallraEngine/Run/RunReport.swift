@@ -100,8 +100,8 @@ public struct RunReport: Sendable, Hashable, Codable {
     public enum Outcome: String, Sendable, Hashable, Codable {
         /// Every policy ran to the end.
         case done
-        /// Some batches were skipped (lock conflicts, errors), or some due subjects were locked by another
-        /// transaction; a later run picks them up.
+        /// Some batches were skipped (lock conflicts, errors), some subjects left (a row locked, a change
+        /// refused), or some due subjects were locked by another transaction; a later run picks them up.
         case partial
         /// The guard refused a policy.
         case refused
