@@ -107,8 +107,13 @@ struct EngineIsolationTests {
             #expect(entry.metadata["subject.digest"] == DemoShop.digest(customer: victim))
             #expect(entry.metadata["sqlstate"] == "P0001")
             #expect(entry.metadata["policy"] == "inactive-customers")
+            // (A digest or the run's id may hold the key's digits by chance: they are left out of the search.)
+            let digest = DemoShop.digest(customer: victim)
+            #expect(!entry.message.replacingOccurrences(of: digest, with: "").contains("\(victim)"))
             #expect(
-                !entry.message.contains("\(victim)") && !entry.metadata.values.contains { $0.contains("\(victim)") })
+                !entry.metadata.filter { !["subject.digest", "run.id"].contains($0.key) }.values.contains {
+                    $0.contains("\(victim)")
+                })
 
             // Once the trigger lets it go, the next run takes it.
             try await execute(["DROP TRIGGER refuse ON shop.customer"], on: connection)
