@@ -47,6 +47,7 @@ bench:
 	bench/run.sh
 	bench/export.sh
 	bench/erasure.sh
+	bench/isolate.sh
 
 # What the release binary costs: its size, the idle service's resident memory, a run's peak (bench/footprint.sh).
 footprint: release

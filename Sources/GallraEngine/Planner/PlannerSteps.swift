@@ -14,6 +14,11 @@ public struct StepPlan: Sendable, Hashable {
     /// referencing them can appear between the moment ``act`` judges which rows are still referenced and its
     /// delete (an insert that references a locked row waits for the batch). Nil otherwise.
     public var lock: PlannedStatement?
+    /// Rows the subject owns (a path from the subject): locks the batch's rows of the step's table without
+    /// waiting (`SKIP LOCKED`) and returns the `subject`s with a row another transaction holds, so that the batch
+    /// leaves those subjects instead of waiting for `lock_timeout`. Run only when the steps met a held lock. Nil
+    /// for the subject row (the pick locks it) and for rows the subject points to.
+    public var lockFree: PlannedStatement?
     /// Rows the subject points to: identifies and locks them at batch start, returning `subject, row, shared, step`
     /// (`row` identifies the row by its referenced key as a JSON object; `shared` when something outside the
     /// due subjects' data still references it; `step` the twin it counts under). Rows the policy already
@@ -46,7 +51,8 @@ extension Planner {
                 let combined = step.action.mayDelete && step.action.mayAnonymize
                 return StepPlan(
                     index: index, step: step, act: act(step), lock: combined && !step.path.isEmpty ? lock(step) : nil,
-                    capture: nil, actOnRows: nil, anonymizeRows: nil)
+                    lockFree: step.path.isEmpty ? nil : lockFree(step), capture: nil, actOnRows: nil,
+                    anonymizeRows: nil)
             case .referenced:
                 // A twin group is captured and acted on at its first step's turn; a delete-or-anonymize deletes the
                 // unshared rows and anonymizes the shared ones.
@@ -54,7 +60,7 @@ extension Planner {
                 let acting = step.action.mayDelete ? .delete : step.action
                 let anonymization = step.action.mayDelete ? step.action.anonymization : nil
                 return StepPlan(
-                    index: index, step: step, act: nil, lock: nil, capture: capture,
+                    index: index, step: step, act: nil, lock: nil, lockFree: nil, capture: capture,
                     actOnRows: capture.map { _ in actOnRows(step, action: acting) },
                     anonymizeRows: capture.flatMap { _ in anonymization.map { actOnRows(step, action: $0) } })
             }
@@ -134,6 +140,28 @@ extension Planner {
         let from = (["\(table) AS x"] + reached.items).joined(separator: ", ")
         return sql.statement(
             "SELECT FROM \(from) WHERE \(reached.conditions.joined(separator: " AND ")) FOR UPDATE OF x")
+    }
+
+    /// Locks the rows a step on owned rows reaches from the batch's subjects, skipping those another transaction
+    /// holds, and returns the subjects that reach a skipped row (``StepPlan/lockFree``). One statement: the rows
+    /// reached and the rows locked are read on one snapshot and compared by their physical identity. A row updated
+    /// and committed by another transaction between the two reads counts as held: its subject waits for a later
+    /// run rather than being judged on a row version the batch has not seen.
+    func lockFree(_ step: ResolvedStep) -> PlannedStatement {
+        var sql = SQLBuilder()
+        let table = SQLIdentifier.quoted(schema: step.table.schema, name: step.table.name)
+        let reached = batchPath(&sql, step.path, lastAlias: "x", bound: true)
+        let from = (["\(table) AS x"] + reached.items).joined(separator: ", ")
+        let conditions = reached.conditions.joined(separator: " AND ")
+        // A delete-or-anonymize takes only the update's lock here: a row a transaction is referencing right now (its
+        // insert holds a key-share lock) is waited for by ``lock(_:)`` and then kept, as that lock intends.
+        let strength = step.action.mayAnonymize ? "FOR NO KEY UPDATE" : "FOR UPDATE"
+        return sql.statement(
+            """
+            WITH a AS MATERIALIZED (SELECT \(key("s"))::text AS subject, x.tableoid AS t, x.ctid AS c FROM \(from) WHERE \(conditions)),
+            l AS MATERIALIZED (SELECT x.tableoid AS t, x.ctid AS c FROM \(from) WHERE \(conditions) \(strength) OF x SKIP LOCKED)
+            SELECT DISTINCT a.subject FROM a WHERE NOT EXISTS (SELECT FROM l WHERE l.t = a.t AND l.c = a.c)
+            """)
     }
 
     /// Whether row `row` of a delete-or-anonymize's table is referenced by some row, of any table, through any

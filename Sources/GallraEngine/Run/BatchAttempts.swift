@@ -4,8 +4,10 @@ import Synchronization
 
 extension Engine {
     /// Errors that concern one batch (lock conflicts, timeouts, serialization failures, deadlocks, and
-    /// constraint or trigger errors raised by the batch's rows): retried, then the batch is skipped. Anything
-    /// else (a missing table, a privilege, a lost connection) fails the policy.
+    /// constraint or trigger errors raised by the batch's rows): the batch is skipped, after retries for those
+    /// that waiting may cure (not a refusal, ``isRefusal(_:)``: the steps isolate the subject that raises one, so
+    /// one still met here was raised outside them). Anything else (a missing table, a privilege, a lost
+    /// connection) fails the policy.
     static func isBatchError(_ error: any Error) -> Bool {
         guard let error = error as? PostgresError, error.code != .cancelled else { return false }
         if error.isRetryable || error.isQueryCanceled { return true }
@@ -38,15 +40,17 @@ extension LivePolicyRun {
                     batch.upToKey = last
                 }
                 let frozen = batch
-                return try await connection.transaction { connection in
+                let outcome = try await connection.transaction { connection in
                     try await self.batch(
                         planner: planner, plans: plans, bindings: frozen, picked: picked, on: connection
                     ) { keys in await tally.picked(claim, keys) }
                 }
+                for subject in outcome.left { logLeft(subject, batch: claim.number) }
+                return outcome
             } catch {
                 if Task.isCancelled { throw CancellationError() }
                 guard Engine.isBatchError(error) else { throw error }
-                if attempt < options.maxAttempts {
+                if attempt < options.maxAttempts, !Engine.isRefusal(error) {
                     try await Task.sleep(for: backoff(attempt))
                     continue
                 }
@@ -66,6 +70,22 @@ extension LivePolicyRun {
                 return nil
             }
         }
+    }
+
+    /// The journal's entry for a subject a batch left: its digest, never its key; the reason, the table and the
+    /// SQLSTATE, but not the server's message (a trigger may word it with the subject's values).
+    func logLeft(_ subject: LeftSubject, batch: Int) {
+        var metadata: Logger.Metadata = [
+            "policy": "\(name)", "policy.version": "\(policy.version)", "subject.digest": "\(subject.digest)",
+            "batch": "\(batch)", "reason": "\(subject.reason)",
+        ]
+        if let table = subject.table { metadata["table"] = "\(table)" }
+        if let state = subject.sqlState { metadata["sqlstate"] = "\(state)" }
+        let code = subject.sqlState.map { " (SQLSTATE \($0))" } ?? ""
+        let table = subject.table.map { " in \($0)" } ?? ""
+        logger.warning(
+            "subject \(subject.digest) left in batch \(batch): \(subject.reason)\(table)\(code); a later run takes it",
+            metadata: JournalEvent.subjectLeft.metadata(metadata))
     }
 
     /// Exponential backoff with up to 50 % jitter.

@@ -72,6 +72,7 @@ actor BatchTally {
         inFlight[claim.number] = nil
         report.batches += outcome.subjects > 0 ? 1 : 0
         report.processed += outcome.subjects
+        if !outcome.left.isEmpty { report.leftSubjects = (report.leftSubjects ?? []) + outcome.left }
         if outcome.consentEvents > 0 { report.consentEvents = (report.consentEvents ?? 0) + outcome.consentEvents }
         for (index, counts) in outcome.steps.enumerated() {
             report.steps[index].rows += counts.rows

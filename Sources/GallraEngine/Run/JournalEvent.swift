@@ -11,6 +11,7 @@ public enum JournalEvent: String, Sendable, CaseIterable {
     case policyRefused = "132358728f1b493db84afd9b384ed213"
     case policyInvalid = "da035686501e4c04ba4cd57c8ef2a08e"
     case batchSkipped = "a9517f601c144af380185a40a58ed75b"
+    case subjectLeft = "c350e31a3b1648789140a4210cb672b5"
     case databaseUnreachable = "25503ea507f74aafae31c273356c0a40"
     case databaseBack = "7b5092f2da284a32ab42b3afe4f282fe"
     case auditHead = "6598745a0bca4a0a9c200b07973d9027"

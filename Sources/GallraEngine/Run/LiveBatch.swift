@@ -22,13 +22,16 @@ extension LivePolicyRun {
         guard !keys.isEmpty else { return BatchOutcome(picked: [], subjects: 0, steps: []) }
         bindings.keys = Engine.jsonArray(keys)
         let confirm = planner.confirmBatch()
-        let subjects = try await connection.query(confirm.sql, Engine.values(confirm, bindings)).map {
+        let confirmed = try await connection.query(confirm.sql, Engine.values(confirm, bindings)).map {
             try $0.decode("key", as: String.self)
         }
-        guard !subjects.isEmpty else {
+        guard !confirmed.isEmpty else {
             return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, 0, []) })
         }
+        var subjects = confirmed
+        let subjectTable = policy.resolved.subject.table.description
         bindings.keys = Engine.jsonArray(subjects)
+        var left: [LeftSubject] = []
 
         // Rows the subjects point to: identified and locked before any step breaks the path to them.
         var captured: [Int: [CapturedRow]] = [:]
@@ -41,82 +44,48 @@ extension LivePolicyRun {
             }
         }
 
-        var perSubject = SubjectCounts(subjects: subjects)
-        var stepCounts: [(rows: Int, anonymized: Int, retained: Set<String>)] = plans.map { _ in (0, 0, []) }
-        // Subjects whose row a delete-or-anonymize of the subject row deleted: gone, so not recorded as processed.
-        var deletedSubjects: Set<String> = []
-        for plan in plans {
-            let table = plan.step.table.description
-            let action: AuditCount.Action = plan.step.action.mayDelete ? .deleted : .anonymized
-            if let act = plan.act {
-                if let lock = plan.lock { try await connection.execute(lock.sql, Engine.values(lock, bindings)) }
-                var rows = 0
-                var anonymized = 0
-                for row in try await connection.query(act.sql, Engine.values(act, bindings)) {
-                    let subject = try row.decode("subject", as: String.self)
-                    let count = try row.decode("rows", as: Int.self)
-                    perSubject.add(count, subject: subject, table: table, action: action)
-                    rows += count
-                    if plan.deletesOrAnonymizes {
-                        let kept = try row.decode("anonymized", as: Int.self)
-                        perSubject.add(kept, subject: subject, table: table, action: .anonymized)
-                        anonymized += kept
-                        if plan.step.relation == .subject, count > 0 { deletedSubjects.insert(subject) }
-                    }
-                }
-                stepCounts[plan.index].rows += rows + anonymized
-                stepCounts[plan.index].anonymized += anonymized
-            } else if let actOnRows = plan.actOnRows {
-                // The rows of the step and its twins (referenced steps acting alike on one table).
-                let rows = captured[plan.index] ?? []
-                // The step each row counts under (the capture judges each row once, so its pairs agree).
-                var counting: [String: Int] = [:]
-                var shared: Set<String> = []
-                for row in rows {
-                    counting[row.row] = row.step
-                    if row.shared { shared.insert(row.row) }
-                }
-                let candidates = Set(counting.keys).subtracting(shared).sorted()
-                var acted: Set<String> = []
-                if !candidates.isEmpty {
-                    var rowBindings = bindings
-                    rowBindings.rows = "[" + candidates.joined(separator: ",") + "]"
-                    acted = Set(
-                        try await connection.query(actOnRows.sql, Engine.values(actOnRows, rowBindings)).map {
-                            try $0.decode("row", as: String.self)
-                        })
-                }
-                // A delete-or-anonymize anonymizes the shared rows instead of retaining them.
-                var anonymized: Set<String> = []
-                if let anonymizeRows = plan.anonymizeRows, !shared.isEmpty {
-                    var rowBindings = bindings
-                    rowBindings.rows = "[" + shared.sorted().joined(separator: ",") + "]"
-                    anonymized = Set(
-                        try await connection.query(anonymizeRows.sql, Engine.values(anonymizeRows, rowBindings)).map {
-                            try $0.decode("row", as: String.self)
-                        })
-                    shared.subtract(anonymized)
-                }
-                for row in acted { stepCounts[counting[row] ?? plan.index].rows += 1 }
-                for row in anonymized {
-                    stepCounts[counting[row] ?? plan.index].rows += 1
-                    stepCounts[counting[row] ?? plan.index].anonymized += 1
-                }
-                for row in shared { stepCounts[counting[row] ?? plan.index].retained.insert(row) }
-                var seen: Set<[String]> = []
-                for row in rows where seen.insert([row.subject, row.row]).inserted {
-                    if acted.contains(row.row) {
-                        perSubject.add(1, subject: row.subject, table: table, action: action)
-                    } else if anonymized.contains(row.row) {
-                        perSubject.add(1, subject: row.subject, table: table, action: .anonymized)
-                    } else if shared.contains(row.row) {
-                        perSubject.add(1, subject: row.subject, table: table, action: .retained)
-                    }
-                }
+        // The steps, for all subjects at once; a subject the database refuses is isolated and left. While an owned
+        // row of a subject may be held by another transaction, the steps wait only briefly for a lock
+        // (`lockProbe`): when they would wait longer, they are rolled back, the subjects with an owned row held are
+        // found without waiting and left, and the steps run again for the others, waiting as long as
+        // `lock_timeout` allows. An undisturbed batch pays a savepoint and two settings for this, no scan.
+        var acts = BatchActs(subjects: subjects, steps: plans.count)
+        var refused: [LeftSubject] = []
+        let probing = plans.contains { $0.lockFree != nil } && Self.lockProbe < options.lockTimeout
+        if probing { try await setLockTimeout(Self.lockProbe, on: connection) }
+        try await connection.execute("SAVEPOINT gallra_steps")
+        do {
+            try await isolate(
+                subjects, plans: plans, captured: captured, bindings: bindings, acts: &acts, left: &refused,
+                on: connection)
+        } catch let error as PostgresError where probing && error.isLockNotAvailable {
+            try await connection.execute("ROLLBACK TO SAVEPOINT gallra_steps")
+            let busy = try await busySubjects(subjects, plans: plans, bindings: bindings, on: connection)
+            left += busy
+            let held = Set(busy.compactMap(\.key))
+            subjects.removeAll { held.contains($0) }
+            acts = BatchActs(subjects: subjects, steps: plans.count)
+            refused = []
+            try await setLockTimeout(options.lockTimeout, on: connection)
+            if !subjects.isEmpty {
+                try await isolate(
+                    subjects, plans: plans, captured: captured, bindings: bindings, acts: &acts, left: &refused,
+                    on: connection)
             }
         }
+        try await connection.execute("RELEASE SAVEPOINT gallra_steps")
+        if probing { try await setLockTimeout(options.lockTimeout, on: connection) }
+        left += refused
+        let leftKeys = Set(left.compactMap(\.key))
+        subjects.removeAll { leftKeys.contains($0) }
+        bindings.keys = Engine.jsonArray(subjects)
+        guard !subjects.isEmpty else {
+            return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, 0, []) }, left: left)
+        }
+        var perSubject = acts.perSubject
+        let stepCounts = acts.steps
+        let deletedSubjects = acts.deletedSubjects
 
-        let subjectTable = policy.resolved.subject.table.description
         // The registry stops naming the subjects: their consent events, under every policy, go with their data.
         var consentEvents = 0
         for row in try await connection.query(
@@ -158,7 +127,44 @@ extension LivePolicyRun {
                 [.text(name), .text(runID), .jsonb(remaining)])
         }
         return BatchOutcome(
-            picked: keys, subjects: subjects.count, steps: stepCounts, consentEvents: consentEvents)
+            picked: keys, subjects: subjects.count, steps: stepCounts, consentEvents: consentEvents, left: left)
+    }
+
+    /// How long a batch's steps wait for a row lock before they look for the subjects whose owned rows another
+    /// transaction holds (``StepPlan/lockFree``), to leave them rather than wait for `lock_timeout`.
+    static let lockProbe: Duration = .milliseconds(100)
+
+    func setLockTimeout(_ timeout: Duration, on connection: isolated PostgresConnection) async throws {
+        try await connection.execute(
+            "SELECT set_config('lock_timeout', $1, true)", [.text(Self.milliseconds(timeout))])
+    }
+
+    /// The subjects of `subjects` with an owned row another transaction holds, found without waiting; the owned
+    /// rows of the others are locked from here on.
+    func busySubjects(
+        _ subjects: [String], plans: [StepPlan], bindings: Engine.Bindings, on connection: isolated PostgresConnection
+    ) async throws -> [LeftSubject] {
+        let subjectTable = policy.resolved.subject.table.description
+        var bindings = bindings
+        var remaining = subjects
+        var left: [LeftSubject] = []
+        for plan in plans {
+            guard let lockFree = plan.lockFree, !remaining.isEmpty else { continue }
+            bindings.keys = Engine.jsonArray(remaining)
+            let busy = Set(
+                try await connection.query(lockFree.sql, Engine.values(lockFree, bindings)).map {
+                    try $0.decode("subject", as: String.self)
+                })
+            guard !busy.isEmpty else { continue }
+            for subject in remaining where busy.contains(subject) {
+                left.append(
+                    LeftSubject(
+                        key: subject, digest: digester.digest(table: subjectTable, key: subject),
+                        reason: .rowLocked, table: plan.step.table.description))
+            }
+            remaining.removeAll { busy.contains($0) }
+        }
+        return left
     }
 
     /// The table the audit counts name for a subject's consent events removed from gallra's registry.
@@ -181,6 +187,8 @@ struct BatchOutcome: Sendable {
     var steps: [(rows: Int, anonymized: Int, retained: Set<String>)]
     /// Consent events of the subjects removed from gallra's registry.
     var consentEvents = 0
+    /// Subjects of the batch left to a later run (a row locked by another transaction, or refused by the database).
+    var left: [LeftSubject] = []
 }
 
 /// A row a batch's subject points to, as its capture found it.

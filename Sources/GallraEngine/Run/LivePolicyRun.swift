@@ -70,13 +70,13 @@ struct LivePolicyRun: Sendable {
         report = await tally.report
         if let failure = await tally.failure { throw failure }
         if report.processed < total {
-            // Subjects the batches did not take: those of skipped batches, and those another transaction had
-            // locked when their batch picked (SKIP LOCKED), or no longer due. Say how many are left.
+            // Subjects the batches did not take: those they left, those of skipped batches, and those another
+            // transaction had locked when their batch picked (SKIP LOCKED), or no longer due. Say how many are left.
             let row = try await connection.query(counts.sql, Engine.values(counts, bindings)).first
             report.stillDue = try row?.decode("expiring", as: Int.self) ?? 0
             if report.stillDue > 0 {
                 logger.warning(
-                    "\(report.stillDue) subject(s) still due after the last batch (in skipped batches or locked by another transaction); a later run takes them",
+                    "\(report.stillDue) subject(s) still due after the last batch (left, in skipped batches, or locked by another transaction); a later run takes them",
                     metadata: ["policy": "\(name)"])
             }
         }

@@ -175,7 +175,9 @@ extension Engine {
     static func outcome(_ reports: [PolicyRunReport]) -> RunReport.Outcome {
         if reports.contains(where: { $0.failure != nil }) { return .failed }
         if reports.contains(where: { $0.refused != nil }) { return .refused }
-        if reports.contains(where: { !$0.skippedBatches.isEmpty || $0.stillDue > 0 }) { return .partial }
+        if reports.contains(where: { !$0.skippedBatches.isEmpty || $0.leftSubjects != nil || $0.stillDue > 0 }) {
+            return .partial
+        }
         return .done
     }
 
@@ -183,7 +185,13 @@ extension Engine {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: try encoder.encode(reports), as: UTF8.self)
+        // Left subjects by their digest only: gallra's tables never hold a key the run did not need to keep.
+        let stored = reports.map { report in
+            var report = report
+            report.leftSubjects = report.leftSubjects?.map(\.stored)
+            return report
+        }
+        return String(decoding: try encoder.encode(stored), as: UTF8.self)
     }
 
     static func iso8601(_ timestamp: PostgresTimestamp) -> String {

@@ -93,14 +93,15 @@ public struct RunProgress: Sendable, Hashable {
 }
 
 /// What a run did (live) or would do (dry). Holds counts and digests of nothing: no row values, no keys
-/// except a dry run's `--show-keys`.
+/// except a dry run's `--show-keys` and the subjects a live run left (for the operator; `gallra.run` stores
+/// their digests only).
 public struct RunReport: Sendable, Hashable, Codable {
     /// How a run ended.
     public enum Outcome: String, Sendable, Hashable, Codable {
         /// Every policy ran to the end.
         case done
-        /// Some batches were skipped (lock conflicts, errors), or some due subjects were locked by another
-        /// transaction; a later run picks them up.
+        /// Some batches were skipped (lock conflicts, errors), some subjects left (a row locked, a change
+        /// refused), or some due subjects were locked by another transaction; a later run picks them up.
         case partial
         /// The guard refused a policy.
         case refused
@@ -150,6 +151,9 @@ public struct PolicyRunReport: Sendable, Hashable, Codable {
     public var skipped: SkipReason?
     /// Batches skipped after their attempts ran out.
     public var skippedBatches: [BatchFailure]
+    /// Live: subjects a batch left to a later run while the rest of the batch went on (a row locked by another
+    /// transaction, or a change the database refused); nil when there are none. The run is then `partial`.
+    public var leftSubjects: [LeftSubject]?
     /// Live: subjects still due when the policy's batches ended (in skipped batches, or locked by another
     /// transaction when their batch picked, `SKIP LOCKED`); a later run takes them. The run is then `partial`.
     public var stillDue: Int
@@ -267,6 +271,54 @@ public struct BatchFailure: Sendable, Hashable, Codable {
     public var error: String
     /// The SQLSTATE, when the server reported one.
     public var sqlState: String?
+}
+
+/// A subject a batch left to a later run, while the batch's other subjects went on: it is untouched, has no audit
+/// record, and is due again at the next run.
+public struct LeftSubject: Sendable, Hashable, Codable {
+    /// Why a subject was left.
+    public enum Reason: String, Sendable, Hashable, Codable, CustomStringConvertible {
+        /// A row of the subject was locked by another transaction when its batch started: left without waiting.
+        case rowLocked = "row locked by another transaction"
+        /// The database refused the subject's change (a constraint, a value, a trigger): waiting would not help.
+        case refused = "refused by the database"
+
+        public var description: String { rawValue }
+    }
+
+    /// The subject's key, for the operator's terminal and the run's output; nil in the report stored in
+    /// `gallra.run`, which names the subject by its digest only.
+    public var key: String?
+    /// The subject's audit digest (as the audit trail would name it), for the journal and the stored report.
+    public var digest: String
+    public var reason: Reason
+    /// The table whose row was locked, or the table the server named in its error.
+    public var table: String?
+    /// The server's SQLSTATE, for a refusal.
+    public var sqlState: String?
+    /// The server's error (``GallraPostgres/PostgresError``'s description: its primary message, which a trigger
+    /// may have worded with the subject's values); nil in the stored report.
+    public var message: String?
+
+    public init(
+        key: String?, digest: String, reason: Reason, table: String? = nil, sqlState: String? = nil,
+        message: String? = nil
+    ) {
+        self.key = key
+        self.digest = digest
+        self.reason = reason
+        self.table = table
+        self.sqlState = sqlState
+        self.message = message
+    }
+
+    /// As `gallra.run` stores it: without the key and the server's message.
+    public var stored: LeftSubject {
+        var stored = self
+        stored.key = nil
+        stored.message = nil
+        return stored
+    }
 }
 
 /// Rows of one table.

@@ -57,8 +57,15 @@ enum RunOutput {
                 if let failure = policy.failure { Swift.print("  FAILED: \(failure)") }
                 if policy.stillDue > 0 {
                     Swift.print(
-                        "  \(policy.stillDue) subject\(policy.stillDue == 1 ? "" : "s") still due (in skipped batches "
-                            + "or locked by another transaction): run again later")
+                        "  \(policy.stillDue) subject\(policy.stillDue == 1 ? "" : "s") still due (left, in skipped "
+                            + "batches, or locked by another transaction): run again later")
+                }
+                for subject in policy.leftSubjects ?? [] {
+                    var line = "  subject \(subject.key ?? subject.digest) left: \(subject.reason)"
+                    if let table = subject.table { line += " (\(table))" }
+                    if let state = subject.sqlState { line += ", SQLSTATE \(state)" }
+                    if let message = subject.message { line += ": \(message)" }
+                    Swift.print(line)
                 }
                 for batch in policy.skippedBatches {
                     Swift.print(

@@ -56,68 +56,6 @@ struct EngineSafetyTests {
         }
     }
 
-    /// On one connection, and on three: a retry picks within its batch's range, while the batches after it go on.
-    @Test(arguments: [1, 3])
-    func aFailingBatchRollsBackWholeIsRetriedThenSkipped(parallel: Int) async throws {
-        try await TestDatabase.with { database, connection in
-            try await DemoShop.load(database, on: connection)
-            let policy = try await DemoShop.policy("inactive-customers", on: connection) {
-                $0.policy.limits.batchSize = 100
-                $0.policy.limits.parallel = parallel
-            }
-            let due = try await Self.dueIDs(on: connection)
-            let victim = due[150]  // in the second batch
-            let batch = Array(due[100..<200])
-            try await execute(
-                [
-                    """
-                    CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-                    BEGIN
-                        IF OLD.id = \(victim) THEN RAISE EXCEPTION 'test: customer refuses to go'; END IF;
-                        RETURN OLD;
-                    END $$
-                    """,
-                    "CREATE TRIGGER refuse BEFORE DELETE ON shop.customer FOR EACH ROW EXECUTE FUNCTION public.refuse()",
-                ], on: connection)
-            let list = PostgresValue.text("{" + batch.map(String.init).joined(separator: ",") + "}")
-            let batchRows = """
-                SELECT (SELECT count(*) FROM shop.customer WHERE id = ANY ($1::bigint[]))
-                     + (SELECT count(*) FROM shop.wishlist_item WHERE customer_id = ANY ($1::bigint[]))
-                     + (SELECT count(*) FROM shop."order" WHERE customer_id = ANY ($1::bigint[]))
-                     + (SELECT count(*) FROM shop.newsletter_log WHERE customer_ref = ANY ($1::bigint[]))
-                """
-            let rowsBefore = try await scalar(batchRows, [list], as: Int.self, on: connection)
-            let ordersBefore = try await checksum(
-                #"SELECT * FROM shop."order" WHERE customer_id = ANY ('\#(String(describing: list.string!))'::bigint[])"#,
-                on: connection)
-
-            let report = try await DemoShop.engine(connection).run(
-                [policy], options: DemoShop.options(.live, database: database))
-            #expect(report.outcome == .partial)
-            let result = try #require(report.policies.first)
-            #expect(result.failure == nil)
-            #expect(result.skippedBatches.count == 1)
-            #expect(result.skippedBatches.first?.batch == 2)
-            #expect(result.skippedBatches.first?.attempts == 4)
-            #expect(result.skippedBatches.first?.subjects == 100)
-            #expect(result.skippedBatches.first?.sqlState == "P0001")
-            #expect(result.processed == due.count - 100)
-            // The skipped batch's subjects are untouched: rows, orders, and no audit record.
-            #expect(try await scalar(batchRows, [list], as: Int.self, on: connection) == rowsBefore)
-            #expect(
-                try await checksum(
-                    #"SELECT * FROM shop."order" WHERE customer_id = ANY ('\#(String(describing: list.string!))'::bigint[])"#,
-                    on: connection) == ordersBefore)
-            let digests = try await DemoShop.auditedDigests(on: connection)
-            #expect(digests.count == due.count - 100)
-            for id in batch { #expect(!digests.contains(DemoShop.digest(customer: id))) }
-            #expect(
-                try await scalar("SELECT count(*) FROM gallra.audit_block", as: Int.self, on: connection)
-                    == result.batches)
-            #expect(try await scalar("SELECT outcome FROM gallra.run", as: String.self, on: connection) == "partial")
-        }
-    }
-
     /// An error that is not the batch's (here a privilege) fails the policy on whichever connection meets it; the
     /// other connections finish the batch they are in and start no other. Every due subject is then either done
     /// whole and audited, or untouched.

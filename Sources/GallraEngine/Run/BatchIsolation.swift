@@ -1,0 +1,166 @@
+import GallraPolicy
+import GallraPostgres
+
+extension Engine {
+    /// Errors the database raises for the data of a subject (a constraint, a value, a trigger's refusal, a routine
+    /// the application calls): waiting does not make them go away, so they are never retried. A batch isolates the
+    /// subject that raises one and leaves it.
+    static func isRefusal(_ error: any Error) -> Bool {
+        guard let error = error as? PostgresError, error.code == .server, let state = error.sqlState else {
+            return false
+        }
+        return refusalClasses.contains(state.errorClass)
+    }
+
+    /// 22 data exception, 23 integrity constraint violation, P0 PL/pgSQL raise, 2F SQL routine exception, 38
+    /// external routine exception, 39 external routine invocation exception.
+    static let refusalClasses: Set<SQLState.Class> = [
+        .dataException, .integrityConstraintViolation, .plpgsqlError, SQLState.Class(rawValue: "2F"),
+        SQLState.Class(rawValue: "38"), SQLState.Class(rawValue: "39"),
+    ]
+}
+
+/// What a batch's steps did so far, for the subjects whose part of the batch succeeded.
+struct BatchActs {
+    var perSubject: SubjectCounts
+    /// Per step: rows acted on, of them the rows a delete-or-anonymize anonymized, and the rows retained.
+    var steps: [(rows: Int, anonymized: Int, retained: Set<String>)]
+    /// Subjects whose row a delete-or-anonymize of the subject row deleted.
+    var deletedSubjects: Set<String> = []
+    /// Per step, the rows the subjects point to that an earlier part of the batch settled, and how: a later part
+    /// whose subject points to one too counts it for that subject without acting on it again.
+    var settled: [Int: [String: AuditCount.Action]] = [:]
+
+    init(subjects: [String], steps: Int) {
+        perSubject = SubjectCounts(subjects: subjects)
+        self.steps = Array(repeating: (0, 0, []), count: steps)
+    }
+}
+
+extension LivePolicyRun {
+    /// Runs the steps for `part` under a savepoint. When the database refuses (``Engine/isRefusal(_:)``), rolls the
+    /// part back and splits it in two, until the refusing subject stands alone: it is added to `left`, and every
+    /// other subject goes on in the batch's transaction. One refusing subject in a batch of n costs about 2 log2 n
+    /// extra runs of the steps over ever smaller parts. Any other error ends the batch's transaction as before.
+    func isolate(
+        _ part: [String], plans: [StepPlan], captured: [Int: [CapturedRow]], bindings: Engine.Bindings,
+        acts: inout BatchActs, left: inout [LeftSubject], on connection: isolated PostgresConnection
+    ) async throws {
+        try await connection.execute("SAVEPOINT gallra_part")
+        var attempt = acts
+        do {
+            try await steps(part, plans: plans, captured: captured, bindings: bindings, acts: &attempt, on: connection)
+        } catch let error as PostgresError where Engine.isRefusal(error) {
+            try await connection.execute("ROLLBACK TO SAVEPOINT gallra_part")
+            try await connection.execute("RELEASE SAVEPOINT gallra_part")
+            guard part.count > 1 else {
+                let subjectTable = policy.resolved.subject.table.description
+                left.append(
+                    LeftSubject(
+                        key: part[0], digest: digester.digest(table: subjectTable, key: part[0]), reason: .refused,
+                        table: error.tableName.map { table in error.schemaName.map { "\($0).\(table)" } ?? table },
+                        sqlState: error.sqlState?.rawValue, message: Engine.describe(error)))
+                return
+            }
+            let half = part.count / 2
+            for half in [Array(part[..<half]), Array(part[half...])] {
+                try await isolate(
+                    half, plans: plans, captured: captured, bindings: bindings, acts: &acts, left: &left,
+                    on: connection)
+            }
+            return
+        }
+        try await connection.execute("RELEASE SAVEPOINT gallra_part")
+        acts = attempt
+    }
+
+    /// The batch's steps, in apply order, for the subjects `part` (all of the batch, or part of it when a subject
+    /// is being isolated): counts go to `acts`.
+    func steps(
+        _ part: [String], plans: [StepPlan], captured: [Int: [CapturedRow]], bindings: Engine.Bindings,
+        acts: inout BatchActs, on connection: isolated PostgresConnection
+    ) async throws {
+        var bindings = bindings
+        bindings.keys = Engine.jsonArray(part)
+        let members = Set(part)
+        for plan in plans {
+            let table = plan.step.table.description
+            let action: AuditCount.Action = plan.step.action.mayDelete ? .deleted : .anonymized
+            if let act = plan.act {
+                if let lock = plan.lock { try await connection.execute(lock.sql, Engine.values(lock, bindings)) }
+                var rows = 0
+                var anonymized = 0
+                for row in try await connection.query(act.sql, Engine.values(act, bindings)) {
+                    let subject = try row.decode("subject", as: String.self)
+                    let count = try row.decode("rows", as: Int.self)
+                    acts.perSubject.add(count, subject: subject, table: table, action: action)
+                    rows += count
+                    if plan.deletesOrAnonymizes {
+                        let kept = try row.decode("anonymized", as: Int.self)
+                        acts.perSubject.add(kept, subject: subject, table: table, action: .anonymized)
+                        anonymized += kept
+                        if plan.step.relation == .subject, count > 0 { acts.deletedSubjects.insert(subject) }
+                    }
+                }
+                acts.steps[plan.index].rows += rows + anonymized
+                acts.steps[plan.index].anonymized += anonymized
+            } else if let actOnRows = plan.actOnRows {
+                // The rows of the step and its twins (referenced steps acting alike on one table) that this part's
+                // subjects point to.
+                let rows = (captured[plan.index] ?? []).filter { members.contains($0.subject) }
+                let settled = acts.settled[plan.index] ?? [:]
+                // The step each row counts under (the capture judges each row once, so its pairs agree).
+                var counting: [String: Int] = [:]
+                var shared: Set<String> = []
+                for row in rows where settled[row.row] == nil {
+                    counting[row.row] = row.step
+                    if row.shared { shared.insert(row.row) }
+                }
+                let candidates = Set(counting.keys).subtracting(shared).sorted()
+                var acted: Set<String> = []
+                if !candidates.isEmpty {
+                    var rowBindings = bindings
+                    rowBindings.rows = "[" + candidates.joined(separator: ",") + "]"
+                    acted = Set(
+                        try await connection.query(actOnRows.sql, Engine.values(actOnRows, rowBindings)).map {
+                            try $0.decode("row", as: String.self)
+                        })
+                }
+                // A delete-or-anonymize anonymizes the shared rows instead of retaining them.
+                var anonymized: Set<String> = []
+                if let anonymizeRows = plan.anonymizeRows, !shared.isEmpty {
+                    var rowBindings = bindings
+                    rowBindings.rows = "[" + shared.sorted().joined(separator: ",") + "]"
+                    anonymized = Set(
+                        try await connection.query(anonymizeRows.sql, Engine.values(anonymizeRows, rowBindings)).map {
+                            try $0.decode("row", as: String.self)
+                        })
+                    shared.subtract(anonymized)
+                }
+                for row in acted { acts.steps[counting[row] ?? plan.index].rows += 1 }
+                for row in anonymized {
+                    acts.steps[counting[row] ?? plan.index].rows += 1
+                    acts.steps[counting[row] ?? plan.index].anonymized += 1
+                }
+                for row in shared { acts.steps[counting[row] ?? plan.index].retained.insert(row) }
+                var seen: Set<[String]> = []
+                for row in rows where seen.insert([row.subject, row.row]).inserted {
+                    if acted.contains(row.row) {
+                        acts.perSubject.add(1, subject: row.subject, table: table, action: action)
+                    } else if anonymized.contains(row.row) {
+                        acts.perSubject.add(1, subject: row.subject, table: table, action: .anonymized)
+                    } else if shared.contains(row.row) {
+                        acts.perSubject.add(1, subject: row.subject, table: table, action: .retained)
+                    } else if let how = settled[row.row] {
+                        acts.perSubject.add(1, subject: row.subject, table: table, action: how)
+                    }
+                }
+                var settling = settled
+                for row in acted { settling[row] = action }
+                for row in anonymized { settling[row] = .anonymized }
+                for row in shared { settling[row] = .retained }
+                acts.settled[plan.index] = settling
+            }
+        }
+    }
+}
