@@ -95,7 +95,7 @@ struct Run: AsyncParsableCommand {
             let options = RunOptions(
                 mode: dryRun ? .dry : .live, asOf: selection.instant, allowLarge: allowLarge, trigger: "manual",
                 gallraVersion: BuildInfo.version, throttle: throttle, connect: { try await context.connect() })
-            let progress = ProgressLine(enabled: selection.output.format == .text && isatty(2) == 1)
+            let progress = ProgressLine(enabled: selection.output.format == .text, terminal: isatty(2) == 1)
             let engine = Engine(connection: connection, auditKey: key, logger: context.logger)
             // Live, a policy with expires: on_request acts only through its requests (gallra erase, the service),
             // which decide each request with the run; a dry run shows what the due requests would come to.
@@ -122,7 +122,10 @@ struct Run: AsyncParsableCommand {
             }
             progress.finish()
             await connection.close()
-            try RunOutput.print(report, invalid: runnable.invalid, warnings: [:], format: selection.output.format)
+            // A dry run is a plan: it shows the validator's warnings as `gallra plan` does.
+            try RunOutput.print(
+                report, invalid: runnable.invalid, warnings: dryRun ? runnable.warnings : [:],
+                format: selection.output.format)
             try RunOutput.exitStatus(report, invalid: runnable.invalid)
         }
     }
