@@ -60,7 +60,8 @@ struct AuditCommandTests {
             #expect(through.status == 0, "\(through.stderr)")
             #expect(through.stdout.contains("passes through the expected hash at block 2"))
             let upper = try await gallra(
-                "audit", "verify", "--database", conninfo, "--expect-head", String(chain[2].hash.prefix(20)).uppercased())
+                "audit", "verify", "--database", conninfo, "--expect-head",
+                String(chain[2].hash.prefix(20)).uppercased())
             #expect(upper.status == 0, "\(upper.stderr)")
             #expect(upper.stdout.contains("passes through the expected hash at block 3"))
 
@@ -80,7 +81,8 @@ struct AuditCommandTests {
                 """, database: database)
             let ambiguous = try await gallra("audit", "verify", "--database", conninfo, "--expect-head", prefix)
             #expect(ambiguous.status == 64)
-            #expect(ambiguous.stderr.contains("the hash prefix \(prefix) matches blocks 2 and 3; give more of the hash"))
+            #expect(
+                ambiguous.stderr.contains("the hash prefix \(prefix) matches blocks 2 and 3; give more of the hash"))
         }
     }
 

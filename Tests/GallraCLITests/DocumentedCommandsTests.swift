@@ -94,7 +94,7 @@ struct DocumentedCommandsTests {
     /// Commands that end with another status than 0 on the demo shop, and why that is what they should do.
     static let expectedStatus: [String: (status: Int32, reason: String)] = [
         "gallra correct --subject shop.customer:1234 --set shop.customer.full_name='Ada King' --set shop.order.full_name='Ada King'":
-            (64, "without --yes a correction asks on a terminal, and a test has none"),
+            (64, "without --yes a correction asks on a terminal, and a test has none")
     ]
 
     @Test func theExtractionFindsCommandsAndLeavesOutput() {

@@ -143,7 +143,8 @@ struct RunCommandTests {
             #expect(!lines.isEmpty, "stderr: \(result.stderr)")
             #expect(lines.count <= Int(result.seconds / 10), "at most one line every 10 s")
             // Ten seconds in, more than three batches are done: the line has its estimate.
-            let pattern = try Regex("progress: inactive-customers \\d+/\(due) subjects, \\d+ rows/s, \\d\\d:\\d\\d left")
+            let pattern = try Regex(
+                "progress: inactive-customers \\d+/\(due) subjects, \\d+ rows/s, \\d\\d:\\d\\d left")
             for line in lines { #expect(line.wholeMatch(of: pattern) != nil, "\(line)") }
             #expect(!result.stderr.contains("\u{1B}"), "no terminal escapes")
             #expect(result.stdout.contains("\(due) processed"))

@@ -198,7 +198,8 @@ struct BadInputTests {
 
     @Test("the standard YAML tags are accepted: !!str and ! make text, the others change nothing")
     func standardTags() throws {
-        let tagged = minimal.replacingOccurrences(of: "policy: minimal", with: "policy: !!str minimal\ndescription: !!str 2026")
+        let tagged = minimal.replacingOccurrences(
+            of: "policy: minimal", with: "policy: !!str minimal\ndescription: !!str 2026")
         #expect(errors(tagged).isEmpty)
         #expect(try Policy(parsing: tagged).description == "2026")
         #expect(errors(minimal.replacingOccurrences(of: "policy: minimal", with: "policy: ! minimal")).isEmpty)
@@ -210,9 +211,10 @@ struct BadInputTests {
         #expect(errors("\(minimal)\nexcept:\n  - { column: legal_hold, is: !!str true }").count == 1)
         let application = minimal.replacingOccurrences(
             of: "policy: minimal", with: "policy: !<tag:example.com,2026:name> minimal")
-        #expect(errors(application).map(\.message) == [
-            "YAML tags like \"tag:example.com,2026:name\" are not used in policy files; remove the tag"
-        ])
+        #expect(
+            errors(application).map(\.message) == [
+                "YAML tags like \"tag:example.com,2026:name\" are not used in policy files; remove the tag"
+            ])
     }
 
     @Test("\"x\"\"y\" is a valid name: it names x\"y")
