@@ -30,7 +30,9 @@ struct Run: AsyncParsableCommand {
             subjects than its limits allow is refused (exit 75) unless --allow-large is given. Only one live \
             run per database at a time. With throttle.replica_lag or throttle.replica_lag_bytes set, batches \
             wait while a streaming standby replays further behind (docs/scaling.md). --dry-run does what \
-            `gallra plan` does. SIGINT (Ctrl-C) or SIGTERM stops the run: the batch in flight is rolled back, \
+            `gallra plan` does. Progress goes to standard error: a line rewritten after each batch on a terminal, \
+            elsewhere a plain `progress:` line every 10 seconds; the time left is estimated once three batches \
+            are done. SIGINT (Ctrl-C) or SIGTERM stops the run: the batch in flight is rolled back, \
             the committed ones stay done and audited, and the report shows how far it got (exit 75); a second \
             signal stops at once.
 
