@@ -19,12 +19,14 @@ else
         "log: $log)"
 fi
 started=$SECONDS
-# "[12/1360] Compiling Crypto AES.swift": a line when a module starts compiling, and when gallra is linked.
+# "[12/1360] Compiling Crypto AES.swift": a line when a Swift module starts compiling, when the C sources
+# (BoringSSL, libyaml: "Compiling x509.cc") do, and when gallra is linked.
 stages() {
     declare -A seen=()
     while IFS= read -r line; do
-        if [[ $line =~ ^\[([0-9]+)/([0-9]+)\]\ (Compiling|Linking)\ ([^ ]+) ]]; then
+        if [[ $line =~ ^\[([0-9]+)/([0-9]+)\]\ (Compiling|Linking)\ ([^ ]+)( [^ ]+)?$ ]]; then
             stage="${BASH_REMATCH[3],,} ${BASH_REMATCH[4]}"
+            [ -n "${BASH_REMATCH[5]}" ] || [ "${BASH_REMATCH[3]}" = Linking ] || stage="compiling C sources"
             [ -z "${seen[$stage]:-}" ] || continue
             seen[$stage]=1
             echo "release:   $stage (step ${BASH_REMATCH[1]} of ${BASH_REMATCH[2]}, $((SECONDS - started)) s so far)"
