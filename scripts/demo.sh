@@ -53,7 +53,7 @@ next_steps() {
 $(printf '\033[1m== %s\033[0m' "The demo is kept: try it yourself")
 export GALLRA_CONFIG=$work/gallra.yaml    # the demo database and its audit key
 alias gallra=$gallra
-gallra plan                                          # nothing left to do: the run above purged it
+gallra plan                                          # the active policies have nothing left to do
 gallra audit verify                                  # the chains recomputed
 gallra audit lookup --subject shop.customer:${subject:-1}     # a customer the run purged
 gallra audit lookup --subject shop.customer:$kept    # an active customer, kept
