@@ -14,7 +14,7 @@ SYSCONFDIR ?= /etc
 # `make install GALLRA_BINARY=path` installs that binary instead of building a release one.
 GALLRA_BINARY ?=
 
-.PHONY: all build release test faults faults-quick demo bench footprint clean format lint install uninstall
+.PHONY: all build release test faults faults-quick demo demo-reset bench footprint clean format lint install uninstall
 
 all: build
 
@@ -40,6 +40,10 @@ faults-quick:
 
 demo:
 	scripts/demo.sh
+
+# A demo kept with DEMO_KEEP=1: its shop as before the live run (DEMO_DIR, or the directory of $$GALLRA_CONFIG).
+demo-reset:
+	@scripts/demo.sh reset
 
 # The benchmark (docs/benchmark.md): BENCH_N=100000 make bench for a quick one.
 bench:

@@ -2,11 +2,31 @@
 # `make demo`: gallra on a built-in demo shop.
 # Installs what is missing, builds the release binary, starts a throwaway PostgreSQL (or uses
 # $GALLRA_DATABASE), loads the demo shop (DEMO_CUSTOMERS customers, default 10000) and shows
-# what gallra does with it. The throwaway server is removed at the end unless DEMO_KEEP=1.
+# what gallra does with it. The throwaway server is removed at the end unless DEMO_KEEP=1: then it keeps
+# running with a configuration file (the database and the audit key) and the commands to try next, and
+# `make demo-reset` (scripts/demo.sh reset) gives back the shop as it was before the live run.
+# GALLRA_BINARY=path uses that binary instead of building the release one.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+
+# `scripts/demo.sh reset [DIR]`: the kept demo's shop database recreated from its copy made before the live run.
+if [ "${1:-}" = reset ]; then
+    dir=${2:-${DEMO_DIR:-}}
+    [ -n "$dir" ] || [ -z "${GALLRA_CONFIG:-}" ] || dir=$(dirname "$GALLRA_CONFIG")
+    if [ -z "$dir" ] || [ ! -f "$dir/server" ]; then
+        echo "demo-reset: no kept demo found; give its directory (make demo-reset DEMO_DIR=/tmp/gallra-demo.XXXXXX)" >&2
+        echo "            or export GALLRA_CONFIG as DEMO_KEEP=1 make demo printed it" >&2
+        exit 64
+    fi
+    server=$(cat "$dir/server")
+    psql "$server" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS shop WITH (FORCE)" \
+        -c "CREATE DATABASE shop TEMPLATE shop_unpurged"
+    echo "demo-reset: the shop is back as before the live run (nothing purged, no audit trail); try gallra plan"
+    exit 0
+fi
+
 scripts/deps.sh
 customers=${DEMO_CUSTOMERS:-10000}
 
@@ -15,9 +35,36 @@ show() { printf '$ %s\n' "$*"; "$@"; }
 # SQL as the shop or an operator runs it on the demo database.
 show_sql() { printf '$ psql "$GALLRA_DATABASE" -c "%s"\n' "$1"; psql "$GALLRA_DATABASE" -qX -c "$1"; }
 
-step "Building gallra (release)"
-scripts/release.sh 2>&1 | tail -n 1
-gallra="$(swift build -c release --show-bin-path)/gallra"
+if [ -n "${GALLRA_BINARY:-}" ]; then
+    gallra=$(realpath "$GALLRA_BINARY")
+else
+    step "Building gallra (release)"
+    scripts/release.sh
+    gallra="$(swift build -c release --show-bin-path)/gallra"
+fi
+
+# What a kept demo prints at the end: the configuration to use and the commands to try on it.
+next_steps() {
+    kept=$(psql "$GALLRA_DATABASE" -qAtX -c \
+        "SELECT min(c.id) FROM shop.customer AS c WHERE c.last_seen_at > now() - interval '1 year'
+         AND NOT c.legal_hold AND EXISTS (SELECT FROM shop.\"order\" AS o WHERE o.customer_id = c.id)")
+    cat <<NEXT
+
+$(printf '\033[1m== %s\033[0m' "The demo is kept: try it yourself")
+export GALLRA_CONFIG=$work/gallra.yaml    # the demo database and its audit key
+alias gallra=$gallra
+gallra plan                                          # the active policies have nothing left to do
+gallra audit verify                                  # the chains recomputed
+gallra audit lookup --subject shop.customer:${subject:-1}     # a customer the run purged
+gallra audit lookup --subject shop.customer:$kept    # an active customer, kept
+gallra explain --subject shop.customer:$kept         # why it is kept, and until when
+gallra export --subject shop.customer:$kept --out $work/customer-$kept.json
+gallra erase --subject shop.customer:$kept --dry-run # what an erasure request would do
+gallra requests list                                 # the erasure requests and what became of them
+make demo-reset DEMO_DIR=$work    # the shop as before the live run: plan and run again
+gallra plan && gallra run --once
+NEXT
+}
 
 work=""
 if [ -z "${GALLRA_DATABASE:-}" ]; then
@@ -26,7 +73,8 @@ if [ -z "${GALLRA_DATABASE:-}" ]; then
     cleanup() {
         status=$?
         if [ "${DEMO_KEEP:-0}" = 1 ]; then
-            echo "The demo server keeps running: GALLRA_DATABASE=\"$GALLRA_DATABASE\"; stop it with scripts/pg.sh stop $work/pg"
+            [ "$status" -ne 0 ] || next_steps
+            echo "The demo server keeps running; stop it with: scripts/pg.sh stop $work/pg && rm -rf $work"
         else
             scripts/pg.sh stop "$work/pg" || true
             rm -rf "$work"
@@ -36,9 +84,9 @@ if [ -z "${GALLRA_DATABASE:-}" ]; then
     trap cleanup EXIT INT TERM
     step "Starting a throwaway PostgreSQL"
     server=$(scripts/pg.sh start "$work/pg")
+    echo "$server" >"$work/server"
     psql "$server" -qX -c "CREATE DATABASE shop" >/dev/null
-    GALLRA_DATABASE="$server dbname=shop"
-    echo "$GALLRA_DATABASE"
+    GALLRA_DATABASE="${server/dbname=postgres/dbname=shop}"
 fi
 export GALLRA_DATABASE
 
@@ -51,8 +99,10 @@ if [ -n "$existing" ] && [[ "$existing" != "gallra demo shop"* ]]; then
     echo "      Unset GALLRA_DATABASE to use a throwaway server, or point it at an empty database." >&2
     exit 78
 fi
-psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -f config/demo/schema.sql >/dev/null
-time psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -v customers="$customers" -f config/demo/generate.sql >/dev/null
+PGOPTIONS="-c client_min_messages=warning" psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -f config/demo/schema.sql
+started=$SECONDS
+psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -v customers="$customers" -f config/demo/generate.sql >/dev/null
+echo "loaded in $((SECONDS - started)) s"
 psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -f config/demo/check.sql
 
 step "gallra"
@@ -121,10 +171,15 @@ WHERE latest.event = 'revoked' AND latest.recorded_at <= now() - interval '30 da
 
 step "A live run: batches of small transactions, each with its audit block"
 # The audit key makes the trail's subject digests; a real installation keeps it in
-# /etc/gallra/audit-key (a systemd credential).
-keydir=$(mktemp -d /tmp/gallra-demo-key.XXXXXX)
+# /etc/gallra/audit-key (a systemd credential). A kept demo keeps it, with a configuration naming it.
+keydir=${work:-$(mktemp -d /tmp/gallra-demo-key.XXXXXX)}
 (umask 077; head -c 48 /dev/urandom | base64 >"$keydir/audit-key")
 export GALLRA_AUDIT_KEY_FILE="$keydir/audit-key"
+if [ -n "$work" ]; then
+    printf 'database: "%s"\naudit:\n  key_file: %s\n' "$GALLRA_DATABASE" "$keydir/audit-key" >"$work/gallra.yaml"
+    # The shop as it is now, before anything is purged: `make demo-reset` recreates it from this copy.
+    psql "$server" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE shop_unpurged TEMPLATE shop" >/dev/null
+fi
 # One customer the run will erase, to look up in the audit trail afterwards.
 subject=$(psql "$GALLRA_DATABASE" -qAtX -c \
     "SELECT min(id) FROM shop.customer WHERE last_seen_at < now() - interval '1 year' AND NOT legal_hold")
@@ -186,4 +241,4 @@ show "$gallra" audit verify
 
 step "A second plan: the active policies have nothing left to do (a draft is only ever planned)"
 show "$gallra" plan
-rm -rf "$keydir"
+[ -n "$work" ] || rm -rf "$keydir"

@@ -53,6 +53,39 @@ struct AuditCommandTests {
         }
     }
 
+    @Test func expectHeadTakesAnUnambiguousPrefixOfTwelveDigitsOrMore() async throws {
+        try await withAuditTrail { database, conninfo, _, chain in
+            let prefix = String(chain[1].hash.prefix(12))
+            let through = try await gallra("audit", "verify", "--database", conninfo, "--expect-head", prefix)
+            #expect(through.status == 0, "\(through.stderr)")
+            #expect(through.stdout.contains("passes through the expected hash at block 2"))
+            let upper = try await gallra(
+                "audit", "verify", "--database", conninfo, "--expect-head",
+                String(chain[2].hash.prefix(20)).uppercased())
+            #expect(upper.status == 0, "\(upper.stderr)")
+            #expect(upper.stdout.contains("passes through the expected hash at block 3"))
+
+            let short = try await gallra(
+                "audit", "verify", "--database", conninfo, "--expect-head", String(chain[1].hash.prefix(11)))
+            #expect(short.status == 64)
+            #expect(short.stderr.contains("or its first 12 or more"))
+            let unknown = try await gallra("audit", "verify", "--database", conninfo, "--expect-head", "0123456789ab")
+            #expect(unknown.status == 65)
+            #expect(unknown.stdout.contains("audit trail BROKEN: no block has the expected hash 0123456789ab"))
+
+            // Two blocks whose hashes start alike (possible only by tampering at 12 digits): the prefix names neither.
+            try await Harness.psql(
+                """
+                SET session_replication_role = replica;
+                UPDATE gallra.audit_block SET hash = '\(prefix)' || substr(hash, 13) WHERE sequence = 3;
+                """, database: database)
+            let ambiguous = try await gallra("audit", "verify", "--database", conninfo, "--expect-head", prefix)
+            #expect(ambiguous.status == 64)
+            #expect(
+                ambiguous.stderr.contains("the hash prefix \(prefix) matches blocks 2 and 3; give more of the hash"))
+        }
+    }
+
     @Test func verifySaysIntactThenFindsTheEditedRecord() async throws {
         try await withAuditTrail { database, conninfo, _, chain in
             let intact = try await gallra("audit", "verify", "--database", conninfo)

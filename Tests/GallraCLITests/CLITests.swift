@@ -36,6 +36,12 @@ struct CommandLineTests {
             .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(result.stdout.contains("libpq  \(libpq)"))
         #expect(result.stdout.hasPrefix("gallra "))
+
+        let json = try await gallra("version", "--format", "json")
+        #expect(json.status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["libpq"] as? String == libpq)
+        #expect(result.stdout.hasPrefix("gallra \(object["version"] as? String ?? "?")\n"))
     }
 
     @Test func versionNamesTheCommitItWasBuiltFrom() async throws {

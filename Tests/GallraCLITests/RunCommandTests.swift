@@ -110,6 +110,47 @@ struct RunCommandTests {
         }
     }
 
+    @Test func aDryRunShowsTheValidatorsWarningsAsThePlanDoes() async throws {
+        try await DemoShop.with(customers: 100) { shop in
+            let plan = try await shop.gallra("plan", "--as-of", DemoShop.asOf)
+            #expect(plan.status == 0, "\(plan.stderr)")
+            let dryRun = try await shop.gallra("run", "--once", "--dry-run", "--as-of", DemoShop.asOf)
+            #expect(dryRun.status == 0, "\(dryRun.stderr)")
+            let warnings = { (text: String) in text.split(separator: "\n").filter { $0.hasPrefix("  warning: ") } }
+            #expect(warnings(plan.stdout).contains { $0.hasPrefix("  warning: no index on shop.newsletter_log") })
+            #expect(warnings(dryRun.stdout) == warnings(plan.stdout))
+            // A live run's report leaves them to `validate` and `plan`.
+            let live = try await shop.gallra(
+                "run", "--once", "--as-of", DemoShop.asOf, environment: shop.keyEnvironment)
+            #expect(live.status == 0, "\(live.stderr)")
+            #expect(warnings(live.stdout).isEmpty)
+        }
+    }
+
+    @Test func aLongRunOffATerminalPrintsAPlainProgressLineEveryTenSeconds() async throws {
+        try await DemoShop.with(customers: 300) { shop in
+            try await shop.applyEdited(
+                "inactive-customers", [("batch_size: 500,", "batch_size: 5, pause: 1500ms,")])
+            let due = try #require(Int(try await shop.psql("SELECT count(*) FROM (\(expiringCustomersSQL)) AS due")))
+            try #require(due >= 40, "enough batches for a run of more than 10 s")
+            // stdout and stderr are pipes here, as when the run's output goes to a file or the journal.
+            let result = try await shop.gallra(
+                "run", "--once", "--policy", "inactive-customers", "--as-of", DemoShop.asOf,
+                environment: shop.keyEnvironment)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.seconds > 10)
+            let lines = result.stderr.split(separator: "\n").filter { $0.hasPrefix("progress: ") }
+            #expect(!lines.isEmpty, "stderr: \(result.stderr)")
+            #expect(lines.count <= Int(result.seconds / 10), "at most one line every 10 s")
+            // Ten seconds in, more than three batches are done: the line has its estimate.
+            let pattern = try Regex(
+                "progress: inactive-customers \\d+/\(due) subjects, \\d+ rows/s, \\d\\d:\\d\\d left")
+            for line in lines { #expect(line.wholeMatch(of: pattern) != nil, "\(line)") }
+            #expect(!result.stderr.contains("\u{1B}"), "no terminal escapes")
+            #expect(result.stdout.contains("\(due) processed"))
+        }
+    }
+
     @Test func liveRunsNeedAKeyAndAMigratedSchemaDryRunsDoNot() async throws {
         try await DemoShop.with(customers: 200, migrate: false, policies: false) { shop in
             let unmigrated = try await shop.gallra("run", "--once", environment: shop.keyEnvironment)

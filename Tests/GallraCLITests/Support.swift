@@ -1,4 +1,5 @@
 import Foundation
+import GallraTestSupport
 import Testing
 
 /// The result of running the built `gallra` binary.
@@ -93,6 +94,7 @@ enum Harness {
 
     /// The test server's conninfo, from `make test`.
     static func serverConninfo() throws -> String {
+        ProductLog.install()
         guard let conninfo = ProcessInfo.processInfo.environment["GALLRA_TEST_DATABASE"], !conninfo.isEmpty else {
             Issue.record("GALLRA_TEST_DATABASE is not set: run the tests through `make test`, which starts a server")
             throw HarnessError.noServer

@@ -15,6 +15,7 @@ public enum TestServer {
 
     /// The server's conninfo; a missing server is a test failure, never a skip.
     public static func conninfo() throws -> String {
+        ProductLog.install()
         guard let value = ProcessInfo.processInfo.environment["GALLRA_TEST_DATABASE"], !value.isEmpty else {
             Issue.record("GALLRA_TEST_DATABASE is not set: run the tests through `make test` (scripts/test.sh)")
             throw NotConfigured()

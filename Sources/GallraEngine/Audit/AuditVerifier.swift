@@ -3,6 +3,7 @@
 #else
     import Foundation
 #endif
+import GallraCore
 import GallraPostgres
 
 /// What `AuditTrail.verify` found: how much of the chain holds, where it first breaks, and its head.
@@ -297,9 +298,10 @@ extension AuditTrail {
     /// outside a block.
     ///
     /// - Parameters:
-    ///   - expectedHash: a block hash recorded elsewhere (the journal logs the head at each run's end); the
-    ///     result says whether the intact chain passes through it. A superuser can recompute every hash of a
-    ///     rewritten trail, so a copy kept outside the database is what proves it was not.
+    ///   - expectedHash: a block hash recorded elsewhere (the journal logs the head at each run's end), or a
+    ///     prefix of it that only one block's hash starts with; the result says whether the intact chain passes
+    ///     through it. A superuser can recompute every hash of a rewritten trail, so a copy kept outside the
+    ///     database is what proves it was not.
     ///   - pageSize: blocks read per query.
     ///   - recordPageSize: subject records read per query.
     public static func verify(
@@ -314,8 +316,20 @@ extension AuditTrail {
     }
 
     private static func verifySnapshot(
-        on connection: isolated PostgresConnection, expectedHash: String?, pageSize: Int, recordPageSize: Int
+        on connection: isolated PostgresConnection, expectedHash prefix: String?, pageSize: Int, recordPageSize: Int
     ) async throws -> AuditVerification {
+        var expectedHash = prefix
+        if let prefix, prefix.count < 64 {
+            // A prefix stands for the one block whose hash starts with it.
+            let matching = try await connection.query(
+                "SELECT sequence, hash FROM gallra.audit_block WHERE starts_with(hash, $1) ORDER BY sequence LIMIT 2",
+                [.text(prefix)])
+            if matching.count > 1 {
+                throw AmbiguousHashPrefix(
+                    prefix: prefix, blocks: try matching.map { try $0.decode("sequence", as: Int64.self) })
+            }
+            if let row = matching.first { expectedHash = try row.decode("hash", as: String.self) }
+        }
         var checker = AuditChainChecker()
         var records = RecordCursor(pageSize: recordPageSize)
         var foundAt: Int64?
@@ -479,4 +493,19 @@ private struct RecordCursor {
         if let tail = buffer.last { after = (tail.block, Int32(tail.ordinal)) }
         if buffer.count < pageSize { exhaustedUpTo = last }
     }
+}
+
+/// `--expect-head` gave a prefix that more than one block's hash starts with.
+public struct AmbiguousHashPrefix: Error, Sendable, Hashable, ExitStatusProviding {
+    public var prefix: String
+    /// The first two blocks whose hashes start with it.
+    public var blocks: [Int64]
+
+    public var description: String {
+        "the hash prefix \(prefix) matches blocks \(blocks.map(String.init).joined(separator: " and ")); "
+            + "give more of the hash (all 64 hexadecimal digits, as the journal's GALLRA_AUDIT_HEAD has it)"
+    }
+
+    /// The command line is what to change.
+    public var exitStatus: ExitStatus { .usage }
 }

@@ -85,8 +85,9 @@ actor BatchTally {
         }
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        // The first batches include the planner's warm-up and an uneven start: no estimate before a few are done.
         let remaining =
-            report.processed > 0
+            report.processed > 0 && report.batches >= RunProgress.batchesBeforeEstimate
             ? elapsed * (Double(max(0, total - report.processed)) / Double(report.processed)) : nil
         return RunProgress(
             policy: report.name, subjectsDone: report.processed, subjectsTotal: total,

@@ -86,10 +86,13 @@ public struct RunProgress: Sendable, Hashable {
     public var subjectsTotal: Int
     /// Rows deleted or anonymized per second so far in this policy.
     public var rowsPerSecond: Double
-    /// The estimated time left for this policy, nil before the first batch.
+    /// The estimated time left for this policy, nil before ``batchesBeforeEstimate`` batches are done.
     public var estimatedRemaining: Duration?
     /// Set while batches are paused for replica lag: why ("replica r1 replay lag 42 s exceeds ...").
     public var pausedBy: String?
+
+    /// Batches done before the time left is estimated: the first ones are not yet typical of the rest.
+    public static let batchesBeforeEstimate = 3
 }
 
 /// What a run did (live) or would do (dry). Holds counts and digests of nothing: no row values, no keys

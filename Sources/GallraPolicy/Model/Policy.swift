@@ -366,7 +366,7 @@ public struct Limits: Sendable, Hashable {
     /// The most batches a policy may have in flight.
     public static let maximumParallel = 16
 
-    /// Limits, by default 1000 per batch, 50 000 per run, 20 % of the table, a pause three times as long as
+    /// Limits, by default 1000 per batch, 50 000 per run, 20 % of the table, a pause nine times as long as
     /// each batch took, and one batch at a time.
     public init(
         batchSize: Int = 1000,

@@ -120,6 +120,9 @@ struct EngineOracleTests {
             #expect(result.expiring == expectedIDs.count)
             #expect(result.processed == expectedIDs.count)
             #expect(progress.all.last?.subjectsDone == expectedIDs.count)
+            // No estimate of the time left before a few batches are done, one after.
+            let unestimated = progress.all.filter { $0.estimatedRemaining == nil }.count
+            #expect(unestimated == min(RunProgress.batchesBeforeEstimate - 1, progress.all.count))
             // Every other row is unchanged.
             let after = try await InactiveCustomersOracle.untouchedChecksums(on: connection)
             for (name, sum) in before { #expect(after[name] == sum, "rows of \(name) that must not change changed") }

@@ -196,6 +196,27 @@ struct BadInputTests {
         #expect(first?.column == input.column)
     }
 
+    @Test("the standard YAML tags are accepted: !!str and ! make text, the others change nothing")
+    func standardTags() throws {
+        let tagged = minimal.replacingOccurrences(
+            of: "policy: minimal", with: "policy: !!str minimal\ndescription: !!str 2026")
+        #expect(errors(tagged).isEmpty)
+        #expect(try Policy(parsing: tagged).description == "2026")
+        #expect(errors(minimal.replacingOccurrences(of: "policy: minimal", with: "policy: ! minimal")).isEmpty)
+        // is: takes a boolean: true is one, !!str true is text, as "true" is.
+        #expect(errors("\(minimal)\nexcept:\n  - { column: legal_hold, is: true }").isEmpty)
+        #expect(
+            errors("\(minimal)\nexcept:\n  - { column: legal_hold, is: !!str true }").map(\.message)
+                == errors("\(minimal)\nexcept:\n  - { column: legal_hold, is: \"true\" }").map(\.message))
+        #expect(errors("\(minimal)\nexcept:\n  - { column: legal_hold, is: !!str true }").count == 1)
+        let application = minimal.replacingOccurrences(
+            of: "policy: minimal", with: "policy: !<tag:example.com,2026:name> minimal")
+        #expect(
+            errors(application).map(\.message) == [
+                "YAML tags like \"tag:example.com,2026:name\" are not used in policy files; remove the tag"
+            ])
+    }
+
     @Test("\"x\"\"y\" is a valid name: it names x\"y")
     func doubledQuote() throws {
         let policy = try Policy(

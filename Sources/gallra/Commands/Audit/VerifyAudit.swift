@@ -18,7 +18,8 @@ struct VerifyAudit: AsyncParsableCommand {
             The chain proves the trail was not altered by anyone without database superuser rights. A \
             superuser could rewrite the trail and recompute every hash, so the head's hash is also logged to \
             the journal at the end of each run (GALLRA_AUDIT_HEAD): a copy outside the database. \
-            --expect-head HASH checks that the chain ends at, or passes through, such a recorded hash.
+            --expect-head HASH checks that the chain ends at, or passes through, such a recorded hash; the first \
+            12 or more of its hexadecimal digits do when only one block's hash starts with them (exit 64 otherwise).
             """
     )
 
@@ -26,15 +27,17 @@ struct VerifyAudit: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "A block hash recorded elsewhere (e.g. in the journal): the chain must pass through it.",
+            "A block hash recorded elsewhere (e.g. in the journal), or its first 12+ digits: the chain must pass through it.",
             valueName: "hash"))
     var expectHead: String?
 
     @OptionGroup var output: FormatOptions
 
     func validate() throws {
-        if let expectHead, expectHead.count != 64 || !expectHead.allSatisfy(\.isHexDigit) {
-            throw ValidationError("--expect-head takes a block hash: 64 hexadecimal digits, as verify prints it.")
+        if let expectHead, !(12...64).contains(expectHead.count) || !expectHead.allSatisfy(\.isHexDigit) {
+            throw ValidationError(
+                "--expect-head \(expectHead): not a block hash; give the hash as verify prints it (64 hexadecimal "
+                    + "digits), or its first 12 or more")
         }
     }
 

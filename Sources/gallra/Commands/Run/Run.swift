@@ -30,7 +30,9 @@ struct Run: AsyncParsableCommand {
             subjects than its limits allow is refused (exit 75) unless --allow-large is given. Only one live \
             run per database at a time. With throttle.replica_lag or throttle.replica_lag_bytes set, batches \
             wait while a streaming standby replays further behind (docs/scaling.md). --dry-run does what \
-            `gallra plan` does. SIGINT (Ctrl-C) or SIGTERM stops the run: the batch in flight is rolled back, \
+            `gallra plan` does. Progress goes to standard error: a line rewritten after each batch on a terminal, \
+            elsewhere a plain `progress:` line every 10 seconds; the time left is estimated once three batches \
+            are done. SIGINT (Ctrl-C) or SIGTERM stops the run: the batch in flight is rolled back, \
             the committed ones stay done and audited, and the report shows how far it got (exit 75); a second \
             signal stops at once.
 
@@ -95,7 +97,7 @@ struct Run: AsyncParsableCommand {
             let options = RunOptions(
                 mode: dryRun ? .dry : .live, asOf: selection.instant, allowLarge: allowLarge, trigger: "manual",
                 gallraVersion: BuildInfo.version, throttle: throttle, connect: { try await context.connect() })
-            let progress = ProgressLine(enabled: selection.output.format == .text && isatty(2) == 1)
+            let progress = ProgressLine(enabled: selection.output.format == .text, terminal: isatty(2) == 1)
             let engine = Engine(connection: connection, auditKey: key, logger: context.logger)
             // Live, a policy with expires: on_request acts only through its requests (gallra erase, the service),
             // which decide each request with the run; a dry run shows what the due requests would come to.
@@ -122,8 +124,10 @@ struct Run: AsyncParsableCommand {
             }
             progress.finish()
             await connection.close()
+            // A dry run is a plan: it shows the validator's warnings as `gallra plan` does.
             try RunOutput.print(
-                report, invalid: runnable.invalid, warnings: [:], format: selection.output.format,
+                report, invalid: runnable.invalid, warnings: dryRun ? runnable.warnings : [:],
+                format: selection.output.format,
                 stored: selection.policies.isEmpty && onRequest.isEmpty ? runnable.stored : nil)
             try RunOutput.exitStatus(report, invalid: runnable.invalid)
         }
