@@ -125,10 +125,14 @@ public struct PostgresError: Error, Sendable, ExitStatusProviding, CustomDebugSt
         }
     }
 
+    /// Class 53: the server ran short of disk (53100), memory (53200), connections (53300) or a configured
+    /// limit (53400).
+    public var isResourceShortage: Bool { sqlState?.errorClass == .insufficientResources }
     /// Worth running again later as it is: a statement timeout or cancellation (57014), a lock not available
-    /// (55P03), a deadlock (40P01), a serialization failure (40001), or a write refused by a read-only
-    /// transaction (25006: a standby, or `default_transaction_read_only`).
-    public var isTemporary: Bool { isRetryable || isQueryCanceled || isReadOnlyTransaction }
+    /// (55P03), a deadlock (40P01), a serialization failure (40001), a write refused by a read-only
+    /// transaction (25006: a standby, or `default_transaction_read_only`), or the server short of a resource
+    /// (class 53: disk, memory, connections), which its operator frees without any change to gallra.
+    public var isTemporary: Bool { isRetryable || isQueryCanceled || isReadOnlyTransaction || isResourceShortage }
 
     /// The sysexits status of a command that stops on this error: 69 when the server cannot be reached or went
     /// away, 77 for a missing privilege, 75 for a temporary refusal; anything else is unexpected (70).

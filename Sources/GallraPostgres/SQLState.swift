@@ -34,6 +34,8 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
         public static let integrityConstraintViolation = Class(rawValue: "23")
         /// 40: the server rolled the transaction back (serialization failure, deadlock).
         public static let transactionRollback = Class(rawValue: "40")
+        /// 53: the server ran short of a resource (disk, memory, connections, a configured limit).
+        public static let insufficientResources = Class(rawValue: "53")
         /// 57: an operator intervened (cancel, terminate, shutdown).
         public static let operatorIntervention = Class(rawValue: "57")
         /// P0: raised by PL/pgSQL (`RAISE EXCEPTION`, a trigger's refusal).

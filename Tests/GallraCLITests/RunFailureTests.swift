@@ -121,6 +121,43 @@ struct RunFailureTests {
         }
     }
 
+    @Test func aPrivilegeMissingBeforeTheRunExitsNoPermissionWithTheGrant() async throws {
+        try await DemoShop.with(customers: 200) { shop in
+            let role = "gallra_runner_\(UUID().uuidString.prefix(8).lowercased())"
+            try await Harness.psql("CREATE ROLE \(role) LOGIN")
+            try await shop.psql(
+                """
+                GRANT USAGE ON SCHEMA shop, gallra TO \(role);
+                GRANT ALL ON ALL TABLES IN SCHEMA shop, gallra TO \(role);
+                GRANT ALL ON ALL SEQUENCES IN SCHEMA shop, gallra TO \(role);
+                GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA gallra TO \(role);
+                REVOKE DELETE ON shop.wishlist_item FROM \(role)
+                """)
+            let missing = try await run(
+                Harness.gallraPath,
+                [
+                    "run", "--once", "--policy", "inactive-customers", "--as-of", DemoShop.asOf, "--database",
+                    "\(shop.conninfo) user=\(role)",
+                ], environment: shop.keyEnvironment)
+            // A policy the role may not carry out is a GRANT away from running: 77, with the GRANT to run.
+            let stored = try await shop.psql("SELECT count(*) FROM gallra.audit_subject")
+            #expect(missing.status == 77, "\(missing.stdout) \(missing.stderr)")
+            #expect(missing.stdout.contains("GRANT DELETE ON shop.wishlist_item TO \(role)"), "\(missing.stdout)")
+            #expect(missing.stderr.contains("lacks privileges"), "\(missing.stderr)")
+            #expect(stored == "0")
+
+            // With a policy that is wrong in itself among those not run, the data error comes first: 65.
+            try await shop.psql("ALTER TABLE shop.newsletter_log RENAME COLUMN customer_ref TO customer_reference")
+            let both = try await run(
+                Harness.gallraPath,
+                ["run", "--once", "--as-of", DemoShop.asOf, "--database", "\(shop.conninfo) user=\(role)"],
+                environment: shop.keyEnvironment)
+            try await shop.psql("DROP OWNED BY \(role)")
+            try await Harness.psql("DROP ROLE \(role)")
+            #expect(both.status == 65, "\(both.stdout) \(both.stderr)")
+        }
+    }
+
     @Test func aStatementTimeoutIsATemporaryFailure() async throws {
         try await DemoShop.with(customers: 200) { shop in
             let result = try await shop.gallra(

@@ -18,6 +18,9 @@ public struct RunnablePolicies: Sendable {
     public var policies: [RunPolicy] = []
     /// Policies that cannot run, with why (invalid rows, validation errors).
     public var invalid: [(name: String, reason: String)] = []
+    /// The invalid policies whose every error is a privilege the connected role lacks: a GRANT, not an edit of
+    /// the policy, lets them run.
+    public var lackingPrivileges: Set<String> = []
     /// The validator's warnings per policy (missing indexes, cascades), for the plan.
     public var warnings: [String: [String]] = [:]
     /// How many policies are stored, whatever their state: tells "nothing stored" from "nothing active".
@@ -56,6 +59,9 @@ public struct RunnablePolicies: Sendable {
             } else {
                 let reason = validation.errors.map(\.message).joined(separator: "; ")
                 result.invalid.append((stored.stored.name, reason))
+                if validation.errors.allSatisfy(\.lacksPrivilege) {
+                    result.lackingPrivileges.insert(stored.stored.name)
+                }
             }
         }
         return result

@@ -42,13 +42,19 @@ public struct PolicyDiagnostic: Sendable, Hashable, CustomStringConvertible {
     public var path: String?
     /// What is wrong and how to fix it.
     public var message: String
+    /// The connected role lacks a privilege the policy needs: a GRANT fixes it, not an edit of the policy.
+    public var lacksPrivilege = false
 
     /// A diagnostic from its parts.
-    public init(severity: Severity = .error, location: SourceLocation?, path: String? = nil, message: String) {
+    public init(
+        severity: Severity = .error, location: SourceLocation?, path: String? = nil, message: String,
+        lacksPrivilege: Bool = false
+    ) {
         self.severity = severity
         self.location = location
         self.path = path
         self.message = message
+        self.lacksPrivilege = lacksPrivilege
     }
 
     /// `file:line:column: error: message`.

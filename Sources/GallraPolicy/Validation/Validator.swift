@@ -70,13 +70,18 @@ struct PolicyValidator {
 
     // MARK: - Reporting
 
-    mutating func report(_ severity: PolicyDiagnostic.Severity, _ message: String, at path: String, key: Bool = false) {
+    mutating func report(
+        _ severity: PolicyDiagnostic.Severity, _ message: String, at path: String, key: Bool = false,
+        lacksPrivilege: Bool = false
+    ) {
         let location = key ? source.keyLocation(of: path) : source.location(of: path)
-        diagnostics.append(PolicyDiagnostic(severity: severity, location: location, path: path, message: message))
+        diagnostics.append(
+            PolicyDiagnostic(
+                severity: severity, location: location, path: path, message: message, lacksPrivilege: lacksPrivilege))
     }
 
-    mutating func error(_ message: String, at path: String, key: Bool = false) {
-        report(.error, message, at: path, key: key)
+    mutating func error(_ message: String, at path: String, key: Bool = false, lacksPrivilege: Bool = false) {
+        report(.error, message, at: path, key: key, lacksPrivilege: lacksPrivilege)
     }
 
     mutating func warning(_ message: String, at path: String, key: Bool = false) {

@@ -10,7 +10,7 @@ extension PolicyValidator {
             let who = role.map { "role \($0)" } ?? "the role gallra connects as"
             error(
                 "\(who) lacks \(list) on \(table.name), needed \(why); run: GRANT \(list) ON \(table.name.rendered(for: .sql)) TO \(role ?? "<gallra's role>");",
-                at: path)
+                at: path, lacksPrivilege: true)
         }
     }
 

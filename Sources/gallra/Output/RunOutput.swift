@@ -108,8 +108,17 @@ enum RunOutput {
         }
     }
 
-    static func exitStatus(_ report: RunReport, invalid: [(name: String, reason: String)]) throws {
+    /// `lackingPrivileges`: the invalid policies that only a GRANT keeps from running.
+    static func exitStatus(
+        _ report: RunReport, invalid: [(name: String, reason: String)], lackingPrivileges: Set<String> = []
+    ) throws {
         if !invalid.isEmpty {
+            if invalid.allSatisfy({ lackingPrivileges.contains($0.name) }) {
+                throw CommandFailure(
+                    .noPermission,
+                    "\(invalid.count) policy(ies) not run: the role lacks privileges they need; run the GRANT shown above, then run again"
+                )
+            }
             throw CommandFailure(.dataError, "\(invalid.count) policy(ies) invalid and not run; see above")
         }
         switch report.outcome {

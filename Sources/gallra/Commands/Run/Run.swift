@@ -129,7 +129,8 @@ struct Run: AsyncParsableCommand {
                 report, invalid: runnable.invalid, warnings: dryRun ? runnable.warnings : [:],
                 format: selection.output.format,
                 stored: selection.policies.isEmpty && onRequest.isEmpty ? runnable.stored : nil)
-            try RunOutput.exitStatus(report, invalid: runnable.invalid)
+            try RunOutput.exitStatus(
+                report, invalid: runnable.invalid, lackingPrivileges: runnable.lackingPrivileges)
         }
     }
 }
