@@ -83,7 +83,9 @@ class Server:
         args = ["psql", self.db(db), "-qX", "-v", "ON_ERROR_STOP=1"]
         for name, value in variables:
             args += ["-v", f"{name}={value}"]
-        subprocess.run(args + ["-f", path], check=True, stdout=subprocess.DEVNULL)
+        # Notices (a DROP ... IF EXISTS that had nothing to drop) are not the campaign's news.
+        env = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
+        subprocess.run(args + ["-f", path], check=True, stdout=subprocess.DEVNULL, env=env)
 
     def pg_ctl(self, *args):
         cmd = [f"{self.bindir}/pg_ctl", "-D", f"{self.pg_dir}/data", "-l", f"{self.pg_dir}/server.log", *args]
