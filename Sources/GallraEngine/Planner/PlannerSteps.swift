@@ -55,8 +55,8 @@ extension Planner {
                 let combined = step.action.mayDelete && step.action.mayAnonymize
                 return StepPlan(
                     index: index, step: step, act: act(step), lock: combined && !step.path.isEmpty ? lock(step) : nil,
-                    lockFree: step.path.isEmpty ? nil : lockFree(step), capture: nil, captureLockFree: nil, actOnRows: nil,
-                    anonymizeRows: nil)
+                    lockFree: step.path.isEmpty ? nil : lockFree(step), capture: nil, captureLockFree: nil,
+                    actOnRows: nil, anonymizeRows: nil)
             case .referenced:
                 // A twin group is captured and acted on at its first step's turn; a delete-or-anonymize deletes the
                 // unshared rows and anonymizes the shared ones.

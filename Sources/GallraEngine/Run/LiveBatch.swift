@@ -38,8 +38,11 @@ extension LivePolicyRun {
         // would wait longer, it is rolled back, the subjects that point to a held row are found without waiting and
         // left, and the capture runs again for the others, waiting as long as `lock_timeout` allows.
         let capturing = plans.contains { $0.captureLockFree != nil } && Self.lockProbe < options.lockTimeout
+        let probing = plans.contains { $0.lockFree != nil } && Self.lockProbe < options.lockTimeout
+        var lockWait = options.lockTimeout
         if capturing {
             try await setLockTimeout(Self.lockProbe, on: connection)
+            lockWait = Self.lockProbe
             try await connection.execute("SAVEPOINT gallra_capture")
         }
         var captured: [Int: [CapturedRow]] = [:]
@@ -56,22 +59,21 @@ extension LivePolicyRun {
                 return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, 0, []) }, left: left)
             }
             try await setLockTimeout(options.lockTimeout, on: connection)
+            lockWait = options.lockTimeout
             captured = try await capture(plans: plans, bindings: bindings, on: connection)
         }
-        if capturing {
-            try await connection.execute("RELEASE SAVEPOINT gallra_capture")
-            try await setLockTimeout(options.lockTimeout, on: connection)
-        }
+        if capturing { try await connection.execute("RELEASE SAVEPOINT gallra_capture") }
 
         // The steps, for all subjects at once; a subject the database refuses is isolated and left. While an owned
         // row of a subject may be held by another transaction, the steps wait only briefly for a lock
         // (`lockProbe`): when they would wait longer, they are rolled back, the subjects with an owned row held are
         // found without waiting and left, and the steps run again for the others, waiting as long as
-        // `lock_timeout` allows. An undisturbed batch pays a savepoint and two settings for this, no scan.
+        // `lock_timeout` allows. An undisturbed batch pays a savepoint each for the capture and the steps, and two
+        // settings, no scan.
         var acts = BatchActs(subjects: subjects, steps: plans.count)
         var refused: [LeftSubject] = []
-        let probing = plans.contains { $0.lockFree != nil } && Self.lockProbe < options.lockTimeout
-        if probing { try await setLockTimeout(Self.lockProbe, on: connection) }
+        if probing && lockWait != Self.lockProbe { try await setLockTimeout(Self.lockProbe, on: connection) }
+        if !probing && lockWait != options.lockTimeout { try await setLockTimeout(options.lockTimeout, on: connection) }
         try await connection.execute("SAVEPOINT gallra_steps")
         do {
             try await isolate(

@@ -285,7 +285,8 @@ struct EngineIsolationTests {
                 try await DemoShop.auditedDigests(on: connection)
                     == Set(due.filter { !victims.contains($0) }.map { DemoShop.digest(customer: $0) }))
             #expect(
-                try await scalar("SELECT count(*) FROM shop.address WHERE id = \(address)", as: Int.self, on: connection)
+                try await scalar(
+                    "SELECT count(*) FROM shop.address WHERE id = \(address)", as: Int.self, on: connection)
                     == 1)
         }
     }
