@@ -25,6 +25,10 @@ public struct StepPlan: Sendable, Hashable {
     /// anonymized, and that still hold what it wrote, are left out. One statement covers the step and its twins
     /// (referenced steps acting alike on one table): it is set on the first of them, nil on the others.
     public var capture: PlannedStatement?
+    /// Rows the subject points to: locks the rows ``capture`` reaches without waiting (`SKIP LOCKED`) and returns
+    /// the `subject`s that point to a row another transaction holds, so that the batch leaves those subjects
+    /// instead of waiting for `lock_timeout`. Run only when the capture met a held lock. Set with ``capture``.
+    public var captureLockFree: PlannedStatement?
     /// Rows the subject points to: acts on the captured, unshared rows of the step and its twins (`$rows`),
     /// returning `row` per row changed; a hashing anonymize also records each row in `gallra.processed_row`
     /// (same statement, so same transaction). Set with ``capture``. A delete-or-anonymize deletes with it.
@@ -51,8 +55,8 @@ extension Planner {
                 let combined = step.action.mayDelete && step.action.mayAnonymize
                 return StepPlan(
                     index: index, step: step, act: act(step), lock: combined && !step.path.isEmpty ? lock(step) : nil,
-                    lockFree: step.path.isEmpty ? nil : lockFree(step), capture: nil, actOnRows: nil,
-                    anonymizeRows: nil)
+                    lockFree: step.path.isEmpty ? nil : lockFree(step), capture: nil, captureLockFree: nil,
+                    actOnRows: nil, anonymizeRows: nil)
             case .referenced:
                 // A twin group is captured and acted on at its first step's turn; a delete-or-anonymize deletes the
                 // unshared rows and anonymizes the shared ones.
@@ -61,6 +65,7 @@ extension Planner {
                 let anonymization = step.action.mayDelete ? step.action.anonymization : nil
                 return StepPlan(
                     index: index, step: step, act: nil, lock: nil, lockFree: nil, capture: capture,
+                    captureLockFree: capture.flatMap { _ in captureLockFree(step) },
                     actOnRows: capture.map { _ in actOnRows(step, action: acting) },
                     anonymizeRows: capture.flatMap { _ in anonymization.map { actOnRows(step, action: $0) } })
             }
@@ -317,7 +322,15 @@ extension Planner {
     /// Rows to delete are locked `FOR UPDATE`; rows to anonymize `FOR NO KEY UPDATE`, as strong as the update
     /// needs and no stronger: the live shop can still insert rows that reference them (an order to an address the
     /// batch anonymizes or finds shared) without waiting for the batch.
-    func capture(_ step: ResolvedStep) -> PlannedStatement? {
+    func capture(_ step: ResolvedStep) -> PlannedStatement? { capture(step, lockFree: false) }
+
+    /// The rows ``capture(_:)`` reaches, locked without waiting (`SKIP LOCKED`, the same strength), returning the
+    /// `subject`s that point to a row another transaction holds (``StepPlan/captureLockFree``). One statement, with
+    /// the capture's paths and filters: the rows reached and the rows locked are read on one snapshot and compared
+    /// by their physical identity, so a row two subjects point to is held for both or for neither.
+    func captureLockFree(_ step: ResolvedStep) -> PlannedStatement? { capture(step, lockFree: true) }
+
+    private func capture(_ step: ResolvedStep, lockFree: Bool) -> PlannedStatement? {
         let group = twins(of: step)
         guard group.first?.step == step, let last = group.last else { return nil }
         var sql = SQLBuilder()
@@ -370,11 +383,28 @@ extension Planner {
                     WHERE \(target) = \(viaKey)
                 """
         }
+        let strength = step.action.mayDelete ? "FOR UPDATE" : "FOR NO KEY UPDATE"
+        let filters = conditions.map { " AND \($0)" }.joined()
+        if lockFree {
+            let heldKey =
+                keyList.count == 1 ? "a.\(keyList[0])" : "(" + keyList.map { "a.\($0)" }.joined(separator: ", ") + ")"
+            return sql.statement(
+                """
+                WITH p AS (\(reached.joined(separator: "\nUNION ALL "))),
+                a AS MATERIALIZED (SELECT \(rowColumns), x.tableoid AS t, x.ctid AS c
+                    \(rows)\(filters)),
+                l AS MATERIALIZED (SELECT x.tableoid AS t, x.ctid AS c
+                    \(rows)\(filters)
+                    \(strength) OF x SKIP LOCKED)
+                SELECT DISTINCT p.subject FROM p JOIN a ON \(pairKey) = \(heldKey)
+                WHERE NOT EXISTS (SELECT FROM l WHERE l.t = a.t AND l.c = a.c)
+                """)
+        }
         let text = """
             WITH p AS (\(reached.joined(separator: "\nUNION ALL "))),
             r AS (SELECT \(rowColumns), \(identity(step, alias: "x")) AS row, \(shared) AS shared, \(counting) AS step
-                \(rows)\(conditions.map { " AND \($0)" }.joined())
-                \(step.action.mayDelete ? "FOR UPDATE" : "FOR NO KEY UPDATE") OF x)
+                \(rows)\(filters)
+                \(strength) OF x)
             SELECT DISTINCT p.subject, r.row, r.shared, r.step FROM p JOIN r ON \(pairKey) = \(rowKey)
             """
         return sql.statement(text)

@@ -33,26 +33,47 @@ extension LivePolicyRun {
         bindings.keys = Engine.jsonArray(subjects)
         var left: [LeftSubject] = []
 
-        // Rows the subjects point to: identified and locked before any step breaks the path to them.
-        var captured: [Int: [CapturedRow]] = [:]
-        for plan in plans {
-            guard let capture = plan.capture else { continue }
-            captured[plan.index] = try await connection.query(capture.sql, Engine.values(capture, bindings)).map {
-                CapturedRow(
-                    subject: try $0.decode("subject", as: String.self), row: try $0.decode("row", as: String.self),
-                    shared: try $0.decode("shared", as: Bool.self), step: try $0.decode("step", as: Int.self))
-            }
+        // Rows the subjects point to: identified and locked before any step breaks the path to them. While one of
+        // them may be held by another transaction, the capture waits only briefly for a lock (`lockProbe`): when it
+        // would wait longer, it is rolled back, the subjects that point to a held row are found without waiting and
+        // left, and the capture runs again for the others, waiting as long as `lock_timeout` allows.
+        let capturing = plans.contains { $0.captureLockFree != nil } && Self.lockProbe < options.lockTimeout
+        let probing = plans.contains { $0.lockFree != nil } && Self.lockProbe < options.lockTimeout
+        var lockWait = options.lockTimeout
+        if capturing {
+            try await setLockTimeout(Self.lockProbe, on: connection)
+            lockWait = Self.lockProbe
+            try await connection.execute("SAVEPOINT gallra_capture")
         }
+        var captured: [Int: [CapturedRow]] = [:]
+        do {
+            captured = try await capture(plans: plans, bindings: bindings, on: connection)
+        } catch let error as PostgresError where capturing && error.isLockNotAvailable {
+            try await connection.execute("ROLLBACK TO SAVEPOINT gallra_capture")
+            let busy = try await busyPointedTo(subjects, plans: plans, bindings: bindings, on: connection)
+            left += busy
+            let held = Set(busy.compactMap(\.key))
+            subjects.removeAll { held.contains($0) }
+            bindings.keys = Engine.jsonArray(subjects)
+            guard !subjects.isEmpty else {
+                return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, 0, []) }, left: left)
+            }
+            try await setLockTimeout(options.lockTimeout, on: connection)
+            lockWait = options.lockTimeout
+            captured = try await capture(plans: plans, bindings: bindings, on: connection)
+        }
+        if capturing { try await connection.execute("RELEASE SAVEPOINT gallra_capture") }
 
         // The steps, for all subjects at once; a subject the database refuses is isolated and left. While an owned
         // row of a subject may be held by another transaction, the steps wait only briefly for a lock
         // (`lockProbe`): when they would wait longer, they are rolled back, the subjects with an owned row held are
         // found without waiting and left, and the steps run again for the others, waiting as long as
-        // `lock_timeout` allows. An undisturbed batch pays a savepoint and two settings for this, no scan.
+        // `lock_timeout` allows. An undisturbed batch pays a savepoint each for the capture and the steps, and two
+        // settings, no scan.
         var acts = BatchActs(subjects: subjects, steps: plans.count)
         var refused: [LeftSubject] = []
-        let probing = plans.contains { $0.lockFree != nil } && Self.lockProbe < options.lockTimeout
-        if probing { try await setLockTimeout(Self.lockProbe, on: connection) }
+        if probing && lockWait != Self.lockProbe { try await setLockTimeout(Self.lockProbe, on: connection) }
+        if !probing && lockWait != options.lockTimeout { try await setLockTimeout(options.lockTimeout, on: connection) }
         try await connection.execute("SAVEPOINT gallra_steps")
         do {
             try await isolate(
@@ -150,6 +171,50 @@ extension LivePolicyRun {
         var left: [LeftSubject] = []
         for plan in plans {
             guard let lockFree = plan.lockFree, !remaining.isEmpty else { continue }
+            bindings.keys = Engine.jsonArray(remaining)
+            let busy = Set(
+                try await connection.query(lockFree.sql, Engine.values(lockFree, bindings)).map {
+                    try $0.decode("subject", as: String.self)
+                })
+            guard !busy.isEmpty else { continue }
+            for subject in remaining where busy.contains(subject) {
+                left.append(
+                    LeftSubject(
+                        key: subject, digest: digester.digest(table: subjectTable, key: subject),
+                        reason: .rowLocked, table: plan.step.table.description))
+            }
+            remaining.removeAll { busy.contains($0) }
+        }
+        return left
+    }
+
+    /// The rows the batch's subjects point to (``StepPlan/capture``), identified and locked.
+    func capture(
+        plans: [StepPlan], bindings: Engine.Bindings, on connection: isolated PostgresConnection
+    ) async throws -> [Int: [CapturedRow]] {
+        var captured: [Int: [CapturedRow]] = [:]
+        for plan in plans {
+            guard let capture = plan.capture else { continue }
+            captured[plan.index] = try await connection.query(capture.sql, Engine.values(capture, bindings)).map {
+                CapturedRow(
+                    subject: try $0.decode("subject", as: String.self), row: try $0.decode("row", as: String.self),
+                    shared: try $0.decode("shared", as: Bool.self), step: try $0.decode("step", as: Int.self))
+            }
+        }
+        return captured
+    }
+
+    /// The subjects of `subjects` that point to a row another transaction holds, found without waiting
+    /// (``StepPlan/captureLockFree``); the rows the others point to are locked from here on.
+    func busyPointedTo(
+        _ subjects: [String], plans: [StepPlan], bindings: Engine.Bindings, on connection: isolated PostgresConnection
+    ) async throws -> [LeftSubject] {
+        let subjectTable = policy.resolved.subject.table.description
+        var bindings = bindings
+        var remaining = subjects
+        var left: [LeftSubject] = []
+        for plan in plans {
+            guard let lockFree = plan.captureLockFree, !remaining.isEmpty else { continue }
             bindings.keys = Engine.jsonArray(remaining)
             let busy = Set(
                 try await connection.query(lockFree.sql, Engine.values(lockFree, bindings)).map {

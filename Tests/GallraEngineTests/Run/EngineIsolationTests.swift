@@ -184,9 +184,117 @@ struct EngineIsolationTests {
         }
     }
 
-    /// A lock conflict the batch meets while it waits (here on a row the customer points to, which the batch locks
-    /// as it captures it) can go away by waiting: it is still retried, and the batch skipped after its attempts. On
-    /// one connection, and on three: a retry picks within its batch's range, while the batches after it go on.
+    /// Customers of `among` whose address only they use (no store, no one else's order), and the address:
+    /// `customers` of them share it.
+    static func addressOf(
+        customers: Int, among: ArraySlice<Int64>, on connection: PostgresConnection
+    ) async throws -> (address: Int64, customers: [Int64]) {
+        let batch = "{" + among.map(String.init).joined(separator: ",") + "}"
+        let row = try #require(
+            try await connection.query(
+                """
+                SELECT c.address_id AS address, array_to_string(array_agg(c.id ORDER BY c.id), ',') AS customers
+                FROM shop.customer AS c
+                WHERE c.address_id IS NOT NULL
+                  AND NOT EXISTS (SELECT FROM shop.store AS s WHERE s.address_id = c.address_id)
+                GROUP BY c.address_id
+                HAVING count(*) = $2 AND bool_and(c.id = ANY ($1::bigint[]))
+                   AND NOT EXISTS (SELECT FROM shop."order" AS o WHERE o.shipping_address_id = c.address_id
+                                   AND o.customer_id <> ALL (array_agg(c.id)))
+                ORDER BY c.address_id LIMIT 1
+                """, [.text(batch), .int64(Int64(customers))]
+            ).first)
+        return (
+            try row.decode("address", as: Int64.self),
+            try row.decode("customers", as: String.self).split(separator: ",").map { Int64($0)! }
+        )
+    }
+
+    /// The address one customer points to, locked by the shop: that customer is left at once (no lock_timeout
+    /// wait, no retry), the rest of its batch goes on. On one connection, and on three.
+    @Test(arguments: [1, 3])
+    func aLockedPointedToRowLeavesExactlyItsSubjectWithoutWaiting(parallel: Int) async throws {
+        try await TestDatabase.with { database, connection in
+            try await DemoShop.load(database, on: connection)
+            let policy = try await DemoShop.policy("inactive-customers", on: connection) {
+                $0.policy.limits.batchSize = 100
+                $0.policy.limits.parallel = parallel
+            }
+            let due = try await EngineSafetyTests.dueIDs(on: connection)
+            let (address, customers) = try await Self.addressOf(customers: 1, among: due[100..<200], on: connection)
+            let victim = customers[0]
+            let untouched = try await Self.rows(of: victim, on: connection)
+            let shop = try await database.connect()
+            try await shop.execute("SET idle_in_transaction_session_timeout = 0")
+            try await shop.execute("BEGIN")
+            try await shop.execute("SELECT FROM shop.address WHERE id = \(address) FOR UPDATE")
+            var options = DemoShop.options(.live, database: database)
+            // Waiting for the row would take this long: the run must not.
+            options.lockTimeout = .seconds(60)
+            let started = ContinuousClock.now
+            let report = try await DemoShop.engine(connection).run([policy], options: options)
+            #expect(ContinuousClock.now - started < .seconds(60))
+            try await shop.execute("ROLLBACK")
+            await shop.close()
+            let left = try await Self.expectOnlyLeft(
+                victim, report: report, due: due, untouched: untouched, on: connection)
+            #expect(left.reason == .rowLocked)
+            #expect(left.table == "shop.address")
+            #expect(left.sqlState == nil)
+
+            let rerun = try await DemoShop.engine(connection).run([policy], options: DemoShop.options(.live))
+            #expect(rerun.outcome == .done)
+            #expect(rerun.policies.first?.processed == 1)
+        }
+    }
+
+    /// An address two customers of one batch share (a household), locked by the shop: both are left (the row is
+    /// held for each of them), and every other subject of the batch goes on.
+    @Test func aLockedSharedPointedToRowLeavesEachSubjectPointingToIt() async throws {
+        try await TestDatabase.with { database, connection in
+            try await DemoShop.load(database, on: connection)
+            let policy = try await DemoShop.policy("inactive-customers", on: connection) {
+                $0.policy.limits.batchSize = 10_000
+            }
+            let due = try await EngineSafetyTests.dueIDs(on: connection)
+            let (address, victims) = try await Self.addressOf(customers: 2, among: due[...], on: connection)
+            var untouched: [String] = []
+            for victim in victims { untouched.append(try await Self.rows(of: victim, on: connection)) }
+            let shop = try await database.connect()
+            try await shop.execute("SET idle_in_transaction_session_timeout = 0")
+            try await shop.execute("BEGIN")
+            try await shop.execute("SELECT FROM shop.address WHERE id = \(address) FOR UPDATE")
+            var options = DemoShop.options(.live)
+            options.lockTimeout = .seconds(60)
+            let started = ContinuousClock.now
+            let report = try await DemoShop.engine(connection).run([policy], options: options)
+            #expect(ContinuousClock.now - started < .seconds(60))
+            try await shop.execute("ROLLBACK")
+            await shop.close()
+            #expect(report.outcome == .partial)
+            let result = try #require(report.policies.first)
+            #expect(result.skippedBatches.isEmpty)
+            let left = try #require(result.leftSubjects)
+            #expect(left.compactMap(\.key).sorted() == victims.map { "\($0)" }.sorted())
+            #expect(left.allSatisfy { $0.reason == .rowLocked && $0.table == "shop.address" })
+            #expect(result.processed == due.count - 2)
+            var now: [String] = []
+            for victim in victims { now.append(try await Self.rows(of: victim, on: connection)) }
+            #expect(now == untouched)
+            #expect(
+                try await DemoShop.auditedDigests(on: connection)
+                    == Set(due.filter { !victims.contains($0) }.map { DemoShop.digest(customer: $0) }))
+            #expect(
+                try await scalar(
+                    "SELECT count(*) FROM shop.address WHERE id = \(address)", as: Int.self, on: connection)
+                    == 1)
+        }
+    }
+
+    /// A lock timeout no longer than the brief wait the batch first allows leaves no time to tell which subjects'
+    /// rows are held: a lock conflict (here on a row the customer points to, which the batch locks as it captures
+    /// it) is then retried, and the batch skipped after its attempts. On one connection, and on three: a retry
+    /// picks within its batch's range, while the batches after it go on.
     @Test(arguments: [1, 3])
     func aLockTimeoutIsStillRetriedThenTheBatchSkipped(parallel: Int) async throws {
         try await TestDatabase.with { database, connection in
