@@ -164,9 +164,10 @@ struct Erase: AsyncParsableCommand {
 
 /// The text `gallra erase` and `gallra requests` print.
 enum ErasureText {
+    /// `2026-12-05 05:43:21 UTC`: whole seconds (truncated), so that a table's columns line up; `--format json`
+    /// gives the microseconds.
     static func time(_ timestamp: PostgresTimestamp) -> String {
-        TimeText.readable(
-            unixMicroseconds: timestamp.microsecondsSince2000 + CivilCalendar.unixSecondsAt2000 * 1_000_000)
+        timestamp.isInfinite ? timestamp.description : timestamp.secondsText + " UTC"
     }
 
     /// Rows per table: deleted, anonymized, retained.
