@@ -50,7 +50,8 @@ extension LivePolicyRun {
             captured = try await capture(plans: plans, bindings: bindings, on: connection)
         } catch let error as PostgresError where capturing && error.isLockNotAvailable {
             try await connection.execute("ROLLBACK TO SAVEPOINT gallra_capture")
-            let busy = try await busyPointedTo(subjects, plans: plans, bindings: bindings, on: connection)
+            let busy = try await busySubjects(
+                subjects, probe: \.captureLockFree, plans: plans, bindings: bindings, on: connection)
             left += busy
             let held = Set(busy.compactMap(\.key))
             subjects.removeAll { held.contains($0) }
@@ -81,7 +82,8 @@ extension LivePolicyRun {
                 on: connection)
         } catch let error as PostgresError where probing && error.isLockNotAvailable {
             try await connection.execute("ROLLBACK TO SAVEPOINT gallra_steps")
-            let busy = try await busySubjects(subjects, plans: plans, bindings: bindings, on: connection)
+            let busy = try await busySubjects(
+                subjects, probe: \.lockFree, plans: plans, bindings: bindings, on: connection)
             left += busy
             let held = Set(busy.compactMap(\.key))
             subjects.removeAll { held.contains($0) }
@@ -160,17 +162,19 @@ extension LivePolicyRun {
             "SELECT set_config('lock_timeout', $1, true)", [.text(Self.milliseconds(timeout))])
     }
 
-    /// The subjects of `subjects` with an owned row another transaction holds, found without waiting; the owned
-    /// rows of the others are locked from here on.
+    /// The subjects of `subjects` with a row another transaction holds, found without waiting by each plan's
+    /// `probe`: ``StepPlan/lockFree`` for the rows a step owns, ``StepPlan/captureLockFree`` for the rows the
+    /// subjects point to. The rows of the others are locked from here on.
     func busySubjects(
-        _ subjects: [String], plans: [StepPlan], bindings: Engine.Bindings, on connection: isolated PostgresConnection
+        _ subjects: [String], probe: KeyPath<StepPlan, PlannedStatement?>, plans: [StepPlan],
+        bindings: Engine.Bindings, on connection: isolated PostgresConnection
     ) async throws -> [LeftSubject] {
         let subjectTable = policy.resolved.subject.table.description
         var bindings = bindings
         var remaining = subjects
         var left: [LeftSubject] = []
         for plan in plans {
-            guard let lockFree = plan.lockFree, !remaining.isEmpty else { continue }
+            guard let lockFree = plan[keyPath: probe], !remaining.isEmpty else { continue }
             bindings.keys = Engine.jsonArray(remaining)
             let busy = Set(
                 try await connection.query(lockFree.sql, Engine.values(lockFree, bindings)).map {
@@ -202,34 +206,6 @@ extension LivePolicyRun {
             }
         }
         return captured
-    }
-
-    /// The subjects of `subjects` that point to a row another transaction holds, found without waiting
-    /// (``StepPlan/captureLockFree``); the rows the others point to are locked from here on.
-    func busyPointedTo(
-        _ subjects: [String], plans: [StepPlan], bindings: Engine.Bindings, on connection: isolated PostgresConnection
-    ) async throws -> [LeftSubject] {
-        let subjectTable = policy.resolved.subject.table.description
-        var bindings = bindings
-        var remaining = subjects
-        var left: [LeftSubject] = []
-        for plan in plans {
-            guard let lockFree = plan.captureLockFree, !remaining.isEmpty else { continue }
-            bindings.keys = Engine.jsonArray(remaining)
-            let busy = Set(
-                try await connection.query(lockFree.sql, Engine.values(lockFree, bindings)).map {
-                    try $0.decode("subject", as: String.self)
-                })
-            guard !busy.isEmpty else { continue }
-            for subject in remaining where busy.contains(subject) {
-                left.append(
-                    LeftSubject(
-                        key: subject, digest: digester.digest(table: subjectTable, key: subject),
-                        reason: .rowLocked, table: plan.step.table.description))
-            }
-            remaining.removeAll { busy.contains($0) }
-        }
-        return left
     }
 
     /// The table the audit counts name for a subject's consent events removed from gallra's registry.
