@@ -27,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         // System libraries, found with pkg-config (Debian: libpq-dev, libsystemd-dev).
@@ -78,6 +81,21 @@ let package = Package(
                 "GallraPostgres",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                // Counts of what runs do, through whichever backend the process bootstraps (GallraMetrics).
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The Prometheus backend of the engine's metrics: the registry, the node_exporter textfile, `GET /metrics`.
+        .target(
+            name: "GallraMetrics",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                // A small HTTP server without SwiftNIO, for the optional endpoint.
+                .product(name: "FlyingFox", package: "FlyingFox"),
+                .product(name: "FlyingSocks", package: "FlyingFox"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -86,6 +104,7 @@ let package = Package(
             name: "GallraDaemon",
             dependencies: [
                 "GallraEngine",
+                "GallraMetrics",
                 "GallraPolicy",
                 "GallraPostgres",
                 "GallraSystemd",
@@ -103,6 +122,7 @@ let package = Package(
                 "GallraCore",
                 "GallraDaemon",
                 "GallraEngine",
+                "GallraMetrics",
                 "GallraPolicy",
                 "GallraPostgres",
                 "GallraSystemd",

@@ -5,6 +5,7 @@
     import Foundation
 #endif
 import GallraEngine
+import GallraMetrics
 import GallraPolicy
 import GallraPostgres
 import GallraSystemd
@@ -49,16 +50,18 @@ extension DaemonLoop {
 
     func processDueRequests(on connection: PostgresConnection) async throws {
         setStatus("erasing on request")
-        let (notifier, heartbeat) = (self.notifier, self.heartbeat)
+        let (notifier, heartbeat, metrics) = (self.notifier, self.heartbeat, self.metrics)
         let outcomes = try await Engine(connection: connection, auditKey: configuration.auditKey, logger: logger)
             .processErasureRequests(.due, options: liveOptions(trigger: "erase", on: connection)) { progress in
                 heartbeat.beat()
+                if progress.run != nil, progress.run?.pausedBy == nil { metrics?.update() }
                 let left = progress.total - progress.position + 1
                 try? notifier.status(
                     progress.run?.pausedBy.map { "erasing on request: \(left); paused: \($0)" }
                         ?? "erasing on request: \(left)")
             }
         if !outcomes.isEmpty {
+            await updateMetrics(on: connection)
             let counted = Dictionary(grouping: outcomes, by: \.status).mapValues(\.count)
             let summary = [ErasureOutcome.Status.done, .refused, .pending, .cancelled].compactMap { status in
                 counted[status].map { "\($0) \(status.rawValue)" }

@@ -5,6 +5,7 @@
     import Foundation
 #endif
 import GallraEngine
+import GallraMetrics
 import GallraPolicy
 import GallraPostgres
 import GallraSystemd
@@ -69,7 +70,7 @@ extension DaemonLoop {
 
         if !live.isEmpty {
             setStatus("purging \(live[0].resolved.name.rawValue)")
-            let (notifier, heartbeat) = (self.notifier, self.heartbeat)
+            let (notifier, heartbeat, metrics) = (self.notifier, self.heartbeat, self.metrics)
             let options = liveOptions(trigger: trigger, on: connection)
             let report: RunReport
             runningThrottle.set(options.throttle)
@@ -80,6 +81,7 @@ extension DaemonLoop {
                         // Also called at every poll while batches are paused for replica lag, so that a long
                         // pause keeps the watchdog fed.
                         heartbeat.beat()
+                        if progress.pausedBy == nil { metrics?.update() }
                         let done = "\(progress.subjectsDone)/\(progress.subjectsTotal) subjects"
                         try? notifier.status(
                             progress.pausedBy.map { "purging \(progress.policy): \(done); paused: \($0)" }
@@ -87,8 +89,10 @@ extension DaemonLoop {
                     }
             } catch let interruption as RunInterruption {
                 // The server ended the run (its outcome is recorded): connect again and go on.
+                metrics?.update()
                 throw interruption.cause
             }
+            await updateMetrics(on: connection)
             let liveNames = live.map(\.resolved.name.rawValue)
             // Recorded even when stopping (a detached task is not cancelled).
             try await Task.detached {

@@ -24,6 +24,8 @@ extension DaemonLoop {
             await listener.close()
             throw error
         }
+        // The request gauges from the start of leading, before any run.
+        await updateMetrics(on: connection)
         let events = self.events
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await Self.listen(on: listener, events: events) }

@@ -4,6 +4,7 @@
     import Foundation
 #endif
 import GallraEngine
+import GallraMetrics
 import GallraPolicy
 import GallraPostgres
 import GallraSystemd
@@ -28,6 +29,8 @@ final class DaemonLoop {
     let heartbeat: Heartbeat
     /// The throttle of the live run in progress, for a SIGHUP that comes during it.
     let runningThrottle: RunningThrottle
+    /// The metrics textfile to write after each batch and run (`metrics.textfile`), if any.
+    let metrics: MetricsExport?
 
     var readySent = false
     var status = ""
@@ -51,7 +54,7 @@ final class DaemonLoop {
         configuration: DaemonConfiguration,
         reloadConfiguration: @escaping @Sendable () async throws -> DaemonConfiguration,
         logger: Logger, notifier: SystemdNotifier, events: DaemonEvents, heartbeat: Heartbeat,
-        runningThrottle: RunningThrottle = RunningThrottle()
+        runningThrottle: RunningThrottle = RunningThrottle(), metrics: MetricsExport? = nil
     ) {
         self.configuration = configuration
         self.reloadConfiguration = reloadConfiguration
@@ -61,6 +64,19 @@ final class DaemonLoop {
         self.inbox = DaemonInbox(events)
         self.heartbeat = heartbeat
         self.runningThrottle = runningThrottle
+        self.metrics = metrics
+    }
+
+    /// After a run: the request gauges read again from the queue, then the textfile written. A failed read is
+    /// logged; the run's own counts are written all the same.
+    func updateMetrics(on connection: PostgresConnection) async {
+        guard let metrics else { return }
+        do {
+            try await ErasureQueue.recordMetrics(on: connection)
+        } catch {
+            logger.warning("metrics: cannot read the erasure request queue: \(error)")
+        }
+        metrics.update()
     }
 
     /// Runs until cancelled (graceful shutdown).

@@ -4,6 +4,7 @@
     import Foundation
 #endif
 import GallraEngine
+import GallraMetrics
 import GallraSystemd
 import Logging
 import ServiceLifecycle
@@ -17,25 +18,32 @@ public struct GallraService: Service {
     let reloadConfiguration: @Sendable () async throws -> DaemonConfiguration
     let logger: Logger
     let notifier: SystemdNotifier
+    let metrics: MetricsExport?
+    let endpoint: MetricsEndpoint?
 
-    /// A service with its first configuration and the way to read a new one on SIGHUP.
+    /// A service with its first configuration and the way to read a new one on SIGHUP; with `metrics`, it writes
+    /// the textfile after each batch and run, and serves `endpoint` while it runs.
     public init(
         configuration: DaemonConfiguration,
         reloadConfiguration: @escaping @Sendable () async throws -> DaemonConfiguration,
         logger: Logger,
-        notifier: SystemdNotifier = SystemdNotifier()
+        notifier: SystemdNotifier = SystemdNotifier(),
+        metrics: MetricsExport? = nil,
+        endpoint: MetricsEndpoint? = nil
     ) {
         self.configuration = configuration
         self.reloadConfiguration = reloadConfiguration
         self.logger = logger
         self.notifier = notifier
+        self.metrics = metrics
+        self.endpoint = endpoint
     }
 
     public func run() async throws {
         let events = DaemonEvents()
         let heartbeat = Heartbeat()
-        let (configuration, reloadConfiguration, logger, notifier) = (
-            self.configuration, self.reloadConfiguration, self.logger, self.notifier
+        let (configuration, reloadConfiguration, logger, notifier, metrics) = (
+            self.configuration, self.reloadConfiguration, self.logger, self.notifier, self.metrics
         )
         let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
         let running = RunningThrottle()
@@ -50,6 +58,18 @@ public struct GallraService: Service {
                     }
                 }
             }
+            if let endpoint {
+                group.addTask {
+                    do {
+                        try await endpoint.run(logger: logger)
+                    } catch where !Task.isCancelled {
+                        // The purge matters more than its metrics: the service goes on without the endpoint.
+                        logger.error(
+                            "metrics: cannot serve GET /metrics on \(endpoint.address): \(error); the textfile (if any) is still written",
+                            metadata: ["metrics.listen": "\(endpoint.address)"])
+                    } catch {}
+                }
+            }
             if let interval = notifier.watchdogPingInterval {
                 group.addTask {
                     await Self.pingWatchdog(
@@ -61,7 +81,8 @@ public struct GallraService: Service {
                 await cancelWhenGracefulShutdown {
                     let loop = DaemonLoop(
                         configuration: configuration, reloadConfiguration: reloadConfiguration, logger: logger,
-                        notifier: notifier, events: events, heartbeat: heartbeat, runningThrottle: running)
+                        notifier: notifier, events: events, heartbeat: heartbeat, runningThrottle: running,
+                        metrics: metrics)
                     await loop.run()
                 }
             } onGracefulShutdown: {
@@ -88,10 +109,13 @@ public enum Daemon {
         configuration: DaemonConfiguration,
         reloadConfiguration: @escaping @Sendable () async throws -> DaemonConfiguration,
         logger: Logger,
+        metrics: MetricsExport? = nil,
+        endpoint: MetricsEndpoint? = nil,
         maximumGracefulShutdownDuration: Duration = .seconds(45)
     ) async throws {
         let service = GallraService(
-            configuration: configuration, reloadConfiguration: reloadConfiguration, logger: logger)
+            configuration: configuration, reloadConfiguration: reloadConfiguration, logger: logger,
+            metrics: metrics, endpoint: endpoint)
         var groupConfiguration = ServiceGroupConfiguration(
             services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = maximumGracefulShutdownDuration

@@ -159,3 +159,20 @@ public struct ErasureQueueRefusal: Error, Sendable, ExitStatusProviding {
         return "\(message). \(hint)"
     }
 }
+
+extension ErasureQueue {
+    /// Sets the request gauges of ``RunMetrics`` from the queue as it stands: one aggregate over the pending
+    /// requests (the partial index `erasure_request_due` holds them, and they are few), read at the end of a run.
+    public static func recordMetrics(on connection: PostgresConnection) async throws {
+        let row = try await connection.query(
+            """
+            SELECT count(*) AS pending,
+                   coalesce(extract(epoch FROM clock_timestamp() - min(requested_at)), 0)::float8 AS oldest
+            FROM gallra.erasure_request WHERE status = 'pending'
+            """
+        ).first
+        RunMetrics.requests(
+            pending: try row?.decode("pending", as: Int.self) ?? 0,
+            oldestAge: try row?.decode("oldest", as: Double.self) ?? 0)
+    }
+}

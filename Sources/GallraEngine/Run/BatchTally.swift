@@ -67,8 +67,8 @@ actor BatchTally {
         passTurn(claim.number)
     }
 
-    /// The claim's batch committed.
-    func finished(_ claim: BatchClaim, _ outcome: BatchOutcome) -> RunProgress {
+    /// The claim's batch committed, after `duration` (its attempts included).
+    func finished(_ claim: BatchClaim, _ outcome: BatchOutcome, duration: Duration) -> RunProgress {
         inFlight[claim.number] = nil
         report.batches += outcome.subjects > 0 ? 1 : 0
         report.processed += outcome.subjects
@@ -83,6 +83,10 @@ actor BatchTally {
             report.steps[index].retained = retained[index].count
             rows += counts.rows
         }
+        if outcome.subjects > 0 {
+            RunMetrics.batch(policy: report.name, subjects: outcome.subjects, audited: outcome.audited, duration: duration)
+        }
+        RunMetrics.left(policy: report.name, outcome.left)
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         // The first batches include the planner's warm-up and an uneven start: no estimate before a few are done.

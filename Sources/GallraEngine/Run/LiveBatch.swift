@@ -149,8 +149,13 @@ extension LivePolicyRun {
                 """,
                 [.text(name), .text(runID), .jsonb(remaining)])
         }
+        var audited: [AuditCountKey: Int] = [:]
+        for record in records {
+            for count in record.counts { audited[AuditCountKey(table: count.table, action: count.action), default: 0] += count.rows }
+        }
         return BatchOutcome(
-            picked: keys, subjects: subjects.count, steps: stepCounts, consentEvents: consentEvents, left: left)
+            picked: keys, subjects: subjects.count, steps: stepCounts, consentEvents: consentEvents, left: left,
+            audited: audited)
     }
 
     /// How long a batch's steps wait for a row lock before they look for the subjects whose owned rows another
@@ -230,6 +235,8 @@ struct BatchOutcome: Sendable {
     var consentEvents = 0
     /// Subjects of the batch left to a later run (a row locked by another transaction, or refused by the database).
     var left: [LeftSubject] = []
+    /// The rows of the batch's audit records, summed per table and action.
+    var audited: [AuditCountKey: Int] = [:]
 }
 
 /// A row a batch's subject points to, as its capture found it.

@@ -45,6 +45,8 @@ struct LivePolicyRun: Sendable {
                     "guard overridden with --allow-large: \(refusal)", metadata: ["policy": "\(name)"])
             } else {
                 report.refused = refusal
+                RunMetrics.refused(policy: name)
+                if policy.requests == .due { RunMetrics.due(policy: name, subjects: report.expiring) }
                 logger.critical(
                     "policy refused: \(refusal)",
                     metadata: JournalEvent.policyRefused.metadata([
@@ -79,6 +81,12 @@ struct LivePolicyRun: Sendable {
                     "\(report.stillDue) subject(s) still due after the last batch (left, in skipped batches, or locked by another transaction); a later run takes them",
                     metadata: ["policy": "\(name)"])
             }
+        }
+        // Known without another count: those the fresh count found, or those beyond the run's cap.
+        if policy.requests == .due {
+            RunMetrics.due(
+                policy: name,
+                subjects: report.processed < total ? report.stillDue : report.expiring - report.processed)
         }
         let pruned = try await prune(planner: planner)
         report.pruned = pruned > 0 ? pruned : nil
@@ -136,11 +144,12 @@ struct LivePolicyRun: Sendable {
                         throw error
                     }
                     await tally.addThrottled(throttled)
+                    if throttled > 0 { RunMetrics.replicaLagPause(policy: name, seconds: throttled) }
                 }
                 let batchStarted = ContinuousClock.now
                 guard let outcome = try await self.attempts(claim, connection, planner, plans, bindings, tally)
                 else { continue }
-                let current = await tally.finished(claim, outcome)
+                let current = await tally.finished(claim, outcome, duration: ContinuousClock.now - batchStarted)
                 progress(current)
                 // A pick took fewer keys than it asked for: no due subject is left after it, so no pause. (Not this
                 // batch's own count: a retry picks within its first attempt's range, and may find fewer there.)

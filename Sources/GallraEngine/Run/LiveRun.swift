@@ -85,6 +85,7 @@ extension Engine {
                 metadata: ["run.outcome": "\(outcome.rawValue)"])
             head = nil
         }
+        RunMetrics.run(outcome, policies: reports, finishedAt: Date().timeIntervalSince1970)
         let subjects = reports.reduce(0) { $0 + $1.processed }
         let rows = reports.reduce(0) { $0 + $1.steps.reduce(0) { $0 + $1.rows } }
         logger.notice(

@@ -9,6 +9,7 @@ import Configuration
 #endif
 import GallraCore
 import GallraEngine
+import GallraMetrics
 import GallraPolicy
 import GallraPostgres
 import GallraSystemd
@@ -50,6 +51,10 @@ struct Settings: Sendable {
     var replicaLag = ReplicaLagLimits()
     /// The longest the service goes without looking for due erasure requests (`requests.sweep`, seconds).
     var requestSweep: Duration = .seconds(30)
+    /// The node_exporter textfile the service and `run --once` write after each batch and run (`metrics.textfile`).
+    var metricsTextfile: String?
+    /// Where the service serves `GET /metrics` (`metrics.listen`); nil: no endpoint.
+    var metricsListen: MetricsListenAddress?
 
     /// Whether a database is configured at all: a setting, or libpq's own environment.
     var hasDatabase: Bool {
@@ -128,6 +133,22 @@ struct Settings: Sendable {
         }
         if let seconds = try await positiveSeconds("requests.sweep", in: reader, configPath: configPath) {
             settings.requestSweep = seconds
+        }
+        if let textfile = try await value("metrics.textfile", in: reader, configPath: configPath) {
+            guard textfile.hasPrefix("/"), textfile.hasSuffix(".prom") else {
+                throw invalid(
+                    "metrics.textfile", textfile,
+                    expected: "an absolute path ending in .prom (node_exporter's textfile collector reads *.prom)",
+                    configPath: configPath)
+            }
+            settings.metricsTextfile = textfile
+        }
+        if let listen = try await value("metrics.listen", in: reader, configPath: configPath) {
+            do {
+                settings.metricsListen = try MetricsListenAddress(parsing: listen)
+            } catch {
+                throw invalid("metrics.listen", listen, expected: MetricsListenAddress.forms, configPath: configPath)
+            }
         }
         settings.replicaLag = ReplicaLagLimits(
             replayLag: try await lagBound("throttle.replica_lag", in: reader, configPath: configPath),

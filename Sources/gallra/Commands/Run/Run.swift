@@ -2,6 +2,7 @@ import ArgumentParser
 import GallraCore
 import GallraDaemon
 import GallraEngine
+import GallraMetrics
 import GallraPolicy
 import GallraPostgres
 import Logging
@@ -73,6 +74,8 @@ struct Run: AsyncParsableCommand {
         try await reportingFailures {
             let context = try await CommandContext.start(global)
             let key = dryRun ? nil : try context.auditKey()
+            // A dry run changes nothing and counts nothing.
+            let metrics = dryRun ? nil : try MetricsSetup.start(context.settings, logger: context.logger)
             let connection = try await context.connectToCurrentSchema()
             if !dryRun {
                 guard try await Engine.acquireRunnerLock(on: connection) else {
@@ -109,7 +112,12 @@ struct Run: AsyncParsableCommand {
                     "\(names) act(s) on erasure requests, which the service or gallra erase processes; left out of this run"
                 )
             }
-            let run = { @Sendable in try await engine.run(policies, options: options, progress: { progress.show($0) }) }
+            let run = { @Sendable in
+                try await engine.run(policies, options: options) { current in
+                    progress.show(current)
+                    if current.pausedBy == nil { metrics?.update() }
+                }
+            }
             // A dry run changes nothing: the signals' default action ends it.
             let report: RunReport
             do {
@@ -118,11 +126,20 @@ struct Run: AsyncParsableCommand {
                 // The server ended the run: what was done before, then the error's status and advice.
                 progress.finish()
                 await connection.close()
+                metrics?.update()
                 try RunOutput.print(
                     interruption.report, invalid: runnable.invalid, warnings: [:], format: selection.output.format)
                 throw interruption
             }
             progress.finish()
+            if let metrics {
+                do {
+                    try await ErasureQueue.recordMetrics(on: connection)
+                } catch {
+                    context.logger.warning("metrics: cannot read the erasure request queue: \(error)")
+                }
+                metrics.update()
+            }
             await connection.close()
             // A dry run is a plan: it shows the validator's warnings as `gallra plan` does.
             try RunOutput.print(
@@ -142,12 +159,17 @@ extension Run {
         let configuration = try Self.daemonConfiguration(context)
         let global = self.global
         let logger = context.logger
+        // Read once: a reload leaves the metrics' file and address as they were at start.
+        let metrics = try MetricsSetup.start(context.settings, logger: logger)
+        let endpoint = metrics.flatMap { export in
+            context.settings.metricsListen.map { MetricsEndpoint(address: $0, export: export) }
+        }
         try await Daemon.run(
             configuration: configuration,
             reloadConfiguration: {
                 let settings = try await Settings.load(global)
                 return try Self.daemonConfiguration(CommandContext(settings: settings, logger: logger))
-            }, logger: context.logger)
+            }, logger: context.logger, metrics: metrics, endpoint: endpoint)
     }
 
     static func daemonConfiguration(_ context: CommandContext) throws -> DaemonConfiguration {
