@@ -196,6 +196,70 @@ struct MetricsTests {
         }
     }
 
+    @Test("the textfile is replaced after each batch, while the run goes on")
+    func textfileAfterEachBatch() async throws {
+        try await withExpiredCustomers(count: 15, batchSize: 5, pause: "3s") { database, conninfo, keyFile in
+            try await Harness.withTemporaryDirectory { directory in
+                let textfile = directory + "/gallra.prom"
+                let daemon = try DaemonProcess(
+                    database: conninfo, keyFile: keyFile, environment: ["GALLRA_METRICS_TEXTFILE": textfile])
+                try await daemon.notify.wait(for: "READY=1")
+                daemon.signal(SIGUSR1)
+                // After the first batch, during the pause before the second: 5 subjects, and the run still running.
+                try await waitUntil("the first batch is in the textfile", within: 20) {
+                    let samples = try await Self.parse(textfile)
+                    return Self.values(samples, "gallra_subjects_processed_total", by: []) == ["": 5]
+                }
+                #expect(
+                    try await Harness.psql("SELECT string_agg(outcome, ',') FROM gallra.run", database: database)
+                        == "running")
+                try await waitUntil("the run is in the textfile", within: 30) {
+                    let samples = try await Self.parse(textfile)
+                    return Self.values(samples, "gallra_runs_total", by: ["outcome"])["done"] == 1
+                }
+                let samples = try await Self.parse(textfile)
+                #expect(Self.values(samples, "gallra_subjects_processed_total", by: []) == ["": 15])
+                #expect(Self.values(samples, "gallra_batch_duration_seconds_count", by: []) == ["": 3])
+                #expect(
+                    Self.values(samples, "gallra_subjects_due", by: ["policy"]) == ["stale-customers": 0])
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit(within: 15) == 0, "\(daemon.log)")
+            }
+        }
+    }
+
+    @Test("an address the service cannot listen on is logged as an error, and the service runs without the endpoint")
+    func endpointOnATakenPort() async throws {
+        try await withExpiredCustomers(count: 5) { database, conninfo, keyFile in
+            // A port this test listens on.
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let listening = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 && listen(fd, 1) == 0
+                }
+            }
+            try #require(listening)
+            let port = UInt16(bigEndian: address.sin_port)
+            let daemon = try DaemonProcess(
+                database: conninfo, keyFile: keyFile, environment: ["GALLRA_METRICS_LISTEN": "127.0.0.1:\(port)"])
+            try await daemon.notify.wait(for: "READY=1")
+            try await waitUntil("the endpoint's failure is logged", within: 10) {
+                daemon.log.contains("metrics: cannot serve GET /metrics on 127.0.0.1:\(port)")
+            }
+            daemon.signal(SIGUSR1)
+            try await waitUntil("the run is done", within: 20) {
+                try await Harness.psql("SELECT string_agg(outcome, ',') FROM gallra.run", database: database) == "done"
+            }
+            daemon.signal(SIGTERM)
+            #expect(try await daemon.waitForExit(within: 15) == 0, "\(daemon.log)")
+        }
+    }
+
     @Test("run --once writes the textfile with the run's counts")
     func runOnceWritesTheTextfile() async throws {
         try await DemoShop.with(customers: 200) { shop in

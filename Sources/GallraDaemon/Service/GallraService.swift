@@ -62,7 +62,7 @@ public struct GallraService: Service {
                 group.addTask {
                     do {
                         try await endpoint.run(logger: logger)
-                    } catch where !Task.isCancelled {
+                    } catch  where !Task.isCancelled {
                         // The purge matters more than its metrics: the service goes on without the endpoint.
                         logger.error(
                             "metrics: cannot serve GET /metrics on \(endpoint.address): \(error); the textfile (if any) is still written",

@@ -84,7 +84,8 @@ actor BatchTally {
             rows += counts.rows
         }
         if outcome.subjects > 0 {
-            RunMetrics.batch(policy: report.name, subjects: outcome.subjects, audited: outcome.audited, duration: duration)
+            RunMetrics.batch(
+                policy: report.name, subjects: outcome.subjects, audited: outcome.audited, duration: duration)
         }
         RunMetrics.left(policy: report.name, outcome.left)
         let elapsed = ContinuousClock.now - started

@@ -151,7 +151,9 @@ extension LivePolicyRun {
         }
         var audited: [AuditCountKey: Int] = [:]
         for record in records {
-            for count in record.counts { audited[AuditCountKey(table: count.table, action: count.action), default: 0] += count.rows }
+            for count in record.counts {
+                audited[AuditCountKey(table: count.table, action: count.action), default: 0] += count.rows
+            }
         }
         return BatchOutcome(
             picked: keys, subjects: subjects.count, steps: stepCounts, consentEvents: consentEvents, left: left,
