@@ -11,7 +11,8 @@
 # gallra.service itself runs the real `gallra run` (start on READY=1, trigger, reload, watchdog,
 # stop) and gallra-plan.service the real `gallra plan`, with only the harness's drop-in (binary,
 # database) and a shorter watchdog. Prints "ok - ..." or "not ok - ..." per check, exits 1 when
-# any check failed, and stops what it started in any case. Takes about 16 s.
+# any check failed, and stops what it started in any case. Takes about 16 s. Last, the metrics drop-in of
+# docs/metrics.md: the textfile in the state directory and GET /metrics in the shipped sandbox.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -346,6 +347,48 @@ expect "... the stopping event is in the journal" journal_json_has "\"MESSAGE_ID
 expect "systemctl start gallra-plan: the dry run of the stored policies" started gallra-plan.service
 expect "... journalctl -u gallra-plan shows the plan" \
     sh -c "scripts/systemd-harness.sh exec $harness_pid journalctl --no-pager -o cat -u gallra-plan.service | grep -q 'plan as of .*(dry run: nothing was changed)'"
+
+# --- Metrics in the shipped sandbox (docs/metrics.md) ---------------------------------------------
+# The drop-in docs/metrics.md gives: the textfile in the unit's state directory, the endpoint on a loopback
+# port SocketBindAllow= opens. Without StateDirectory= the file cannot be written: the start fails with 78.
+metrics_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+metrics_dropin() {
+    cat >"$harness/metrics.conf" <<UNIT
+[Service]
+$1
+Environment=GALLRA_METRICS_TEXTFILE=/var/lib/gallra/gallra.prom
+Environment=GALLRA_METRICS_LISTEN=127.0.0.1:$metrics_port
+SocketBindAllow=tcp:$metrics_port
+UNIT
+    in_ns sh -c 'cp /srv/harness/metrics.conf /etc/systemd/system/gallra.service.d/zz-metrics.conf \
+        && systemctl daemon-reload && systemctl reset-failed gallra.service'
+}
+unwritable_textfile_fails() {
+    metrics_dropin ""
+    ! in_ns systemctl start gallra.service 2>/dev/null && [ "$(show ExecMainStatus)" = 78 ] \
+        && in_ns journalctl --no-pager -o cat -u gallra.service | grep -q 'metrics.textfile: mkstemp /var/lib/gallra'
+}
+expect "metrics.textfile where the sandbox forbids writing: the start fails with 78 and says why" unwritable_textfile_fails
+textfile_has_run() {
+    for _ in $(seq 1 150); do
+        in_ns cat /var/lib/gallra/gallra.prom 2>/dev/null | grep -q '^gallra_runs_total{outcome="done"} [1-9]' && return 0
+        sleep 0.1
+    done
+    in_ns cat /var/lib/gallra/gallra.prom
+    return 1
+}
+metrics_in_sandbox() {
+    metrics_dropin "StateDirectory=gallra"
+    started gallra.service || return 1
+    gallra_outside trigger >/dev/null 2>&1 || return 1
+    textfile_has_run || return 1
+    [ "$(in_ns stat -c '%a %U' /var/lib/gallra/gallra.prom)" = "644 gallra" ] || return 1
+    python3 -c "import sys, urllib.request; text = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode(); \
+        assert 'gallra_runs_total{outcome=\"done\"}' in text, text" "http://127.0.0.1:$metrics_port/metrics"
+}
+expect "with StateDirectory=gallra and SocketBindAllow=: /var/lib/gallra/gallra.prom (0644) and GET /metrics after a run" \
+    metrics_in_sandbox
+in_ns systemctl stop gallra.service || true
 
 if [ "$failures" -gt 0 ]; then
     echo "units-test.sh: $failures check(s) failed" >&2
