@@ -11,7 +11,8 @@ public final class MetricsExport: Sendable {
     /// The textfile (`metrics.textfile`), if any.
     public let textfile: String?
     private let logger: Logger
-    /// The last write error logged, so that a failing write is logged once, not after every batch.
+    /// The last write error logged, so that a failing write is logged once, not after every batch. Its lock also
+    /// orders the writes: parallel batches (`limits.parallel`) never put an older snapshot over a newer one.
     private let lastError = Mutex<String?>(nil)
 
     init(registry: PrometheusCollectorRegistry, textfile: String?, logger: Logger) {
@@ -51,16 +52,17 @@ public final class MetricsExport: Sendable {
     /// and never stops the run: node_exporter then reports the file's age.
     public func update() {
         guard let textfile else { return }
-        do {
-            try MetricsTextfile.save(exposition(), to: textfile)
-            lastError.withLock { $0 = nil }
-        } catch {
-            let text = "\(error)"
-            let isNew = lastError.withLock { last in
-                defer { last = text }
-                return last != text
+        lastError.withLock { last in
+            do {
+                try MetricsTextfile.save(exposition(), to: textfile)
+                last = nil
+            } catch {
+                let text = "\(error)"
+                if last != text {
+                    logger.warning("cannot write the metrics textfile: \(text)", metadata: ["file": "\(textfile)"])
+                }
+                last = text
             }
-            if isNew { logger.warning("cannot write the metrics textfile: \(text)", metadata: ["file": "\(textfile)"]) }
         }
     }
 }

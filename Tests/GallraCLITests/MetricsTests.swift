@@ -228,6 +228,38 @@ struct MetricsTests {
         }
     }
 
+    @Test("a textfile that can no longer be written is logged once, and the run goes on")
+    func textfileWriteFailureIsLoggedOnce() async throws {
+        try await withExpiredCustomers(count: 15, batchSize: 5, pause: "100ms") { database, conninfo, keyFile in
+            try await Harness.withTemporaryDirectory { directory in
+                let textfile = directory + "/metrics/gallra.prom"
+                try FileManager.default.createDirectory(
+                    atPath: directory + "/metrics", withIntermediateDirectories: false)
+                let daemon = try DaemonProcess(
+                    database: conninfo, keyFile: keyFile, environment: ["GALLRA_METRICS_TEXTFILE": textfile])
+                try await daemon.notify.wait(for: "READY=1")
+                #expect(FileManager.default.fileExists(atPath: textfile))
+                try FileManager.default.removeItem(atPath: directory + "/metrics")
+                daemon.signal(SIGUSR1)
+                try await waitUntil("the run is done", within: 20) {
+                    try await Harness.psql("SELECT string_agg(outcome, ',') FROM gallra.run", database: database)
+                        == "done"
+                }
+                #expect(
+                    try await Harness.psql("SELECT count(*) FROM shop.customer", database: database) == "10")
+                try await waitUntil("the failure is logged", within: 5) {
+                    daemon.log.contains("cannot write the metrics textfile")
+                }
+                let warnings = daemon.log.split(separator: "\n").filter {
+                    $0.contains("cannot write the metrics textfile: mkstemp \(directory)/metrics: No such file")
+                }
+                #expect(warnings.count == 1, "three batches and the run's end, one warning: \(warnings)")
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit(within: 15) == 0, "\(daemon.log)")
+            }
+        }
+    }
+
     @Test("an address the service cannot listen on is logged as an error, and the service runs without the endpoint")
     func endpointOnATakenPort() async throws {
         try await withExpiredCustomers(count: 5) { database, conninfo, keyFile in
