@@ -67,14 +67,16 @@ final class DaemonLoop {
         self.metrics = metrics
     }
 
-    /// After a run: the request gauges read again from the queue, then the textfile written. A failed read is
-    /// logged; the run's own counts are written all the same.
+    /// After a run: the request gauges read again from the queue (not while stopping), then the textfile written.
+    /// A failed read is logged; the run's own counts are written all the same.
     func updateMetrics(on connection: PostgresConnection) async {
         guard let metrics else { return }
-        do {
-            try await ErasureQueue.recordMetrics(on: connection)
-        } catch {
-            logger.warning("metrics: cannot read the erasure request queue: \(error)")
+        if !Task.isCancelled {
+            do {
+                try await ErasureQueue.recordMetrics(on: connection)
+            } catch {
+                logger.warning("metrics: cannot read the erasure request queue: \(error)")
+            }
         }
         metrics.update()
     }
