@@ -311,6 +311,40 @@ struct MetricsTests {
         }
     }
 
+    @Test("a policy the guard refuses: a refusal, a refused run, every due subject still due, no success")
+    func guardRefusalIsCounted() async throws {
+        try await withExpiredCustomers(count: 15) { database, conninfo, keyFile in
+            try await Harness.withTemporaryDirectory { directory in
+                let policy = directory + "/stale-customers.yaml"
+                try """
+                policy: stale-customers
+                state: active
+                subject: { table: shop.customer, key: id }
+                expires: { inactive_for: 1 year, activity: last_seen_at }
+                data:
+                  - { table: shop.customer, delete: true }
+                limits: { batch_size: 5, max_subjects_per_run: 10, max_fraction: 1 }
+                """.write(toFile: policy, atomically: true, encoding: .utf8)
+                let apply = try await gallra("policy", "apply", "--database", conninfo, policy)
+                try #require(apply.status == 0, "\(apply.stdout)\(apply.stderr)")
+                let textfile = directory + "/gallra.prom"
+                let result = try await gallra(
+                    "run", "--once", "--database", conninfo,
+                    environment: ["GALLRA_AUDIT_KEY_FILE": keyFile, "GALLRA_METRICS_TEXTFILE": textfile])
+                #expect(result.status == 75, "\(result.stderr)")
+                let samples = try await Self.parse(textfile)
+                #expect(Self.values(samples, "gallra_guard_refusals_total", by: ["policy"]) == ["stale-customers": 1])
+                #expect(Self.values(samples, "gallra_runs_total", by: ["outcome"])["refused"] == 1)
+                #expect(Self.values(samples, "gallra_subjects_due", by: ["policy"]) == ["stale-customers": 15])
+                #expect(Self.values(samples, "gallra_last_success_timestamp_seconds", by: ["policy"]).isEmpty)
+                #expect(Self.values(samples, "gallra_subjects_processed_total", by: []).isEmpty)
+                #expect(
+                    try await Harness.psql("SELECT string_agg(outcome, ',') FROM gallra.run", database: database)
+                        == "refused")
+            }
+        }
+    }
+
     @Test("a textfile gallra cannot write, or a bad listen address, stops the start with 78 and says why")
     func badMetricsSettingsExit78() async throws {
         try await Harness.withTemporaryDirectory { directory in
