@@ -47,7 +47,10 @@ struct ThrottleConfigurationTests {
 struct ThrottleReplicaTests {
     @Test func runOnceWaitsForAPausedStandbyAndReportsThePause() async throws {
         try await DemoShop.with(customers: 800) { shop in
-            let environment = shop.keyEnvironment.merging(["GALLRA_THROTTLE_REPLICA_LAG_BYTES": "1MB"]) { $1 }
+            let textfile = shop.directory + "/gallra.prom"
+            let environment = shop.keyEnvironment.merging([
+                "GALLRA_THROTTLE_REPLICA_LAG_BYTES": "1MB", "GALLRA_METRICS_TEXTFILE": textfile,
+            ]) { $1 }
             try await TestReplica.withReplayPaused {
                 try await writeWAL(database: shop.database)
                 async let finished = shop.gallra(
@@ -68,6 +71,11 @@ struct ThrottleReplicaTests {
                 let policies = try #require(report["policies"] as? [[String: Any]])
                 let throttled = policies.reduce(0.0) { $0 + ($1["throttled_seconds"] as? Double ?? 0) }
                 #expect(throttled >= 2, "the pause is in the report: \(policies)")
+                // ... and in the metrics: the pauses, as long as the report says.
+                let samples = try await MetricsTests.parse(textfile)
+                #expect((MetricsTests.values(samples, "gallra_replica_lag_pauses_total", by: [])[""] ?? 0) >= 1)
+                let seconds = MetricsTests.values(samples, "gallra_replica_lag_pause_seconds_total", by: [])[""] ?? 0
+                #expect(abs(seconds - throttled) < 0.01, "\(seconds) s in the metrics, \(throttled) s in the report")
                 for policy in policies where policy["skipped"] == nil {
                     #expect(policy["processed"] as? Int == policy["expiring"] as? Int, "\(policy)")
                 }
