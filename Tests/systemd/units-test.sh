@@ -94,7 +94,8 @@ instance_lines='+Description=gallra retention and purge daemon for PostgreSQL, i
 -LoadCredential=db-password:/etc/gallra/db-password'
 template_differs_only_per_instance() {
     local differences
-    differences=$(diff <(settings systemd/gallra.service) <(settings systemd/gallra@.service) \
+    # gallra.service's own StateDirectory=gallra, when it has one, is the parent of the instances'.
+    differences=$(diff <(settings systemd/gallra.service | grep -vx 'StateDirectory=gallra') <(settings systemd/gallra@.service) \
         | sed -n 's/^< /-/p; s/^> /+/p' | LC_ALL=C sort)
     [ "$differences" = "$instance_lines" ] && return 0
     echo "gallra.service (-) and gallra@.service (+) differ in:"
@@ -399,9 +400,9 @@ prepare_instance() {
             && install -m 0600 /srv/harness/$name.audit-key /etc/gallra/$name.audit-key" \
         && sql_in "$name" "SELECT id FROM shop.customer ORDER BY id" >"$work/$name.before"
 }
+prepare_instances() { prepare_instance a 60 && prepare_instance b 90; }
 expect "two databases shop_a (60 customers) and shop_b (90), with /etc/gallra/a.yaml, a.audit-key, b.yaml, b.audit-key" \
-    sh -c "$(declare -f prepare_instance instance_db sql_in in_ns); psql_bin=$psql_bin harness=$harness port=$port \
-        work=$work binary=$binary harness_pid=$harness_pid conninfo='$conninfo'; prepare_instance a 60 && prepare_instance b 90"
+    prepare_instances
 expect "systemctl start gallra gallra@a gallra@b: all three ready" \
     in_ns systemctl start gallra.service gallra@a.service gallra@b.service
 instance() { in_ns systemctl show "gallra@$1.service" -P "$2"; }
@@ -442,9 +443,8 @@ triggered_run() {
     in_ns journalctl --no-pager -o cat -u "gallra@$1.service" | tail -n 20
     return 1
 }
-expect "gallra trigger on shop_a and on shop_b: each database's run has finished" \
-    sh -c "$(declare -f triggered_run sql_in instance_db in_ns); psql_bin=$psql_bin harness=$harness port=$port \
-        harness_pid=$harness_pid; triggered_run a && triggered_run b"
+both_runs() { triggered_run a && triggered_run b; }
+expect "gallra trigger on shop_a and on shop_b: each database's run has finished" both_runs
 made_by_its_instance() {
     local a b
     a=$(sql_in a "SELECT pid FROM gallra.run WHERE trigger = 'notify'")
