@@ -21,7 +21,7 @@ cd "$root"
 [ "$(id -u)" -eq 0 ] || { echo "package-test.sh: needs root (chroot, mounts)" >&2; exit 1; }
 # Everything below runs in a mount namespace of its own: its mounts vanish with it.
 if [ -z "${GALLRA_DEB_TEST_NAMESPACE:-}" ]; then
-    exec unshare --mount --propagation private env GALLRA_DEB_TEST_NAMESPACE=1 "$0" "$@"
+    exec unshare --mount --propagation private env GALLRA_DEB_TEST_NAMESPACE=1 "$root/Tests/deb/package-test.sh" "$@"
 fi
 binary=${GALLRA_BINARY:-$root/.build/release/gallra}
 [ -x "$binary" ] || { echo "package-test.sh: $binary missing: make release" >&2; exit 1; }
@@ -65,7 +65,7 @@ else
     sed 's/^/    /' "$work/lintian1"
     exit 1
 fi
-deb2=$(DEB_VERSION="$upstream-2" scripts/deb.sh 2>"$work/lintian2") || { cat "$work/lintian2"; exit 1; }
+deb2=$(DEB_QUICK=1 DEB_VERSION="$upstream-2" scripts/deb.sh 2>"$work/lintian2") || { cat "$work/lintian2"; exit 1; }
 field() { dpkg-deb --field "$deb1" "$1"; }
 depends=$(field Depends)
 expect "Depends: computed, the shared libraries and systemd-sysusers, no Swift runtime ($depends)" \
@@ -97,7 +97,7 @@ expect "the package: binary, units (ExecStart=/usr/bin/gallra), sysusers, catalo
 # --- The throwaway Debian 12 root ---------------------------------------------------------------
 # Its packages: minbase and the first alternative of each of the package's Depends:.
 include=$(echo "$depends" | tr ',' '\n' | sed 's/|.*//; s/(.*//; s/[[:space:]]//g' | grep . | LC_ALL=C sort -u | paste -sd ,)
-cache=$root/.build/deb-test/bookworm-minbase+$include
+cache=$root/.build/deb-test/bookworm-minbase+${include//,/+}
 mirror=${DEB_TEST_MIRROR:-http://deb.debian.org/debian}
 if [ ! -d "$cache" ]; then
     echo "# making a Debian 12 root in $cache (debootstrap from $mirror, about 3 minutes, once)" >&2
@@ -178,12 +178,12 @@ expect "... the catalog is out of journalctl's database" \
 # --- Purge ----------------------------------------------------------------------------------------
 expect "dpkg -P gallra: purges" dpkg_in_root -P gallra
 expect "... dpkg knows no gallra any more" sh -c "[ -z '$(status_of)' ]"
-# What the package left: the overlay's upper layer, less dpkg's own records and the system's files that
-# installing anything changes. Deleted files of the root would show as whiteouts (character devices).
+# What the package left: the overlay's upper layer, less dpkg's own records, the user database (the gallra
+# user stays) and journalctl's catalog database. Deleted files of the root would show as whiteouts (type c).
 left_behind() {
     (cd "$work/layer/upper" && find . ! -type d -printf '/%P %y\n') | LC_ALL=C sort \
         | grep -Ev '^/(var/lib/dpkg/|var/log/(dpkg|alternatives)\.log |var/cache/debconf/|var/cache/ldconfig/|tmp/)' \
-        | grep -Ev '^/etc/(passwd|group|shadow|gshadow)-? f$' \
+        | grep -Ev '^/etc/((passwd|group|shadow|gshadow)-?|\.pwd\.lock) f$' \
         | grep -Ev '^/var/lib/systemd/catalog/database f$' || true
 }
 expected_left="/etc/gallra/audit-key f
