@@ -454,7 +454,7 @@ made_by_its_instance() {
 expect "... shop_a's run was made by gallra@a's process, shop_b's by gallra@b's" made_by_its_instance
 for name in a b; do
     sql_in "$name" "SELECT id FROM shop.customer ORDER BY id" >"$work/$name.after"
-    comm -23 "$work/$name.before" "$work/$name.after" >"$work/$name.erased"
+    comm -23 <(LC_ALL=C sort "$work/$name.before") <(LC_ALL=C sort "$work/$name.after") >"$work/$name.erased"
 done
 expect "... each erased customers of its own database (a: $(wc -l <"$work/a.erased") of 60, b: $(wc -l <"$work/b.erased") of 90)" \
     test -s "$work/a.erased" -a -s "$work/b.erased"
@@ -483,7 +483,11 @@ names_itself() {
     in_ns journalctl --sync
     identifiers=$(in_ns journalctl -o json "_SYSTEMD_UNIT=gallra@$1.service" | grep -o '"SYSLOG_IDENTIFIER":"[^"]*"' | sort -u)
     [ "$identifiers" = "\"SYSLOG_IDENTIFIER\":\"gallra-$1\"" ] \
-        || { echo "gallra@$1's entries have: $identifiers; expected only gallra-$1"; return 1; }
+        || {
+            echo "gallra@$1's entries have: $identifiers; expected only gallra-$1"
+            in_ns journalctl -o json "_SYSTEMD_UNIT=gallra@$1.service" | grep -v "\"SYSLOG_IDENTIFIER\":\"gallra-$1\"" | head -n 5
+            return 1
+        }
     run_id=$(sql_in "$1" "SELECT id FROM gallra.run WHERE trigger = 'notify'")
     in_ns journalctl -o json -t "gallra-$1" "MESSAGE_ID=$id_run_finished" | grep -q "\"GALLRA_RUN_ID\":\"$run_id\"" \
         || { echo "journalctl -t gallra-$1 does not have shop_$1's run $run_id"; return 1; }
