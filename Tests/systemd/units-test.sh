@@ -476,16 +476,19 @@ lookups() {
 }
 expect "... each under its own audit key: shop_a's record is found with a.audit-key, not with b's (78), and the other way round" \
     lookups
-# names_itself NAME OTHER: gallra@NAME's entries carry SYSLOG_IDENTIFIER=gallra-NAME and no other;
-# `journalctl -t gallra-NAME` has shop_NAME's run and nothing of gallra@OTHER
+# names_itself NAME OTHER: gallra@NAME's entries, gallra's own (native protocol) and its stdout and stderr,
+# carry SYSLOG_IDENTIFIER=gallra-NAME and no other; `journalctl -t gallra-NAME` has shop_NAME's run and
+# nothing of gallra@OTHER. (The Swift runtime's warnings come over syslog(3) with the program's name.)
 names_itself() {
     local run_id identifiers
     in_ns journalctl --sync
-    identifiers=$(in_ns journalctl -o json "_SYSTEMD_UNIT=gallra@$1.service" | grep -o '"SYSLOG_IDENTIFIER":"[^"]*"' | sort -u)
+    identifiers=$(in_ns journalctl -o json "_SYSTEMD_UNIT=gallra@$1.service" _TRANSPORT=journal + \
+        "_SYSTEMD_UNIT=gallra@$1.service" _TRANSPORT=stdout | grep -o '"SYSLOG_IDENTIFIER":"[^"]*"' | sort -u)
     [ "$identifiers" = "\"SYSLOG_IDENTIFIER\":\"gallra-$1\"" ] \
         || {
             echo "gallra@$1's entries have: $identifiers; expected only gallra-$1"
-            in_ns journalctl -o json "_SYSTEMD_UNIT=gallra@$1.service" | grep -v "\"SYSLOG_IDENTIFIER\":\"gallra-$1\"" | head -n 5
+            in_ns journalctl -o json "_SYSTEMD_UNIT=gallra@$1.service" _TRANSPORT=journal + \
+                "_SYSTEMD_UNIT=gallra@$1.service" _TRANSPORT=stdout | grep -v "\"SYSLOG_IDENTIFIER\":\"gallra-$1\"" | head -n 5
             return 1
         }
     run_id=$(sql_in "$1" "SELECT id FROM gallra.run WHERE trigger = 'notify'")
@@ -494,7 +497,7 @@ names_itself() {
     ! in_ns journalctl -o json -t "gallra-$1" | grep -q "\"_SYSTEMD_UNIT\":\"gallra@$2.service\"" \
         || { echo "journalctl -t gallra-$1 shows entries of gallra@$2"; return 1; }
 }
-expect "each instance's journal entries name it: SYSLOG_IDENTIFIER=gallra-a only, and journalctl -t gallra-a has shop_a's run" \
+expect "each instance's journal entries name it: SYSLOG_IDENTIFIER=gallra-a only (native and stdout), and journalctl -t gallra-a has shop_a's run" \
     names_itself a b
 expect "... gallra-b and shop_b's run for gallra@b" names_itself b a
 stopped_alone() {

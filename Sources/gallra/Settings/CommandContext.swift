@@ -3,9 +3,6 @@
 #else
     import Foundation
 #endif
-#if canImport(Glibc)
-    import Glibc
-#endif
 import GallraCore
 import GallraEngine
 import GallraPostgres
@@ -24,9 +21,6 @@ struct CommandContext: Sendable {
         GallraLogging.bootstrap(
             format: settings.logFormat, level: settings.logLevel, environment: environment,
             identifier: settings.logIdentifier)
-        // Lines libraries send with syslog(3), such as the Swift runtime's dispatch warnings, carry the same
-        // identifier (`journalctl -t`); openlog keeps the pointer, so the copy lives as long as the process.
-        openlog(strdup(settings.logIdentifier), 0, LOG_USER)
         var logger = Logger(label: "gallra")
         logger.logLevel = settings.logLevel
         return CommandContext(settings: settings, logger: logger)
