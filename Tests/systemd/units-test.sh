@@ -13,7 +13,7 @@
 # database) and a shorter watchdog. Last, two instances of gallra@.service run next to
 # gallra.service, each on its own database with its own configuration, audit key, state
 # directory and log identifier. Prints "ok - ..." or "not ok - ..." per check, exits 1 when
-# any check failed, and stops what it started in any case. Takes about 80 s on a busy 2-core machine.
+# any check failed, and stops what it started in any case. Takes 40 to 80 s on a shared 2-core machine.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
