@@ -12,8 +12,8 @@
 # what the package left behind, and the run ends with nothing mounted. No systemd runs in the chroot
 # (/run/systemd/system is absent), as in a Debian installer or an image build: the scripts record the units
 # with deb-systemd-helper and leave starting, stopping and daemon-reload alone.
-# Prints "ok - ..." or "not ok - ..." per check, exits 1 when any check failed. Takes about 3.5 minutes with the
-# root cached on a busy 2-core machine (building the two packages and lintian are most of it).
+# Prints "ok - ..." or "not ok - ..." per check, exits 1 when any check failed. Takes 2.5 to 3.5 minutes with the
+# root cached on a shared 2-core machine (building the two packages and lintian are most of it).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
