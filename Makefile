@@ -14,7 +14,7 @@ SYSCONFDIR ?= /etc
 # `make install GALLRA_BINARY=path` installs that binary instead of building a release one.
 GALLRA_BINARY ?=
 
-.PHONY: all build release test faults faults-quick demo demo-reset bench footprint clean format lint install uninstall
+.PHONY: all build release deb deb-test test faults faults-quick demo demo-reset bench footprint clean format lint install uninstall
 
 all: build
 
@@ -26,6 +26,15 @@ build:
 release:
 	scripts/deps.sh
 	scripts/release.sh
+
+# The Debian package .build/deb/gallra_VERSION_ARCH.deb of the release binary, checked by lintian
+# (scripts/deb.sh; docs/packaging.md). deb-test installs, upgrades, removes and purges it in a Debian 12
+# chroot (Tests/deb/package-test.sh; `make test` runs it too).
+deb: release
+	scripts/deb.sh
+
+deb-test: release
+	Tests/deb/package-test.sh
 
 test:
 	scripts/test.sh
@@ -78,7 +87,7 @@ install: $(if $(GALLRA_BINARY),,release)
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 		$(DESTDIR)$(SYSCONFDIR)/gallra
 	install -m 0755 $(or $(GALLRA_BINARY),.build/release/gallra) $(DESTDIR)$(BINDIR)/gallra
-	@for unit in gallra.service gallra-plan.service; do \
+	@for unit in gallra.service gallra-plan.service gallra@.service; do \
 		$(SUBSTITUTE) systemd/$$unit >$(DESTDIR)$(UNITDIR)/$$unit.tmp && \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit.tmp && \
 		mv $(DESTDIR)$(UNITDIR)/$$unit.tmp $(DESTDIR)$(UNITDIR)/$$unit || exit 1; \
@@ -103,7 +112,8 @@ install: $(if $(GALLRA_BINARY),,release)
 # Removes what install put in place except the configuration, the credentials and the user.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/gallra $(DESTDIR)$(UNITDIR)/gallra.service \
-		$(DESTDIR)$(UNITDIR)/gallra-plan.service $(DESTDIR)$(SYSUSERSDIR)/gallra.conf \
+		$(DESTDIR)$(UNITDIR)/gallra-plan.service $(DESTDIR)$(UNITDIR)/gallra@.service \
+		$(DESTDIR)$(SYSUSERSDIR)/gallra.conf \
 		$(DESTDIR)$(CATALOGDIR)/gallra.catalog
 	@if [ -z "$(DESTDIR)" ]; then \
 		[ ! -d /run/systemd/system ] || systemctl daemon-reload; \

@@ -6,9 +6,11 @@ set -euo pipefail
 # python3-jsonschema: the export tests validate extracts against docs/export.schema.json; chromium: they render
 # HTML extracts in a headless browser; time: make bench's peak RSS; zlib1g-dev: ZIPFoundation's deflate (CSV
 # extracts); unzip: the CSV export tests test the archives with it; python3-prometheus-client, python3-yaml: the
-# metrics tests parse the exposition format and the example alert rules with them.
+# metrics tests parse the exposition format and the example alert rules with them. dpkg-dev, help2man, lintian:
+# `make deb` (dpkg-shlibdeps, the manual page, the package's check); debootstrap: the package's test installs it
+# into a minimal Debian root.
 packages=(pkg-config libpq-dev libsystemd-dev postgresql postgresql-contrib systemd util-linux procps tzdata python3-jsonschema chromium
-    time zlib1g-dev unzip python3-prometheus-client python3-yaml)
+    time zlib1g-dev unzip python3-prometheus-client python3-yaml dpkg-dev help2man lintian debootstrap)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

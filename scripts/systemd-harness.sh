@@ -9,9 +9,10 @@
 #       bin/gallra (a copy of $GALLRA_BINARY, default .build/debug/gallra), the shipped units
 #       and the stubs. DATABASE is the connection string as seen from inside (a unix socket dir
 #       under DIR is /srv/harness/...; 127.0.0.1 works too: the host network namespace is shared).
-#       Inside, /etc/systemd/system holds systemd/gallra.service and gallra-plan.service
-#       unchanged plus drop-ins pointing ExecStart= at /srv/harness/bin/gallra and setting
-#       GALLRA_DATABASE; /etc/gallra holds config/gallra.yaml and a random audit-key (0600), and
+#       Inside, /etc/systemd/system holds systemd/gallra.service, gallra-plan.service and
+#       gallra@.service unchanged plus drop-ins pointing ExecStart= at /srv/harness/bin/gallra and
+#       setting GALLRA_DATABASE (not for gallra@NAME: /etc/gallra/NAME.yaml names its database);
+#       /etc/gallra holds config/gallra.yaml and a random audit-key (0600), and
 #       db-password when $HARNESS_DB_PASSWORD is set; the gallra user comes from gallra.sysusers.
 #   scripts/systemd-harness.sh exec PID COMMAND [ARG...]
 #       Runs COMMAND in the namespace (systemctl, journalctl, systemd-run, cat ...), with a clean
@@ -94,7 +95,7 @@ if [ -n "${HARNESS_DB_PASSWORD:-}" ]; then
     printf "%s" "$HARNESS_DB_PASSWORD" >/etc/gallra/db-password
     chmod 0600 /etc/gallra/db-password
 fi
-for u in gallra gallra-plan; do
+for u in gallra gallra-plan gallra@; do
     install -m 0644 "$dir/systemd/$u.service" /etc/systemd/system/
     mkdir -p "/etc/systemd/system/$u.service.d"
 done
@@ -110,6 +111,11 @@ cat >/etc/systemd/system/gallra-plan.service.d/harness.conf <<UNIT
 ExecStart=
 ExecStart=$dir/bin/gallra plan
 Environment="GALLRA_DATABASE=$database"
+UNIT
+cat >/etc/systemd/system/gallra@.service.d/harness.conf <<UNIT
+[Service]
+ExecStart=
+ExecStart=$dir/bin/gallra run
 UNIT
 
 # systemd skips this in container mode; without it LoadCredential= yields an empty,
@@ -176,7 +182,7 @@ start)
     mkdir -p "$dir/bin" "$dir/systemd"
     install -m 0755 "$binary" "$dir/bin/gallra"
     install -m 0644 "$root/systemd/gallra.service" "$root/systemd/gallra-plan.service" \
-        "$root/systemd/gallra.sysusers" "$dir/systemd/"
+        "$root/systemd/gallra@.service" "$root/systemd/gallra.sysusers" "$dir/systemd/"
     install -m 0644 "$root/config/gallra.yaml" "$dir/gallra.yaml"
     write_units "$dir/units"
 

@@ -42,6 +42,9 @@ echo "test journald: pid $journald_pid" >&2
 swift build --build-tests
 # The shipped units: offline checks, `make install`, and the hardened sandbox under a real systemd.
 Tests/systemd/units-test.sh
+# The Debian package of the release binary: installed, upgraded, removed and purged in a Debian 12 chroot.
+scripts/release.sh
+Tests/deb/package-test.sh
 
 export GALLRA_TEST_JOURNALD=1
 parallel="--no-parallel"

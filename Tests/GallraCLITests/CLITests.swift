@@ -255,6 +255,13 @@ struct CheckTests {
         #expect(result.status == 78)
         #expect(result.stderr.contains("GALLRA_LOG_LEVEL"))
     }
+
+    @Test(arguments: ["gallra shop", "gallra\tshop", "gallra\nshop"])
+    func aLogIdentifierWithSpacesOrControlCharactersIsAConfigurationError(bad: String) async throws {
+        let result = try await gallra("check", environment: ["GALLRA_LOG_IDENTIFIER": bad])
+        #expect(result.status == 78, "\(result.stderr)")
+        #expect(result.stderr.contains("log.identifier"), "\(result.stderr)")
+    }
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).

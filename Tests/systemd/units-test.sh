@@ -10,9 +10,11 @@
 # command and the unit type, so every sandbox setting is the shipped one. Then the shipped
 # gallra.service itself runs the real `gallra run` (start on READY=1, trigger, reload, watchdog,
 # stop) and gallra-plan.service the real `gallra plan`, with only the harness's drop-in (binary,
-# database) and a shorter watchdog. Prints "ok - ..." or "not ok - ..." per check, exits 1 when
-# any check failed, and stops what it started in any case. Takes about 16 s. Last, the metrics drop-in of
-# docs/metrics.md: the textfile in the state directory and GET /metrics in the shipped sandbox.
+# database) and a shorter watchdog. Then the metrics drop-in of docs/metrics.md: the textfile in the
+# state directory and GET /metrics in the shipped sandbox. Last, two instances of gallra@.service run next to
+# gallra.service, each on its own database with its own configuration, audit key, state
+# directory and log identifier. Prints "ok - ..." or "not ok - ..." per check, exits 1 when
+# any check failed, and stops what it started in any case. Takes 40 to 80 s on a shared 2-core machine.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -54,10 +56,11 @@ expect() {
 }
 
 # --- Offline: the unit files -------------------------------------------------------------------
-# verify fails when ExecStart= names a missing binary: check copies that name the built one.
+# verify fails when ExecStart= names a missing binary: check copies that name the built one. The
+# template is checked as an instance of it.
 mkdir -p "$work/verify"
-for unit in gallra.service gallra-plan.service; do
-    sed "s|/usr/local/bin/gallra|$binary|" "systemd/$unit" >"$work/verify/$unit"
+for unit in gallra.service gallra-plan.service gallra@verify.service; do
+    sed "s|/usr/local/bin/gallra|$binary|" "systemd/${unit/@verify/@}" >"$work/verify/$unit"
     # It exits 0 on unknown keys and bad values, only warning: any output is a failure.
     if systemd-analyze verify --man=no "$work/verify/$unit" >"$work/out" 2>&1 && [ ! -s "$work/out" ]; then
         ok "systemd-analyze verify $unit: silent"
@@ -75,6 +78,33 @@ for unit in gallra.service gallra-plan.service; do
         grep '✗' "$work/out" | sed 's/^/    /' || cat "$work/out"
     fi
 done
+# gallra@.service is gallra.service but for the lines that keep instances apart: a change to the
+# sandbox or the life cycle of one is made to the other too.
+settings() { grep -v '^#' "$1" | grep . | LC_ALL=C sort; }
+instance_lines='+Description=gallra retention and purge daemon for PostgreSQL, instance %i
++Environment=GALLRA_CONFIG=/etc/gallra/%i.yaml
++Environment=GALLRA_LOG_IDENTIFIER=gallra-%i
++LoadCredential=audit-key:/etc/gallra/%i.audit-key
++LoadCredential=db-password:/etc/gallra/%i.db-password
++RuntimeDirectory=gallra/%i
++StateDirectory=gallra/%i
++SyslogIdentifier=gallra-%i
+-Description=gallra retention and purge daemon for PostgreSQL
+-Environment=GALLRA_CONFIG=/etc/gallra/gallra.yaml
+-LoadCredential=audit-key:/etc/gallra/audit-key
+-LoadCredential=db-password:/etc/gallra/db-password'
+template_differs_only_per_instance() {
+    local differences
+    # gallra.service's own StateDirectory=gallra, when it has one, is the parent of the instances'.
+    differences=$(diff <(settings systemd/gallra.service | grep -vx 'StateDirectory=gallra') <(settings systemd/gallra@.service) \
+        | sed -n 's/^< /-/p; s/^> /+/p' | LC_ALL=C sort)
+    [ "$differences" = "$instance_lines" ] && return 0
+    echo "gallra.service (-) and gallra@.service (+) differ in:"
+    echo "$differences"
+    return 1
+}
+expect "gallra@.service has every setting of gallra.service but its configuration, credentials, state and log identifier" \
+    template_differs_only_per_instance
 mkdir -p "$work/sysusers/etc"
 expect "gallra.sysusers creates the gallra user" \
     sh -c "systemd-sysusers --root='$work/sysusers' '$root/systemd/gallra.sysusers' \
@@ -90,6 +120,7 @@ install_tree() {
 expected="644 ./etc/gallra/gallra.yaml
 644 ./usr/local/lib/systemd/system/gallra-plan.service
 644 ./usr/local/lib/systemd/system/gallra.service
+644 ./usr/local/lib/systemd/system/gallra@.service
 644 ./usr/local/lib/sysusers.d/gallra.conf
 755 ./usr/local/bin/gallra"
 if [ -f systemd/gallra.catalog ]; then
@@ -100,6 +131,7 @@ expect "make install DESTDIR: binary, units, sysusers, catalog if present, examp
 expect "make install: with the default PREFIX the units are installed as shipped" \
     sh -c "cmp systemd/gallra.service '$work/dest/usr/local/lib/systemd/system/gallra.service' \
         && cmp systemd/gallra-plan.service '$work/dest/usr/local/lib/systemd/system/gallra-plan.service' \
+        && cmp systemd/gallra@.service '$work/dest/usr/local/lib/systemd/system/gallra@.service' \
         && cmp systemd/gallra.sysusers '$work/dest/usr/local/lib/sysusers.d/gallra.conf' \
         && cmp config/gallra.yaml '$work/dest/etc/gallra/gallra.yaml'"
 echo "database: \"operator's own\"" >"$work/dest/etc/gallra/gallra.yaml"
@@ -110,6 +142,7 @@ install_tree "$work/opt" PREFIX=/opt/gallra >/dev/null
 expect "make install PREFIX=/opt/gallra: units start /opt/gallra/bin/gallra" \
     sh -c "grep -qx 'ExecStart=/opt/gallra/bin/gallra run' '$work/opt/opt/gallra/lib/systemd/system/gallra.service' \
         && grep -qx 'ExecStart=/opt/gallra/bin/gallra plan' '$work/opt/opt/gallra/lib/systemd/system/gallra-plan.service' \
+        && grep -qx 'ExecStart=/opt/gallra/bin/gallra run' '$work/opt/opt/gallra/lib/systemd/system/gallra@.service' \
         && ! grep -q /usr/local '$work/opt/opt/gallra/lib/systemd/system/gallra.service'"
 make --no-print-directory -s uninstall DESTDIR="$work/opt" PREFIX=/opt/gallra >/dev/null
 expect "make uninstall leaves only the configuration" \
@@ -389,6 +422,145 @@ metrics_in_sandbox() {
 expect "with StateDirectory=gallra and SocketBindAllow=: /var/lib/gallra/gallra.prom (0644) and GET /metrics after a run" \
     metrics_in_sandbox
 in_ns systemctl stop gallra.service || true
+
+# --- gallra@.service: two instances, two databases, next to gallra.service ----------------------
+# Each instance gets a database of its own (demo shops of different sizes), /etc/gallra/NAME.yaml
+# naming it and /etc/gallra/NAME.audit-key; the keys are kept outside too, to read each audit trail.
+instance_db() { echo "host=$harness/pg port=$port user=postgres dbname=shop_$1"; }
+sql_in() { "$psql_bin" "$(instance_db "$1")" -qAtX -v ON_ERROR_STOP=1 -c "$2"; }
+prepare_instance() {
+    local name=$1 customers=$2
+    "$psql_bin" "$conninfo" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE shop_$name" \
+        && "$psql_bin" "$(instance_db "$name")" -qX -v ON_ERROR_STOP=1 -f config/demo/schema.sql \
+        && "$psql_bin" "$(instance_db "$name")" -qX -v ON_ERROR_STOP=1 -v customers="$customers" \
+            -f config/demo/generate.sql >/dev/null \
+        && "$binary" migrate --database "$(instance_db "$name")" --log-format text \
+        && "$binary" policy apply config/policies --database "$(instance_db "$name")" --log-format text >/dev/null \
+        && (umask 077 && head -c 32 /dev/urandom >"$harness/$name.audit-key") \
+        && sed "s|^database: .*|database: \"host=/srv/harness/pg port=$port user=postgres dbname=shop_$name\"|" \
+            config/gallra.yaml >"$harness/$name.yaml" \
+        && in_ns sh -c "install -m 0644 /srv/harness/$name.yaml /etc/gallra/$name.yaml \
+            && install -m 0600 /srv/harness/$name.audit-key /etc/gallra/$name.audit-key" \
+        && sql_in "$name" "SELECT id FROM shop.customer ORDER BY id" >"$work/$name.before"
+}
+prepare_instances() { prepare_instance a 60 && prepare_instance b 90; }
+expect "two databases shop_a (60 customers) and shop_b (90), with /etc/gallra/a.yaml, a.audit-key, b.yaml, b.audit-key" \
+    prepare_instances
+expect "systemctl start gallra gallra@a gallra@b: all three ready" \
+    in_ns systemctl start gallra.service gallra@a.service gallra@b.service
+instance() { in_ns systemctl show "gallra@$1.service" -P "$2"; }
+pid_a=$(instance a MainPID)
+pid_b=$(instance b MainPID)
+two_sandboxed_processes() {
+    [ "$pid_a" != 0 ] && [ "$pid_b" != 0 ] && [ "$pid_a" != "$pid_b" ] \
+        && [ "$(in_ns stat -c %U "/proc/$pid_a" "/proc/$pid_b")" = "$(printf 'gallra\ngallra')" ] \
+        && in_ns grep -q '^Seccomp:[[:space:]]*2' "/proc/$pid_a/status" \
+        && in_ns grep -q '^Seccomp:[[:space:]]*2' "/proc/$pid_b/status"
+}
+expect "... gallra@a and gallra@b are two processes, each as gallra, each in the sandbox" two_sandboxed_processes
+# environ PID NAME...: the values of NAME... in the process's environment, on one line
+environ() {
+    local pid=$1 name
+    shift
+    for name in "$@"; do in_ns cat "/proc/$pid/environ" | tr '\0' '\n' | sed -n "s/^$name=//p"; done | paste -sd ' '
+}
+apart() {
+    [ "$(environ "$pid_a" GALLRA_CONFIG STATE_DIRECTORY RUNTIME_DIRECTORY)" = "/etc/gallra/a.yaml /var/lib/gallra/a /run/gallra/a" ] \
+        && [ "$(environ "$pid_b" GALLRA_CONFIG STATE_DIRECTORY RUNTIME_DIRECTORY)" = "/etc/gallra/b.yaml /var/lib/gallra/b /run/gallra/b" ] \
+        && [ "$(in_ns stat -c %U /var/lib/gallra/a /var/lib/gallra/b /run/gallra/a /run/gallra/b | sort -u)" = gallra ] \
+        || { environ "$pid_a" GALLRA_CONFIG STATE_DIRECTORY RUNTIME_DIRECTORY; environ "$pid_b" GALLRA_CONFIG STATE_DIRECTORY RUNTIME_DIRECTORY; return 1; }
+}
+expect "... each with its own configuration (/etc/gallra/a.yaml), state (/var/lib/gallra/a) and runtime directory (/run/gallra/a), owned by gallra" \
+    apart
+for name in a b; do
+    "$binary" trigger --database "$(instance_db "$name")" --log-format text >"$work/out" 2>&1 || cat "$work/out"
+done
+# triggered_run NAME: the run `gallra trigger` started in shop_NAME has finished, within 30 s
+triggered_run() {
+    for _ in $(seq 1 150); do
+        [ "$(sql_in "$1" "SELECT count(*) FROM gallra.run WHERE trigger = 'notify' AND finished_at IS NOT NULL")" = 1 ] \
+            && return 0
+        sleep 0.2
+    done
+    sql_in "$1" "SELECT trigger, outcome FROM gallra.run"
+    in_ns journalctl --no-pager -o cat -u "gallra@$1.service" | tail -n 20
+    return 1
+}
+both_runs() { triggered_run a && triggered_run b; }
+expect "gallra trigger on shop_a and on shop_b: each database's run has finished" both_runs
+made_by_its_instance() {
+    local a b
+    a=$(sql_in a "SELECT pid FROM gallra.run WHERE trigger = 'notify'")
+    b=$(sql_in b "SELECT pid FROM gallra.run WHERE trigger = 'notify'")
+    [ "$a $b" = "$pid_a $pid_b" ] || { echo "the runs' pids: $a $b; gallra@a's and gallra@b's: $pid_a $pid_b"; return 1; }
+}
+expect "... shop_a's run was made by gallra@a's process, shop_b's by gallra@b's" made_by_its_instance
+for name in a b; do
+    sql_in "$name" "SELECT id FROM shop.customer ORDER BY id" >"$work/$name.after"
+    comm -23 <(LC_ALL=C sort "$work/$name.before") <(LC_ALL=C sort "$work/$name.after") >"$work/$name.erased"
+done
+expect "... each erased customers of its own database (a: $(wc -l <"$work/a.erased") of 60, b: $(wc -l <"$work/b.erased") of 90)" \
+    test -s "$work/a.erased" -a -s "$work/b.erased"
+# lookups: gallra audit lookup of each database's first erased customer with either key
+lookups() {
+    local db key expected status
+    for case in "a a 0" "a b 78" "b b 0" "b a 78"; do
+        read -r db key expected <<<"$case"
+        status=0
+        GALLRA_AUDIT_KEY_FILE="$harness/$key.audit-key" "$binary" audit lookup --log-format text \
+            --database "$(instance_db "$db")" --subject "shop.customer:$(head -n 1 "$work/$db.erased")" \
+            >"$work/lookup.out" 2>&1 || status=$?
+        [ "$status" = "$expected" ] || {
+            echo "shop_$db looked up with $key.audit-key: exit $status, expected $expected"
+            cat "$work/lookup.out"
+            return 1
+        }
+    done
+}
+expect "... each under its own audit key: shop_a's record is found with a.audit-key, not with b's (78), and the other way round" \
+    lookups
+# names_itself NAME OTHER: gallra@NAME's entries, gallra's own (native protocol) and its stdout and stderr,
+# carry SYSLOG_IDENTIFIER=gallra-NAME and no other; `journalctl -t gallra-NAME` has shop_NAME's run and
+# nothing of gallra@OTHER. (The Swift runtime's warnings come over syslog(3) with the program's name.)
+names_itself() {
+    local run_id identifiers
+    in_ns journalctl --sync
+    identifiers=$(in_ns journalctl -o json "_SYSTEMD_UNIT=gallra@$1.service" _TRANSPORT=journal + \
+        "_SYSTEMD_UNIT=gallra@$1.service" _TRANSPORT=stdout | grep -o '"SYSLOG_IDENTIFIER":"[^"]*"' | sort -u)
+    [ "$identifiers" = "\"SYSLOG_IDENTIFIER\":\"gallra-$1\"" ] \
+        || {
+            echo "gallra@$1's entries have: $identifiers; expected only gallra-$1"
+            in_ns journalctl -o json "_SYSTEMD_UNIT=gallra@$1.service" _TRANSPORT=journal + \
+                "_SYSTEMD_UNIT=gallra@$1.service" _TRANSPORT=stdout | grep -v "\"SYSLOG_IDENTIFIER\":\"gallra-$1\"" | head -n 5
+            return 1
+        }
+    run_id=$(sql_in "$1" "SELECT id FROM gallra.run WHERE trigger = 'notify'")
+    in_ns journalctl -o json -t "gallra-$1" "MESSAGE_ID=$id_run_finished" | grep -q "\"GALLRA_RUN_ID\":\"$run_id\"" \
+        || { echo "journalctl -t gallra-$1 does not have shop_$1's run $run_id"; return 1; }
+    ! in_ns journalctl -o json -t "gallra-$1" | grep -q "\"_SYSTEMD_UNIT\":\"gallra@$2.service\"" \
+        || { echo "journalctl -t gallra-$1 shows entries of gallra@$2"; return 1; }
+}
+expect "each instance's journal entries name it: SYSLOG_IDENTIFIER=gallra-a only (native and stdout), and journalctl -t gallra-a has shop_a's run" \
+    names_itself a b
+expect "... gallra-b and shop_b's run for gallra@b" names_itself b a
+stopped_alone() {
+    in_ns systemctl stop gallra@a.service \
+        && [ "$(instance a ActiveState) $(instance a Result)" = "inactive success" ] \
+        && in_ns test ! -e /run/gallra/a && in_ns test -d /var/lib/gallra/a
+}
+expect "systemctl stop gallra@a: it stops cleanly (inactive, success), its runtime directory goes, its state stays" stopped_alone
+others_run_on() {
+    [ "$(instance b ActiveState) $(instance b MainPID)" = "active $pid_b" ] \
+        && [ "$(in_ns systemctl is-active gallra.service)" = active ] && in_ns test -d /run/gallra/b
+}
+expect "... gallra@b runs on, the same process, and so does gallra.service" others_run_on
+in_ns mv /etc/gallra/a.audit-key /etc/gallra/a.audit-key.away
+if in_ns systemctl start gallra@a.service 2>/dev/null; then
+    not_ok "without /etc/gallra/a.audit-key gallra@a does not start"
+else
+    expect "without /etc/gallra/a.audit-key gallra@a does not start (243/CREDENTIALS), though audit-key and b.audit-key exist" \
+        sh -c "scripts/systemd-harness.sh exec $harness_pid journalctl --no-pager -u gallra@a.service | grep -q 'status=243/CREDENTIALS'"
+fi
 
 if [ "$failures" -gt 0 ]; then
     echo "units-test.sh: $failures check(s) failed" >&2

@@ -18,7 +18,9 @@ struct CommandContext: Sendable {
     static func start(_ options: GlobalOptions) async throws -> CommandContext {
         let environment = ProcessInfo.processInfo.environment
         let settings = try await Settings.load(options, environment: environment)
-        GallraLogging.bootstrap(format: settings.logFormat, level: settings.logLevel, environment: environment)
+        GallraLogging.bootstrap(
+            format: settings.logFormat, level: settings.logLevel, environment: environment,
+            identifier: settings.logIdentifier)
         var logger = Logger(label: "gallra")
         logger.logLevel = settings.logLevel
         return CommandContext(settings: settings, logger: logger)

@@ -30,6 +30,8 @@ struct Settings: Sendable {
     var logFormat: LogFormat?
     /// The lowest level that is logged.
     var logLevel: Logger.Level
+    /// `SYSLOG_IDENTIFIER=` of journal entries (`log.identifier`): `gallra-NAME` under `gallra@NAME.service`.
+    var logIdentifier = "gallra"
     /// The audit key file (`audit.key_file`); by default the systemd credential
     /// `$CREDENTIALS_DIRECTORY/audit-key` when systemd passes credentials, else none.
     var auditKeyFile: String?
@@ -101,6 +103,19 @@ struct Settings: Sendable {
                 throw invalid("log.level", level, expected: levels, configPath: configPath)
             }
             settings.logLevel = parsed
+        }
+        if let identifier = try await value("log.identifier", in: reader, configPath: configPath) {
+            guard
+                identifier.unicodeScalars.allSatisfy({
+                    !$0.properties.isWhitespace && $0.value >= 0x20 && $0.value != 0x7f
+                })
+            else {
+                throw invalid(
+                    "log.identifier", identifier,
+                    expected: "a name without spaces or control characters, such as gallra-shop",
+                    configPath: configPath)
+            }
+            settings.logIdentifier = identifier
         }
         settings.auditKeyFile =
             try await value("audit.key_file", in: reader, configPath: configPath)
