@@ -50,6 +50,8 @@ struct Settings: Sendable {
     var replicaLag = ReplicaLagLimits()
     /// The longest the service goes without looking for due erasure requests (`requests.sweep`, seconds).
     var requestSweep: Duration = .seconds(30)
+    /// Where the erasure ledger is (`ledger.path`, else `$STATE_DIRECTORY/<database>/ledger`).
+    var ledger = LedgerLocation(configured: nil, stateDirectory: nil)
 
     /// Whether a database is configured at all: a setting, or libpq's own environment.
     var hasDatabase: Bool {
@@ -129,6 +131,9 @@ struct Settings: Sendable {
         if let seconds = try await positiveSeconds("requests.sweep", in: reader, configPath: configPath) {
             settings.requestSweep = seconds
         }
+        settings.ledger = LedgerLocation(
+            configured: try await value("ledger.path", in: reader, configPath: configPath),
+            stateDirectory: environment["STATE_DIRECTORY"])
         settings.replicaLag = ReplicaLagLimits(
             replayLag: try await lagBound("throttle.replica_lag", in: reader, configPath: configPath),
             replayBytes: try await byteBound("throttle.replica_lag_bytes", in: reader, configPath: configPath))
