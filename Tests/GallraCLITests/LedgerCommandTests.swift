@@ -155,4 +155,39 @@ struct LedgerCommandTests {
             #expect(try await shop.gallra("ledger", "accept", environment: env).status == 75)
         }
     }
+
+    @Test func gallraEraseAppendsItsBlockAndWaitsDuringARestore() async throws {
+        try await Self.withRunLedger { shop, path in
+            let env = Self.environment(shop, ledger: path)
+            let customers = try await shop.psql(
+                """
+                SELECT string_agg(id::text, ' ') FROM (SELECT c.id FROM shop.customer AS c
+                WHERE NOT c.legal_hold ORDER BY c.id LIMIT 2) AS picked
+                """
+            ).split(separator: " ").map(String.init)
+            try #require(customers.count == 2)
+            let erased = try await shop.gallra(
+                "erase", "--subject", "shop.customer:\(customers[0])", "--reason", "ticket", environment: env)
+            #expect(erased.status == 0, "\(erased.stdout) \(erased.stderr)")
+            let head = try await shop.psql("SELECT hash FROM gallra.audit_head")
+            #expect(try Self.lines(path).last?.contains(#""hash":"\#(head)""#) == true)
+            let digest = shop.digest(customer: Int(customers[0])!)
+            #expect(try Self.lines(path).last?.contains(#""digest":"\#(digest)""#) == true)
+            // The trail goes back one block: the next erasure waits (75), its request kept for later.
+            let blocks = Int(try await shop.psql("SELECT count(*) FROM gallra.audit_block")) ?? 0
+            try await shop.psql(
+                """
+                SET session_replication_role = replica;
+                DELETE FROM gallra.audit_subject WHERE block = \(blocks);
+                DELETE FROM gallra.audit_block WHERE sequence = \(blocks);
+                UPDATE gallra.audit_head SET (sequence, hash) =
+                    (SELECT sequence, hash FROM gallra.audit_block WHERE sequence = \(blocks - 1));
+                """)
+            let waiting = try await shop.gallra(
+                "erase", "--subject", "shop.customer:\(customers[1])", "--reason", "ticket", environment: env)
+            #expect(waiting.status == 75, "\(waiting.stdout) \(waiting.stderr)")
+            #expect(waiting.stderr.contains("gallra ledger accept"))
+            #expect(try await shop.psql("SELECT count(*) FROM shop.customer WHERE id = \(customers[1])") == "1")
+        }
+    }
 }
