@@ -44,6 +44,10 @@ public enum LedgerFile {
     /// Writes the `restore` line that resolves `fork` (found by ``LedgerComparison/forkPoint(of:on:)``), if the
     /// ledger's head is still the one `fork` was found at: its lost branch stays in the file, and the blocks caught
     /// up after it continue from the fork point. Returns the line written.
+    ///
+    /// Write it before catching up the blocks written since the fork (replay's own runs): until this line is there,
+    /// ``catchUp(path:on:keyCheck:)`` refuses to append them (`.restoreUnresolved`). `fork` may be found before or
+    /// after those runs: its fork point and ledger head are the same either way.
     @discardableResult
     public static func appendRestore(
         to path: String, resolution: LedgerRestore.Resolution, fork: LedgerFork, by user: String,
