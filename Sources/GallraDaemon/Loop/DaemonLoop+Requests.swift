@@ -60,6 +60,7 @@ extension DaemonLoop {
                     progress.run?.pausedBy.map { "erasing on request: \(left); paused: \($0)" }
                         ?? "erasing on request: \(left)")
             }
+        await catchUpLedger(on: connection)
         if !outcomes.isEmpty {
             await updateMetrics(on: connection)
             let counted = Dictionary(grouping: outcomes, by: \.status).mapValues(\.count)

@@ -89,9 +89,11 @@ extension DaemonLoop {
                     }
             } catch let interruption as RunInterruption {
                 // The server ended the run (its outcome is recorded): connect again and go on.
+                await catchUpLedger(on: connection)
                 metrics?.update()
                 throw interruption.cause
             }
+            await catchUpLedger(on: connection)
             await updateMetrics(on: connection)
             let liveNames = live.map(\.resolved.name.rawValue)
             // Recorded even when stopping (a detached task is not cancelled).

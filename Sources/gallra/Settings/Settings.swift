@@ -57,6 +57,8 @@ struct Settings: Sendable {
     var metricsTextfile: String?
     /// Where the service serves `GET /metrics` (`metrics.listen`); nil: no endpoint.
     var metricsListen: MetricsListenAddress?
+    /// Where the erasure ledger is (`ledger.path`, else `$STATE_DIRECTORY/<database>/ledger`).
+    var ledger = LedgerLocation(configured: nil, stateDirectory: nil)
 
     /// Whether a database is configured at all: a setting, or libpq's own environment.
     var hasDatabase: Bool {
@@ -165,6 +167,9 @@ struct Settings: Sendable {
                 throw invalid("metrics.listen", listen, expected: MetricsListenAddress.forms, configPath: configPath)
             }
         }
+        settings.ledger = LedgerLocation(
+            configured: try await value("ledger.path", in: reader, configPath: configPath),
+            stateDirectory: environment["STATE_DIRECTORY"])
         settings.replicaLag = ReplicaLagLimits(
             replayLag: try await lagBound("throttle.replica_lag", in: reader, configPath: configPath),
             replayBytes: try await byteBound("throttle.replica_lag_bytes", in: reader, configPath: configPath))

@@ -91,6 +91,15 @@ struct Run: AsyncParsableCommand {
                         metadata: ["runs": "\(abandoned)"])
                 }
             }
+            let keeper = context.ledgerKeeper()
+            if !dryRun {
+                do {
+                    try await keeper.refuseDuringRestore(on: connection)
+                } catch {
+                    await connection.close()
+                    throw error
+                }
+            }
             let runnable = try await RunnablePolicies.load(
                 on: connection, names: selection.policies, includeDrafts: dryRun)
             let limits = context.settings.replicaLag
@@ -125,6 +134,7 @@ struct Run: AsyncParsableCommand {
             } catch let interruption as RunInterruption {
                 // The server ended the run: what was done before, then the error's status and advice.
                 progress.finish()
+                _ = await keeper.catchUp(on: connection, keyCheck: key?.digester.keyCheck)
                 await connection.close()
                 metrics?.update()
                 try RunOutput.print(
@@ -132,6 +142,7 @@ struct Run: AsyncParsableCommand {
                 throw interruption
             }
             progress.finish()
+            let ledgerFailure = dryRun ? nil : await keeper.catchUp(on: connection, keyCheck: key?.digester.keyCheck)
             if let metrics {
                 do {
                     try await ErasureQueue.recordMetrics(on: connection)
@@ -146,6 +157,7 @@ struct Run: AsyncParsableCommand {
                 report, invalid: runnable.invalid, warnings: dryRun ? runnable.warnings : [:],
                 format: selection.output.format,
                 stored: selection.policies.isEmpty && onRequest.isEmpty ? runnable.stored : nil)
+            if let ledgerFailure { throw CommandFailure.ledger(ledgerFailure) }
             try RunOutput.exitStatus(
                 report, invalid: runnable.invalid, lackingPrivileges: runnable.lackingPrivileges)
         }
@@ -157,6 +169,7 @@ extension Run {
     func runService() async throws {
         let context = try await CommandContext.start(global)
         let configuration = try Self.daemonConfiguration(context)
+        if configuration.ledger.isNone { context.logger.notice("\(LedgerLocation.noLedgerNotice)") }
         let global = self.global
         let logger = context.logger
         // Read once: a reload leaves the metrics' file and address as they were at start.
@@ -180,11 +193,13 @@ extension Run {
         } catch {
             throw CommandFailure(.configuration, "schedule.default: \(error)")
         }
-        return DaemonConfiguration(
+        var configuration = DaemonConfiguration(
             database: settings.database, password: settings.databasePassword,
             idleInTransactionTimeout: settings.idleInTransactionTimeout, auditKey: try context.auditKey(),
             defaultSchedule: schedule, reconnect: Backoff(initial: .seconds(1), maximum: settings.retryMax),
             standbyRetry: settings.standbyRetry, gallraVersion: BuildInfo.version, logLevel: settings.logLevel,
             replicaLag: settings.replicaLag, requestSweep: settings.requestSweep)
+        configuration.ledger = settings.ledger
+        return configuration
     }
 }
