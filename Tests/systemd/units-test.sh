@@ -383,13 +383,12 @@ expect "... journalctl -u gallra-plan shows the plan" \
 
 # --- Metrics in the shipped sandbox (docs/metrics.md) ---------------------------------------------
 # The drop-in docs/metrics.md gives: the textfile in the unit's state directory, the endpoint on a loopback
-# port SocketBindAllow= opens. Without StateDirectory= the file cannot be written: the start fails with 78.
+# port SocketBindAllow= opens. A textfile outside the state directory cannot be written: the start fails with 78.
 metrics_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 metrics_dropin() {
     cat >"$harness/metrics.conf" <<UNIT
 [Service]
-$1
-Environment=GALLRA_METRICS_TEXTFILE=/var/lib/gallra/gallra.prom
+Environment=GALLRA_METRICS_TEXTFILE=$1
 Environment=GALLRA_METRICS_LISTEN=127.0.0.1:$metrics_port
 SocketBindAllow=tcp:$metrics_port
 UNIT
@@ -397,9 +396,9 @@ UNIT
         && systemctl daemon-reload && systemctl reset-failed gallra.service'
 }
 unwritable_textfile_fails() {
-    metrics_dropin ""
+    metrics_dropin /var/lib/prometheus/node-exporter/gallra.prom
     ! in_ns systemctl start gallra.service 2>/dev/null && [ "$(show ExecMainStatus)" = 78 ] \
-        && in_ns journalctl --no-pager -o cat -u gallra.service | grep -q 'metrics.textfile: mkstemp /var/lib/gallra'
+        && in_ns journalctl --no-pager -o cat -u gallra.service | grep -q 'metrics.textfile: mkstemp /var/lib/prometheus'
 }
 expect "metrics.textfile where the sandbox forbids writing: the start fails with 78 and says why" unwritable_textfile_fails
 textfile_has_run() {
@@ -411,15 +410,15 @@ textfile_has_run() {
     return 1
 }
 metrics_in_sandbox() {
-    metrics_dropin "StateDirectory=gallra"
+    metrics_dropin /var/lib/gallra/gallra.prom
     started gallra.service || return 1
     gallra_outside trigger >/dev/null 2>&1 || return 1
     textfile_has_run || return 1
-    [ "$(in_ns stat -c '%a %U' /var/lib/gallra/gallra.prom)" = "644 gallra" ] || return 1
+    [ "$(in_ns stat -c '%a %U' /var/lib/gallra/gallra.prom /var/lib/gallra)" = "$(printf '644 gallra\n755 gallra')" ] || return 1
     python3 -c "import sys, urllib.request; text = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode(); \
         assert 'gallra_runs_total{outcome=\"done\"}' in text, text" "http://127.0.0.1:$metrics_port/metrics"
 }
-expect "with StateDirectory=gallra and SocketBindAllow=: /var/lib/gallra/gallra.prom (0644) and GET /metrics after a run" \
+expect "in the state directory, with SocketBindAllow=: /var/lib/gallra/gallra.prom (0644, its directory 0755) and GET /metrics after a run" \
     metrics_in_sandbox
 in_ns systemctl stop gallra.service || true
 
