@@ -11,6 +11,8 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
     case unavailable = 69
     /// EX_SOFTWARE: an internal error; a bug to report.
     case software = 70
+    /// EX_IOERR: a file gallra must write (the erasure ledger) cannot be written.
+    case ioError = 74
     /// EX_TEMPFAIL: a temporary failure; trying again later may succeed.
     case temporaryFailure = 75
     /// EX_NOPERM: the database role lacks a privilege the command needs.
@@ -27,6 +29,7 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
           66  no input: the subject asked about does not exist
           69  unavailable: the database cannot be reached or the connection was lost
           70  internal error: a bug, please report it
+          74  I/O error: the erasure ledger cannot be written; the run's work is committed
           75  temporary failure: some work was refused, skipped or timed out; run again later
           77  no permission: the database role lacks a privilege
           78  configuration error: the configuration file or an option is wrong

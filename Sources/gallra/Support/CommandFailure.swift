@@ -81,7 +81,7 @@ extension CommandFailure {
             default:
                 return "A statement timed out or was cancelled; run again later, or raise the statement timeout."
             }
-        case .success, .usage, .dataError, .noInput, .software, .configuration:
+        case .success, .usage, .dataError, .noInput, .software, .configuration, .ioError:
             return nil
         }
     }

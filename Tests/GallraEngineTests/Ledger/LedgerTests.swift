@@ -1,0 +1,229 @@
+import Foundation
+import GallraCore
+@testable import GallraEngine
+import GallraPolicy
+import GallraPostgres
+import GallraTestSupport
+import Testing
+
+@Suite("The erasure ledger")
+struct LedgerTests {
+    static let digester = SubjectDigester(key: [UInt8](repeating: 7, count: 32))
+
+    static func records(_ keys: [String]) -> [AuditRecord] {
+        keys.map {
+            AuditRecord(
+                subjectDigest: digester.digest(table: "shop.customer", key: $0),
+                counts: [
+                    AuditCount(table: "shop.customer", action: .deleted, rows: 1),
+                    AuditCount(table: #"shop."odd" table"#, action: .anonymized, rows: 2),
+                ])
+        }
+    }
+
+    /// A fresh ledger path in a directory of its own, removed afterwards.
+    static func withLedgerPath<T>(_ body: (String) async throws -> T) async throws -> T {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "gallra-ledger-" + UUID().uuidString)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        return try await body(directory.appendingPathComponent("db/ledger").path)
+    }
+
+    /// A migrated database with policies `p` (over `shop.customer`) and `q` (over `customer`, unqualified, found
+    /// through the search path in `public`).
+    static func prepare(_ connection: PostgresConnection) async throws {
+        try await Schema.migrate(on: connection)
+        try await execute(
+            [
+                "CREATE SCHEMA shop",
+                "CREATE TABLE shop.customer (id int PRIMARY KEY, last_seen_at timestamptz)",
+                "CREATE TABLE public.customer (id int PRIMARY KEY, last_seen_at timestamptz)",
+            ], on: connection)
+        let unqualified = policyYAML("q").replacing("table: shop.customer, key: id", with: "table: customer, key: id")
+            .replacing("- { table: shop.wishlist_item, delete: true }\n", with: "")
+            .replacing("table: shop.customer, delete", with: "table: customer, delete")
+        _ = try await PolicyStore(connection: connection).apply([
+            (try policy("p"), source: "p.yaml"), (try Policy(parsing: unqualified), source: "q.yaml"),
+        ])
+    }
+
+    static func appendBlock(
+        _ keys: [String], policy: String = "p", on connection: PostgresConnection
+    ) async throws -> AuditBlock {
+        try await connection.transaction { connection in
+            try await AuditTrail.append(
+                records: records(keys), run: UUID().uuidString, policy: policy, policyVersion: 1,
+                keyCheck: digester.keyCheck, on: connection)
+        }
+    }
+
+    @Test func everyKindOfLineReadsBackAsWritten() throws {
+        let block = LedgerBlock(
+            AuditChain.seal(
+                after: nil, run: UUID().uuidString.lowercased(), policy: "p", policyVersion: 2,
+                createdAtMicroseconds: 1_764_900_000_123_456, records: Self.records(["1", "2"])),
+            subjectTable: #"shop."Odd ""Name""#, keyCheck: Self.digester.keyCheck, records: Self.records(["1", "2"]))
+        let lines: [LedgerLine] = [
+            .header(
+                LedgerHeader(
+                    database: "shop", systemIdentifier: "7412345678901234567", keyCheck: nil,
+                    createdAt: LedgerTime.now())),
+            .block(block),
+            .restore(
+                LedgerRestore(
+                    at: LedgerTime.now(), resolution: .replay, databaseHead: .genesis, ledgerHead: block.position,
+                    by: "operator", replayed: 2)),
+        ]
+        for (number, line) in lines.enumerated() {
+            #expect(try LedgerParsing.line(Substring(line.jsonText), number: number + 1) == line)
+        }
+        #expect(lines[1].jsonText.hasPrefix(#"{"kind":"block","sequence":1,"#))
+        #expect(LedgerTime.rfc3339(microsecondsSince1970: 1_764_900_000_123_456) == "2025-12-05T02:00:00.123456Z")
+        #expect(LedgerTime.rfc3339(microsecondsSince1970: 0) == "1970-01-01T00:00:00.000000Z")
+    }
+
+    @Test func aCutLastLineAndAnUnknownKindNameTheirLine() async throws {
+        try await Self.withLedgerPath { path in
+            let header = LedgerLine.header(
+                LedgerHeader(database: "d", systemIdentifier: "1", keyCheck: nil, createdAt: LedgerTime.now()))
+            try LedgerFile.append([header], to: path)
+            #expect(try LedgerFile.read(path: path).lines.isEmpty)
+            let handle = try #require(FileHandle(forWritingAtPath: path))
+            handle.seekToEndOfFile()
+            handle.write(Data(#"{"kind":"block","sequ"#.utf8))
+            try handle.close()
+            #expect(
+                throws: LedgerError(
+                    .malformed, path: path, line: 2,
+                    "the last line is cut (it has no newline at its end): the file was truncated")
+            ) {
+                try LedgerFile.read(path: path)
+            }
+            let other = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString).path
+            defer { try? FileManager.default.removeItem(atPath: other) }
+            try Data((header.jsonText + "\n" + #"{"kind":"note"}"# + "\n").utf8).write(to: URL(fileURLWithPath: other))
+            let error = try #require(throws: LedgerError.self) { try LedgerFile.read(path: other) }
+            #expect(error.line == 2)
+            #expect(error.exitStatus == .dataError)
+            #expect(error.message.contains("kind note"))
+        }
+    }
+
+    @Test func catchUpCopiesTheBlocksAfterTheHeadWithTheirSubjectTables() async throws {
+        try await TestDatabase.with { database, connection in
+            try await Self.prepare(connection)
+            try await Self.withLedgerPath { path in
+                let first = try await Self.appendBlock(["1", "2"], on: connection)
+                let second = try await Self.appendBlock(["3"], policy: "q", on: connection)
+                #expect(try await LedgerFile.catchUp(path: path, on: connection) == 2)
+                #expect(try await LedgerFile.catchUp(path: path, on: connection) == 0)
+                var contents = try LedgerFile.read(path: path)
+                #expect(contents.header.database == database.name)
+                #expect(contents.header.keyCheck == Self.digester.keyCheck)
+                #expect(contents.currentBranch.map(\.auditBlock) == [first, second])
+                #expect(contents.currentBranch.map(\.subjectTable) == ["shop.customer", "public.customer"])
+                #expect(contents.currentBranch[0].records == Self.records(["1", "2"]))
+                #expect(contents.head?.sequence == 2)
+                #expect(contents.head?.hash == second.hash)
+                let third = try await Self.appendBlock([], on: connection)
+                #expect(try await LedgerFile.catchUp(path: path, on: connection) == 1)
+                contents = try LedgerFile.read(path: path)
+                #expect(contents.head?.hash == third.hash)
+                let fork = try await LedgerComparison.forkPoint(of: contents, on: connection)
+                #expect(!fork.isRestore)
+                #expect(fork.forkPoint == third.position)
+                #expect(fork.databaseHead == third.position)
+            }
+        }
+    }
+
+    @Test func anAppendCutShortByACrashIsAppendedAgain() async throws {
+        try await TestDatabase.with { _, connection in
+            try await Self.prepare(connection)
+            try await Self.withLedgerPath { path in
+                _ = try await Self.appendBlock(["1"], on: connection)
+                try await LedgerFile.catchUp(path: path, on: connection)
+                let second = try await Self.appendBlock(["2"], on: connection)
+                try await LedgerFile.catchUp(path: path, on: connection)
+                // The last line loses its end, as if the machine stopped during the write.
+                let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+                try bytes.prefix(bytes.count - 20).write(to: URL(fileURLWithPath: path))
+                #expect(throws: LedgerError.self) { try LedgerFile.read(path: path) }
+                #expect(try await LedgerFile.catchUp(path: path, on: connection) == 1)
+                #expect(try LedgerFile.read(path: path).head?.hash == second.hash)
+            }
+        }
+    }
+
+    @Test func aRestoredDatabaseIsFoundAndAcceptingItContinuesTheChain() async throws {
+        try await TestDatabase.with { _, connection in
+            try await Self.prepare(connection)
+            try await Self.withLedgerPath { path in
+                _ = try await Self.appendBlock(["1"], on: connection)
+                let second = try await Self.appendBlock(["2"], on: connection)
+                let third = try await Self.appendBlock(["3", "4"], on: connection)
+                try await LedgerFile.catchUp(path: path, on: connection)
+                // The database goes back to a backup taken after block 2.
+                try await execute(
+                    [
+                        "SET session_replication_role = replica",
+                        "DELETE FROM gallra.audit_subject WHERE block = 3",
+                        "DELETE FROM gallra.audit_block WHERE sequence = 3",
+                        "UPDATE gallra.audit_head SET sequence = 2, hash = '\(second.hash)'",
+                        "RESET session_replication_role",
+                    ], on: connection)
+                var fork = try await LedgerComparison.forkPoint(of: try LedgerFile.read(path: path), on: connection)
+                #expect(fork.isRestore)
+                #expect(fork.forkPoint == second.position)
+                #expect(fork.ledgerHead == third.position)
+                #expect(fork.databaseHead == second.position)
+                #expect(fork.missingBlocks.map(\.sequence) == [3])
+                #expect(fork.missingSubjects == 2)
+                // The restored database runs again: its new block 3 is another branch.
+                let newThird = try await Self.appendBlock(["5"], on: connection)
+                let refused = await #expect(throws: LedgerError.self) {
+                    try await LedgerFile.catchUp(path: path, on: connection)
+                }
+                #expect(refused?.kind == .restoreUnresolved)
+                #expect(refused?.exitStatus == .temporaryFailure)
+                fork = try await LedgerComparison.forkPoint(of: try LedgerFile.read(path: path), on: connection)
+                #expect(fork.forkPoint == second.position)
+                #expect(fork.databaseHead == newThird.position)
+                let restore = try LedgerFile.appendRestore(to: path, resolution: .accept, fork: fork, by: "ops")
+                #expect(restore.databaseHead == second.position)
+                #expect(restore.ledgerHead == third.position)
+                #expect(try await LedgerFile.catchUp(path: path, on: connection) == 1)
+                let contents = try LedgerFile.read(path: path)
+                #expect(
+                    contents.currentBranch.map(\.hash) == [contents.currentBranch[0].hash, second.hash, newThird.hash])
+                #expect(contents.totals.blocks == 4)
+                #expect(try await LedgerComparison.forkPoint(of: contents, on: connection).isRestore == false)
+                // A second resolution of the same fork is refused: there is none left.
+                #expect(throws: LedgerError.self) {
+                    try LedgerFile.appendRestore(to: path, resolution: .accept, fork: fork, by: "ops")
+                }
+            }
+        }
+    }
+
+    @Test func anotherDatabasesLedgerIsAConfigurationError() async throws {
+        try await TestDatabase.with { _, connection in
+            try await Self.prepare(connection)
+            try await Self.withLedgerPath { path in
+                try LedgerFile.append(
+                    [
+                        .header(
+                            LedgerHeader(
+                                database: "elsewhere", systemIdentifier: "1", keyCheck: nil, createdAt: LedgerTime.now()
+                            ))
+                    ],
+                    to: path)
+                let error = await #expect(throws: LedgerError.self) {
+                    try await LedgerFile.catchUp(path: path, on: connection)
+                }
+                #expect(error?.kind == .otherDatabase)
+                #expect(error?.exitStatus == .configuration)
+            }
+        }
+    }
+}
