@@ -45,7 +45,7 @@ struct Gallra: AsyncParsableCommand {
         subcommands: [
             Run.self, Trigger.self, Plan.self, Explain.self, PolicyCommand.self, AuditCommand.self, ConsentCommand.self,
             HoldCommand.self,
-            Export.self, Erase.self, RequestsCommand.self, Correct.self,
+            Export.self, Erase.self, RequestsCommand.self, Correct.self, LedgerCommand.self,
             Migrate.self,
             Check.self,
             Version.self,

@@ -32,6 +32,8 @@ struct Settings: Sendable {
     /// The audit key file (`audit.key_file`); by default the systemd credential
     /// `$CREDENTIALS_DIRECTORY/audit-key` when systemd passes credentials, else none.
     var auditKeyFile: String?
+    /// The erasure ledger's file (`ledger.path`); nil: `$STATE_DIRECTORY/<database>/ledger` under systemd, else none.
+    var ledgerPath: String?
 
     /// The database password from the systemd credential `db-password` (one trailing newline stripped; empty
     /// means none). A password in the `database` conninfo still wins. Never logged.
@@ -100,6 +102,7 @@ struct Settings: Sendable {
         settings.auditKeyFile =
             try await value("audit.key_file", in: reader, configPath: configPath)
             ?? environment["CREDENTIALS_DIRECTORY"].flatMap { $0.isEmpty ? nil : $0 + "/audit-key" }
+        settings.ledgerPath = try await value("ledger.path", in: reader, configPath: configPath)
         if let schedule = try await value("schedule.default", in: reader, configPath: configPath) {
             do {
                 _ = try Schedule(parsing: schedule)
