@@ -33,24 +33,23 @@ struct RestoreReplayTests {
 
     /// md5 of every table of the shop and of gallra's consent registry: the data a replay acts on.
     private func dataChecksums(_ shop: DemoShop) async throws -> String {
-        try await shop.psql(
-            """
-            SELECT string_agg(t || ' ' || sum, E'\\n' ORDER BY t) FROM (
-                SELECT 'x' AS t, '' AS sum WHERE false
-                \(["shop.address", "shop.customer", "shop.store", "shop.product", #"shop."order""#, "shop.order_line",
-                    "shop.wishlist_item", "shop.cart", "shop.cart_item", "shop.newsletter_log",
-                    "shop.newsletter_consent", "shop.employee", "gallra.consent_event"].map {
-                        "UNION ALL SELECT '\($0)', md5(coalesce(string_agg(r::text, ',' ORDER BY r::text), '')) FROM \($0) AS r"
-                    }.joined(separator: "\n")))
-            ) AS sums
-            """)
+        let tables = [
+            "shop.address", "shop.customer", "shop.store", "shop.product", #"shop."order""#, "shop.order_line",
+            "shop.wishlist_item", "shop.cart", "shop.cart_item", "shop.newsletter_log", "shop.newsletter_consent",
+            "shop.employee", "gallra.consent_event",
+        ]
+        return try await shop.psql(
+            tables.map {
+                "SELECT '\($0)', md5(coalesce(string_agg(r::text, ',' ORDER BY r::text), '')) FROM \($0) AS r"
+            }.joined(separator: " UNION ALL "))
     }
 
     /// The subjects each policy would process at the demo instant, from `gallra plan --format json`.
     private func planned(_ shop: DemoShop, environment: [String: String]) async throws -> [String: Int] {
         let plan = try await shop.gallra("plan", "--as-of", DemoShop.asOf, "--format", "json", environment: environment)
         try #require(plan.status == 0, "\(plan.stderr)")
-        let policies = try #require(try jsonObject(plan)["policies"] as? [[String: Any]])
+        let report = try #require(try jsonObject(plan)["report"] as? [String: Any])
+        let policies = try #require(report["policies"] as? [[String: Any]])
         var expiring: [String: Int] = [:]
         for policy in policies {
             expiring[policy["name"] as? String ?? ""] = policy["expiring"] as? Int ?? -1
