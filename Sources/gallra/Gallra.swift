@@ -44,8 +44,8 @@ struct Gallra: AsyncParsableCommand {
         version: BuildInfo.versionLine,
         subcommands: [
             Run.self, Trigger.self, Plan.self, Explain.self, PolicyCommand.self, AuditCommand.self, ConsentCommand.self,
-            HoldCommand.self,
-            Export.self, Erase.self, RequestsCommand.self, Correct.self, LedgerCommand.self,
+            HoldCommand.self, LedgerCommand.self,
+            Export.self, Erase.self, RequestsCommand.self, Correct.self,
             Migrate.self,
             Check.self,
             Version.self,

@@ -57,14 +57,7 @@ extension LedgerFile {
             var appended = 0
             var pending: [LedgerLine] = []
             if contents == nil {
-                let newest = try await connection.query(
-                    "SELECT key_check FROM gallra.audit_block ORDER BY sequence DESC LIMIT 1")
-                let newestKeyCheck = try newest.first?.decode("key_check", as: String?.self) ?? nil
-                let header = LedgerHeader(
-                    database: facts.database, systemIdentifier: facts.systemIdentifier,
-                    keyCheck: keyCheck ?? newestKeyCheck,
-                    createdAt: LedgerTime.now())
-                pending.append(.header(header))
+                pending.append(.header(try await header(facts, keyCheck: keyCheck, on: connection)))
             }
             var tables = SubjectTables()
             while true {

@@ -21,6 +21,12 @@ public enum LedgerFile {
         return contents
     }
 
+    /// Whether a file (of any kind) is at `path`.
+    public static func exists(path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
     /// Appends `lines` under the lock and `fsync`s them before returning. The file is created (with its directory)
     /// when missing; then `lines` must start with the header.
     public static func append(_ lines: [LedgerLine], to path: String) throws(LedgerError) {

@@ -23,6 +23,12 @@ public enum JournalEvent: String, Sendable, CaseIterable {
     case batchesResumed = "9baf9c6ec7c1432cbe988cb41d0cca24"
     case replicaLagHidden = "5d8b702c734447fa98a525a9de989932"
     case erasureRequest = "b0a4c6e1f25d4f0e9a7c3d18e62b5f47"
+    /// The erasure ledger could not be written (`crit`): the run's work is committed, the ledger lags behind it.
+    case ledgerFailed = "d74f15d921fe4884b8649c67ab16f279"
+    /// The database is older than its ledger (a restore) or has diverged from it: live work waits.
+    case restoreDetected = "4959da0371b2465ab926f04fce132391"
+    /// A restore was resolved (`gallra ledger replay` or `accept`): live work goes on.
+    case restoreResolved = "0568fe524c0843888fc7930f09242fb9"
 
     /// The `MESSAGE_ID` field (a journal field name already, so the journal handler passes it through).
     public var id: String { rawValue }

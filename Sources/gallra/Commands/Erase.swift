@@ -136,16 +136,20 @@ struct Erase: AsyncParsableCommand {
             }
             return
         }
+        let keeper = context.ledgerKeeper()
+        try await keeper.refuseDuringRestore(on: connection)
         let engine = Engine(connection: connection, auditKey: auditKey, logger: context.logger)
         let options = RunOptions(
             mode: .live, trigger: "erase", gallraVersion: BuildInfo.version, connect: { try await context.connect() })
         guard let outcome = try await engine.processErasureRequests(.ids([id]), options: options).first else {
             throw CommandFailure(.software, "erasure request \(id) vanished after it was recorded")
         }
+        let ledgerFailure = await keeper.catchUp(on: connection, keyCheck: auditKey.digester.keyCheck)
         switch output.format {
         case .json: try JSONOutput.print(outcome)
         case .text: Swift.print(ErasureText.outcome(outcome))
         }
+        if let ledgerFailure { throw CommandFailure.ledger(ledgerFailure) }
         switch outcome.status {
         case .done: return
         case .refused:

@@ -32,8 +32,6 @@ struct Settings: Sendable {
     /// The audit key file (`audit.key_file`); by default the systemd credential
     /// `$CREDENTIALS_DIRECTORY/audit-key` when systemd passes credentials, else none.
     var auditKeyFile: String?
-    /// The erasure ledger's file (`ledger.path`); nil: `$STATE_DIRECTORY/<database>/ledger` under systemd, else none.
-    var ledgerPath: String?
 
     /// The database password from the systemd credential `db-password` (one trailing newline stripped; empty
     /// means none). A password in the `database` conninfo still wins. Never logged.
@@ -52,6 +50,8 @@ struct Settings: Sendable {
     var replicaLag = ReplicaLagLimits()
     /// The longest the service goes without looking for due erasure requests (`requests.sweep`, seconds).
     var requestSweep: Duration = .seconds(30)
+    /// Where the erasure ledger is (`ledger.path`, else `$STATE_DIRECTORY/<database>/ledger`).
+    var ledger = LedgerLocation(configured: nil, stateDirectory: nil)
 
     /// Whether a database is configured at all: a setting, or libpq's own environment.
     var hasDatabase: Bool {
@@ -102,7 +102,6 @@ struct Settings: Sendable {
         settings.auditKeyFile =
             try await value("audit.key_file", in: reader, configPath: configPath)
             ?? environment["CREDENTIALS_DIRECTORY"].flatMap { $0.isEmpty ? nil : $0 + "/audit-key" }
-        settings.ledgerPath = try await value("ledger.path", in: reader, configPath: configPath)
         if let schedule = try await value("schedule.default", in: reader, configPath: configPath) {
             do {
                 _ = try Schedule(parsing: schedule)
@@ -132,6 +131,9 @@ struct Settings: Sendable {
         if let seconds = try await positiveSeconds("requests.sweep", in: reader, configPath: configPath) {
             settings.requestSweep = seconds
         }
+        settings.ledger = LedgerLocation(
+            configured: try await value("ledger.path", in: reader, configPath: configPath),
+            stateDirectory: environment["STATE_DIRECTORY"])
         settings.replicaLag = ReplicaLagLimits(
             replayLag: try await lagBound("throttle.replica_lag", in: reader, configPath: configPath),
             replayBytes: try await byteBound("throttle.replica_lag_bytes", in: reader, configPath: configPath))

@@ -67,7 +67,7 @@ struct ReplayLedger: AsyncParsableCommand {
     }
 
     private func replay(auditKey: AuditKey, on connection: PostgresConnection, context: CommandContext) async throws {
-        let path = try LedgerLocation.path(file: file, settings: context.settings, database: await connection.database)
+        let path = try await file ?? context.configuredLedgerPath(on: connection)
         let contents = try LedgerFile.read(path: path)
         let fork = try await LedgerComparison.forkPoint(of: contents, on: connection, path: path)
         guard fork.isRestore else {

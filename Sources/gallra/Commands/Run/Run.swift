@@ -88,6 +88,15 @@ struct Run: AsyncParsableCommand {
                         metadata: ["runs": "\(abandoned)"])
                 }
             }
+            let keeper = context.ledgerKeeper()
+            if !dryRun {
+                do {
+                    try await keeper.refuseDuringRestore(on: connection)
+                } catch {
+                    await connection.close()
+                    throw error
+                }
+            }
             let runnable = try await RunnablePolicies.load(
                 on: connection, names: selection.policies, includeDrafts: dryRun)
             let limits = context.settings.replicaLag
@@ -117,18 +126,21 @@ struct Run: AsyncParsableCommand {
             } catch let interruption as RunInterruption {
                 // The server ended the run: what was done before, then the error's status and advice.
                 progress.finish()
+                _ = await keeper.catchUp(on: connection, keyCheck: key?.digester.keyCheck)
                 await connection.close()
                 try RunOutput.print(
                     interruption.report, invalid: runnable.invalid, warnings: [:], format: selection.output.format)
                 throw interruption
             }
             progress.finish()
+            let ledgerFailure = dryRun ? nil : await keeper.catchUp(on: connection, keyCheck: key?.digester.keyCheck)
             await connection.close()
             // A dry run is a plan: it shows the validator's warnings as `gallra plan` does.
             try RunOutput.print(
                 report, invalid: runnable.invalid, warnings: dryRun ? runnable.warnings : [:],
                 format: selection.output.format,
                 stored: selection.policies.isEmpty && onRequest.isEmpty ? runnable.stored : nil)
+            if let ledgerFailure { throw CommandFailure.ledger(ledgerFailure) }
             try RunOutput.exitStatus(
                 report, invalid: runnable.invalid, lackingPrivileges: runnable.lackingPrivileges)
         }
