@@ -67,7 +67,8 @@ struct ReplayLedger: AsyncParsableCommand {
     }
 
     private func replay(auditKey: AuditKey, on connection: PostgresConnection, context: CommandContext) async throws {
-        let path = try await file ?? context.configuredLedgerPath(on: connection)
+        let path: String
+        if let file { path = file } else { path = try await context.configuredLedgerPath(on: connection) }
         let contents = try LedgerFile.read(path: path)
         let fork = try await LedgerComparison.forkPoint(of: contents, on: connection, path: path)
         guard fork.isRestore else {
