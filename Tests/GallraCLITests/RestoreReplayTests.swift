@@ -98,7 +98,8 @@ struct RestoreReplayTests {
                 #expect(try await dataChecksums(shop) == restoredData)
 
                 // The dry run finds the oracle's subjects and changes nothing.
-                let dry = try await shop.gallra("ledger", "replay", "--dry-run", "--format", "json", environment: environment)
+                let dry = try await shop.gallra(
+                    "ledger", "replay", "--dry-run", "--format", "json", environment: environment)
                 #expect(dry.status == 0, "\(dry.stdout) \(dry.stderr)")
                 let dryReport = try jsonObject(dry)
                 #expect(dryReport["replayed"] as? Int == oracle.count)
@@ -125,7 +126,8 @@ struct RestoreReplayTests {
                 // Every row as the original database has it after the purge and the erasure: nothing else changed.
                 #expect(try await dataChecksums(shop) == purged)
                 #expect(try await planned(shop, environment: environment) == plannedAfterPurge)
-                #expect(plannedAfterPurge.filter { $0.key != "revoked-newsletter-consent" }.values.allSatisfy { $0 == 0 })
+                #expect(
+                    plannedAfterPurge.filter { $0.key != "revoked-newsletter-consent" }.values.allSatisfy { $0 == 0 })
                 #expect(try await shop.gallra("audit", "verify").status == 0)
                 let verified = try await shop.gallra("ledger", "verify", ledger)
                 #expect(verified.status == 0, "\(verified.stdout) \(verified.stderr)")
@@ -135,6 +137,20 @@ struct RestoreReplayTests {
                     "run", "--once", "--as-of", DemoShop.asOf, "--format", "json", environment: environment)
                 #expect(resumed.status == 0, "\(resumed.stdout) \(resumed.stderr)")
                 #expect(try await dataChecksums(shop) == purged)
+                // A ledger cut at a line boundary, or with a digest edited, is detected.
+                let head = try await shop.psql("SELECT hash FROM gallra.audit_head")
+                let lines = try String(contentsOfFile: ledger, encoding: .utf8).split(separator: "\n")
+                let cut = "\(shop.directory)/cut.ledger"
+                try (lines.dropLast().joined(separator: "\n") + "\n").write(
+                    toFile: cut, atomically: true, encoding: .utf8)
+                #expect(try await shop.gallra("ledger", "verify", cut, "--expect-head", head).status == 65)
+                let digest = try #require(oracle.first?.split(separator: " ").last.map(String.init))
+                let edited = "\(shop.directory)/edited.ledger"
+                let flipped = digest.dropLast() + (digest.last == "0" ? "1" : "0")
+                try (lines.joined(separator: "\n") + "\n").replacingOccurrences(of: digest, with: String(flipped))
+                    .write(toFile: edited, atomically: true, encoding: .utf8)
+                #expect(try await shop.gallra("ledger", "verify", edited).status == 65)
+                #expect(try await shop.gallra("ledger", "verify", ledger, "--expect-head", head).status == 0)
                 let again = try await shop.gallra("ledger", "replay", environment: environment)
                 #expect(again.status == 0 && again.stdout.contains("nothing to replay"), "\(again.stdout)")
                 try await Harness.psql("DROP DATABASE IF EXISTS \(shop.database)_purged WITH (FORCE)")

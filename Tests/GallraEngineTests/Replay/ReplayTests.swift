@@ -43,7 +43,9 @@ struct ReplayTests {
     func processesTheLedgersSubjects() async throws {
         try await withShop { _, connection in
             // Recently seen customers (the rule does not hold) and one whose legal_hold column is set.
-            let active = try await customers("last_seen_at > timestamptz '2026-11-29' - interval '60 days' AND NOT legal_hold", limit: 6, on: connection)
+            let active = try await customers(
+                "last_seen_at > timestamptz '2026-11-29' - interval '60 days' AND NOT legal_hold", limit: 6,
+                on: connection)
             let flagged = try await customers("NOT legal_hold", limit: 1, on: connection)
             try await connection.execute("UPDATE shop.customer SET legal_hold = true WHERE id = \(flagged[0])")
             let wanted = active + flagged
@@ -117,14 +119,16 @@ struct ReplayTests {
         }
     }
 
-    @Test("a version the store no longer holds is replaced by the current one, said so; an unknown policy is unresolved")
+    @Test(
+        "a version the store no longer holds is replaced by the current one, said so; an unknown policy is unresolved")
     func versions() async throws {
         try await withShop { _, connection in
             let ids = try await customers("true", limit: 2, on: connection)
             let unknown = ReplayBlock(
                 sequence: 2, policy: "applied-after-the-backup", policyVersion: 1, subjectTable: "shop.customer",
                 digests: [DemoShop.digest(customer: ids[1])])
-            let dry = try await DemoShop.engine(connection).replay([block(1, [ids[0]], version: 3), unknown], dryRun: true)
+            let dry = try await DemoShop.engine(connection).replay(
+                [block(1, [ids[0]], version: 3), unknown], dryRun: true)
             #expect(dry.outcome == .unresolved)
             let fallback = try #require(dry.policies.first)
             #expect(fallback.recordedVersion == 3 && fallback.version == 1)
@@ -134,7 +138,8 @@ struct ReplayTests {
             #expect(missing.version == nil && missing.found == 0 && missing.gone == 0)
             #expect(missing.unresolved?.contains("gallra policy apply") == true)
 
-            let live = try await DemoShop.engine(connection).replay([block(1, [ids[0]], version: 3), unknown], dryRun: false)
+            let live = try await DemoShop.engine(connection).replay(
+                [block(1, [ids[0]], version: 3), unknown], dryRun: false)
             #expect(live.outcome == .unresolved)
             #expect(live.policies.first?.processed == 1)
             #expect(try await count("SELECT count(*) FROM shop.customer WHERE id = \(ids[0])", on: connection) == 0)

@@ -96,7 +96,8 @@ struct ReplayLedger: AsyncParsableCommand {
             try LedgerFile.appendRestore(
                 to: path, resolution: .replay, fork: fork, by: Self.operatingSystemUser(), replayed: report.replayed)
             summary.restoreRecorded = true
-            summary.caughtUp = try await LedgerFile.catchUp(path: path, on: connection, keyCheck: auditKey.digester.keyCheck)
+            summary.caughtUp = try await LedgerFile.catchUp(
+                path: path, on: connection, keyCheck: auditKey.digester.keyCheck)
         }
         switch output.format {
         case .json: try JSONOutput.print(summary)
@@ -171,7 +172,10 @@ struct ReplaySummary: Encodable {
         let table = TextTable(
             header: report.dryRun
                 ? ["policy", "version", "recorded", "in trail", "to process", "found", "gone"]
-                : ["policy", "version", "recorded", "in trail", "to process", "found", "gone", "processed", "not processed"])
+                : [
+                    "policy", "version", "recorded", "in trail", "to process", "found", "gone", "processed",
+                    "not processed",
+                ])
         for policy in report.policies {
             var row = [
                 policy.policy, policy.version.map { "\($0)" } ?? "-", "\(policy.recorded)", "\(policy.inTrail)",
