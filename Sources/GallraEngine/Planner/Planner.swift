@@ -299,9 +299,9 @@ public struct Planner: Sendable {
     }
 
     /// Due: the rule holds, not processed before, no exemption holds and no legal hold is in force. `exempted`
-    /// flips the exemption.
-    func due(_ sql: inout SQLBuilder, alias: String, exempted: Bool = false) -> String {
-        var parts = [rule(&sql, alias: alias)]
+    /// flips the exemption; without `rule`, the rule is left out (the caller's keys already satisfy it).
+    func due(_ sql: inout SQLBuilder, alias: String, exempted: Bool = false, rule withRule: Bool = true) -> String {
+        var parts = withRule ? [rule(&sql, alias: alias)] : []
         if let processed = notProcessed(&sql, alias: alias) { parts.append(processed) }
         if let exempt = exempt(&sql, alias: alias) {
             parts.append(exempted ? exempt : "NOT \(exempt)")
@@ -386,7 +386,9 @@ public struct Planner: Sendable {
     public func confirmBatch() -> PlannedStatement {
         var sql = SQLBuilder()
         let member = member(&sql, .batch, key: key("s"))
-        let due = due(&sql, alias: "s")
+        // A replay's batch was picked from its keys, which do not change: checking them again would compare each
+        // subject of the batch with every key of the replay.
+        let due = due(&sql, alias: "s", rule: !replaying)
         let text = """
             SELECT \(key("s"))::text AS key
             FROM \(subjectTable) AS s
