@@ -58,6 +58,7 @@ extension DaemonLoop {
                     progress.run?.pausedBy.map { "erasing on request: \(left); paused: \($0)" }
                         ?? "erasing on request: \(left)")
             }
+        await catchUpLedger(on: connection)
         if !outcomes.isEmpty {
             let counted = Dictionary(grouping: outcomes, by: \.status).mapValues(\.count)
             let summary = [ErasureOutcome.Status.done, .refused, .pending, .cancelled].compactMap { status in

@@ -87,8 +87,10 @@ extension DaemonLoop {
                     }
             } catch let interruption as RunInterruption {
                 // The server ended the run (its outcome is recorded): connect again and go on.
+                await catchUpLedger(on: connection)
                 throw interruption.cause
             }
+            await catchUpLedger(on: connection)
             let liveNames = live.map(\.resolved.name.rawValue)
             // Recorded even when stopping (a detached task is not cancelled).
             try await Task.detached {

@@ -76,10 +76,35 @@ extension DaemonLoop {
         }
         // Requests recorded while no gallra was leading have had no listener: look at once.
         requestsCheckAt = .now
+        var recheckAt = ContinuousClock.now
         while true {
             if needsReconnect { throw Reconnect() }
             let now = Date()
             let due = scheduler.due(at: now)
+            if heldOff != nil || ((!due.isEmpty || ContinuousClock.now >= requestsCheckAt) && recheckAt <= .now) {
+                // While a restore is unresolved, live work waits: looked at again every ledgerRecheck and on SIGHUP.
+                if try await holdsOff(on: connection) {
+                    recheckAt = .now + configuration.ledgerRecheck
+                    guard let event = try await nextEvent(until: recheckAt) else { continue }
+                    switch event {
+                    case .reload:
+                        try await reload(connection: connection)
+                        recheckAt = .now
+                    case .policiesChanged:
+                        try await loadPolicies(on: connection)
+                    case .trigger(_, let source):
+                        logger.warning(
+                            "trigger (\(source)) ignored: live runs wait until the restore is resolved (gallra ledger replay or accept)"
+                        )
+                    case .erasureRequested, .alarm:
+                        break
+                    case .listenerLost(let reason):
+                        throw PostgresError(.connectionLost, "the LISTEN connection failed: \(reason)")
+                    }
+                    continue
+                }
+                recheckAt = .now
+            }
             if !due.isEmpty {
                 try await execute(due.map(\.name), trigger: "schedule", on: connection)
                 continue

@@ -46,6 +46,8 @@ final class DaemonLoop {
     var interrupted: (names: [String], trigger: String)?
     /// A trigger that came while this gallra was not leading: run once it leads.
     var pendingTrigger: (request: TriggerRequest, source: String)?
+    /// The unresolved restore live work waits for (the database is older than its ledger); nil when none.
+    var heldOff: LedgerFork?
 
     init(
         configuration: DaemonConfiguration,

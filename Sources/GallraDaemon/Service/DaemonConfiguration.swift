@@ -44,6 +44,11 @@ public struct DaemonConfiguration: Sendable {
     /// The first wait before a request the shop's locks held back is tried again (doubled per attempt, up to
     /// ``requestSweep``).
     public var requestRetry: Duration
+    /// Where the erasure ledger is (`ledger.path`, or under `$STATE_DIRECTORY`); none when neither is set.
+    public var ledger = LedgerLocation(configured: nil, stateDirectory: nil)
+    /// How often a service holding live work back for an unresolved restore looks at the ledger again (SIGHUP
+    /// looks at once).
+    public var ledgerRecheck: Duration = .seconds(60)
 
     public init(
         database: String?, password: String? = nil,

@@ -227,3 +227,85 @@ struct LedgerTests {
         }
     }
 }
+
+@Suite("Verifying a ledger file")
+struct LedgerVerificationTests {
+    /// A ledger of `count` chained blocks, as lines.
+    static func chain(_ count: Int) -> [LedgerLine] {
+        var lines: [LedgerLine] = [
+            .header(LedgerHeader(database: "d", systemIdentifier: "1", keyCheck: nil, createdAt: LedgerTime.now()))
+        ]
+        var previous: (sequence: Int64, hash: String)?
+        for index in 1...count {
+            let records = LedgerTests.records([String(index)])
+            let block = AuditChain.seal(
+                after: previous, run: UUID().uuidString.lowercased(), policy: "p", policyVersion: 1,
+                createdAtMicroseconds: 1_764_900_000_000_000 + Int64(index), records: records)
+            previous = (block.sequence, block.hash)
+            lines.append(.block(LedgerBlock(block, subjectTable: "shop.customer", keyCheck: nil, records: records)))
+        }
+        return lines
+    }
+
+    static func verify(_ lines: [LedgerLine], expecting hash: String? = nil) throws -> LedgerVerification {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString).path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(lines.map { $0.jsonText + "\n" }.joined().utf8).write(to: URL(fileURLWithPath: path))
+        return try LedgerFile.verify(path: path, expectingHash: hash)
+    }
+
+    @Test func anIntactLedgerAndOneStartingLater() throws {
+        let lines = Self.chain(4)
+        let whole = try Self.verify(lines)
+        #expect(whole.isIntact)
+        #expect(whole.blocks == 4)
+        #expect(whole.startsAfter == nil)
+        guard case .block(let third) = lines[3] else { return }
+        let later = try Self.verify([lines[0]] + lines[3...])
+        #expect(later.isIntact)
+        #expect(later.blocks == 2)
+        #expect(later.startsAfter?.sequence == 2)
+        #expect(try Self.verify(lines, expecting: String(third.hash.prefix(12))).expected?.foundAt == 3)
+        #expect(try Self.verify(Array(lines[0...2]), expecting: third.hash).isIntact == false)
+    }
+
+    @Test func aMissingBlockAndAnEditedFieldAreNamedByLine() throws {
+        var lines = Self.chain(4)
+        lines.remove(at: 2)
+        var result = try Self.verify(lines)
+        #expect(result.problem?.line == 3)
+        #expect(result.problem?.message == "block 3 follows block 1: block 2 is missing (the ledger was edited)")
+        #expect(result.blocks == 1)
+        lines = Self.chain(3)
+        guard case .block(var block) = lines[2] else { return }
+        block.policyVersion = 2
+        lines[2] = .block(block)
+        result = try Self.verify(lines)
+        #expect(result.problem?.line == 3)
+        #expect(result.problem?.message.contains("block hash differs") == true)
+    }
+
+    @Test func restoreLinesMustNameTheHeadAndABlockOfTheChain() throws {
+        let lines = Self.chain(3)
+        guard case .block(let first) = lines[1], case .block(let third) = lines[3] else { return }
+        let restore = LedgerRestore(
+            at: LedgerTime.now(), resolution: .accept, databaseHead: first.position, ledgerHead: third.position,
+            by: "ops")
+        // The database's new block 2 after the restore, chained to block 1.
+        let records = LedgerTests.records(["9"])
+        let newSecond = AuditChain.seal(
+            after: (first.sequence, first.hash), run: UUID().uuidString.lowercased(), policy: "p", policyVersion: 1,
+            createdAtMicroseconds: 1_764_900_000_900_000, records: records)
+        let continued = LedgerLine.block(
+            LedgerBlock(newSecond, subjectTable: "shop.customer", keyCheck: nil, records: records))
+        let result = try Self.verify(lines + [.restore(restore), continued])
+        #expect(result.isIntact, "\(String(describing: result.problem))")
+        #expect(result.restores == 1)
+        #expect(result.head == newSecond.position)
+        var wrong = restore
+        wrong.ledgerHead = first.position
+        #expect(try Self.verify(lines + [.restore(wrong)]).problem?.line == 5)
+        // A block after the restore line that continues the old branch is not chained to the database's head.
+        #expect(try Self.verify(lines + [.restore(restore), lines[3]]).problem?.line == 6)
+    }
+}

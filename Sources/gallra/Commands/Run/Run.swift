@@ -152,6 +152,7 @@ extension Run {
     func runService() async throws {
         let context = try await CommandContext.start(global)
         let configuration = try Self.daemonConfiguration(context)
+        if configuration.ledger.isNone { context.logger.notice("\(LedgerLocation.noLedgerNotice)") }
         let global = self.global
         let logger = context.logger
         try await Daemon.run(
@@ -170,11 +171,13 @@ extension Run {
         } catch {
             throw CommandFailure(.configuration, "schedule.default: \(error)")
         }
-        return DaemonConfiguration(
+        var configuration = DaemonConfiguration(
             database: settings.database, password: settings.databasePassword,
             idleInTransactionTimeout: settings.idleInTransactionTimeout, auditKey: try context.auditKey(),
             defaultSchedule: schedule, reconnect: Backoff(initial: .seconds(1), maximum: settings.retryMax),
             standbyRetry: settings.standbyRetry, gallraVersion: BuildInfo.version, logLevel: settings.logLevel,
             replicaLag: settings.replicaLag, requestSweep: settings.requestSweep)
+        configuration.ledger = settings.ledger
+        return configuration
     }
 }
