@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Erasures survive a backup restore: a `pg_dump` of the demo shop, a purge and an erasure on request after it, the
 /// dump restored into a fresh database of the same name; then `gallra ledger replay`, compared with an oracle taken
 /// from the original database's audit trail and with the original database itself.
@@ -91,7 +95,17 @@ struct RestoreReplayTests {
                 let restoredData = try await dataChecksums(shop)
                 #expect(restoredData != purged)
 
-                // The database is older than its ledger: live runs hold off.
+                // The database is older than its ledger: the service holds off, and so does run --once.
+                let daemon = try DaemonProcess(
+                    database: shop.conninfo, keyFile: shop.keyFile, environment: ["GALLRA_LEDGER_PATH": ledger])
+                try await daemon.notify.wait(for: "READY=1")
+                try await daemon.notify.waitForStatus(containing: "holding off", within: 15)
+                daemon.signal(SIGUSR1)
+                try await waitUntil("the trigger is refused", within: 5) { daemon.log.contains("trigger (") }
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit(within: 15) == 0, "\(daemon.log)")
+                #expect(try await dataChecksums(shop) == restoredData)
+                #expect(try await shop.psql("SELECT count(*) FROM gallra.run") == "1")
                 let once = try await shop.gallra("run", "--once", "--as-of", DemoShop.asOf, environment: environment)
                 #expect(once.status == 75, "\(once.stdout) \(once.stderr)")
                 #expect(once.stderr.contains("gallra ledger replay"), "\(once.stderr)")
@@ -103,6 +117,11 @@ struct RestoreReplayTests {
                 #expect(dry.status == 0, "\(dry.stdout) \(dry.stderr)")
                 let dryReport = try jsonObject(dry)
                 #expect(dryReport["replayed"] as? Int == oracle.count)
+                let text = try await shop.gallra("ledger", "replay", "--dry-run", environment: environment)
+                #expect(text.status == 0, "\(text.stderr)")
+                #expect(text.stdout.contains("to process"), "\(text.stdout)")
+                #expect(text.stdout.contains("inactive-customers v1: keys found, first 5: "), "\(text.stdout)")
+                #expect(text.stdout.contains("dry run: \(oracle.count) subjects would be processed again"))
                 #expect(try await dataChecksums(shop) == restoredData)
                 #expect(try await shop.psql("SELECT count(*) FROM gallra.run") == "1")
 
