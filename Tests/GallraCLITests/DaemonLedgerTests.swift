@@ -42,7 +42,8 @@ struct DaemonLedgerTests {
             try await waitUntil("the trigger is refused", within: 5) { daemon.log.contains("trigger (") }
             try await Task.sleep(for: .seconds(1))
             #expect(
-                try await Harness.psql("SELECT count(*) FROM shop.customer WHERE id BETWEEN 501 AND 505", database: database)
+                try await Harness.psql(
+                    "SELECT count(*) FROM shop.customer WHERE id BETWEEN 501 AND 505", database: database)
                     == "5")
             #expect(try await Harness.psql("SELECT count(*) FROM gallra.audit_block", database: database) == "3")
             #expect(daemon.process.isRunning)
@@ -50,7 +51,9 @@ struct DaemonLedgerTests {
             let accept = try await gallra("ledger", "accept", "--database", conninfo, environment: environment)
             #expect(accept.status == 0, "\(accept.stderr)")
             daemon.signal(SIGHUP)
-            try await waitUntil("the service resumes", within: 10) { daemon.log.contains("the restore is resolved") }
+            try await waitUntil("the service resumes", within: 10) {
+                daemon.log.contains("live runs and erasure requests resume")
+            }
             daemon.signal(SIGUSR1)
             try await waitUntil("the new expired customers are purged", within: 15) {
                 try await Harness.psql(

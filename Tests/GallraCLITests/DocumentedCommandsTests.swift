@@ -182,6 +182,7 @@ struct DocumentedCommandsTests {
                     .replacingOccurrences(of: "/etc/gallra/policies", with: "\(root)/config/policies")
                     .replacingOccurrences(of: " config/policies", with: " \(root)/config/policies")
                     .replacingOccurrences(of: "409dd41a2f6c", with: head)
+                    .replacingOccurrences(of: "/var/lib/gallra/shop/ledger", with: "\(shop.directory)/ledger")
                     .replacing(/requests (show|cancel) (7|ID)$/) { "requests \($0.1) \(request)" }
                     .replacingOccurrences(of: "hold release 7 ", with: "hold release \(hold) ")
                 let words = DocumentedCommand.words(substituted)

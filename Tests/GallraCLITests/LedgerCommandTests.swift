@@ -66,7 +66,8 @@ struct LedgerCommandTests {
             #expect(verify.stdout.contains("line \(kept.count): the last line is cut"), "\(verify.stdout)")
             // Cut at a line boundary: it reads whole, and the head the journal logged is missing.
             let head = try await shop.psql("SELECT hash FROM gallra.audit_head")
-            try (kept.dropLast().joined(separator: "\n") + "\n").write(toFile: broken, atomically: true, encoding: .utf8)
+            try (kept.dropLast().joined(separator: "\n") + "\n").write(
+                toFile: broken, atomically: true, encoding: .utf8)
             #expect(try await gallra("ledger", "verify", broken).status == 0)
             verify = try await gallra("ledger", "verify", broken, "--expect-head", head)
             #expect(verify.status == 65)
@@ -90,7 +91,8 @@ struct LedgerCommandTests {
             try (edited.joined(separator: "\n") + "\n").write(toFile: broken, atomically: true, encoding: .utf8)
             verify = try await gallra("ledger", "verify", broken)
             #expect(verify.status == 65)
-            #expect(verify.stdout.contains("line 3: block 1 follows block 2: blocks were reordered"), "\(verify.stdout)")
+            #expect(
+                verify.stdout.contains("line 3: block 1 follows block 2: blocks were reordered"), "\(verify.stdout)")
         }
     }
 

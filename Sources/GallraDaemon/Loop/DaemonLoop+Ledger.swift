@@ -42,7 +42,8 @@ extension DaemonLoop {
                 + "requests resume"
             logger.notice(
                 "\(message)",
-                metadata: JournalEvent.restoreResolved.metadata(["GALLRA_FORK_POINT": "\(resolved.forkPoint.sequence)"]))
+                metadata: JournalEvent.restoreResolved.metadata(["GALLRA_FORK_POINT": "\(resolved.forkPoint.sequence)"])
+            )
         }
         return false
     }

@@ -21,7 +21,6 @@ extension LedgerFile {
                     ORDER BY sequence LIMIT 1
                     """, [.timestamptz(since)])
                 guard let row = first.first else {
-                    after = LedgerPosition(sequence: .max, hash: "")
                     try write([.header(try await header(facts, keyCheck: keyCheck, on: connection))])
                     return 0
                 }

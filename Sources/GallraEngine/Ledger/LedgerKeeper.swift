@@ -23,7 +23,8 @@ public struct LedgerLocation: Sendable, Hashable {
         guard let stateDirectory else { return nil }
         // A database name may hold a slash: it stays one path component.
         let component = database.replacing("%", with: "%25").replacing("/", with: "%2F")
-        return stateDirectory + "/" + (component == "." || component == ".." ? "%2E" + component.dropFirst() : component)
+        return stateDirectory + "/"
+            + (component == "." || component == ".." ? "%2E" + component.dropFirst() : component)
             + "/ledger"
     }
 
@@ -80,7 +81,8 @@ public struct LedgerKeeper: Sendable {
     static func metadata(_ fork: LedgerFork, path: String) -> Logger.Metadata {
         [
             "GALLRA_LEDGER": "\(path)", "GALLRA_LEDGER_HEAD": "\(fork.ledgerHead.sequence)",
-            "GALLRA_LEDGER_HEAD_HASH": "\(fork.ledgerHead.hash)", "GALLRA_DATABASE_HEAD": "\(fork.databaseHead.sequence)",
+            "GALLRA_LEDGER_HEAD_HASH": "\(fork.ledgerHead.hash)",
+            "GALLRA_DATABASE_HEAD": "\(fork.databaseHead.sequence)",
             "GALLRA_FORK_POINT": "\(fork.forkPoint.sequence)", "GALLRA_MISSING_BLOCKS": "\(fork.missingBlocks.count)",
             "GALLRA_MISSING_SUBJECTS": "\(fork.missingSubjects)",
         ]
@@ -100,7 +102,8 @@ public struct LedgerKeeper: Sendable {
         do {
             let appended = try await LedgerFile.catchUp(path: path, on: connection, keyCheck: keyCheck)
             if appended > 0 {
-                logger.debug("appended \(appended) block(s) to the erasure ledger", metadata: ["GALLRA_LEDGER": "\(path)"])
+                logger.debug(
+                    "appended \(appended) block(s) to the erasure ledger", metadata: ["GALLRA_LEDGER": "\(path)"])
             }
             return nil
         } catch let error as LedgerError {

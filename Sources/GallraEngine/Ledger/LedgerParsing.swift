@@ -66,9 +66,8 @@ enum LedgerParsing {
                     counts.append(
                         AuditCount(table: try count.string("table"), action: action, rows: try count.integer("rows")))
                 }
-                let stored = AuditRecord(subjectDigest: try record.hex("digest", length: 64), counts: [])
-                var decoded = stored
-                // Kept in the order written: the records hash covers that order, so a reordered count shows.
+                var decoded = AuditRecord(subjectDigest: try record.hex("digest", length: 64), counts: [])
+                // Kept in the order written (the initializer sorts): the records hash covers that order.
                 decoded.counts = counts
                 records.append(decoded)
             }

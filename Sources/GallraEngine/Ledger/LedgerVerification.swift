@@ -151,13 +151,15 @@ struct LedgerChainChecker {
                         block.sequence > previous.sequence + 1
                             ? "block \(block.sequence) follows block \(previous.sequence): "
                                 + (block.sequence == previous.sequence + 2
-                                    ? "block \(previous.sequence + 1) is" : "blocks \(previous.sequence + 1)-\(block.sequence - 1) are")
+                                    ? "block \(previous.sequence + 1) is"
+                                    : "blocks \(previous.sequence + 1)-\(block.sequence - 1) are")
                                 + " missing (the ledger was edited)"
                             : "block \(block.sequence) follows block \(previous.sequence): blocks were reordered or "
                                 + "repeated (the ledger was edited)")
                 }
                 if block.previousHash != previous.hash {
-                    return fail(number, "block \(block.sequence) is not chained to block \(previous.sequence) before it")
+                    return fail(
+                        number, "block \(block.sequence) is not chained to block \(previous.sequence) before it")
                 }
             } else if block.sequence == 1 {
                 if block.previousHash != AuditChain.genesisHash {
@@ -173,7 +175,8 @@ struct LedgerChainChecker {
             }
             if block.subjects != block.records.count {
                 return fail(
-                    number, "block \(block.sequence): it sealed \(block.subjects) subjects and holds \(block.records.count)")
+                    number,
+                    "block \(block.sequence): it sealed \(block.subjects) subjects and holds \(block.records.count)")
             }
             if expected.hash != block.hash {
                 return fail(

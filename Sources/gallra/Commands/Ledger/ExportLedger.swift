@@ -19,7 +19,9 @@ struct ExportLedger: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: ArgumentHelp("Only blocks written at or after this time (UTC unless an offset is given).", valueName: "time"))
+    @Option(
+        help: ArgumentHelp(
+            "Only blocks written at or after this time (UTC unless an offset is given).", valueName: "time"))
     var since: String?
 
     @Option(help: ArgumentHelp("Write to this new file instead of standard output.", valueName: "file"))

@@ -94,7 +94,8 @@ struct LedgerVerifyReport: Encodable {
             + (result.records == 1 ? "" : "s")
             + (result.restores > 0 ? ", \(result.restores) restore line\(result.restores == 1 ? "" : "s")" : "")
         let head = result.head.map { "head \($0.sequence) \($0.hash)" } ?? "no block"
-        let start = result.startsAfter.map { "; starts after block \($0.sequence) (previous hash \($0.hash.prefix(12)))" } ?? ""
+        let start =
+            result.startsAfter.map { "; starts after block \($0.sequence) (previous hash \($0.hash.prefix(12)))" } ?? ""
         if let problem = result.problem {
             return "ledger \(path) BROKEN at line \(problem.line.map(String.init) ?? "?"): \(problem.message)\n"
                 + "intact before it: \(counts); \(head)"
