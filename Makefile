@@ -61,6 +61,7 @@ bench:
 	bench/export.sh
 	bench/erasure.sh
 	bench/isolate.sh
+	bench/replay.sh
 
 # What the release binary costs: its size, the idle service's resident memory, a run's peak (bench/footprint.sh).
 footprint: release

@@ -259,6 +259,15 @@ public struct SubjectDigester: Sendable {
 
     /// The digest of subject `key` of `table` (schema-qualified, as the plan names it).
     public func digest(table: String, key subjectKey: String) -> String {
+        Digest.hex(authenticationCode(table: table, key: subjectKey))
+    }
+
+    /// The digest of subject `key` of `table` as its 32 bytes: ``digest(table:key:)`` is their hex.
+    public func digestValue(table: String, key subjectKey: String) -> SubjectDigestValue {
+        authenticationCode(table: table, key: subjectKey).withUnsafeBytes { SubjectDigestValue(bytes: $0) }
+    }
+
+    private func authenticationCode(table: String, key subjectKey: String) -> HMAC<SHA256>.MAC {
         var message: [UInt8] = []
         message.reserveCapacity(table.utf8.count + 1 + subjectKey.utf8.count)
         message.append(contentsOf: table.utf8)
@@ -266,7 +275,7 @@ public struct SubjectDigester: Sendable {
         message.append(contentsOf: subjectKey.utf8)
         var hmac = keyed
         hmac.update(data: message)
-        return Digest.hex(hmac.finalize())
+        return hmac.finalize()
     }
 }
 

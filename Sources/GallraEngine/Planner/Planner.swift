@@ -36,12 +36,17 @@ public struct Planner: Sendable {
     let keyColumn: String
     /// For an `on_request` policy, which subjects its rule holds for; ignored by the other rules.
     public var requests: ErasureScope = .due
+    /// A replay after a restore (`gallra ledger replay`): the subjects whose keys `$replayKeys` holds stand in for the
+    /// rule and the exemptions (their erasure was due when it was first done); legal holds and `gallra.processed`
+    /// still apply.
+    public var replaying = false
 
-    /// A planner for `resolved` (`requests` scopes an `on_request` rule); fails when a name or a type name cannot be
-    /// used in SQL.
-    public init(_ resolved: ResolvedPolicy, requests: ErasureScope = .due) throws(PlanError) {
+    /// A planner for `resolved` (`requests` scopes an `on_request` rule, `replaying` replaces the rule by the replay's
+    /// keys); fails when a name or a type name cannot be used in SQL.
+    public init(_ resolved: ResolvedPolicy, requests: ErasureScope = .due, replaying: Bool = false) throws(PlanError) {
         self.resolved = resolved
         self.requests = requests
+        self.replaying = replaying
         try SQLText.checkTypeName(resolved.subject.keyType)
         for name in Self.names(in: resolved) { try SQLText.checkIdentifier(name) }
         for step in resolved.steps {
@@ -120,6 +125,7 @@ public struct Planner: Sendable {
     /// The rule alone, for the subject row `alias`.
     func rule(_ sql: inout SQLBuilder, alias: String) -> String {
         let rule = resolved.rule
+        if replaying { return replayRule(&sql, alias: alias) }
         if resolved.policy.rule == .onRequest { return requestRule(&sql, alias: alias) }
         let column = SQLIdentifier.quoted(rule.column.name)
         let cutoff = cutoff(&sql)
@@ -184,9 +190,15 @@ public struct Planner: Sendable {
         }
     }
 
-    /// Whether some exemption holds for `alias` (never null), or nil when the policy has none.
+    /// A replay: the subject's key is one of `$replayKeys` (a jsonb array of key texts), compared in the key's own
+    /// type so that the key index serves it.
+    func replayRule(_ sql: inout SQLBuilder, alias: String) -> String {
+        "\(key(alias)) = ANY (ARRAY(SELECT jsonb_array_elements_text(\(sql.bind(.replayKeys))::jsonb))::\(resolved.subject.keyType)[])"
+    }
+
+    /// Whether some exemption holds for `alias` (never null), or nil when the policy has none (or replays).
     func exempt(_ sql: inout SQLBuilder, alias: String) -> String? {
-        guard !resolved.exemptions.isEmpty else { return nil }
+        guard !resolved.exemptions.isEmpty, !replaying else { return nil }
         let parts = exemptions(&sql, alias: alias)
         return "coalesce(" + parts.map { "(\($0))" }.joined(separator: " OR ") + ", false)"
     }
@@ -287,9 +299,9 @@ public struct Planner: Sendable {
     }
 
     /// Due: the rule holds, not processed before, no exemption holds and no legal hold is in force. `exempted`
-    /// flips the exemption.
-    func due(_ sql: inout SQLBuilder, alias: String, exempted: Bool = false) -> String {
-        var parts = [rule(&sql, alias: alias)]
+    /// flips the exemption; without `rule`, the rule is left out (the caller's keys already satisfy it).
+    func due(_ sql: inout SQLBuilder, alias: String, exempted: Bool = false, rule withRule: Bool = true) -> String {
+        var parts = withRule ? [rule(&sql, alias: alias)] : []
         if let processed = notProcessed(&sql, alias: alias) { parts.append(processed) }
         if let exempt = exempt(&sql, alias: alias) {
             parts.append(exempted ? exempt : "NOT \(exempt)")
@@ -374,7 +386,9 @@ public struct Planner: Sendable {
     public func confirmBatch() -> PlannedStatement {
         var sql = SQLBuilder()
         let member = member(&sql, .batch, key: key("s"))
-        let due = due(&sql, alias: "s")
+        // A replay's batch was picked from its keys, which do not change: checking them again would compare each
+        // subject of the batch with every key of the replay.
+        let due = due(&sql, alias: "s", rule: !replaying)
         let text = """
             SELECT \(key("s"))::text AS key
             FROM \(subjectTable) AS s
@@ -493,6 +507,8 @@ public enum PlanParameter: Sendable, Hashable {
     case runID
     /// Captured rows to act on: a jsonb array of objects keyed by column name.
     case rows
+    /// A replay's subject keys: a jsonb array of texts (``Planner/replaying``).
+    case replayKeys
     /// A constant interval.
     case interval(String)
     /// A constant jsonb document.

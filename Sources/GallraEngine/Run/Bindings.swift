@@ -15,6 +15,8 @@ extension Engine {
         var limit: Int = 0
         var salt: String = ""
         var rows: String = "[]"
+        /// A replay's subject keys (``PlanParameter/replayKeys``).
+        var replayKeys: String = "[]"
     }
 
     static func values(_ statement: PlannedStatement, _ bindings: Bindings) -> [PostgresValue] {
@@ -29,6 +31,7 @@ extension Engine {
             case .policyName: .text(bindings.policyName)
             case .runID: .text(bindings.runID)
             case .rows: .jsonb(bindings.rows)
+            case .replayKeys: .jsonb(bindings.replayKeys)
             case .interval(let text): .interval(text)
             case .json(let text): .jsonb(text)
             case .text(let text): text.map { .text($0) } ?? .null

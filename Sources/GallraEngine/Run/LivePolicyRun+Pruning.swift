@@ -4,9 +4,10 @@ import Logging
 
 extension LivePolicyRun {
     /// The policy's bookkeeping pruned after its batches (``Engine/pruneBookkeeping(of:version:statementTimeout:)``);
-    /// left out when the run processes one erasure request (the sweep that processed it prunes).
+    /// left out when the run processes one erasure request (the sweep that processed it prunes) or replays subjects
+    /// after a restore (the policy's next run prunes).
     func prune(planner: Planner) async throws -> Int {
-        guard policy.requests == .due else { return 0 }
+        guard policy.requests == .due, policy.replayKeys == nil else { return 0 }
         return try await engine.pruneBookkeeping(
             of: planner, version: policy.version, statementTimeout: options.statementTimeout)
     }

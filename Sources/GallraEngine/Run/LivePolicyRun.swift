@@ -18,11 +18,12 @@ struct LivePolicyRun: Sendable {
     var name: String { policy.resolved.name.rawValue }
 
     func run(_ report: inout PolicyRunReport) async throws {
-        let planner = try Planner(policy.resolved, requests: policy.requests)
+        let planner = try Planner(policy.resolved, requests: policy.requests, replaying: policy.replayKeys != nil)
         let plans = planner.stepPlans()
         let connection = engine.connection
         let limits = policy.resolved.policy.limits
         var bindings = Engine.Bindings(asOf: asOf, policyName: name, runID: runID)
+        if let keys = policy.replayKeys { bindings.replayKeys = Engine.jsonArray(keys) }
         bindings.salt = Digest.hex(Digest.hmacSHA256(key: auditKey.bytes, message: Array("hash:\(name)".utf8)))
 
         let counts = planner.countSubjects()

@@ -16,12 +16,19 @@ public struct RunPolicy: Sendable {
     public var state: Policy.State
     /// For an `on_request` policy, which subjects its rule holds for (every due request unless narrowed).
     public var requests: ErasureScope
+    /// A replay after a restore: the keys (their text) of the subjects to process again, whatever the rule and
+    /// exemptions say; nil for any other run.
+    public var replayKeys: [String]?
 
-    public init(resolved: ResolvedPolicy, version: Int, state: Policy.State, requests: ErasureScope = .due) {
+    public init(
+        resolved: ResolvedPolicy, version: Int, state: Policy.State, requests: ErasureScope = .due,
+        replayKeys: [String]? = nil
+    ) {
         self.resolved = resolved
         self.version = version
         self.state = state
         self.requests = requests
+        self.replayKeys = replayKeys
     }
 }
 
@@ -38,7 +45,7 @@ public struct RunOptions: Sendable {
     public var asOf: Date?
     /// Overrides the blast-radius guard (`--allow-large`).
     public var allowLarge: Bool
-    /// What started the run: `schedule`, `manual`, `signal`, `notify`, `erase`.
+    /// What started the run: `schedule`, `manual`, `signal`, `notify`, `erase`, `replay`.
     public var trigger: String
     /// `statement_timeout` of each statement of a batch.
     public var statementTimeout: Duration

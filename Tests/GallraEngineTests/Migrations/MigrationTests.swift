@@ -427,6 +427,27 @@ struct MigrationTests {
         }
     }
 
+    @Test("version 14 names replay among a run's triggers, keeping the runs recorded before")
+    func replayTrigger() async throws {
+        try await TestDatabase.with { _, connection in
+            let throughThirteen = Array(Schema.migrations.prefix { $0.version <= 13 })
+            _ = try await Schema.migrate(
+                on: connection, migrations: throughThirteen, appliedBy: nil, logger: .init(label: "test"))
+            try await connection.execute(
+                """
+                INSERT INTO gallra.run (id, mode, trigger, as_of) VALUES (gen_random_uuid(), 'live', 'erase', now())
+                """)
+            #expect(try await Schema.migrate(on: connection).map(\.version) == Array(14...Schema.latestVersion))
+            let comment = try await scalar(
+                """
+                SELECT col_description(attrelid, attnum) FROM pg_attribute
+                WHERE attrelid = 'gallra.run'::regclass AND attname = 'trigger'
+                """, as: String.self, on: connection)
+            #expect(comment.contains("replay (gallra ledger replay after a restore"))
+            #expect(try await scalar("SELECT count(*) FROM gallra.run", as: Int.self, on: connection) == 1)
+        }
+    }
+
     @Test("every table, view and column of the gallra schema is documented (COMMENT ON)")
     func everythingCommented() async throws {
         try await TestDatabase.with { _, connection in

@@ -148,6 +148,35 @@ struct PlannerTests {
         #expect(pick.parameters.prefix(4) == [.asOf, .interval("30 days"), .text("shop.customer"), .policyName])
     }
 
+    @Test func aReplayPicksItsKeysWhateverTheRuleAndExemptionsSayAndKeepsHoldsAndLocks() throws {
+        let planner = try Planner(
+            Self.resolved(
+                exemptions: [
+                    ResolvedExemption(
+                        index: 0, exemption: .column(ColumnName("legal_hold"), .is(.true)), table: Self.customer,
+                        path: [])
+                ],
+                steps: [Self.step(Self.customer, [], .subject, .delete)]),
+            replaying: true)
+        let pick = planner.pickBatch(afterKey: true)
+        #expect(
+            pick.sql.contains(
+                #"WHERE s."id" = ANY (ARRAY(SELECT jsonb_array_elements_text($1::jsonb))::bigint[])"#), "\(pick.sql)")
+        #expect(!pick.sql.contains("last_seen_at"))
+        #expect(!pick.sql.contains("legal_hold"))
+        #expect(pick.sql.contains("FROM gallra.hold AS h"))
+        #expect(pick.sql.contains("FOR UPDATE OF s SKIP LOCKED"))
+        #expect(pick.parameters.first == .replayKeys)
+        #expect(!pick.parameters.contains(.interval("1 year")))
+        // The batch was picked from the keys: its confirmation checks holds and locks, not the keys again.
+        let confirm = planner.confirmBatch()
+        #expect(!confirm.parameters.contains(.replayKeys), "\(confirm.sql)")
+        #expect(confirm.sql.contains("FROM gallra.hold AS h"))
+        let counts = planner.countSubjects()
+        #expect(counts.sql.contains("SELECT false AS exempted"), "\(counts.sql)")
+        #expect(try Planner(planner.resolved).countSubjects().sql.contains("legal_hold"))
+    }
+
     @Test func onRequestProbesThePendingRequestNarrowedOrWidenedByItsScope() throws {
         let policy = try Policy(
             parsing: """

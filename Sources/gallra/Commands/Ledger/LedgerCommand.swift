@@ -14,7 +14,7 @@ struct LedgerCommand: AsyncParsableCommand {
             audit trail is older than the ledger: the service then holds live work back until an operator runs \
             gallra ledger replay or gallra ledger accept. docs/ledger.md describes the file and what verify checks.
             """,
-        subcommands: [ExportLedger.self, VerifyLedger.self, AcceptLedger.self]
+        subcommands: [ExportLedger.self, VerifyLedger.self, ReplayLedger.self, AcceptLedger.self]
     )
 }
 
