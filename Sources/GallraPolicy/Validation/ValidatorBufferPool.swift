@@ -9,13 +9,12 @@ extension PolicyValidator {
         for step in steps where !names.contains(step.table) { names.append(step.table) }
         let total = names.compactMap { catalog.table($0)?.bytes }.reduce(0, +)
         guard total > pool else { return }
-        let batchSize = policy.limits.batchSize
         warning(
             "the tables this policy changes take \(Self.size(total)) with their indexes, more than shared_buffers "
-                + "(\(Self.size(pool))): each batch of \(batchSize) reads back in, and writes out again, the pages "
-                + "it shares with other batches, which one statement over all subjects would visit once. A larger "
-                + "batch_size lets fewer batches visit each page, for longer transactions and more memory; a larger "
-                + "shared_buffers keeps the pages in memory (docs/scaling.md)",
+                + "(\(Self.size(pool))): its batches read back in, and write out again, the pages that earlier batches "
+                + "changed (rows that lie in another order than the subjects' keys, such as orders by date), which one "
+                + "statement over all subjects would visit once; a shared_buffers that holds these tables keeps "
+                + "those pages in memory (docs/scaling.md)",
             at: "limits.batch_size")
     }
 

@@ -22,7 +22,7 @@ struct ValidatorBufferPoolTests {
         let warning = try #require(result.warnings.first { $0.path == "limits.batch_size" })
         #expect(
             warning.message
-                == "the tables this policy changes take 1.8 GB with their indexes, more than shared_buffers (128 MB): each batch of 1000 reads back in, and writes out again, the pages it shares with other batches, which one statement over all subjects would visit once. A larger batch_size lets fewer batches visit each page, for longer transactions and more memory; a larger shared_buffers keeps the pages in memory (docs/scaling.md)"
+                == "the tables this policy changes take 1.8 GB with their indexes, more than shared_buffers (128 MB): its batches read back in, and write out again, the pages that earlier batches changed (rows that lie in another order than the subjects' keys, such as orders by date), which one statement over all subjects would visit once; a shared_buffers that holds these tables keeps those pages in memory (docs/scaling.md)"
         )
         #expect(warning.location?.line == 20)
         #expect(result.resolved != nil)
