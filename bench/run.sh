@@ -23,6 +23,12 @@
 #   BENCH_WAL_COMPRESSION wal_compression of the throwaway server (default off; lz4, pglz)
 #   BENCH_SHARED_BUFFERS  shared_buffers of the throwaway server (default a quarter of the RAM, at most
 #                         8GB, as PostgreSQL's documentation advises for a dedicated server)
+#   BENCH_SMALL_BUFFERS   shared_buffers of the second server configuration (default 128MB, PostgreSQL's
+#                         default): the limit and the full-speed gallra runs again, on tables that do not fit
+#                         in the buffer pool (runs named limit-sb128MB, gallra-b1000-sb128MB ...); "none" skips
+#                         them. Our own server only
+#   BENCH_PGDATA          a directory for the throwaway server that outlives the invocation: the next
+#                         invocation with the same BENCH_N reuses its template instead of generating it again
 #   BENCH_SKIP            space-separated run groups to skip: naive anonymize plan guard live
 #   BENCH_GUARD_SECONDS   length of each pgbench round of the consent guard runs (default 20)
 #   BENCH_GUARD_ROUNDS    rounds of the consent guard runs, each without the guard and with it (default 3)
@@ -56,10 +62,13 @@ GUARD_ROUNDS=${BENCH_GUARD_ROUNDS:-3}
 WALC=${BENCH_WAL_COMPRESSION:-off}
 ram_mb=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
 BUFFERS=${BENCH_SHARED_BUFFERS:-$(( ram_mb / 4 < 8192 ? ram_mb / 4 : 8192 ))MB}
-[[ "$BUFFERS" =~ ^[0-9]+(kB|MB|GB|TB)?$ ]] || {
-    echo "bench/run.sh: BENCH_SHARED_BUFFERS=$BUFFERS is not a size; give one as PostgreSQL writes it, e.g. 256MB or 4GB" >&2
-    exit 64
-}
+SMALL_BUFFERS=${BENCH_SMALL_BUFFERS:-128MB}
+for b in "BENCH_SHARED_BUFFERS=$BUFFERS" "BENCH_SMALL_BUFFERS=$SMALL_BUFFERS"; do
+    [[ "${b#*=}" =~ ^[0-9]+(kB|MB|GB|TB)?$ || "$b" = BENCH_SMALL_BUFFERS=none ]] || {
+        echo "bench/run.sh: $b is not a size; give one as PostgreSQL writes it, e.g. 256MB or 4GB" >&2
+        exit 64
+    }
+done
 for p in $PARALLEL; do
     [[ "$p" =~ ^([1-9]|1[0-6])$ ]] || {
         echo "bench/run.sh: BENCH_PARALLEL=\"$PARALLEL\" holds $p; give values of limits.parallel from 1 to 16, e.g. \"1 2\"" >&2
@@ -98,7 +107,7 @@ cleanup() {
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         echo "kept $work (server: ${server:-none})" >&2
     else
-        [ "$own_server" = 0 ] || scripts/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
+        [ "$own_server" = 0 ] || [ -n "${BENCH_PGDATA:-}" ] || scripts/pg.sh stop "$pgdir" >/dev/null 2>&1 || true
         rm -rf "$work"
     fi
     exit $status
@@ -109,10 +118,18 @@ log "building gallra (release)"
 scripts/release.sh 2>&1 | tail -n 1 >&2
 gallra="$(swift build -c release --show-bin-path)/gallra"
 
-if [ -z "${GALLRA_DATABASE:-}" ]; then
-    log "starting a throwaway PostgreSQL"
-    server=$(scripts/pg.sh start "$work/pg")
+pgdir=${BENCH_PGDATA:-$work/pg}
+if [ -z "${GALLRA_DATABASE:-}" ] && [ -f "$pgdir/port" ]; then
+    log "restarting the kept PostgreSQL in $pgdir"
+    server="host=$pgdir port=$(cat "$pgdir/port") user=postgres dbname=postgres"
     own_server=1
+    scripts/pg.sh restart "$pgdir" 2>/dev/null
+elif [ -z "${GALLRA_DATABASE:-}" ]; then
+    log "starting a throwaway PostgreSQL"
+    server=$(scripts/pg.sh start "$pgdir")
+    own_server=1
+fi
+if [ "$own_server" = 1 ]; then
     # Benchmark settings: no checkpoint in the middle of a run (every run starts just after one,
     # so each pays the same full-page images), and the WAL compression asked for.
     psql "$server" -qX -v ON_ERROR_STOP=1 >/dev/null <<SQL
@@ -122,7 +139,7 @@ ALTER SYSTEM SET wal_compression = '$WALC';
 ALTER SYSTEM SET maintenance_work_mem = '512MB';
 ALTER SYSTEM SET shared_buffers = '$BUFFERS';
 SQL
-    scripts/pg.sh restart "$work/pg"
+    scripts/pg.sh restart "$pgdir"
 else
     server="$GALLRA_DATABASE"
 fi
@@ -134,16 +151,24 @@ host=$(psql "$server dbname=postgres" -qAtX -c "SELECT coalesce(inet_server_addr
 port=$(psql "$server dbname=postgres" -qAtX -c "SHOW port")
 user=$(psql "$server dbname=postgres" -qAtX -c "SELECT current_user")
 
-log "generating the demo shop: $N customers into template $TPL"
-q "DROP DATABASE IF EXISTS $RUNDB" postgres
-q "DROP DATABASE IF EXISTS $TPL" postgres
-q "CREATE DATABASE $TPL" postgres
+# A kept server's template is reused when it was made at the same scale from the same generator and setup
+# (its comment records them); gallra migrate brings its schema up to date.
 tpl="$server dbname=$TPL"
-psql "$tpl" -qX -v ON_ERROR_STOP=1 -f config/demo/schema.sql >/dev/null 2>&1
-psql "$tpl" -qX -v ON_ERROR_STOP=1 -v customers="$N" -v as_of="$AS_OF" -f config/demo/generate.sql >&2
-GALLRA_DATABASE="$tpl" "$gallra" migrate >/dev/null
 expiring_sql="last_seen_at < timestamptz '$AS_OF' - interval '1 year' AND NOT legal_hold"
-psql "$tpl" -qX -v ON_ERROR_STOP=1 >/dev/null <<SQL
+tpl_stamp="bench template n=$N $(cat config/demo/schema.sql config/demo/generate.sql <(sed -n '/^ *# TEMPLATE SETUP$/,/^ *# END TEMPLATE SETUP$/p' "$0") | sha256sum | cut -c1-16)"
+q "DROP DATABASE IF EXISTS $RUNDB" postgres
+if [ "$(q "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '$TPL'" postgres)" = "$tpl_stamp" ]; then
+    log "reusing template $TPL ($N customers)"
+    GALLRA_DATABASE="$tpl" "$gallra" migrate >/dev/null
+else
+    log "generating the demo shop: $N customers into template $TPL"
+    q "DROP DATABASE IF EXISTS $TPL" postgres
+    q "CREATE DATABASE $TPL" postgres
+    psql "$tpl" -qX -v ON_ERROR_STOP=1 -f config/demo/schema.sql >/dev/null 2>&1
+    psql "$tpl" -qX -v ON_ERROR_STOP=1 -v customers="$N" -v as_of="$AS_OF" -f config/demo/generate.sql >&2
+    GALLRA_DATABASE="$tpl" "$gallra" migrate >/dev/null
+    # TEMPLATE SETUP
+    psql "$tpl" -qX -v ON_ERROR_STOP=1 >/dev/null <<SQL
 CREATE SCHEMA bench;
 CREATE TABLE bench.audit_subject (ordinal bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                                   subject_digest text NOT NULL, counts jsonb NOT NULL);
@@ -160,6 +185,9 @@ CREATE TABLE bench.expiring AS SELECT row_number() OVER (ORDER BY id) AS i, id F
 ALTER TABLE bench.expiring ADD PRIMARY KEY (i);
 VACUUM ANALYZE;
 SQL
+    # END TEMPLATE SETUP
+    q "COMMENT ON DATABASE $TPL IS '$tpl_stamp'" postgres
+fi
 n_active=$(q "SELECT count(*) FROM bench.active" $TPL)
 n_expiring=$(q "SELECT count(*) FROM bench.expiring" $TPL)
 n_products=$(q "SELECT count(*) FROM shop.product" $TPL)
@@ -233,6 +261,7 @@ measure() {
     shift 2
     local lsn0 t0 t1 wal longest lockwait rss=""
     lsn0=$(q "SELECT pg_current_wal_lsn()" postgres)
+    io_counters >"$work/io0.$name"
     start_sampler
     t0=$(date +%s.%N)
     if [ "$kind" = gallra ]; then
@@ -245,14 +274,25 @@ measure() {
     t1=$(date +%s.%N)
     read -r longest lockwait < <(stop_sampler "$name")
     wal=$(q "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0')" postgres)
+    io_counters >"$work/io1.$name"
     echo "$name $kind $t0 $t1 $wal ${longest:-0} ${rss:-0} ${lockwait:-0}" >"$work/m.$name"
+}
+# The server's I/O counters (PostgreSQL 15 has no pg_stat_io): blocks the run database read into the buffer
+# pool and found there, buffers written out by backends, the background writer and checkpoints (the whole
+# server: nothing else writes during a run but pgbench in the live runs), and full-page images in the WAL.
+# One line: "read hit backend clean checkpoint fpi". A backend's counters reach these views when it exits,
+# and every tool measured has exited.
+io_counters() {
+    q "SELECT (SELECT blks_read || ' ' || blks_hit FROM pg_stat_database WHERE datname = '$RUNDB') || ' '
+              || (SELECT buffers_backend || ' ' || buffers_clean || ' ' || buffers_checkpoint FROM pg_stat_bgwriter)
+              || ' ' || (SELECT wal_fpi FROM pg_stat_wal)" postgres
 }
 record() { # NAME SUBJECTS ROWS [SCALE_TO_SUBJECTS] [extra json]
     local name=$1 subjects=$2 rows=$3 scale=${4:-} extra=${5:-"{}"}
     read -r _ kind t0 t1 wal longest rss lockwait <"$work/m.$name"
-    python3 - "$name" "$kind" "$t0" "$t1" "$wal" "$longest" "$rss" "$subjects" "$rows" "$scale" "$extra" "$N" "$WALC" "${lockwait:-0}" "$buffers" "$work/sampler.$name" >>"$results" <<'PY'
+    python3 - "$name" "$kind" "$t0" "$t1" "$wal" "$longest" "$rss" "$subjects" "$rows" "$scale" "$extra" "$N" "$WALC" "${lockwait:-0}" "$buffers" "$work/sampler.$name" "$work/io0.$name" "$work/io1.$name" >>"$results" <<'PY'
 import json, os, sys
-name, kind, t0, t1, wal, longest, rss, subjects, rows, scale, extra, n, walc, lockwait, buffers, sampler = sys.argv[1:]
+name, kind, t0, t1, wal, longest, rss, subjects, rows, scale, extra, n, walc, lockwait, buffers, sampler, io0, io1 = sys.argv[1:]
 samples = [l.split() for l in open(sampler)] if os.path.exists(sampler) else []
 samples = [(float(f[0]), int(f[3])) for f in samples if len(f) == 4]
 wall = float(t1) - float(t0)
@@ -266,6 +306,14 @@ r = {"run": name, "kind": kind, "bench_n": int(n), "wal_compression": walc, "sha
      "longest_lock_wait_s": round(float(lockwait), 3),
      "peak_rss_kb": int(rss) or None,
      "autovacuum_s": round(sum(b[0] - a[0] for a, b in zip(samples, samples[1:]) if a[1]), 1)}
+if os.path.exists(io0) and os.path.exists(io1):
+    a, b = ([int(x) for x in open(f).read().split()] for f in (io0, io1))
+    d = [y - x for x, y in zip(a, b)]
+    r.update({"blocks_read": d[0], "blocks_hit": d[1], "buffers_backend": d[2], "buffers_clean": d[3],
+              "buffers_checkpoint": d[4], "blocks_written": d[2] + d[3] + d[4], "wal_fpi": d[5]})
+    if subjects:
+        r["blocks_read_per_subject"] = round(d[0] / subjects, 2)
+        r["blocks_written_per_subject"] = round((d[2] + d[3] + d[4]) / subjects, 2)
 if scale:
     r["scaled_to_subjects"] = int(scale)
     r["scaled_wall_s"] = round(wall * int(scale) / subjects, 1) if subjects else None
@@ -293,12 +341,15 @@ autovacuum() { # on|off
 }
 autovacuum off
 
-# 1. The limit.
-log "1. the limit: one set-based transaction (bench/limit.sql)"
-fresh
-measure limit sql psql "$db" -qAtX -v ON_ERROR_STOP=1 -v as_of="$AS_OF" -v salt="$salt" -f bench/limit.sql
-IFS='|' read -r lim_subjects lim_rows <"$work/out.limit"
-record limit "$lim_subjects" "$lim_rows"
+# 1. The limit. SUFFIX names the server configuration of the runs ("" or -sbSIZE).
+limit_run() { # SUFFIX
+    log "1. the limit: one set-based transaction (bench/limit.sql), shared_buffers $buffers"
+    fresh
+    measure "limit$1" sql psql "$db" -qAtX -v ON_ERROR_STOP=1 -v as_of="$AS_OF" -v salt="$salt" -f bench/limit.sql
+    IFS='|' read -r lim_subjects lim_rows <"$work/out.limit$1"
+    record "limit$1" "$lim_subjects" "$lim_rows"
+}
+limit_run ""
 
 # 2. The naive way.
 if ! skipped naive; then
@@ -313,18 +364,40 @@ if ! skipped naive; then
 fi
 
 # 4. gallra run --once.
-for b in $BATCHES; do
-    for p in $PARALLEL; do
-        name="gallra-b$b$(suffix "$p")"
-        log "4. gallra run --once, batch $b, parallel $p"
-        fresh
-        policy "$b" "$work/policy-$name.yaml" 0 "$p"
-        GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-$name.yaml" >/dev/null
-        GALLRA_DATABASE="$db" measure "$name" gallra "$gallra" run --once --as-of "$AS_OF_ISO" --format json
-        read -r g_subjects g_rows < <(gallra_counts "$work/out.$name")
-        record "$name" "$g_subjects" "$g_rows"
+gallra_runs() { # SUFFIX
+    for b in $BATCHES; do
+        for p in $PARALLEL; do
+            name="gallra-b$b$(suffix "$p")$1"
+            log "4. gallra run --once, batch $b, parallel $p, shared_buffers $buffers"
+            fresh
+            policy "$b" "$work/policy-$name.yaml" 0 "$p"
+            GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-$name.yaml" >/dev/null
+            GALLRA_DATABASE="$db" measure "$name" gallra "$gallra" run --once --as-of "$AS_OF_ISO" --format json
+            read -r g_subjects g_rows < <(gallra_counts "$work/out.$name")
+            record "$name" "$g_subjects" "$g_rows"
+        done
     done
-done
+}
+gallra_runs ""
+
+# The second server configuration: the limit and the same gallra runs with a buffer pool far smaller than the
+# purged tables (PostgreSQL's default 128MB), where a page a batch changes is seldom still in the pool when the
+# next batch comes to it. Then back to the first for the other runs.
+set_buffers() { # SIZE
+    q "ALTER SYSTEM SET shared_buffers = '$1'" postgres
+    scripts/pg.sh restart "$pgdir"
+    buffers=$(q "SHOW shared_buffers" postgres)
+}
+if [ "$SMALL_BUFFERS" != none ] && [ "$own_server" = 1 ]; then
+    big_subjects=$lim_subjects
+    set_buffers "$SMALL_BUFFERS"
+    limit_run "-sb$SMALL_BUFFERS"
+    gallra_runs "-sb$SMALL_BUFFERS"
+    set_buffers "$BUFFERS"
+    lim_subjects=$big_subjects
+elif [ "$SMALL_BUFFERS" != none ]; then
+    log "BENCH_SMALL_BUFFERS: the server of GALLRA_DATABASE keeps its shared_buffers; no second configuration"
+fi
 
 # 3. Anonymization only: pganonymize vs gallra on the same order columns of the same rows.
 if ! skipped anonymize; then
@@ -661,9 +734,12 @@ python3 - "$results" ${json_file:+"$json_file"} <<'PY'
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 limit = next(r for r in runs if r["run"] == "limit")
+# Each run's ratios are to the limit of its own server configuration.
+limits = {r["shared_buffers"]: r for r in runs if r["run"].split("-sb")[0] == "limit"}
 for r in runs:
     if r["kind"] == "oltp" or not r["rows"]:
         continue
+    limit = limits.get(r.get("shared_buffers"), limits[runs[0]["shared_buffers"]])
     r["rows_per_s_vs_limit"] = round(r["rows_per_s"] / limit["rows_per_s"], 3)
     if r.get("wal_bytes_per_subject") and not r["run"].startswith("live"):
         r["wal_per_subject_vs_limit"] = round(r["wal_bytes_per_subject"] / limit["wal_bytes_per_subject"], 3)
@@ -682,12 +758,14 @@ pga = next((r for r in runs if r["run"] == "pganonymize"), None)
 for anon in (r for r in runs if r["run"].startswith("gallra-anonymize")):
     if pga:
         anon["rows_per_s_vs_pganonymize"] = round(anon["rows_per_s"] / pga["rows_per_s"], 2)
-cols = ["run", "wall_s", "subjects", "rows", "subjects_per_s", "rows_per_s", "rows_per_s_vs_limit",
-        "wal_bytes_per_subject", "wal_per_subject_vs_limit", "longest_xact_s", "peak_rss_kb",
+cols = ["run", "shared_buffers", "wall_s", "subjects", "rows", "subjects_per_s", "rows_per_s", "rows_per_s_vs_limit",
+        "wal_bytes_per_subject", "wal_per_subject_vs_limit", "blocks_read_per_subject", "blocks_written_per_subject",
+        "longest_xact_s", "peak_rss_kb",
         "oltp_p50_ms", "oltp_p99_ms", "idle_p99_ms", "oltp_p99_vs_idle", "oltp_p99_median_minute_ms",
         "oltp_p99_median_minute_vs_idle", "oltp_p90_in_batches_ms", "oltp_p99_in_batches_ms", "oltp_p99_between_batches_ms",
         "autovacuum_s", "oltp_p99_no_autovacuum_ms", "oltp_max_ms", "returning_max_ms", "longest_lock_wait_s"]
-short = ["run", "wall s", "subj", "rows", "subj/s", "rows/s", "x limit", "WAL B/subj", "WAL x", "longest s",
+short = ["run", "buffers", "wall s", "subj", "rows", "subj/s", "rows/s", "x limit", "WAL B/subj", "WAL x", "rd/subj",
+         "wr/subj", "longest s",
          "RSS kB", "p50 ms", "p99 ms", "idle p99", "p99 x idle", "min p99", "min x idle", "p90 batch", "p99 batch", "p99 pause", "autovac s", "p99 no av", "max ms",
          "ret max ms", "lock wait s"]
 table = [short] + [["" if r.get(c) is None else str(r.get(c)) for c in cols] for r in runs]

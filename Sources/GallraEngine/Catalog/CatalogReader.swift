@@ -62,6 +62,7 @@ public enum CatalogReader {
                 partitionOf: parentName.map { QualifiedName(schema: parentSchema, name: $0) },
                 columns: [],
                 estimatedRows: try row.decode("reltuples", as: Double.self),
+                bytes: try row.decode("bytes", as: Int64?.self),
                 privileges: privileges)
         }
 
@@ -143,11 +144,17 @@ public enum CatalogReader {
             }
         }
 
+        // shared_buffers is counted in blocks (pg_settings.unit 8kB).
         let path = try await connection.query(
-            "SELECT array_to_json(current_schemas(false))::text AS path, current_user::text AS role")
+            """
+            SELECT array_to_json(current_schemas(false))::text AS path, current_user::text AS role,
+                   (SELECT s.setting::int8 * current_setting('block_size')::int8 FROM pg_settings AS s
+                    WHERE s.name = 'shared_buffers') AS shared_buffers
+            """)
         let searchPath = try path.first.map { try nameList($0, "path").compactMap { $0 } } ?? []
         let role = try path.first?.decode("role", as: String.self)
-        return Catalog(tables: Array(tables.values), searchPath: searchPath, role: role)
+        let sharedBuffers = try path.first?.decode("shared_buffers", as: Int64?.self)
+        return Catalog(tables: Array(tables.values), searchPath: searchPath, role: role, sharedBuffers: sharedBuffers)
     }
 
     /// Asks the server whether a CHECK constraint over one column holds with the column null, and with it set to
@@ -236,6 +243,12 @@ public enum CatalogReader {
         """
         SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
                c.reltuples::float8 AS reltuples,
+               -- Sizes as of the last VACUUM or ANALYZE: pg_relation_size would lock each table.
+               CASE WHEN c.relkind IN ('r', 'm') THEN
+                    (c.relpages + coalesce((SELECT sum(ic.relpages) FROM pg_index AS i
+                                            JOIN pg_class AS ic ON ic.oid = i.indexrelid
+                                            WHERE i.indrelid = c.oid), 0))::int8
+                    * current_setting('block_size')::int8 END AS bytes,
                pn.nspname AS parent_schema, pc.relname AS parent_name,
                has_table_privilege(c.oid, 'SELECT') AS can_select,
                has_table_privilege(c.oid, 'UPDATE') AS can_update,

@@ -8,11 +8,16 @@ public struct Catalog: Sendable, Hashable, Codable {
     public var searchPath: [String]
     /// The role gallra connects as (`current_user`), for the GRANT statements the validator proposes; nil if unknown.
     public var role: String?
+    /// The server's buffer pool (`shared_buffers`) in bytes; nil if unknown.
+    public var sharedBuffers: Int64?
 
-    public init(tables: [CatalogTable], searchPath: [String] = ["public"], role: String? = nil) {
+    public init(
+        tables: [CatalogTable], searchPath: [String] = ["public"], role: String? = nil, sharedBuffers: Int64? = nil
+    ) {
         self.tables = Dictionary(tables.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.searchPath = searchPath
         self.role = role
+        self.sharedBuffers = sharedBuffers
     }
 
     /// The table a policy's name refers to: exact when qualified, else the first match along the search path.
@@ -62,6 +67,9 @@ public struct CatalogTable: Sendable, Hashable, Codable {
     public var indexes: [CatalogIndex]
     /// The planner's row estimate (`pg_class.reltuples`; -1 when never analyzed).
     public var estimatedRows: Double
+    /// The size of the table and its indexes in bytes, as of their last VACUUM or ANALYZE (`pg_class.relpages`);
+    /// nil for a view, a foreign or a partitioned table.
+    public var bytes: Int64?
     /// What the connected role may do to the table.
     public var privileges: Set<Privilege>
 
@@ -76,6 +84,7 @@ public struct CatalogTable: Sendable, Hashable, Codable {
         checks: [CatalogCheck] = [],
         indexes: [CatalogIndex] = [],
         estimatedRows: Double = -1,
+        bytes: Int64? = nil,
         privileges: Set<Privilege> = Set(Privilege.allCases)
     ) {
         self.name = name
@@ -88,6 +97,7 @@ public struct CatalogTable: Sendable, Hashable, Codable {
         self.checks = checks
         self.indexes = indexes
         self.estimatedRows = estimatedRows
+        self.bytes = bytes
         self.privileges = privileges
     }
 

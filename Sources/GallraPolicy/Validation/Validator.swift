@@ -148,6 +148,7 @@ struct PolicyValidator {
         }
         checkDeletes(&pending)
         guard let steps = order(pending) else { return nil }
+        checkBufferPool(steps, subjectTable: subjectTable)
         return ResolvedPolicy(
             policy: policy, subject: subject, rule: rule, exemptions: exemptions, steps: steps, guards: guards)
     }

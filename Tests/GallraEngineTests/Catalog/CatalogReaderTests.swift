@@ -176,7 +176,7 @@ struct CatalogReaderTests {
         try await TestDatabase.with { _, connection in
             try await Schema.migrate(on: connection)
             try await execute(edgeCaseSchema, on: connection)
-            let catalog = try await CatalogReader.read(on: connection)
+            let catalog = try await CatalogReader.read(on: connection).withoutSizes
             let expected = Catalog(tables: Self.expectedEdgeCaseTables, searchPath: ["public"], role: "postgres")
             #expect(catalog.searchPath == ["public"])
             #expect(catalog.tables.keys.sorted() == expected.tables.keys.sorted())
@@ -191,6 +191,32 @@ struct CatalogReaderTests {
                 catalog.foreignKeys(referencing: Self.customer).map(\.foreignKey.name).sorted() == [
                     "buyer", "event_customer", "gift_recipient", "note_customer",
                 ])
+        }
+    }
+
+    @Test("sizes: each table with its indexes as of its last ANALYZE, and the server's shared_buffers, in bytes")
+    func sizes() async throws {
+        try await TestDatabase.with { _, connection in
+            try await execute(edgeCaseSchema, on: connection)
+            try await connection.execute(
+                #"INSERT INTO "Shop"."Order Items" ("Customer ID", note, placed_at) SELECT 1 + g % 3, 'abc', now() + g * interval '1s' FROM generate_series(1, 5000) AS g"#
+            )
+            try await connection.execute(#"ANALYZE "Shop"."Order Items""#)
+            let catalog = try await CatalogReader.read(on: connection)
+            let measured = try await connection.query(
+                #"""
+                SELECT (pg_relation_size('"Shop"."Order Items"') + pg_indexes_size('"Shop"."Order Items"'))::int8 AS bytes,
+                       pg_size_bytes(current_setting('shared_buffers')) AS pool
+                """#
+            ).first
+            let bytes = try #require(try measured?.decode("bytes", as: Int64.self))
+            #expect(bytes > 8192 * 10)
+            #expect(catalog.tables[QualifiedName(schema: "Shop", name: "Order Items")]?.bytes == bytes)
+            #expect(catalog.sharedBuffers == (try measured?.decode("pool", as: Int64.self)))
+            // A view has no size, nor a partitioned table (its partitions have theirs).
+            #expect(catalog.tables[QualifiedName(schema: "Shop", name: "customer_names")]?.bytes == nil)
+            #expect(catalog.tables[QualifiedName(schema: "Shop", name: "event")]?.bytes == nil)
+            #expect(catalog.tables[QualifiedName(schema: "Shop", name: "event_2025")]?.bytes != nil)
         }
     }
 
@@ -241,7 +267,7 @@ struct CatalogReaderTests {
     func demoShop() async throws {
         try await TestDatabase.with { database, connection in
             try database.runScript(sourceRoot.appendingPathComponent("config/demo/schema.sql").path)
-            let catalog = try await CatalogReader.read(on: connection)
+            let catalog = try await CatalogReader.read(on: connection).withoutSizes
             func shop(_ name: String) -> QualifiedName { QualifiedName(schema: "shop", name: name) }
             #expect(
                 catalog.tables.keys.sorted()
@@ -363,5 +389,16 @@ struct CatalogReaderTests {
                     ["c_full", "CASCADE", "SET NULL", "true"], ["c_simple", "NO ACTION", "CASCADE", "false"],
                 ])
         }
+    }
+}
+
+extension Catalog {
+    /// The catalog without the sizes of its tables and of the server's buffer pool, which depend on the server
+    /// and on the rows (the test of sizes checks them).
+    var withoutSizes: Catalog {
+        var catalog = self
+        catalog.sharedBuffers = nil
+        for name in catalog.tables.keys { catalog.tables[name]?.bytes = nil }
+        return catalog
     }
 }

@@ -1,0 +1,33 @@
+extension PolicyValidator {
+    /// Warns when the tables a policy changes, with their indexes, are larger than the server's buffer pool
+    /// (`shared_buffers`). Then a page that holds rows of subjects of several batches (a table whose rows lie in
+    /// another order than the subjects' keys, such as orders by date) is read back in, and written out again, by
+    /// each batch that changes it, where one statement over all subjects would visit it once.
+    mutating func checkBufferPool(_ steps: [ResolvedStep], subjectTable: CatalogTable) {
+        guard let pool = catalog.sharedBuffers, pool > 0 else { return }
+        var names = [subjectTable.name]
+        for step in steps where !names.contains(step.table) { names.append(step.table) }
+        let total = names.compactMap { catalog.table($0)?.bytes }.reduce(0, +)
+        guard total > pool else { return }
+        warning(
+            "the tables this policy changes take \(Self.size(total)) with their indexes, more than shared_buffers "
+                + "(\(Self.size(pool))): its batches read back in, and write out again, the pages that earlier batches "
+                + "changed (rows that lie in another order than the subjects' keys, such as orders by date), which one "
+                + "statement over all subjects would visit once; a shared_buffers that holds these tables keeps "
+                + "those pages in memory (docs/scaling.md)",
+            at: "limits.batch_size")
+    }
+
+    /// A size in bytes as PostgreSQL prints one (`pg_size_pretty`): `128 MB`, `1.9 GB`.
+    static func size(_ bytes: Int64) -> String {
+        let units = ["bytes", "kB", "MB", "GB", "TB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1024, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        if unit == 0 || value >= 10 { return "\(Int(value.rounded())) \(units[unit])" }
+        return "\((value * 10).rounded() / 10) \(units[unit])"
+    }
+}
