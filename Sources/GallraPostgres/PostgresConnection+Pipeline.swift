@@ -33,8 +33,7 @@ extension PostgresConnection {
     /// `query`), and the statements after it do not run. `timeout` and task cancellation cancel the pipeline as
     /// they cancel a statement (``query(_:_:timeout:)``).
     @discardableResult
-    public func pipeline(_ statements: [PostgresStatement], timeout: Duration? = nil) async throws -> [PostgresResult]
-    {
+    public func pipeline(_ statements: [PostgresStatement], timeout: Duration? = nil) async throws -> [PostgresResult] {
         await waitForTurn()
         return try await withTaskCancellationHandler {
             let all = takeQueued() + statements
@@ -96,7 +95,9 @@ extension PostgresConnection {
         while true {
             let flushed = PQflush(conn)
             if flushed == 0 { break }
-            guard flushed > 0 else { throw connectionFailure(conn, sql: first, fallback: "could not send the statement") }
+            guard flushed > 0 else {
+                throw connectionFailure(conn, sql: first, fallback: "could not send the statement")
+            }
             if try Self.waitForSocket(conn, events: Int16(POLLIN | POLLOUT), until: watch.nextWake) {
                 guard PQconsumeInput(conn) == 1 else { break }
             }

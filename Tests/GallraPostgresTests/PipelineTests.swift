@@ -44,18 +44,22 @@ struct PipelineTests {
             try await connection.transaction { connection in
                 try await connection.execute("INSERT INTO t VALUES (1)")
                 connection.enqueue("SAVEPOINT part")
-                let error = await #expect(throws: PostgresError.self) {
+                do {
                     try await connection.pipeline([
                         PostgresStatement("INSERT INTO t VALUES (2)"),
                         PostgresStatement("INSERT INTO t VALUES (1)"),
                         PostgresStatement("INSERT INTO t VALUES (3)"),
                     ])
+                    Issue.record("the duplicate key was accepted")
+                } catch let error as PostgresError {
+                    guard error.sqlState == .uniqueViolation else { throw error }
                 }
-                #expect(error?.sqlState == .uniqueViolation)
                 connection.enqueue("ROLLBACK TO SAVEPOINT part")
                 try await connection.execute("INSERT INTO t VALUES (4)")
             }
-            let ids = try await connection.query("SELECT id FROM t ORDER BY id").map { try $0.decode("id", as: Int.self) }
+            let ids = try await connection.query("SELECT id FROM t ORDER BY id").map {
+                try $0.decode("id", as: Int.self)
+            }
             #expect(ids == [1, 4])
         }
     }
@@ -64,11 +68,13 @@ struct PipelineTests {
         try await TestDatabase.with { _, connection in
             try await connection.execute("CREATE TABLE t (id int PRIMARY KEY)")
             let before = await connection.roundTrips
-            try await connection.transaction { connection in
+            let counted = try await connection.transaction { connection in
                 connection.enqueue("INSERT INTO t VALUES (1)")
-                #expect(try await connection.query("SELECT count(*) AS n FROM t")[0, "n"] == .int64(1))
+                let count = try await connection.query("SELECT count(*) AS n FROM t")[0, "n"]
                 connection.enqueue("INSERT INTO t VALUES (2)")
+                return count
             }
+            #expect(counted == .int64(1))
             // BEGIN, the insert and the count; the second insert and COMMIT.
             #expect(await connection.roundTrips == before + 2)
             #expect(try await connection.query("SELECT count(*) AS n FROM t")[0, "n"] == .int64(2))
@@ -93,11 +99,8 @@ struct PipelineTests {
     @Test func aTransactionThatSendsNothingSendsNoBegin() async throws {
         try await TestDatabase.with { _, connection in
             let before = await connection.roundTrips
-            let value = try await connection.transaction { connection in
-                #expect(connection.isInTransaction)
-                return 7
-            }
-            #expect(value == 7)
+            let open = try await connection.transaction { connection in connection.isInTransaction }
+            #expect(open)
             #expect(await connection.roundTrips == before)
             #expect(await connection.isInTransaction == false)
         }
@@ -112,7 +115,8 @@ struct PipelineTests {
             }
             #expect(error?.code == .timeout)
             #expect(error?.sqlState == .queryCanceled)
-            #expect(try await connection.query("SELECT 1 AS one")[0, "one"] == .int32(1))
+            let one = try await connection.query("SELECT 1 AS one")[0, "one"]
+            #expect(one == .int32(1))
         }
     }
 

@@ -97,7 +97,9 @@ extension LivePolicyRun {
         for plan in plans {
             var entry = Sent()
             if let act = plan.act {
-                if let lock = plan.lock { statements.append(PostgresStatement(lock.sql, Engine.values(lock, bindings))) }
+                if let lock = plan.lock {
+                    statements.append(PostgresStatement(lock.sql, Engine.values(lock, bindings)))
+                }
                 entry.act = statements.count
                 statements.append(PostgresStatement(act.sql, Engine.values(act, bindings)))
             } else if let actOnRows = plan.actOnRows {
@@ -155,7 +157,8 @@ extension LivePolicyRun {
                 let settled = acts.settled[plan.index] ?? [:]
                 var shared = sharedRows
                 let acted = Set(
-                    try entry.actOnRows.map { index in try results[index].map { try $0.decode("row", as: String.self) } }
+                    try entry.actOnRows.map { index in try results[index].map { try $0.decode("row", as: String.self) }
+                    }
                         ?? [])
                 let anonymized = Set(
                     try entry.anonymizeRows.map { index in

@@ -10,8 +10,8 @@ extension LivePolicyRun {
         // No JIT: a batch's statements are short, and compiling them (the server's cost estimate of a pick
         // reaches its JIT threshold on a large table) costs more than it saves.
         // Statements whose results the batch does not read go with the next one that it does (`enqueue`): an
-        // undisturbed batch waits for the server six times, from BEGIN and its settings with the pick to the audit
-        // block with COMMIT.
+        // undisturbed batch waits for the server six times (five when its subjects point to no rows), from BEGIN
+        // and its settings with the pick to the audit block with COMMIT.
         connection.enqueue(
             "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true), set_config('jit', 'off', true)",
             [.text(Self.milliseconds(options.statementTimeout)), .text(Self.milliseconds(options.lockTimeout))])
