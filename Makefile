@@ -58,6 +58,7 @@ demo-reset:
 bench:
 	scripts/deps.sh
 	bench/run.sh
+	bench/oneconn.sh
 	bench/export.sh
 	bench/erasure.sh
 	bench/isolate.sh

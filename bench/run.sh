@@ -329,6 +329,18 @@ ps = doc["report"]["policies"]
 print(sum(p["processed"] for p in ps), sum(s["rows"] for p in ps for s in p["steps"]))
 PY
 }
+round_trips() { # ERR_FILE: JSON with the batches and the round trips to the server from gallra's debug log
+    python3 - "$1" <<'PY'
+import json, re, sys
+batches = trips = 0
+for line in open(sys.argv[1], errors="replace"):
+    m = re.search(r"(\d+) batches, (\d+) round trips to the server", line)
+    if m:
+        batches += int(m.group(1)); trips += int(m.group(2))
+print(json.dumps({"batches": batches, "round_trips": trips,
+                  "round_trips_per_batch": round(trips / batches, 2) if batches else None}))
+PY
+}
 
 # Autovacuum is off for the runs that measure a tool's own work (with our own server): gallra's batches
 # commit as they go, so autovacuum would clean up after them during the run, in its time and WAL, while it
@@ -372,9 +384,10 @@ gallra_runs() { # SUFFIX
             fresh
             policy "$b" "$work/policy-$name.yaml" 0 "$p"
             GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-$name.yaml" >/dev/null
-            GALLRA_DATABASE="$db" measure "$name" gallra "$gallra" run --once --as-of "$AS_OF_ISO" --format json
+            GALLRA_DATABASE="$db" measure "$name" gallra "$gallra" run --once --as-of "$AS_OF_ISO" --format json \
+                --log-level debug
             read -r g_subjects g_rows < <(gallra_counts "$work/out.$name")
-            record "$name" "$g_subjects" "$g_rows"
+            record "$name" "$g_subjects" "$g_rows" "" "$(round_trips "$work/err.$name")"
         done
     done
 }
@@ -763,11 +776,12 @@ cols = ["run", "shared_buffers", "wall_s", "subjects", "rows", "subjects_per_s",
         "longest_xact_s", "peak_rss_kb",
         "oltp_p50_ms", "oltp_p99_ms", "idle_p99_ms", "oltp_p99_vs_idle", "oltp_p99_median_minute_ms",
         "oltp_p99_median_minute_vs_idle", "oltp_p90_in_batches_ms", "oltp_p99_in_batches_ms", "oltp_p99_between_batches_ms",
-        "autovacuum_s", "oltp_p99_no_autovacuum_ms", "oltp_max_ms", "returning_max_ms", "longest_lock_wait_s"]
+        "autovacuum_s", "oltp_p99_no_autovacuum_ms", "oltp_max_ms", "returning_max_ms", "longest_lock_wait_s",
+        "round_trips_per_batch"]
 short = ["run", "buffers", "wall s", "subj", "rows", "subj/s", "rows/s", "x limit", "WAL B/subj", "WAL x", "rd/subj",
          "wr/subj", "longest s",
          "RSS kB", "p50 ms", "p99 ms", "idle p99", "p99 x idle", "min p99", "min x idle", "p90 batch", "p99 batch", "p99 pause", "autovac s", "p99 no av", "max ms",
-         "ret max ms", "lock wait s"]
+         "ret max ms", "lock wait s", "trips/batch"]
 table = [short] + [["" if r.get(c) is None else str(r.get(c)) for c in cols] for r in runs]
 width = [max(len(row[i]) for row in table) for i in range(len(cols))]
 for row in table:
@@ -775,6 +789,14 @@ for row in table:
 out = open(sys.argv[2], "w") if len(sys.argv) > 2 else sys.stdout
 console = sys.stderr if len(sys.argv) > 2 else sys.stdout
 print("", file=console)
+# One connection at the limit: gallra at full speed on one connection against the single statement.
+for r in (r for r in runs if r["run"].split("-sb")[0] == "gallra-b1000"):
+    own_limit = limits.get(r.get("shared_buffers"), limit)
+    print(f"one connection: gallra batch 1000, pause 0, shared_buffers {r.get('shared_buffers')}, "
+          f"{r['rows_per_s_vs_limit']}x the single statement's rows/s at "
+          f"{r['bench_n']} customers ({r['wall_s']} s against {own_limit['wall_s']} s), "
+          f"{r.get('round_trips_per_batch')} round trips per batch", file=console)
+    print("", file=console)
 for g in (r for r in runs if r["kind"] == "guard"):
     print(f"consent guard (collect: with_consent), median of {g['guard_rounds']} rounds each, time per insert with "
           f"the guard vs without: the shop's inserts x{g['insert_time_vs_unguarded']} "

@@ -68,6 +68,11 @@ public actor PostgresConnection {
     let logger: Logger
     private var activeTransaction: UInt64?
     private var waitingForTransaction: [CheckedContinuation<Void, Never>] = []
+    /// Statements whose results nobody reads (a transaction's `BEGIN`, ``enqueue(_:_:)``): sent ahead of the next
+    /// statement, in the same round trip (`PostgresConnection+Pipeline.swift`).
+    var queued: [PostgresStatement] = []
+    /// Times this connection waited for the server's answer: one per statement, one per pipeline.
+    public internal(set) var roundTrips = 0
     /// Notifications received and not handed out yet, oldest first (see the top of this file).
     var notificationBuffer: [PostgresNotification] = []
     /// A loss noticed while notifications were still buffered: thrown once they have been handed out.
@@ -146,9 +151,10 @@ public actor PostgresConnection {
     /// The server process serving this connection (`PQbackendPID`), as `pg_backend_pid()` reports it.
     public var backendPID: Int32 { handle.conn.map { PQbackendPID($0) } ?? 0 }
     /// Whether a transaction block is open on the server (`PQtransactionStatus` is not idle).
+    /// A transaction whose `BEGIN` waits to be sent with its first statement counts as open.
     public var isInTransaction: Bool {
         guard let conn = handle.conn else { return false }
-        return PQtransactionStatus(conn) != PQTRANS_IDLE
+        return PQtransactionStatus(conn) != PQTRANS_IDLE || !queued.isEmpty
     }
 
     // MARK: - Statements
@@ -164,7 +170,11 @@ public actor PostgresConnection {
     ) async throws -> PostgresResult {
         await waitForTurn()
         return try await withTaskCancellationHandler {
-            try run(sql, timeout: timeout, honorsTaskCancellation: true) { conn in
+            if !queued.isEmpty {
+                let statements = takeQueued() + [PostgresStatement(sql, parameters)]
+                return try runPipeline(statements, timeout: timeout)[statements.count - 1]
+            }
+            return try run(sql, timeout: timeout, honorsTaskCancellation: true) { conn in
                 try Self.sendQueryParams(conn, sql, parameters)
             }
         } onCancel: {
@@ -209,11 +219,18 @@ public actor PostgresConnection {
             waitingForTransaction = []
             for continuation in waiting { continuation.resume() }
         }
+        // BEGIN goes with the transaction's first statement, in one round trip; COMMIT with the statements queued
+        // last (``enqueue(_:_:)``). A transaction that sends nothing sends neither.
         let begin = "BEGIN ISOLATION LEVEL \(isolation.rawValue) \(readOnly ? "READ ONLY" : "READ WRITE")"
-        try runInternal(begin)
+        queued = [PostgresStatement(begin)]
         do {
             let value = try await Self.$transactionToken.withValue(token) { try await body(self) }
-            let commit = try runInternal("COMMIT")
+            if queued.count == 1, queued[0].sql == begin {
+                queued = []
+                return value
+            }
+            let statements = takeQueued() + [PostgresStatement("COMMIT")]
+            let commit = try runPipeline(statements, timeout: nil, honorsTaskCancellation: false)[statements.count - 1]
             if commit.commandTag == "ROLLBACK" {
                 throw PostgresError(
                     .transactionRolledBack,
@@ -221,6 +238,7 @@ public actor PostgresConnection {
             }
             return value
         } catch {
+            queued = []
             if let conn = handle.conn, PQstatus(conn) == CONNECTION_OK, PQtransactionStatus(conn) != PQTRANS_IDLE {
                 do {
                     try runInternal("ROLLBACK")
@@ -362,7 +380,7 @@ public actor PostgresConnection {
     // MARK: - Running statements
 
     /// Waits while another task's transaction holds the connection.
-    private func waitForTurn() async {
+    func waitForTurn() async {
         while let active = activeTransaction, active != Self.transactionToken {
             await withCheckedContinuation { waitingForTransaction.append($0) }
         }
@@ -392,7 +410,20 @@ public actor PostgresConnection {
         }
     }
 
-    private static func sendQueryParams(_ conn: OpaquePointer, _ sql: String, _ parameters: [PostgresValue]) throws
+    /// Refuses what PostgreSQL cannot take as parameters: more than 65535, or text holding a NUL.
+    static func checkParameters(_ parameters: [PostgresValue]) throws {
+        guard parameters.count <= Int(UInt16.max) else {
+            throw PostgresError(.clientMisuse, "too many parameters (\(parameters.count)); PostgreSQL allows 65535")
+        }
+        for (index, parameter) in parameters.enumerated() {
+            if case .text(let text) = parameter.parameter, text.utf8.containsNUL {
+                throw PostgresError(
+                    .clientMisuse, "parameter $\(index + 1) contains a NUL character, which PostgreSQL cannot store")
+            }
+        }
+    }
+
+    static func sendQueryParams(_ conn: OpaquePointer, _ sql: String, _ parameters: [PostgresValue]) throws
         -> Bool
     {
         guard parameters.count <= Int(UInt16.max) else {
@@ -445,7 +476,7 @@ public actor PostgresConnection {
     }
 
     /// Sends a statement with `send`, waits for all its results on this thread, and decodes the last one.
-    private func run(
+    func run(
         _ sql: String, timeout: Duration?, honorsTaskCancellation: Bool,
         send: (OpaquePointer) throws -> Bool
     ) throws -> PostgresResult {
@@ -460,6 +491,7 @@ public actor PostgresConnection {
         guard try send(conn) else {
             throw connectionFailure(conn, sql: sql, fallback: "could not send the statement")
         }
+        roundTrips += 1
         var watch = CancelWatch(
             deadline: timeout.map { ContinuousClock.now + $0 }, honorsTaskCancellation: honorsTaskCancellation)
 
@@ -579,7 +611,7 @@ public actor PostgresConnection {
 
     // MARK: - Results and errors
 
-    private func decode(_ result: OpaquePointer, sql: String) throws -> PostgresResult {
+    func decode(_ result: OpaquePointer, sql: String) throws -> PostgresResult {
         let columnCount = Int(PQnfields(result))
         let rowCount = Int(PQntuples(result))
         let columns = (0..<columnCount).map { index in
@@ -619,7 +651,7 @@ public actor PostgresConnection {
         return PostgresResult(columns: columns, rows: rows, commandTag: tag, rowsAffected: affected)
     }
 
-    private func serverError(_ result: OpaquePointer, conn: OpaquePointer) -> PostgresError {
+    func serverError(_ result: OpaquePointer, conn: OpaquePointer) -> PostgresError {
         func field(_ code: Character) -> String? {
             guard let ascii = code.asciiValue, let value = PQresultErrorField(result, Int32(ascii)) else { return nil }
             return String(cString: value)
@@ -639,7 +671,7 @@ public actor PostgresConnection {
         return error
     }
 
-    private func connectionFailure(_ conn: OpaquePointer, sql: String, fallback: String) -> PostgresError {
+    func connectionFailure(_ conn: OpaquePointer, sql: String, fallback: String) -> PostgresError {
         let lost = PQstatus(conn) != CONNECTION_OK
         var error = PostgresError(lost ? .connectionLost : .clientMisuse, Self.errorMessage(conn) ?? fallback)
         error.query = sql
@@ -665,7 +697,7 @@ public actor PostgresConnection {
 }
 
 /// Decides when to send a cancel request while waiting for a statement, and when to give up on the server.
-private struct CancelWatch {
+struct CancelWatch {
     let deadline: ContinuousClock.Instant?
     let honorsTaskCancellation: Bool
     private(set) var timedOut = false

@@ -24,14 +24,30 @@ public enum AuditTrail {
         keyCheck: String? = nil,
         on connection: isolated PostgresConnection
     ) async throws -> AuditBlock {
+        let head = try await connection.query(lockHead)
+        let block = try enqueueAppend(
+            records: records, after: head, run: run, policy: policy, policyVersion: policyVersion, keyCheck: keyCheck,
+            on: connection)
+        try await connection.pipeline([])
+        return block
+    }
+
+    /// Locks the chain's head and reads it, with the time the next block is sealed at.
+    static let lockHead = "SELECT sequence, hash, clock_timestamp() AS now FROM gallra.audit_head FOR UPDATE"
+
+    /// Seals a block over `records` after `head` (the result of ``lockHead``, in this transaction) and queues its
+    /// statements on `connection`: they go with the next statement the transaction sends, its `COMMIT` in a batch.
+    @discardableResult
+    static func enqueueAppend(
+        records: [AuditRecord], after head: PostgresResult, run: String, policy: String, policyVersion: Int,
+        keyCheck: String?, on connection: isolated PostgresConnection
+    ) throws -> AuditBlock {
         // The block is sealed over the run id as PostgreSQL prints the stored uuid (lower case), so that
         // `verify`, which recomputes from the stored columns, sees the same text.
         guard let runID = UUID(uuidString: run) else {
             throw PostgresError(.clientMisuse, "the run id given to the audit trail is not a UUID")
         }
         let run = runID.uuidString.lowercased()
-        let head = try await connection.query(
-            "SELECT sequence, hash, clock_timestamp() AS now FROM gallra.audit_head FOR UPDATE")
         guard let row = head.first else {
             throw PostgresError(.decoding, "gallra.audit_head has no row; run gallra migrate")
         }
@@ -42,7 +58,7 @@ public enum AuditTrail {
             after: sequence == 0 ? nil : (sequence, previousHash), run: run, policy: policy,
             policyVersion: policyVersion, createdAtMicroseconds: now.microsecondsSince2000 + postgresEpochOffset,
             records: records)
-        try await connection.execute(
+        connection.enqueue(
             """
             INSERT INTO gallra.audit_block
                 (sequence, run, policy, policy_version, created_at, subjects, records_hash, previous_hash, hash,
@@ -55,7 +71,7 @@ public enum AuditTrail {
                 keyCheck.map { .text($0) } ?? .null,
             ])
         if !records.isEmpty {
-            try await connection.execute(
+            connection.enqueue(
                 """
                 INSERT INTO gallra.audit_subject (block, ordinal, subject_digest, counts)
                 SELECT $1, ordinal::integer, record->>'subject_digest', record->'counts'
@@ -63,7 +79,7 @@ public enum AuditTrail {
                 """,
                 [.int64(block.sequence), .jsonb(recordsJSON(records))])
         }
-        try await connection.execute(
+        connection.enqueue(
             "UPDATE gallra.audit_head SET sequence = $1, hash = $2", [.int64(block.sequence), .text(block.hash)])
         return block
     }

@@ -200,13 +200,12 @@ public enum Holds {
     /// as released by gallra, saying under which policy the subject was erased, and keeps the digest only.
     ///
     /// `keys`, `digests` and `erased` are parallel; `subjectTable` as ``inForce(subjectTable:subjectKey:policy:asOf:on:)``
-    /// takes it. Returns the number of holds changed.
-    @discardableResult
+    /// takes it. The statement, for the batch's transaction (which sends it with its audit block).
     static func forgetKeys(
         subjectTable: String, keys: [String], digests: [String], erased: [Bool], policy: String,
-        asOf: PostgresTimestamp, inTransactionOn connection: PostgresConnection
-    ) async throws -> Int {
-        try await connection.execute(
+        asOf: PostgresTimestamp
+    ) -> PostgresStatement {
+        PostgresStatement(
             """
             UPDATE gallra.hold AS h
             SET subject_key = NULL, subject_digest = d.digest,

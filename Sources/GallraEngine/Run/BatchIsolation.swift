@@ -46,13 +46,13 @@ extension LivePolicyRun {
         _ part: [String], plans: [StepPlan], captured: [Int: [CapturedRow]], bindings: Engine.Bindings,
         acts: inout BatchActs, left: inout [LeftSubject], on connection: isolated PostgresConnection
     ) async throws {
-        try await connection.execute("SAVEPOINT gallra_part")
+        connection.enqueue("SAVEPOINT gallra_part")
         var attempt = acts
         do {
             try await steps(part, plans: plans, captured: captured, bindings: bindings, acts: &attempt, on: connection)
         } catch let error as PostgresError where Engine.isRefusal(error) {
-            try await connection.execute("ROLLBACK TO SAVEPOINT gallra_part")
-            try await connection.execute("RELEASE SAVEPOINT gallra_part")
+            connection.enqueue("ROLLBACK TO SAVEPOINT gallra_part")
+            connection.enqueue("RELEASE SAVEPOINT gallra_part")
             guard part.count > 1 else {
                 let subjectTable = policy.resolved.subject.table.description
                 left.append(
@@ -70,12 +70,14 @@ extension LivePolicyRun {
             }
             return
         }
-        try await connection.execute("RELEASE SAVEPOINT gallra_part")
+        connection.enqueue("RELEASE SAVEPOINT gallra_part")
         acts = attempt
     }
 
     /// The batch's steps, in apply order, for the subjects `part` (all of the batch, or part of it when a subject
-    /// is being isolated): counts go to `acts`.
+    /// is being isolated): counts go to `acts`. Every statement's input is known before the first runs (the rows
+    /// the subjects point to were captured, and earlier parts settled theirs), so they go in one pipeline: one
+    /// round trip for all the steps.
     func steps(
         _ part: [String], plans: [StepPlan], captured: [Int: [CapturedRow]], bindings: Engine.Bindings,
         acts: inout BatchActs, on connection: isolated PostgresConnection
@@ -83,14 +85,61 @@ extension LivePolicyRun {
         var bindings = bindings
         bindings.keys = Engine.jsonArray(part)
         let members = Set(part)
+        /// What a plan sends, and where its results are in the pipeline's.
+        struct Sent {
+            var act: Int?
+            var rows: (captured: [CapturedRow], counting: [String: Int], shared: Set<String>)?
+            var actOnRows: Int?
+            var anonymizeRows: Int?
+        }
+        var statements: [PostgresStatement] = []
+        var sent: [Sent] = []
         for plan in plans {
+            var entry = Sent()
+            if let act = plan.act {
+                if let lock = plan.lock {
+                    statements.append(PostgresStatement(lock.sql, Engine.values(lock, bindings)))
+                }
+                entry.act = statements.count
+                statements.append(PostgresStatement(act.sql, Engine.values(act, bindings)))
+            } else if let actOnRows = plan.actOnRows {
+                // The rows of the step and its twins (referenced steps acting alike on one table) that this part's
+                // subjects point to.
+                let rows = (captured[plan.index] ?? []).filter { members.contains($0.subject) }
+                let settled = acts.settled[plan.index] ?? [:]
+                // The step each row counts under (the capture judges each row once, so its pairs agree).
+                var counting: [String: Int] = [:]
+                var shared: Set<String> = []
+                for row in rows where settled[row.row] == nil {
+                    counting[row.row] = row.step
+                    if row.shared { shared.insert(row.row) }
+                }
+                entry.rows = (rows, counting, shared)
+                let candidates = Set(counting.keys).subtracting(shared).sorted()
+                if !candidates.isEmpty {
+                    var rowBindings = bindings
+                    rowBindings.rows = "[" + candidates.joined(separator: ",") + "]"
+                    entry.actOnRows = statements.count
+                    statements.append(PostgresStatement(actOnRows.sql, Engine.values(actOnRows, rowBindings)))
+                }
+                // A delete-or-anonymize anonymizes the shared rows instead of retaining them.
+                if let anonymizeRows = plan.anonymizeRows, !shared.isEmpty {
+                    var rowBindings = bindings
+                    rowBindings.rows = "[" + shared.sorted().joined(separator: ",") + "]"
+                    entry.anonymizeRows = statements.count
+                    statements.append(PostgresStatement(anonymizeRows.sql, Engine.values(anonymizeRows, rowBindings)))
+                }
+            }
+            sent.append(entry)
+        }
+        let results = try await connection.pipeline(statements)
+        for (plan, entry) in zip(plans, sent) {
             let table = plan.step.table.description
             let action: AuditCount.Action = plan.step.action.mayDelete ? .deleted : .anonymized
-            if let act = plan.act {
-                if let lock = plan.lock { try await connection.execute(lock.sql, Engine.values(lock, bindings)) }
+            if let act = entry.act {
                 var rows = 0
                 var anonymized = 0
-                for row in try await connection.query(act.sql, Engine.values(act, bindings)) {
+                for row in results[act] {
                     let subject = try row.decode("subject", as: String.self)
                     let count = try row.decode("rows", as: Int.self)
                     acts.perSubject.add(count, subject: subject, table: table, action: action)
@@ -104,39 +153,18 @@ extension LivePolicyRun {
                 }
                 acts.steps[plan.index].rows += rows + anonymized
                 acts.steps[plan.index].anonymized += anonymized
-            } else if let actOnRows = plan.actOnRows {
-                // The rows of the step and its twins (referenced steps acting alike on one table) that this part's
-                // subjects point to.
-                let rows = (captured[plan.index] ?? []).filter { members.contains($0.subject) }
+            } else if let (rows, counting, sharedRows) = entry.rows {
                 let settled = acts.settled[plan.index] ?? [:]
-                // The step each row counts under (the capture judges each row once, so its pairs agree).
-                var counting: [String: Int] = [:]
-                var shared: Set<String> = []
-                for row in rows where settled[row.row] == nil {
-                    counting[row.row] = row.step
-                    if row.shared { shared.insert(row.row) }
-                }
-                let candidates = Set(counting.keys).subtracting(shared).sorted()
-                var acted: Set<String> = []
-                if !candidates.isEmpty {
-                    var rowBindings = bindings
-                    rowBindings.rows = "[" + candidates.joined(separator: ",") + "]"
-                    acted = Set(
-                        try await connection.query(actOnRows.sql, Engine.values(actOnRows, rowBindings)).map {
-                            try $0.decode("row", as: String.self)
-                        })
-                }
-                // A delete-or-anonymize anonymizes the shared rows instead of retaining them.
-                var anonymized: Set<String> = []
-                if let anonymizeRows = plan.anonymizeRows, !shared.isEmpty {
-                    var rowBindings = bindings
-                    rowBindings.rows = "[" + shared.sorted().joined(separator: ",") + "]"
-                    anonymized = Set(
-                        try await connection.query(anonymizeRows.sql, Engine.values(anonymizeRows, rowBindings)).map {
-                            try $0.decode("row", as: String.self)
-                        })
-                    shared.subtract(anonymized)
-                }
+                var shared = sharedRows
+                let acted = Set(
+                    try entry.actOnRows.map { index in try results[index].map { try $0.decode("row", as: String.self) }
+                    }
+                        ?? [])
+                let anonymized = Set(
+                    try entry.anonymizeRows.map { index in
+                        try results[index].map { try $0.decode("row", as: String.self) }
+                    } ?? [])
+                shared.subtract(anonymized)
                 for row in acted { acts.steps[counting[row] ?? plan.index].rows += 1 }
                 for row in anonymized {
                     acts.steps[counting[row] ?? plan.index].rows += 1

@@ -9,7 +9,10 @@ extension LivePolicyRun {
     ) async throws -> BatchOutcome {
         // No JIT: a batch's statements are short, and compiling them (the server's cost estimate of a pick
         // reaches its JIT threshold on a large table) costs more than it saves.
-        try await connection.execute(
+        // Statements whose results the batch does not read go with the next one that it does (`enqueue`): an
+        // undisturbed batch waits for the server six times (five when its subjects point to no rows), from BEGIN
+        // and its settings with the pick to the audit block with COMMIT.
+        connection.enqueue(
             "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true), set_config('jit', 'off', true)",
             [.text(Self.milliseconds(options.statementTimeout)), .text(Self.milliseconds(options.lockTimeout))])
         var bindings = bindings
@@ -21,6 +24,20 @@ extension LivePolicyRun {
         if picked.set(keys) { await published(keys) }
         guard !keys.isEmpty else { return BatchOutcome(picked: [], subjects: 0, steps: []) }
         bindings.keys = Engine.jsonArray(keys)
+
+        // Rows the subjects point to: identified and locked before any step breaks the path to them. While one of
+        // them may be held by another transaction, the capture waits only briefly for a lock (`lockProbe`): when it
+        // would wait longer, it is rolled back, the subjects that point to a held row are found without waiting and
+        // left, and the capture runs again for the others, waiting as long as `lock_timeout` allows. (The brief
+        // wait and the savepoint are set before the re-check, which locks nothing, to go with it.)
+        let capturing = plans.contains { $0.captureLockFree != nil } && Self.lockProbe < options.lockTimeout
+        let probing = plans.contains { $0.lockFree != nil } && Self.lockProbe < options.lockTimeout
+        var lockWait = options.lockTimeout
+        if capturing {
+            setLockTimeout(Self.lockProbe, on: connection)
+            lockWait = Self.lockProbe
+            connection.enqueue("SAVEPOINT gallra_capture")
+        }
         let confirm = planner.confirmBatch()
         let confirmed = try await connection.query(confirm.sql, Engine.values(confirm, bindings)).map {
             try $0.decode("key", as: String.self)
@@ -32,24 +49,11 @@ extension LivePolicyRun {
         let subjectTable = policy.resolved.subject.table.description
         bindings.keys = Engine.jsonArray(subjects)
         var left: [LeftSubject] = []
-
-        // Rows the subjects point to: identified and locked before any step breaks the path to them. While one of
-        // them may be held by another transaction, the capture waits only briefly for a lock (`lockProbe`): when it
-        // would wait longer, it is rolled back, the subjects that point to a held row are found without waiting and
-        // left, and the capture runs again for the others, waiting as long as `lock_timeout` allows.
-        let capturing = plans.contains { $0.captureLockFree != nil } && Self.lockProbe < options.lockTimeout
-        let probing = plans.contains { $0.lockFree != nil } && Self.lockProbe < options.lockTimeout
-        var lockWait = options.lockTimeout
-        if capturing {
-            try await setLockTimeout(Self.lockProbe, on: connection)
-            lockWait = Self.lockProbe
-            try await connection.execute("SAVEPOINT gallra_capture")
-        }
         var captured: [Int: [CapturedRow]] = [:]
         do {
             captured = try await capture(plans: plans, bindings: bindings, on: connection)
         } catch let error as PostgresError where capturing && error.isLockNotAvailable {
-            try await connection.execute("ROLLBACK TO SAVEPOINT gallra_capture")
+            connection.enqueue("ROLLBACK TO SAVEPOINT gallra_capture")
             let busy = try await busySubjects(
                 subjects, probe: \.captureLockFree, plans: plans, bindings: bindings, on: connection)
             left += busy
@@ -59,11 +63,11 @@ extension LivePolicyRun {
             guard !subjects.isEmpty else {
                 return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, 0, []) }, left: left)
             }
-            try await setLockTimeout(options.lockTimeout, on: connection)
+            setLockTimeout(options.lockTimeout, on: connection)
             lockWait = options.lockTimeout
             captured = try await capture(plans: plans, bindings: bindings, on: connection)
         }
-        if capturing { try await connection.execute("RELEASE SAVEPOINT gallra_capture") }
+        if capturing { connection.enqueue("RELEASE SAVEPOINT gallra_capture") }
 
         // The steps, for all subjects at once; a subject the database refuses is isolated and left. While an owned
         // row of a subject may be held by another transaction, the steps wait only briefly for a lock
@@ -73,15 +77,15 @@ extension LivePolicyRun {
         // settings, no scan.
         var acts = BatchActs(subjects: subjects, steps: plans.count)
         var refused: [LeftSubject] = []
-        if probing && lockWait != Self.lockProbe { try await setLockTimeout(Self.lockProbe, on: connection) }
-        if !probing && lockWait != options.lockTimeout { try await setLockTimeout(options.lockTimeout, on: connection) }
-        try await connection.execute("SAVEPOINT gallra_steps")
+        if probing && lockWait != Self.lockProbe { setLockTimeout(Self.lockProbe, on: connection) }
+        if !probing && lockWait != options.lockTimeout { setLockTimeout(options.lockTimeout, on: connection) }
+        connection.enqueue("SAVEPOINT gallra_steps")
         do {
             try await isolate(
                 subjects, plans: plans, captured: captured, bindings: bindings, acts: &acts, left: &refused,
                 on: connection)
         } catch let error as PostgresError where probing && error.isLockNotAvailable {
-            try await connection.execute("ROLLBACK TO SAVEPOINT gallra_steps")
+            connection.enqueue("ROLLBACK TO SAVEPOINT gallra_steps")
             let busy = try await busySubjects(
                 subjects, probe: \.lockFree, plans: plans, bindings: bindings, on: connection)
             left += busy
@@ -89,15 +93,15 @@ extension LivePolicyRun {
             subjects.removeAll { held.contains($0) }
             acts = BatchActs(subjects: subjects, steps: plans.count)
             refused = []
-            try await setLockTimeout(options.lockTimeout, on: connection)
+            setLockTimeout(options.lockTimeout, on: connection)
             if !subjects.isEmpty {
                 try await isolate(
                     subjects, plans: plans, captured: captured, bindings: bindings, acts: &acts, left: &refused,
                     on: connection)
             }
         }
-        try await connection.execute("RELEASE SAVEPOINT gallra_steps")
-        if probing { try await setLockTimeout(options.lockTimeout, on: connection) }
+        connection.enqueue("RELEASE SAVEPOINT gallra_steps")
+        if probing { setLockTimeout(options.lockTimeout, on: connection) }
         left += refused
         let leftKeys = Set(left.compactMap(\.key))
         subjects.removeAll { leftKeys.contains($0) }
@@ -109,14 +113,18 @@ extension LivePolicyRun {
         let stepCounts = acts.steps
         let deletedSubjects = acts.deletedSubjects
 
-        // The registry stops naming the subjects: their consent events, under every policy, go with their data.
+        // The registry stops naming the subjects: their consent events, under every policy, go with their data. The
+        // audit head is locked with it: the block's hash needs the head's, and the records the events.
         var consentEvents = 0
-        for row in try await connection.query(
-            """
-            SELECT e.subject_key, e.events
-            FROM gallra.erase_consent($1, ARRAY(SELECT jsonb_array_elements_text($2::jsonb))) AS e
-            """, [.text(subjectTable), .jsonb(bindings.keys)])
-        {
+        let erasedAndHead = try await connection.pipeline([
+            PostgresStatement(
+                """
+                SELECT e.subject_key, e.events
+                FROM gallra.erase_consent($1, ARRAY(SELECT jsonb_array_elements_text($2::jsonb))) AS e
+                """, [.text(subjectTable), .jsonb(bindings.keys)]),
+            PostgresStatement(AuditTrail.lockHead),
+        ])
+        for row in erasedAndHead[0] {
             let events = try row.decode("events", as: Int.self)
             perSubject.add(
                 events, subject: try row.decode("subject_key", as: String.self), table: Self.consentEvents,
@@ -129,20 +137,22 @@ extension LivePolicyRun {
                 subjectDigest: digester.digest(table: subjectTable, key: subject),
                 counts: perSubject.counts(of: subject))
         }
-        try await AuditTrail.append(
-            records: records, run: runID, policy: name, policyVersion: policy.version, keyCheck: digester.keyCheck,
-            on: connection)
+        // The block, its records and the head go with COMMIT, as do the statements below.
+        try AuditTrail.enqueueAppend(
+            records: records, after: erasedAndHead[1], run: runID, policy: name, policyVersion: policy.version,
+            keyCheck: digester.keyCheck, on: connection)
         // Their ended holds name them by digest from now on, as the audit trail does.
-        try await Holds.forgetKeys(
+        let forget = Holds.forgetKeys(
             subjectTable: subjectTable, keys: subjects, digests: records.map(\.subjectDigest),
             erased: subjects.map { planner.deletesSubjectRow || deletedSubjects.contains($0) }, policy: name,
-            asOf: bindings.asOf, inTransactionOn: connection)
+            asOf: bindings.asOf)
+        connection.enqueue(forget.sql, forget.parameters)
         if !planner.deletesSubjectRow {
             // Subjects whose row remains; a subject row deleted (by a delete-or-anonymize) is gone with its key.
             let remaining =
                 deletedSubjects.isEmpty
                 ? bindings.keys : Engine.jsonArray(subjects.filter { !deletedSubjects.contains($0) })
-            try await connection.execute(
+            connection.enqueue(
                 """
                 INSERT INTO gallra.processed (policy, subject_key, run)
                 SELECT $1, k, $2::uuid FROM jsonb_array_elements_text($3::jsonb) AS k
@@ -164,9 +174,9 @@ extension LivePolicyRun {
     /// transaction holds (``StepPlan/lockFree``), to leave them rather than wait for `lock_timeout`.
     static let lockProbe: Duration = .milliseconds(100)
 
-    func setLockTimeout(_ timeout: Duration, on connection: isolated PostgresConnection) async throws {
-        try await connection.execute(
-            "SELECT set_config('lock_timeout', $1, true)", [.text(Self.milliseconds(timeout))])
+    /// Sets the transaction's `lock_timeout`, with the statement that comes next.
+    func setLockTimeout(_ timeout: Duration, on connection: isolated PostgresConnection) {
+        connection.enqueue("SELECT set_config('lock_timeout', $1, true)", [.text(Self.milliseconds(timeout))])
     }
 
     /// The subjects of `subjects` with a row another transaction holds, found without waiting by each plan's
@@ -203,10 +213,13 @@ extension LivePolicyRun {
     func capture(
         plans: [StepPlan], bindings: Engine.Bindings, on connection: isolated PostgresConnection
     ) async throws -> [Int: [CapturedRow]] {
+        let capturing = plans.compactMap { plan in plan.capture.map { (plan.index, $0) } }
+        guard !capturing.isEmpty else { return [:] }
+        let results = try await connection.pipeline(
+            capturing.map { PostgresStatement($0.1.sql, Engine.values($0.1, bindings)) })
         var captured: [Int: [CapturedRow]] = [:]
-        for plan in plans {
-            guard let capture = plan.capture else { continue }
-            captured[plan.index] = try await connection.query(capture.sql, Engine.values(capture, bindings)).map {
+        for ((index, _), result) in zip(capturing, results) {
+            captured[index] = try result.map {
                 CapturedRow(
                     subject: try $0.decode("subject", as: String.self), row: try $0.decode("row", as: String.self),
                     shared: try $0.decode("shared", as: Bool.self), step: try $0.decode("step", as: Int.self))

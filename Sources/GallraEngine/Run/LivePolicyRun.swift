@@ -62,6 +62,8 @@ struct LivePolicyRun: Sendable {
         let tally = BatchTally(report: report, cap: cap, batchSize: limits.batchSize, total: total)
         let connections = await self.connections(total: total, limits: limits)
         let shared = bindings
+        var roundTrips = 0
+        for connection in connections { roundTrips -= await connection.roundTrips }
         await withTaskGroup(of: Void.self) { group in
             for connection in connections {
                 group.addTask {
@@ -69,8 +71,16 @@ struct LivePolicyRun: Sendable {
                 }
             }
         }
+        for connection in connections { roundTrips += await connection.roundTrips }
         for extra in connections.dropFirst() { await extra.close() }
         report = await tally.report
+        // How often the batches waited for the server, which is what a batch costs beyond the server's own work.
+        logger.debug(
+            "\(name): \(report.batches) batches, \(roundTrips) round trips to the server",
+            metadata: [
+                "policy": "\(name)", "batches": "\(report.batches)", "round_trips": "\(roundTrips)",
+                "connections": "\(connections.count)",
+            ])
         if let failure = await tally.failure { throw failure }
         if report.processed < total {
             // Subjects the batches did not take: those they left, those of skipped batches, and those another
