@@ -92,17 +92,7 @@ extension PostgresConnection {
         var watch = CancelWatch(
             deadline: timeout.map { ContinuousClock.now + $0 }, honorsTaskCancellation: honorsTaskCancellation)
 
-        while true {
-            let flushed = PQflush(conn)
-            if flushed == 0 { break }
-            guard flushed > 0 else {
-                throw connectionFailure(conn, sql: first, fallback: "could not send the statement")
-            }
-            if try Self.waitForSocket(conn, events: Int16(POLLIN | POLLOUT), until: watch.nextWake) {
-                guard PQconsumeInput(conn) == 1 else { break }
-            }
-            try watch.check(handle, logger: logger)
-        }
+        try flushPending(conn, sql: first, watch: &watch)
 
         // Per statement: its results up to a NULL (the last one kept), or one PGRES_PIPELINE_ABORTED when an
         // earlier one failed; then PGRES_PIPELINE_SYNC.
@@ -113,19 +103,7 @@ extension PostgresConnection {
         defer { if let last { PQclear(last) } }
         var index = 0
         readResults: while true {
-            while PQisBusy(conn) == 1 {
-                guard PQstatus(conn) == CONNECTION_OK else { break }
-                if try Self.waitForSocket(conn, events: Int16(POLLIN), until: watch.nextWake) {
-                    guard PQconsumeInput(conn) == 1 else { break }  // lost: PQgetResult reports it
-                }
-                do {
-                    try watch.check(handle, logger: logger)
-                } catch var error as PostgresError {
-                    handle.finish()
-                    error.query = statements[min(index, statements.count - 1)].sql
-                    throw error
-                }
-            }
+            try awaitResult(conn, sql: statements[min(index, statements.count - 1)].sql, watch: &watch)
             guard PQstatus(conn) == CONNECTION_OK else { break readResults }
             guard let result = PQgetResult(conn) else {
                 // The end of one statement's results.

@@ -495,33 +495,12 @@ public actor PostgresConnection {
         var watch = CancelWatch(
             deadline: timeout.map { ContinuousClock.now + $0 }, honorsTaskCancellation: honorsTaskCancellation)
 
-        // Send what libpq could not write yet (non-blocking mode), reading meanwhile so the server never stalls.
-        while true {
-            let flushed = PQflush(conn)
-            if flushed == 0 { break }
-            guard flushed > 0 else { throw connectionFailure(conn, sql: sql, fallback: "could not send the statement") }
-            if try Self.waitForSocket(conn, events: Int16(POLLIN | POLLOUT), until: watch.nextWake) {
-                guard PQconsumeInput(conn) == 1 else { break }
-            }
-            try watch.check(handle, logger: logger)
-        }
+        try flushPending(conn, sql: sql, watch: &watch)
 
         var results: [OpaquePointer] = []
         defer { results.forEach { PQclear($0) } }
         readResults: while true {
-            while PQisBusy(conn) == 1 {
-                guard PQstatus(conn) == CONNECTION_OK else { break }
-                if try Self.waitForSocket(conn, events: Int16(POLLIN), until: watch.nextWake) {
-                    guard PQconsumeInput(conn) == 1 else { break }  // lost: PQgetResult reports it
-                }
-                do {
-                    try watch.check(handle, logger: logger)
-                } catch var error as PostgresError {
-                    handle.finish()
-                    error.query = sql
-                    throw error
-                }
-            }
+            try awaitResult(conn, sql: sql, watch: &watch)
             guard let result = PQgetResult(conn) else { break readResults }
             switch PQresultStatus(result) {
             case PGRES_COPY_IN:
@@ -584,6 +563,39 @@ public actor PostgresConnection {
                 guard PQconsumeInput(conn) == 1 else { return }
             }
             try watch.check(handle, logger: logger)
+        }
+    }
+
+    /// Sends what libpq could not write yet (non-blocking mode), reading meanwhile so the server never stalls;
+    /// `sql` names the statement in a failure.
+    func flushPending(_ conn: OpaquePointer, sql: String, watch: inout CancelWatch) throws {
+        while true {
+            let flushed = PQflush(conn)
+            if flushed == 0 { return }
+            guard flushed > 0 else { throw connectionFailure(conn, sql: sql, fallback: "could not send the statement") }
+            if try Self.waitForSocket(conn, events: Int16(POLLIN | POLLOUT), until: watch.nextWake) {
+                guard PQconsumeInput(conn) == 1 else { return }
+            }
+            try watch.check(handle, logger: logger)
+        }
+    }
+
+    /// Waits until libpq has a result to give (or the connection is lost: `PQgetResult` then reports it), checking
+    /// for a cancellation or a timeout meanwhile; a cancellation that gives up on the server closes the
+    /// connection and throws, naming `sql`.
+    func awaitResult(_ conn: OpaquePointer, sql: String, watch: inout CancelWatch) throws {
+        while PQisBusy(conn) == 1 {
+            guard PQstatus(conn) == CONNECTION_OK else { return }
+            if try Self.waitForSocket(conn, events: Int16(POLLIN), until: watch.nextWake) {
+                guard PQconsumeInput(conn) == 1 else { return }  // lost: PQgetResult reports it
+            }
+            do {
+                try watch.check(handle, logger: logger)
+            } catch var error as PostgresError {
+                handle.finish()
+                error.query = sql
+                throw error
+            }
         }
     }
 

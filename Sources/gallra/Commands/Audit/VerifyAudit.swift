@@ -34,11 +34,7 @@ struct VerifyAudit: AsyncParsableCommand {
     @OptionGroup var output: FormatOptions
 
     func validate() throws {
-        if let expectHead, !(12...64).contains(expectHead.count) || !expectHead.allSatisfy(\.isHexDigit) {
-            throw ValidationError(
-                "--expect-head \(expectHead): not a block hash; give the hash as verify prints it (64 hexadecimal "
-                    + "digits), or its first 12 or more")
-        }
+        try ExpectHeadOption.validate(expectHead, source: "verify prints it")
     }
 
     func run() async throws {

@@ -31,11 +31,7 @@ struct VerifyLedger: AsyncParsableCommand {
     @OptionGroup var output: FormatOptions
 
     func validate() throws {
-        if let expectHead, !(12...64).contains(expectHead.count) || !expectHead.allSatisfy(\.isHexDigit) {
-            throw ValidationError(
-                "--expect-head \(expectHead): not a block hash; give the hash as the journal logs it (64 hexadecimal "
-                    + "digits), or its first 12 or more")
-        }
+        try ExpectHeadOption.validate(expectHead, source: "the journal logs it")
     }
 
     func run() async throws {
