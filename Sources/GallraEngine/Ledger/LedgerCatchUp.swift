@@ -34,14 +34,14 @@ extension LedgerFile {
     {
         let handle = try await LedgerHandle.openWaiting(path: path)
         defer { handle.close() }
-        let bytes = try handle.readAll()
-        let complete = completeLength(bytes)
-        if complete < bytes.count { try handle.truncate(to: complete) }
-        let contents = try parse(Array(bytes[0..<complete]), path: path, cutTail: .drop)
+        // Its two ends only: the header and the head (what lies between, `gallra ledger verify` checks).
+        let ends = try handle.readEnds()
+        let complete = ends?.completeLength ?? 0
+        if complete < (try handle.length()) { try handle.truncate(to: complete) }
         let facts = try await LedgerDatabase.facts(on: connection)
-        if let contents { try LedgerDatabase.check(contents.header, against: facts, path: path) }
+        if let ends { try LedgerDatabase.check(ends.header, against: facts, path: path) }
         return try await connection.transaction(isolation: .repeatableRead, readOnly: true) { connection in
-            var after = contents?.headPosition ?? .genesis
+            var after = ends?.head ?? .genesis
             if after.sequence > 0 {
                 let stored = try await connection.query(
                     "SELECT hash FROM gallra.audit_block WHERE sequence = $1", [.int64(after.sequence)])
@@ -56,7 +56,7 @@ extension LedgerFile {
             }
             var appended = 0
             var pending: [LedgerLine] = []
-            if contents == nil {
+            if ends == nil {
                 pending.append(.header(try await header(facts, keyCheck: keyCheck, on: connection)))
             }
             var tables = SubjectTables()

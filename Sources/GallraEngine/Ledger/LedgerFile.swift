@@ -14,7 +14,7 @@ public enum LedgerFile {
         let handle = try LedgerHandle.open(path: path, create: false, lock: LOCK_SH)
         defer { handle.close() }
         let bytes = try handle.readAll()
-        guard let contents = try parse(bytes, path: path, cutTail: .refuse) else {
+        guard let contents = try parse(bytes, path: path) else {
             throw LedgerError(
                 .malformed, path: path, line: 1, "the file is empty: a ledger starts with its header line")
         }
@@ -55,7 +55,7 @@ public enum LedgerFile {
     ) throws(LedgerError) -> LedgerRestore {
         let handle = try LedgerHandle.open(path: path, create: false, lock: LOCK_EX)
         defer { handle.close() }
-        guard let contents = try parse(try handle.readAll(), path: path, cutTail: .refuse) else {
+        guard let contents = try parse(try handle.readAll(), path: path) else {
             throw LedgerError(
                 .malformed, path: path, line: 1, "the file is empty: a ledger starts with its header line")
         }
@@ -78,16 +78,8 @@ public enum LedgerFile {
         return restore
     }
 
-    /// What to do with a last line without its newline.
-    enum CutTail {
-        /// Report it: the file was cut.
-        case refuse
-        /// Leave it out (an append that never completed; the caller truncates it).
-        case drop
-    }
-
-    /// The lines of `bytes`; nil when there are none. With `.drop`, an unterminated last line is left out.
-    static func parse(_ bytes: [UInt8], path: String, cutTail: CutTail) throws(LedgerError) -> LedgerContents? {
+    /// The lines of `bytes`; nil when there are none. A last line without its newline is an error: the file was cut.
+    static func parse(_ bytes: [UInt8], path: String) throws(LedgerError) -> LedgerContents? {
         var header: LedgerHeader?
         var lines: [LedgerLine] = []
         var start = 0
@@ -95,7 +87,6 @@ public enum LedgerFile {
         while start < bytes.count {
             number += 1
             let end = bytes[start...].firstIndex(of: 0x0a)
-            if end == nil, cutTail == .drop { break }
             guard let end else {
                 throw LedgerError(
                     .malformed, path: path, line: number,
@@ -125,17 +116,12 @@ public enum LedgerFile {
         guard let header else { return nil }
         return LedgerContents(header: header, lines: lines)
     }
-
-    /// The length of `bytes` up to and with its last newline.
-    static func completeLength(_ bytes: [UInt8]) -> Int {
-        (bytes.lastIndex(of: 0x0a) ?? -1) + 1
-    }
 }
 
 /// An open, locked ledger file. The lock goes with the descriptor: `close` releases it.
 final class LedgerHandle: Sendable {
     let path: String
-    private let descriptor: Int32
+    let descriptor: Int32
     /// The file did not exist before this handle created it.
     let created: Bool
 

@@ -61,6 +61,8 @@ public struct LedgerKeeper: Sendable {
     public func unresolvedRestore(on connection: PostgresConnection) async throws -> LedgerFork? {
         guard let path = try await location.path(on: connection) else { return nil }
         guard LedgerFile.exists(path: path) else { return nil }
+        // After every run: one look at the ledger's head, which the database holds unless it was restored.
+        if try await LedgerFile.databaseHoldsHead(path: path, on: connection) { return nil }
         let contents = try LedgerFile.read(path: path)
         let fork = try await LedgerComparison.forkPoint(of: contents, on: connection, path: path)
         guard fork.isRestore else { return nil }

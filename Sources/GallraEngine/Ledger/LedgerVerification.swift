@@ -64,7 +64,7 @@ extension LedgerFile {
         var hashes: [(sequence: Int64, hash: String)] = []
         let contents: LedgerContents
         do {
-            guard let parsed = try parse(bytes, path: path, cutTail: .refuse) else {
+            guard let parsed = try parse(bytes, path: path) else {
                 result.problem = LedgerError(
                     .malformed, path: path, line: 1, "the file is empty: a ledger starts with its header line")
                 return result
@@ -74,7 +74,7 @@ extension LedgerFile {
             result.problem = error
             // The lines before the bad one are still checked, for the report's counts.
             let good = Array(bytes[0..<lineStart(bytes, line: error.line ?? 1)])
-            guard let parsed = try? parse(good, path: path, cutTail: .refuse) else { return result }
+            guard let parsed = try? parse(good, path: path) else { return result }
             contents = parsed
         }
         var checker = LedgerChainChecker(path: path)
