@@ -27,18 +27,11 @@ cd "$root"
 customers=${ERASURE_CUSTOMERS:-1000}
 requests=${ERASURE_REQUESTS:-50}
 
-log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+bench=erasure.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-gallra=${1:-.build/release/gallra}
-if [ $# -eq 0 ] && [ ! -x "$gallra" ]; then
-    log "building gallra (release)"
-    scripts/release.sh 2>&1 | tail -n 1 >&2
-fi
-[ -x "$gallra" ] || {
-    echo "erasure.sh: $gallra is not an executable; build one with scripts/release.sh" >&2
-    exit 66
-}
-gallra=$(realpath "$gallra")
+bench_binary "$@"
 
 work=$(mktemp -d /tmp/gallra-erasure-bench.XXXXXX)
 chmod 0755 "$work"
@@ -55,13 +48,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-quiet() {
-    "$@" >>"$work/setup.log" 2>&1 || {
-        cat "$work/setup.log" >&2
-        echo "erasure.sh: failed: $*" >&2
-        exit 70
-    }
-}
 
 log "starting a throwaway PostgreSQL, loading the demo shop ($customers customers)"
 server=$(scripts/pg.sh start "$work/pg")

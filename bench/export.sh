@@ -26,22 +26,12 @@ customers=${EXPORT_CUSTOMERS:-1000}
 orders=${EXPORT_ORDERS:-200000}
 limit_kb=$((60 * 1024))
 
-log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+bench=export.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-gallra=${1:-.build/release/gallra}
-if [ $# -eq 0 ] && [ ! -x "$gallra" ]; then
-    log "building gallra (release)"
-    scripts/release.sh 2>&1 | tail -n 1 >&2
-fi
-[ -x "$gallra" ] || {
-    echo "export.sh: $gallra is not an executable; build one with scripts/release.sh" >&2
-    exit 66
-}
-[ -x /usr/bin/time ] || {
-    echo "export.sh: GNU time (/usr/bin/time) is missing; scripts/deps.sh installs it" >&2
-    exit 69
-}
-gallra=$(realpath "$gallra")
+bench_binary "$@"
+bench_needs_gnu_time
 
 work=$(mktemp -d /tmp/gallra-export-bench.XXXXXX)
 chmod 0755 "$work"
@@ -53,13 +43,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-quiet() {
-    "$@" >>"$work/setup.log" 2>&1 || {
-        cat "$work/setup.log" >&2
-        echo "export.sh: failed: $*" >&2
-        exit 70
-    }
-}
 
 log "starting a throwaway PostgreSQL, loading the demo shop ($customers customers, $orders more orders for one)"
 server=$(scripts/pg.sh start "$work/pg")
@@ -94,10 +77,15 @@ measure() {
         echo "export.sh: gallra export --format $format failed" >&2
         exit 70
     }
-    # The rows the extract holds by its own count: the JSON document's tables, the CSV archive's manifest.
+    # The rows the extract holds by its own count: the JSON document's tables, the CSV archive's manifest, the
+    # HTML page's count under each table.
     rows=$(python3 -c '
-import json, sys, zipfile
+import json, re, sys, zipfile
 path = sys.argv[1]
+if path.endswith(".html"):
+    count = re.compile(r"<p class=\"count\">(\d+) rows?\.</p>")
+    print(sum(int(m.group(1)) for line in open(path, encoding="utf-8") for m in count.finditer(line)))
+    sys.exit()
 document = json.loads(zipfile.ZipFile(path).read("manifest.json")) if zipfile.is_zipfile(path) else json.load(open(path))
 print(sum(t["row_count"] for t in document["tables"]))' "$file")
     echo "${prefix}_rows $rows"

@@ -33,7 +33,9 @@ idle_seconds=${FOOTPRINT_IDLE_SECONDS:-5}
 as_of='2026-11-29 00:00:00+00'
 as_of_iso='2026-11-29T00:00:00Z'
 
-log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+bench=footprint.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # What this script needs beyond what the builds need (scripts/deps.sh): GNU time for peak RSS, binutils for
 # `size`, PostgreSQL for the throwaway server.
@@ -50,16 +52,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-gallra=${1:-.build/release/gallra}
-if [ $# -eq 0 ] && [ ! -x "$gallra" ]; then
-    log "building gallra (release)"
-    scripts/release.sh 2>&1 | tail -n 1 >&2
-fi
-[ -x "$gallra" ] || {
-    echo "footprint.sh: $gallra is not an executable; build one with scripts/release.sh" >&2
-    exit 66
-}
-gallra=$(realpath "$gallra")
+bench_binary "$@"
 
 work=$(mktemp -d /tmp/gallra-footprint.XXXXXX)
 chmod 0755 "$work"
@@ -92,13 +85,6 @@ echo "binary_icu_data_bytes $((16#${icu_hex:-0}))"
 # -- The demo shop on a throwaway server -----------------------------------------------------------------------
 log "starting a throwaway PostgreSQL, loading the demo shop ($customers customers)"
 # Set-up output (NOTICEs, migrations, the validator's warnings) goes to a file, shown only when a step fails.
-quiet() {
-    "$@" >>"$work/setup.log" 2>&1 || {
-        cat "$work/setup.log" >&2
-        echo "footprint.sh: failed: $*" >&2
-        exit 70
-    }
-}
 server=$(scripts/pg.sh start "$work/pg")
 quiet psql "$server" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE shop"
 # Only what this script sets reaches gallra: no PG* defaults, no journal or systemd of the caller's.

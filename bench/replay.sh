@@ -27,22 +27,12 @@ cd "$root"
 rows=${REPLAY_ROWS:-1000000}
 digests=${REPLAY_DIGESTS:-100000}
 
-log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+bench=replay.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-gallra=${1:-.build/release/gallra}
-if [ $# -eq 0 ] && [ ! -x "$gallra" ]; then
-    log "building gallra (release)"
-    scripts/release.sh 2>&1 | tail -n 1 >&2
-fi
-[ -x "$gallra" ] || {
-    echo "replay.sh: $gallra is not an executable; build one with scripts/release.sh" >&2
-    exit 66
-}
-gallra=$(realpath "$gallra")
-[ -x /usr/bin/time ] || {
-    echo "replay.sh: GNU time (/usr/bin/time) is missing; install the package time (scripts/deps.sh)" >&2
-    exit 69
-}
+bench_binary "$@"
+bench_needs_gnu_time
 
 work=$(mktemp -d /tmp/gallra-replay-bench.XXXXXX)
 chmod 0755 "$work"
@@ -54,13 +44,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-quiet() {
-    "$@" >>"$work/setup.log" 2>&1 || {
-        cat "$work/setup.log" >&2
-        echo "replay.sh: failed: $*" >&2
-        exit 70
-    }
-}
 
 log "starting a throwaway PostgreSQL, making bench.subject ($rows rows, $digests expired)"
 server=$(scripts/pg.sh start "$work/pg")
