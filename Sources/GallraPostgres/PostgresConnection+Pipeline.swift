@@ -20,11 +20,27 @@ import Logging
 public struct PostgresStatement: Sendable {
     public var sql: String
     public var parameters: [PostgresValue]
+    /// Whether the statement is prepared on the session (a named statement, `PQsendPrepare`) the first time it is
+    /// sent, and executed by name from then on: the server parses and analyses it once per session instead of once
+    /// per execution, and may keep one generic plan for it. For statements sent many times over, such as a batch's.
+    /// The preparation goes in the same round trip as the first execution; one the server did not complete (an
+    /// earlier statement of its pipeline failed, or the text has an error) is not remembered. Needs libpq 14 or
+    /// later (pipeline mode); an older libpq sends the statement unprepared.
+    public var prepared: Bool
 
-    public init(_ sql: String, _ parameters: [PostgresValue] = []) {
+    public init(_ sql: String, _ parameters: [PostgresValue] = [], prepared: Bool = false) {
         self.sql = sql
         self.parameters = parameters
+        self.prepared = prepared
     }
+
+    var preparedKey: PreparedKey { PreparedKey(sql: sql, types: parameters.map(\.typeOID)) }
+}
+
+/// A prepared statement's identity on a session: its text and its parameters' types.
+struct PreparedKey: Hashable {
+    var sql: String
+    var types: [UInt32]
 }
 
 extension PostgresConnection {
@@ -44,9 +60,32 @@ extension PostgresConnection {
     }
 
     /// Queues a statement whose result nobody reads: it goes ahead of the next statement, pipeline or `COMMIT` on
-    /// this connection, in the same round trip, and its error, if it fails, is that call's error.
-    public func enqueue(_ sql: String, _ parameters: [PostgresValue] = []) {
-        queued.append(PostgresStatement(sql, parameters))
+    /// this connection, in the same round trip, and its error, if it fails, is that call's error. `prepared`: see
+    /// ``PostgresStatement/prepared``.
+    public func enqueue(_ sql: String, _ parameters: [PostgresValue] = [], prepared: Bool = false) {
+        queued.append(PostgresStatement(sql, parameters, prepared: prepared))
+    }
+
+    /// Sends `statement`: by name when it is prepared on this session, with its text otherwise.
+    private func send(_ conn: OpaquePointer, _ statement: PostgresStatement) throws -> Bool {
+        if statement.prepared, let name = preparedNames[statement.preparedKey] {
+            return try Self.sendPrepared(conn, name, statement.parameters)
+        }
+        return try Self.sendQueryParams(conn, statement.sql, statement.parameters)
+    }
+
+    /// After `error` from prepared `statement`: a statement whose result columns changed with the schema ("cached
+    /// plan must not change result type") is prepared again, under a new name, the next time.
+    private func forgetPrepared(_ statement: PostgresStatement, after error: PostgresError) {
+        if error.sqlState == .featureNotSupported { preparedNames[statement.preparedKey] = nil }
+    }
+
+    /// What a pipeline sent, in order: each has its own results.
+    private enum Sent {
+        /// The preparation of a statement under a name.
+        case preparation(PreparedKey, name: String)
+        /// The statement at this index of the pipeline.
+        case statement(Int)
     }
 
     func takeQueued() -> [PostgresStatement] {
@@ -58,11 +97,17 @@ extension PostgresConnection {
     func runPipeline(
         _ statements: [PostgresStatement], timeout: Duration?, honorsTaskCancellation: Bool = true
     ) throws -> [PostgresResult] {
-        guard gallra_pipelining() == 1, statements.count > 1 else {
+        let unprepared = statements.contains { $0.prepared && preparedNames[$0.preparedKey] == nil }
+        guard gallra_pipelining() == 1, statements.count > 1 || unprepared else {
             // One at a time: the same results, the same first error.
             return try statements.map { statement in
-                try run(statement.sql, timeout: timeout, honorsTaskCancellation: honorsTaskCancellation) { conn in
-                    try Self.sendQueryParams(conn, statement.sql, statement.parameters)
+                do {
+                    return try run(statement.sql, timeout: timeout, honorsTaskCancellation: honorsTaskCancellation) {
+                        conn in try send(conn, statement)
+                    }
+                } catch let error as PostgresError where statement.prepared {
+                    forgetPrepared(statement, after: error)
+                    throw error
                 }
             }
         }
@@ -79,11 +124,36 @@ extension PostgresConnection {
         guard gallra_enter_pipeline_mode(conn) == 1 else {
             throw connectionFailure(conn, sql: first, fallback: "could not enter pipeline mode")
         }
-        for statement in statements {
+        var sent: [Sent] = []
+        sent.reserveCapacity(statements.count)
+        var preparing: [PreparedKey: String] = [:]
+        for (index, statement) in statements.enumerated() {
             // Parameters were checked above: a send fails only with the connection.
-            guard try Self.sendQueryParams(conn, statement.sql, statement.parameters) else {
+            if statement.prepared, preparedNames[statement.preparedKey] == nil {
+                let key = statement.preparedKey
+                if let name = preparing[key] {
+                    // Prepared earlier in this pipeline: should that have failed, so has the pipeline.
+                    guard try Self.sendPrepared(conn, name, statement.parameters) else {
+                        throw connectionFailure(conn, sql: statement.sql, fallback: "could not send the statement")
+                    }
+                    sent.append(.statement(index))
+                    continue
+                }
+                preparations += 1
+                let name = "gallra_\(preparations)"
+                preparing[key] = name
+                guard Self.sendPrepare(conn, name, statement),
+                    try Self.sendPrepared(conn, name, statement.parameters)
+                else {
+                    throw connectionFailure(conn, sql: statement.sql, fallback: "could not send the statement")
+                }
+                sent += [.preparation(key, name: name), .statement(index)]
+                continue
+            }
+            guard try send(conn, statement) else {
                 throw connectionFailure(conn, sql: statement.sql, fallback: "could not send the statement")
             }
+            sent.append(.statement(index))
         }
         guard gallra_pipeline_sync(conn) == 1 else {
             throw connectionFailure(conn, sql: first, fallback: "could not send the statement")
@@ -94,34 +164,47 @@ extension PostgresConnection {
 
         try flushPending(conn, sql: first, watch: &watch)
 
-        // Per statement: its results up to a NULL (the last one kept), or one PGRES_PIPELINE_ABORTED when an
-        // earlier one failed; then PGRES_PIPELINE_SYNC.
+        // Per statement or preparation sent: its results up to a NULL (the last one kept), or one
+        // PGRES_PIPELINE_ABORTED when an earlier one failed; then PGRES_PIPELINE_SYNC.
         var decoded: [PostgresResult] = []
         decoded.reserveCapacity(statements.count)
         var failure: (error: PostgresError, index: Int)?
         var last: OpaquePointer?
         defer { if let last { PQclear(last) } }
-        var index = 0
+        var position = 0
+        func statementIndex(_ position: Int) -> Int {
+            guard position < sent.count else { return statements.count - 1 }
+            switch sent[position] {
+            case .statement(let index): return index
+            case .preparation: return position + 1 < sent.count ? statementIndex(position + 1) : statements.count - 1
+            }
+        }
         readResults: while true {
-            try awaitResult(conn, sql: statements[min(index, statements.count - 1)].sql, watch: &watch)
+            try awaitResult(conn, sql: statements[statementIndex(position)].sql, watch: &watch)
             guard PQstatus(conn) == CONNECTION_OK else { break readResults }
             guard let result = PQgetResult(conn) else {
-                // The end of one statement's results.
-                if index < statements.count, failure == nil {
-                    if let result = last {
-                        // A result that cannot be decoded fails the pipeline once every result is read.
-                        do {
-                            decoded.append(try decode(result, sql: statements[index].sql))
-                        } catch let error as PostgresError {
-                            failure = (error, index)
+                // The end of one statement's or preparation's results.
+                if position < sent.count {
+                    switch sent[position] {
+                    case .preparation(let key, let name):
+                        if let result = last, PQresultStatus(result) == PGRES_COMMAND_OK { preparedNames[key] = name }
+                    case .statement(let index) where failure == nil:
+                        if let result = last {
+                            // A result that cannot be decoded fails the pipeline once every result is read.
+                            do {
+                                decoded.append(try decode(result, sql: statements[index].sql))
+                            } catch let error as PostgresError {
+                                failure = (error, index)
+                            }
+                        } else {
+                            decoded.append(PostgresResult(columns: [], rows: [], commandTag: "", rowsAffected: 0))
                         }
-                    } else {
-                        decoded.append(PostgresResult(columns: [], rows: [], commandTag: "", rowsAffected: 0))
+                    case .statement: break
                     }
                 }
                 if let result = last { PQclear(result) }
                 last = nil
-                index += 1
+                position += 1
                 continue
             }
             if gallra_is_pipeline_sync(result) == 1 {
@@ -135,9 +218,13 @@ extension PostgresConnection {
             switch PQresultStatus(result) {
             case PGRES_FATAL_ERROR:
                 if failure == nil {
+                    let index = statementIndex(position)
                     var error = serverError(result, conn: conn)
-                    error.query = statements[min(index, statements.count - 1)].sql
+                    error.query = statements[index].sql
                     failure = (error, index)
+                    if case .statement = sent[min(position, sent.count - 1)], statements[index].prepared {
+                        forgetPrepared(statements[index], after: error)
+                    }
                 }
                 PQclear(result)
             case PGRES_COPY_IN, PGRES_COPY_OUT, PGRES_COPY_BOTH:

@@ -73,6 +73,11 @@ public actor PostgresConnection {
     var queued: [PostgresStatement] = []
     /// Times this connection waited for the server's answer: one per statement, one per pipeline.
     public internal(set) var roundTrips = 0
+    /// The names of the statements prepared on this session (``PostgresStatement/prepared``), by text and
+    /// parameter types.
+    var preparedNames: [PreparedKey: String] = [:]
+    /// Statements prepared on this session so far: the last one's name is `gallra_` and this number.
+    var preparations = 0
     /// Notifications received and not handed out yet, oldest first (see the top of this file).
     var notificationBuffer: [PostgresNotification] = []
     /// A loss noticed while notifications were still buffered: thrown once they have been handed out.
@@ -164,19 +169,17 @@ public actor PostgresConnection {
     /// - Parameter timeout: cancel the statement (`PQcancel`) if it runs longer; the error is then
     ///   `isQueryCanceled` with code `.timeout`. Server-side `statement_timeout`/`lock_timeout` work too.
     /// Task cancellation cancels the statement as well (code `.cancelled`). The connection stays usable after a cancel.
+    ///
+    /// - Parameter prepared: prepare the statement on this session the first time and execute it by name from
+    ///   then on (``PostgresStatement/prepared``).
     @discardableResult
     public func query(
-        _ sql: String, _ parameters: [PostgresValue] = [], timeout: Duration? = nil
+        _ sql: String, _ parameters: [PostgresValue] = [], timeout: Duration? = nil, prepared: Bool = false
     ) async throws -> PostgresResult {
         await waitForTurn()
         return try await withTaskCancellationHandler {
-            if !queued.isEmpty {
-                let statements = takeQueued() + [PostgresStatement(sql, parameters)]
-                return try runPipeline(statements, timeout: timeout)[statements.count - 1]
-            }
-            return try run(sql, timeout: timeout, honorsTaskCancellation: true) { conn in
-                try Self.sendQueryParams(conn, sql, parameters)
-            }
+            let statements = takeQueued() + [PostgresStatement(sql, parameters, prepared: prepared)]
+            return try runPipeline(statements, timeout: timeout)[statements.count - 1]
         } onCancel: {
             self.handle.requestCancel(logger: self.logger)
         }
@@ -426,6 +429,29 @@ public actor PostgresConnection {
     static func sendQueryParams(_ conn: OpaquePointer, _ sql: String, _ parameters: [PostgresValue]) throws
         -> Bool
     {
+        try withParameters(parameters) { types, values, lengths, formats in
+            PQsendQueryParams(conn, sql, Int32(parameters.count), types, values, lengths, formats, 0) == 1
+        }
+    }
+
+    /// Executes the statement prepared as `name` (``prepare(_:_:_:)``) with `parameters`.
+    static func sendPrepared(_ conn: OpaquePointer, _ name: String, _ parameters: [PostgresValue]) throws -> Bool {
+        try withParameters(parameters) { _, values, lengths, formats in
+            PQsendQueryPrepared(conn, name, Int32(parameters.count), values, lengths, formats, 0) == 1
+        }
+    }
+
+    /// Prepares `statement` as `name`, with its parameters' types.
+    static func sendPrepare(_ conn: OpaquePointer, _ name: String, _ statement: PostgresStatement) -> Bool {
+        let types = statement.parameters.map(\.typeOID)
+        return PQsendPrepare(conn, name, statement.sql, Int32(types.count), types) == 1
+    }
+
+    /// `parameters` as libpq takes them: type OIDs, values (text NUL-terminated, bytea binary), lengths, formats.
+    private static func withParameters<R>(
+        _ parameters: [PostgresValue],
+        _ body: (_ types: [Oid], _ values: [UnsafePointer<CChar>?], _ lengths: [Int32], _ formats: [Int32]) -> R
+    ) throws -> R {
         guard parameters.count <= Int(UInt16.max) else {
             throw PostgresError(.clientMisuse, "too many parameters (\(parameters.count)); PostgreSQL allows 65535")
         }
@@ -472,7 +498,7 @@ public actor PostgresConnection {
                 formats.append(1)
             }
         }
-        return PQsendQueryParams(conn, sql, Int32(parameters.count), types, values, lengths, formats, 0) == 1
+        return body(types, values, lengths, formats)
     }
 
     /// Sends a statement with `send`, waits for all its results on this thread, and decodes the last one.

@@ -44,6 +44,8 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
         public static let gallraConsent = Class(rawValue: "GC")
     }
 
+    /// 0A000: feature not supported; among others, a prepared statement whose result columns changed with the schema.
+    public static let featureNotSupported: SQLState = "0A000"
     /// 25006: a write in a `READ ONLY` transaction.
     public static let readOnlySQLTransaction: SQLState = "25006"
     /// 28000: the server refused the role (no such role, no `pg_hba.conf` entry, peer authentication failed).

@@ -69,7 +69,7 @@ public enum AuditTrail {
                 .int64(block.sequence), .text(run), .text(policy), .int32(Int32(policyVersion)), .timestamptz(now),
                 .int32(Int32(records.count)), .text(block.recordsHash), .text(block.previousHash), .text(block.hash),
                 keyCheck.map { .text($0) } ?? .null,
-            ])
+            ], prepared: true)
         if !records.isEmpty {
             connection.enqueue(
                 """
@@ -77,10 +77,11 @@ public enum AuditTrail {
                 SELECT $1, ordinal::integer, record->>'subject_digest', record->'counts'
                 FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS r(record, ordinal)
                 """,
-                [.int64(block.sequence), .jsonb(recordsJSON(records))])
+                [.int64(block.sequence), .jsonb(recordsJSON(records))], prepared: true)
         }
         connection.enqueue(
-            "UPDATE gallra.audit_head SET sequence = $1, hash = $2", [.int64(block.sequence), .text(block.hash)])
+            "UPDATE gallra.audit_head SET sequence = $1, hash = $2", [.int64(block.sequence), .text(block.hash)],
+            prepared: true)
         return block
     }
 

@@ -92,6 +92,21 @@ extension Planner {
                 let set = assignments(&sql, step, columns)
                 modify = "UPDATE \(table) AS x SET \(set) WHERE \(member) RETURNING \(key("x"))::text AS subject"
             }
+        } else if step.path.count == 1, let link = directLink(step.path[0]),
+            !step.action.columns.contains(where: { $0.column.name == link })
+        {
+            // Rows that hold the subject key itself, which the step leaves as it is: the batch's rows are found by
+            // that column, and it names their subject, with no join to the batch's keys.
+            let column = "x.\(SQLIdentifier.quoted(link))"
+            let member = member(&sql, .batch, key: column)
+            let subject = "\(column)::\(resolved.subject.keyType)::text AS subject"
+            switch step.action {
+            case .delete:
+                modify = "DELETE FROM \(table) AS x WHERE \(member) RETURNING \(subject)"
+            case .anonymize(let columns), .deleteOrAnonymize(let columns):
+                modify =
+                    "UPDATE \(table) AS x SET \(assignments(&sql, step, columns)) WHERE \(member) RETURNING \(subject)"
+            }
         } else {
             var set: String?
             if case .anonymize(let columns) = step.action { set = assignments(&sql, step, columns) }
@@ -468,9 +483,17 @@ extension Planner {
             var belongs: [String] = []
             let dropped = droppedReferences(reference, to: step)
             for owner in dropped.steps {
+                // A row that links to the subject key directly, of one of the batch's subjects (due, as the batch
+                // is confirmed), is known to be theirs without looking the subject up.
+                if set == .due, owner.path.isEmpty {
+                    belongs.append("\(key(other)) IN (\(batchKeySet(&sql)))")
+                } else if set == .due, owner.path.count == 1, let link = directLink(owner.path[0]) {
+                    belongs.append("\(other).\(SQLIdentifier.quoted(link)) IN (\(batchKeySet(&sql)))")
+                }
                 belongs.append(reachedCondition(&sql, owner.path, row: other, set: set))
             }
             if dropped.subjectRow {
+                if set == .due { belongs.append("\(key(other)) IN (\(batchKeySet(&sql)))") }
                 belongs.append(isMember(&sql, set, alias: other))
             }
             let outside = belongs.isEmpty ? "" : " AND NOT (" + belongs.joined(separator: " OR ") + ")"
@@ -478,6 +501,20 @@ extension Planner {
                 "EXISTS (SELECT FROM \(SQLIdentifier.quoted(schema: reference.table.schema, name: reference.table.name)) AS \(other) WHERE \(joins.joined(separator: " AND "))\(outside))"
         }
         return "(" + parts.joined(separator: " OR ") + ")"
+    }
+
+    /// The column of `hop`'s target table that holds the subject key, when `hop` goes from the subject key alone.
+    func directLink(_ hop: JoinHop) -> String? {
+        guard hop.from == resolved.subject.table, hop.fromColumns.map(\.name) == [resolved.subject.key.name],
+            hop.toColumns.count == 1
+        else { return nil }
+        return hop.toColumns[0].name
+    }
+
+    /// The batch's keys as a subquery, for `expr IN (...)`: the server hashes it once per statement, where
+    /// `= ANY` of an array compares with each key in turn.
+    func batchKeySet(_ sql: inout SQLBuilder) -> String {
+        "SELECT b.k::\(resolved.subject.keyType) FROM jsonb_array_elements_text(\(sql.bind(.keys))::jsonb) AS b(k)"
     }
 
     /// The subjects' data that no longer shares a row of `target` through `reference` once they are processed:

@@ -98,10 +98,10 @@ extension LivePolicyRun {
             var entry = Sent()
             if let act = plan.act {
                 if let lock = plan.lock {
-                    statements.append(PostgresStatement(lock.sql, Engine.values(lock, bindings)))
+                    statements.append(PostgresStatement(lock.sql, Engine.values(lock, bindings), prepared: true))
                 }
                 entry.act = statements.count
-                statements.append(PostgresStatement(act.sql, Engine.values(act, bindings)))
+                statements.append(PostgresStatement(act.sql, Engine.values(act, bindings), prepared: true))
             } else if let actOnRows = plan.actOnRows {
                 // The rows of the step and its twins (referenced steps acting alike on one table) that this part's
                 // subjects point to.
@@ -120,14 +120,16 @@ extension LivePolicyRun {
                     var rowBindings = bindings
                     rowBindings.rows = "[" + candidates.joined(separator: ",") + "]"
                     entry.actOnRows = statements.count
-                    statements.append(PostgresStatement(actOnRows.sql, Engine.values(actOnRows, rowBindings)))
+                    statements.append(
+                        PostgresStatement(actOnRows.sql, Engine.values(actOnRows, rowBindings), prepared: true))
                 }
                 // A delete-or-anonymize anonymizes the shared rows instead of retaining them.
                 if let anonymizeRows = plan.anonymizeRows, !shared.isEmpty {
                     var rowBindings = bindings
                     rowBindings.rows = "[" + shared.sorted().joined(separator: ",") + "]"
                     entry.anonymizeRows = statements.count
-                    statements.append(PostgresStatement(anonymizeRows.sql, Engine.values(anonymizeRows, rowBindings)))
+                    statements.append(
+                        PostgresStatement(anonymizeRows.sql, Engine.values(anonymizeRows, rowBindings), prepared: true))
                 }
             }
             sent.append(entry)

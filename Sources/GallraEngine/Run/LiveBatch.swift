@@ -14,10 +14,11 @@ extension LivePolicyRun {
         // and its settings with the pick to the audit block with COMMIT.
         connection.enqueue(
             "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true), set_config('jit', 'off', true)",
-            [.text(Self.milliseconds(options.statementTimeout)), .text(Self.milliseconds(options.lockTimeout))])
+            [.text(Self.milliseconds(options.statementTimeout)), .text(Self.milliseconds(options.lockTimeout))],
+            prepared: true)
         var bindings = bindings
         let pick = planner.pickBatch(afterKey: bindings.afterKey != nil, upToKey: bindings.upToKey != nil)
-        let keys = try await connection.query(pick.sql, Engine.values(pick, bindings)).map {
+        let keys = try await connection.query(pick.sql, Engine.values(pick, bindings), prepared: true).map {
             try $0.decode("key", as: String.self)
         }
         // The first attempt's keys fix the batch's range; the next batch may pick after it from now on.
@@ -39,7 +40,7 @@ extension LivePolicyRun {
             connection.enqueue("SAVEPOINT gallra_capture")
         }
         let confirm = planner.confirmBatch()
-        let confirmed = try await connection.query(confirm.sql, Engine.values(confirm, bindings)).map {
+        let confirmed = try await connection.query(confirm.sql, Engine.values(confirm, bindings), prepared: true).map {
             try $0.decode("key", as: String.self)
         }
         guard !confirmed.isEmpty else {
@@ -121,8 +122,8 @@ extension LivePolicyRun {
                 """
                 SELECT e.subject_key, e.events
                 FROM gallra.erase_consent($1, ARRAY(SELECT jsonb_array_elements_text($2::jsonb))) AS e
-                """, [.text(subjectTable), .jsonb(bindings.keys)]),
-            PostgresStatement(AuditTrail.lockHead),
+                """, [.text(subjectTable), .jsonb(bindings.keys)], prepared: true),
+            PostgresStatement(AuditTrail.lockHead, prepared: true),
         ])
         for row in erasedAndHead[0] {
             let events = try row.decode("events", as: Int.self)
@@ -146,7 +147,7 @@ extension LivePolicyRun {
             subjectTable: subjectTable, keys: subjects, digests: records.map(\.subjectDigest),
             erased: subjects.map { planner.deletesSubjectRow || deletedSubjects.contains($0) }, policy: name,
             asOf: bindings.asOf)
-        connection.enqueue(forget.sql, forget.parameters)
+        connection.enqueue(forget.sql, forget.parameters, prepared: true)
         if !planner.deletesSubjectRow {
             // Subjects whose row remains; a subject row deleted (by a delete-or-anonymize) is gone with its key.
             let remaining =
@@ -157,7 +158,7 @@ extension LivePolicyRun {
                 INSERT INTO gallra.processed (policy, subject_key, run)
                 SELECT $1, k, $2::uuid FROM jsonb_array_elements_text($3::jsonb) AS k
                 """,
-                [.text(name), .text(runID), .jsonb(remaining)])
+                [.text(name), .text(runID), .jsonb(remaining)], prepared: true)
         }
         var audited: [AuditCountKey: Int] = [:]
         for record in records {
@@ -176,7 +177,8 @@ extension LivePolicyRun {
 
     /// Sets the transaction's `lock_timeout`, with the statement that comes next.
     func setLockTimeout(_ timeout: Duration, on connection: isolated PostgresConnection) {
-        connection.enqueue("SELECT set_config('lock_timeout', $1, true)", [.text(Self.milliseconds(timeout))])
+        connection.enqueue(
+            "SELECT set_config('lock_timeout', $1, true)", [.text(Self.milliseconds(timeout))], prepared: true)
     }
 
     /// The subjects of `subjects` with a row another transaction holds, found without waiting by each plan's
@@ -216,7 +218,7 @@ extension LivePolicyRun {
         let capturing = plans.compactMap { plan in plan.capture.map { (plan.index, $0) } }
         guard !capturing.isEmpty else { return [:] }
         let results = try await connection.pipeline(
-            capturing.map { PostgresStatement($0.1.sql, Engine.values($0.1, bindings)) })
+            capturing.map { PostgresStatement($0.1.sql, Engine.values($0.1, bindings), prepared: true) })
         var captured: [Int: [CapturedRow]] = [:]
         for ((index, _), result) in zip(capturing, results) {
             captured[index] = try result.map {

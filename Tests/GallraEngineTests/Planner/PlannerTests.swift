@@ -241,7 +241,7 @@ struct PlannerTests {
         let planner = try Planner(
             Self.resolved(steps: [Self.step(Self.order, [Self.orderHop], .owned, anonymize, primaryKey: key)]))
         let update = try #require(planner.stepPlans()[0].act)
-        #expect(update.sql.contains("convert_to($1 || 'shop.order.email:' || \(identity), 'UTF8')"))
+        #expect(update.sql.contains("convert_to($2 || 'shop.order.email:' || \(identity), 'UTF8')"))
     }
 
     @Test func ownedStepsReturnPerSubjectCountsOnly() throws {
@@ -251,6 +251,8 @@ struct PlannerTests {
             ResolvedAnonymization(
                 column: ColumnName("full_name"), type: "text", strategy: .redact(nil), value: .string("[redacted]"),
                 detaches: nil),
+            ResolvedAnonymization(
+                column: ColumnName("customer_id"), type: "bigint", strategy: .null, value: nil, detaches: nil),
             ResolvedAnonymization(
                 column: ColumnName("birth_date"), type: "date", strategy: .truncate(.year), value: nil, detaches: nil),
             ResolvedAnonymization(
@@ -275,8 +277,10 @@ struct PlannerTests {
         #expect(
             update.sql.contains(
                 #""national_id" = encode(sha256(convert_to($1 || x."national_id"::text, 'UTF8')), 'hex')::text"#))
+        #expect(update.sql.contains(#""customer_id" = NULL, "birth_date""#))
         // A path from the subject key starts at the batch's keys, not at the subject rows, and matches the link
-        // column against all of them (one index scan in table order).
+        // column against all of them (one index scan in table order); the subject comes from the keys, as the
+        // update nulls the link.
         #expect(
             update.sql.contains(
                 #"'hex')::text FROM unnest(ARRAY(SELECT jsonb_array_elements_text($3::jsonb))::bigint[]) AS s("id") WHERE x."customer_id" = s."id" AND x."customer_id" = ANY (ARRAY(SELECT jsonb_array_elements_text($3::jsonb))::bigint[]) RETURNING s."id"::text AS subject)"#
@@ -285,6 +289,31 @@ struct PlannerTests {
         #expect(update.parameters == [.salt, .text("[redacted]"), .keys])
         let delete = try #require(plans[1].act)
         #expect(delete.sql.contains(#"DELETE FROM "shop"."customer" AS x WHERE x."id" = ANY ("#))
+    }
+
+    /// Rows that hold the subject key, and keep it, are found by that column alone, which names their subject.
+    @Test func ownedRowsOnTheSubjectKeyNeedNoJoinToTheBatchsKeys() throws {
+        let anonymize = ResolvedStep.Action.anonymize([
+            ResolvedAnonymization(
+                column: ColumnName("full_name"), type: "text", strategy: .redact(nil), value: .string("[redacted]"),
+                detaches: nil)
+        ])
+        let planner = try Planner(
+            Self.resolved(steps: [
+                Self.step(Self.order, [Self.orderHop], .owned, anonymize),
+                Self.step(Self.order, [Self.orderHop], .owned, .delete),
+                Self.step(Self.customer, [], .subject, .delete),
+            ]))
+        let plans = planner.stepPlans()
+        let keys = #"x."customer_id" = ANY (ARRAY(SELECT jsonb_array_elements_text($1::jsonb))::bigint[])"#
+        let subject = #"RETURNING x."customer_id"::bigint::text AS subject)"#
+        #expect(
+            try #require(plans[0].act).sql.hasPrefix(
+                #"WITH d AS (UPDATE "shop"."order" AS x SET "full_name" = $2::text::text WHERE "# + keys + " " + subject
+            ))
+        #expect(
+            try #require(plans[1].act).sql.hasPrefix(
+                #"WITH d AS (DELETE FROM "shop"."order" AS x WHERE "# + keys + " " + subject))
     }
 
     @Test func aPathFromAnotherSubjectColumnJoinsTheSubjectRow() throws {
@@ -337,8 +366,8 @@ struct PlannerTests {
         #expect(capture.sql.contains(#"jsonb_build_object('id', x."id")::text AS row"#))
         #expect(
             capture.sql.contains(
-                #"EXISTS (SELECT FROM "shop"."customer" AS o1 WHERE o1."address_id" = x."id" AND NOT (coalesce((o1."last_seen_at" < "#
-            ), "a customer shares the address unless it is due itself")
+                #"EXISTS (SELECT FROM "shop"."customer" AS o1 WHERE o1."address_id" = x."id" AND NOT (o1."id" IN (SELECT b.k::bigint FROM jsonb_array_elements_text($1::jsonb) AS b(k)) OR coalesce((o1."last_seen_at" < "#
+            ), "a customer shares the address unless it is one of the batch's subjects or due itself")
         #expect(capture.sql.contains(#"EXISTS (SELECT FROM "shop"."store" AS o2 WHERE o2."address_id" = x."id")"#))
         // Rows to anonymize are locked as strongly as their update needs: rows referencing them can still be inserted.
         #expect(capture.sql.contains("FOR NO KEY UPDATE OF x)"))
