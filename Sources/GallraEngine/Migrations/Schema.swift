@@ -82,7 +82,7 @@ public enum Schema {
     /// Every migration this binary knows, in version order. Append new ones; never edit an applied one.
     public static let migrations: [Migration] = [
         migration1, migration2, migration3, migration4, migration5, migration6, migration7, migration8, migration9,
-        migration10, migration11, migration12, migration13, migration14,
+        migration10, migration11, migration12, migration13, migration14, migration15,
     ]
 
     /// The version a fully migrated database has.

@@ -448,6 +448,40 @@ struct MigrationTests {
         }
     }
 
+    @Test("version 15 indexes the audit records' digests by hash, and a subject's records are still found by it")
+    func digestHashIndex() async throws {
+        try await TestDatabase.with { _, connection in
+            let throughFourteen = Array(Schema.migrations.prefix { $0.version <= 14 })
+            _ = try await Schema.migrate(
+                on: connection, migrations: throughFourteen, appliedBy: nil, logger: .init(label: "test"))
+            let digest = String(repeating: "ab", count: 32)
+            try await connection.execute(
+                """
+                INSERT INTO gallra.audit_subject (block, ordinal, subject_digest, counts)
+                SELECT 1, n, CASE WHEN n = 7 THEN $1 ELSE encode(sha256(n::text::bytea), 'hex') END, '[]'
+                FROM generate_series(1, 2000) AS n
+                """, [.text(digest)])
+            #expect(try await Schema.migrate(on: connection).map(\.version) == Array(15...Schema.latestVersion))
+            let method = try await scalar(
+                """
+                SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam
+                WHERE c.oid = 'gallra.audit_subject_digest'::regclass
+                """, as: String.self, on: connection)
+            #expect(method == "hash")
+            try await connection.execute("ANALYZE gallra.audit_subject")
+            let plan = try await connection.query(
+                "EXPLAIN (COSTS off) SELECT ordinal FROM gallra.audit_subject WHERE subject_digest = $1",
+                [.text(digest)]
+            ).map { try $0.decode("QUERY PLAN", as: String.self) }.joined(separator: "\n")
+            #expect(plan.contains("audit_subject_digest"), "\(plan)")
+            let found = try await connection.query(
+                "SELECT ordinal FROM gallra.audit_subject WHERE subject_digest = ANY ($1::text[])",
+                [.text("{\(digest)}")]
+            ).map { try $0.decode("ordinal", as: Int.self) }
+            #expect(found == [7])
+        }
+    }
+
     @Test("every table, view and column of the gallra schema is documented (COMMENT ON)")
     func everythingCommented() async throws {
         try await TestDatabase.with { _, connection in
