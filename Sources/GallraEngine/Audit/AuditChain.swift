@@ -13,13 +13,29 @@ public enum AuditChain {
     /// The hash of a block's records, in their order.
     public static func recordsHash(_ records: [AuditRecord]) -> String {
         var encoder = FieldEncoder(tag: "gallra-audit-records-v1")
+        // The size, to allocate once: a field's length and its text, and a few digits per count.
+        var size = 32
+        for record in records {
+            size += 8 + record.subjectDigest.utf8.count
+            for count in record.counts { size += 32 + count.table.utf8.count }
+        }
+        encoder.bytes.reserveCapacity(size)
+        // A batch's counts name a few tables and actions, each many times: their fields are encoded once.
+        var kinds: [(table: String, action: AuditCount.Action, fields: [UInt8])] = []
         encoder.append(records.count)
         for record in records {
             encoder.append(record.subjectDigest)
             encoder.append(record.counts.count)
             for count in record.counts {
-                encoder.append(count.table)
-                encoder.append(count.action.rawValue)
+                if let kind = kinds.first(where: { $0.action == count.action && $0.table == count.table }) {
+                    encoder.bytes.append(contentsOf: kind.fields)
+                } else {
+                    var fields = FieldEncoder()
+                    fields.append(count.table)
+                    fields.append(count.action.rawValue)
+                    kinds.append((count.table, count.action, fields.bytes))
+                    encoder.bytes.append(contentsOf: fields.bytes)
+                }
                 encoder.append(count.rows)
             }
         }
@@ -211,7 +227,13 @@ public struct AuditRecord: Sendable, Hashable, Codable {
 
     public init(subjectDigest: String, counts: [AuditCount]) {
         self.subjectDigest = subjectDigest
-        self.counts = counts.sorted { ($0.table, $0.action.rawValue) < ($1.table, $1.action.rawValue) }
+        self.counts = counts.sorted(by: AuditCount.recordOrder)
+    }
+
+    /// A record whose `counts` are in ``AuditCount/recordOrder`` already, each table and action once.
+    init(subjectDigest: String, orderedCounts counts: [AuditCount]) {
+        self.subjectDigest = subjectDigest
+        self.counts = counts
     }
 }
 
@@ -233,6 +255,11 @@ public struct AuditCount: Sendable, Hashable, Codable {
         self.table = table
         self.action = action
         self.rows = rows
+    }
+
+    /// The order of a record's counts: by table, then action.
+    static func recordOrder(_ left: AuditCount, _ right: AuditCount) -> Bool {
+        (left.table, left.action.rawValue) < (right.table, right.action.rawValue)
     }
 }
 
@@ -287,14 +314,62 @@ private struct FieldEncoder {
         bytes = Array(tag.utf8) + [0x0a]
     }
 
+    /// Fields without a tag, to be copied into an encoder that has one.
+    init() {
+        bytes = []
+    }
+
     mutating func append(_ text: String) {
-        bytes.append(contentsOf: String(text.utf8.count).utf8)
+        bytes.appendDecimal(text.utf8.count)
         bytes.append(0x3a)
-        bytes.append(contentsOf: text.utf8)
+        bytes.append(utf8: text)
         bytes.append(0x0a)
     }
 
+    /// The number as its decimal text, `String(number)`, without making the string.
     mutating func append(_ number: Int) {
-        append(String(number))
+        var length = number < 0 ? 2 : 1
+        var rest = number.magnitude
+        while rest >= 10 {
+            length += 1
+            rest /= 10
+        }
+        bytes.appendDecimal(length)
+        bytes.append(0x3a)
+        bytes.appendDecimal(number)
+        bytes.append(0x0a)
+    }
+}
+
+extension [UInt8] {
+    /// Appends `number` in decimal, as `String(number)` writes it.
+    mutating func appendDecimal(_ number: Int) {
+        if number < 0 { append(UInt8(ascii: "-")) }
+        var magnitude = number.magnitude
+        guard magnitude >= 10 else {
+            append(UInt8(ascii: "0") + UInt8(magnitude))
+            return
+        }
+        // The digits from the last, into a buffer as long as the longest (20), then appended at once.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var start = digits.count
+            while magnitude > 0 {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            }
+            append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
+        }
+    }
+
+    /// Appends the bytes of a literal.
+    mutating func append(literal: StaticString) {
+        literal.withUTF8Buffer { append(contentsOf: $0) }
+    }
+
+    /// Appends the UTF-8 bytes of `text` as one copy (appending its `utf8` view goes byte by byte).
+    mutating func append(utf8 text: String) {
+        var text = text
+        text.withUTF8 { append(contentsOf: $0) }
     }
 }

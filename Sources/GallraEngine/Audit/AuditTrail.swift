@@ -89,19 +89,13 @@ public enum AuditTrail {
     /// batch's records are its largest client-side work, and a generic encoder spends most of a batch's client
     /// time on them.
     static func recordsJSON(_ records: [AuditRecord]) -> String {
-        var quoted: [String: String] = [:]
-        func quote(_ text: String) -> String {
-            if let known = quoted[text] { return known }
-            let value = JSONValue.string(text).canonicalText
-            quoted[text] = value
-            return value
-        }
-        // The size, to allocate once: the batch's largest buffer. Exact while digests need no escaping (hex).
+        // The size, to allocate once: the batch's largest buffer. Exact while no text needs escaping (digests are
+        // hex).
         var size = 2
         for record in records {
             size += 34 + record.subjectDigest.utf8.count
             for count in record.counts {
-                size += 32 + count.action.rawValue.utf8.count + quote(count.table).utf8.count
+                size += 34 + count.action.rawValue.utf8.count + count.table.utf8.count
                 size += count.rows < 10 ? 1 : String(count.rows).utf8.count
             }
         }
@@ -110,20 +104,20 @@ public enum AuditTrail {
         out.append(UInt8(ascii: "["))
         for (index, record) in records.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: #"{"subject_digest":"#.utf8)
-            out.append(contentsOf: JSONValue.string(record.subjectDigest).canonicalText.utf8)
-            out.append(contentsOf: #","counts":["#.utf8)
+            out.append(literal: #"{"subject_digest":"#)
+            JSONValue.appendString(record.subjectDigest, to: &out)
+            out.append(literal: #","counts":["#)
             for (number, count) in record.counts.enumerated() {
                 if number > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: #"{"action":""#.utf8)
-                out.append(contentsOf: count.action.rawValue.utf8)
-                out.append(contentsOf: #"","rows":"#.utf8)
-                out.append(contentsOf: String(count.rows).utf8)
-                out.append(contentsOf: #","table":"#.utf8)
-                out.append(contentsOf: quote(count.table).utf8)
+                out.append(literal: #"{"action":""#)
+                out.append(utf8: count.action.rawValue)
+                out.append(literal: #"","rows":"#)
+                out.appendDecimal(count.rows)
+                out.append(literal: #","table":"#)
+                JSONValue.appendString(count.table, to: &out)
                 out.append(UInt8(ascii: "}"))
             }
-            out.append(contentsOf: "]}".utf8)
+            out.append(literal: "]}")
         }
         out.append(UInt8(ascii: "]"))
         return String(decoding: out, as: UTF8.self)

@@ -21,6 +21,16 @@ struct JSONValueTests {
         limits: { max_fraction: 0.05 }
         """
 
+    @Test("a list of strings written straight into bytes is the canonical text of the list")
+    func stringArrayText() {
+        let texts = [
+            "", "12345", #"quote " and \ backslash"#, "line\nbreak\r\ttab", "\u{1}\u{1f}\u{7f}", "Kund åäö 😀",
+        ]
+        #expect(JSONValue.stringArrayText(texts) == JSONValue.array(texts.map(JSONValue.string)).canonicalText)
+        #expect(JSONValue.stringArrayText(["a\"b\\c\u{1}"]) == #"["a\"b\\c\u0001"]"#)
+        #expect(JSONValue.stringArrayText([]) == "[]")
+    }
+
     @Test("the canonical text of a parsed canonical document is the document itself")
     func canonicalRoundTrip() throws {
         let policy = try Policy(parsing: Self.awkward)
