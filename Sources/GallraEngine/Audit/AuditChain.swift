@@ -1,4 +1,5 @@
 import Crypto
+import GallraPolicy
 
 /// The audit trail's hash chain: each batch writes one block holding a record per subject it
 /// processed; a block's hash covers its records and the previous block's hash, so editing,
@@ -13,13 +14,6 @@ public enum AuditChain {
     /// The hash of a block's records, in their order.
     public static func recordsHash(_ records: [AuditRecord]) -> String {
         var encoder = FieldEncoder(tag: "gallra-audit-records-v1")
-        // The size, to allocate once: a field's length and its text, and a few digits per count.
-        var size = 32
-        for record in records {
-            size += 8 + record.subjectDigest.utf8.count
-            for count in record.counts { size += 32 + count.table.utf8.count }
-        }
-        encoder.bytes.reserveCapacity(size)
         // A batch's counts name a few tables and actions, each many times: their fields are encoded once.
         var kinds: [(table: String, action: AuditCount.Action, fields: [UInt8])] = []
         encoder.append(records.count)
@@ -28,18 +22,16 @@ public enum AuditChain {
             encoder.append(record.counts.count)
             for count in record.counts {
                 if let kind = kinds.first(where: { $0.action == count.action && $0.table == count.table }) {
-                    encoder.bytes.append(contentsOf: kind.fields)
+                    encoder.append(encoded: kind.fields)
                 } else {
-                    var fields = FieldEncoder()
-                    fields.append(count.table)
-                    fields.append(count.action.rawValue)
-                    kinds.append((count.table, count.action, fields.bytes))
-                    encoder.bytes.append(contentsOf: fields.bytes)
+                    let fields = FieldEncoder.encoded(count.table, count.action.rawValue)
+                    kinds.append((count.table, count.action, fields))
+                    encoder.append(encoded: fields)
                 }
                 encoder.append(count.rows)
             }
         }
-        return Digest.hex(Digest.sha256(encoder.bytes))
+        return encoder.hexDigest()
     }
 
     /// The hash that seals a block: its own fields, its records' hash and the previous block's hash.
@@ -62,7 +54,7 @@ public enum AuditChain {
         encoder.append(subjects)
         encoder.append(recordsHash)
         encoder.append(previousHash)
-        return Digest.hex(Digest.sha256(encoder.bytes))
+        return encoder.hexDigest()
     }
 
     /// A new block after `previous` (nil for the first block), sealed over `records`.
@@ -111,7 +103,7 @@ extension AuditChain {
         encoder.append(databaseRole)
         encoder.append(osUser)
         encoder.append(previousHash)
-        return Digest.hex(Digest.sha256(encoder.bytes))
+        return encoder.hexDigest()
     }
 
     /// The hash of one record of `gallra.audit_event` (a hold placed or released, a correction): SHA-256 over its
@@ -137,7 +129,7 @@ extension AuditChain {
         encoder.append(databaseRole)
         encoder.append(osUser)
         encoder.append(previousHash)
-        return Digest.hex(Digest.sha256(encoder.bytes))
+        return encoder.hexDigest()
     }
 }
 
@@ -286,7 +278,8 @@ public struct SubjectDigester: Sendable {
 
     /// The digest of subject `key` of `table` (schema-qualified, as the plan names it).
     public func digest(table: String, key subjectKey: String) -> String {
-        Digest.hex(authenticationCode(table: table, key: subjectKey))
+        // Its bytes read in place: iterating the code itself goes through its storage byte by byte.
+        authenticationCode(table: table, key: subjectKey).withUnsafeBytes { Digest.hex($0) }
     }
 
     /// The digest of subject `key` of `table` as its 32 bytes: ``digest(table:key:)`` is their hex.
@@ -306,44 +299,70 @@ public struct SubjectDigester: Sendable {
     }
 }
 
-/// Length-prefixed fields: `<byte length>:<bytes>\n` each, after a version tag.
+/// Length-prefixed fields: `<byte length>:<bytes>\n` each, after a version tag, hashed with SHA-256 as they come
+/// (a batch's records in pieces of ``chunk`` bytes, not in one buffer as large as they are).
 private struct FieldEncoder {
-    var bytes: [UInt8]
+    private var bytes: [UInt8]
+    private var hash = SHA256()
+    /// How many bytes are gathered before they are hashed.
+    static let chunk = 16 * 1024
 
     init(tag: String) {
         bytes = Array(tag.utf8) + [0x0a]
     }
 
-    /// Fields without a tag, to be copied into an encoder that has one.
-    init() {
-        bytes = []
-    }
-
     mutating func append(_ text: String) {
-        bytes.appendDecimal(text.utf8.count)
-        bytes.append(0x3a)
-        bytes.append(utf8: text)
-        bytes.append(0x0a)
+        bytes.appendField(text)
+        flushIfFull()
     }
 
     /// The number as its decimal text, `String(number)`, without making the string.
     mutating func append(_ number: Int) {
-        var length = number < 0 ? 2 : 1
-        var rest = number.magnitude
-        while rest >= 10 {
-            length += 1
-            rest /= 10
-        }
-        bytes.appendDecimal(length)
+        bytes.appendDecimal(JSONTextWriter.decimalLength(number))
         bytes.append(0x3a)
         bytes.appendDecimal(number)
         bytes.append(0x0a)
+        flushIfFull()
+    }
+
+    /// Fields encoded apart (``encoded(_:)``), appended as they are.
+    mutating func append(encoded fields: [UInt8]) {
+        bytes.append(contentsOf: fields)
+        flushIfFull()
+    }
+
+    /// `texts` as fields, without a tag: to append to an encoder many times.
+    static func encoded(_ texts: String...) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for text in texts { bytes.appendField(text) }
+        return bytes
+    }
+
+    /// SHA-256 (hex) of the tag and every field.
+    mutating func hexDigest() -> String {
+        hash.update(data: bytes)
+        bytes = []
+        return Digest.hex(hash.finalize())
+    }
+
+    private mutating func flushIfFull() {
+        guard bytes.count >= Self.chunk else { return }
+        hash.update(data: bytes)
+        bytes.removeAll(keepingCapacity: true)
     }
 }
 
 extension [UInt8] {
+    /// Appends `text` as a field: `<byte length>:<bytes>\n`.
+    fileprivate mutating func appendField(_ text: String) {
+        appendDecimal(text.utf8.count)
+        append(0x3a)
+        append(utf8: text)
+        append(0x0a)
+    }
+
     /// Appends `number` in decimal, as `String(number)` writes it.
-    mutating func appendDecimal(_ number: Int) {
+    fileprivate mutating func appendDecimal(_ number: Int) {
         if number < 0 { append(UInt8(ascii: "-")) }
         var magnitude = number.magnitude
         guard magnitude >= 10 else {
@@ -362,13 +381,8 @@ extension [UInt8] {
         }
     }
 
-    /// Appends the bytes of a literal.
-    mutating func append(literal: StaticString) {
-        literal.withUTF8Buffer { append(contentsOf: $0) }
-    }
-
     /// Appends the UTF-8 bytes of `text` as one copy (appending its `utf8` view goes byte by byte).
-    mutating func append(utf8 text: String) {
+    fileprivate mutating func append(utf8 text: String) {
         var text = text
         text.withUTF8 { append(contentsOf: $0) }
     }

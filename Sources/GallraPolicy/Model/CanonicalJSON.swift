@@ -62,49 +62,19 @@ public enum JSONValue: Sendable, Hashable {
         out += "\""
     }
 
-    /// `JSONValue.array(texts.map(JSONValue.string)).canonicalText`, written straight into one buffer: the lists of
-    /// keys and digests a batch binds are its most frequent JSON.
+    /// `JSONValue.array(texts.map(JSONValue.string)).canonicalText`, written straight into the string's storage
+    /// (``JSONTextWriter``): the lists of keys and digests a batch binds are its most frequent JSON.
     public static func stringArrayText(_ texts: [String]) -> String {
-        var size = 2 + texts.count
-        for text in texts { size += 2 + text.utf8.count }
-        var out: [UInt8] = []
-        out.reserveCapacity(size)
-        out.append(UInt8(ascii: "["))
-        for (index, text) in texts.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            appendString(text, to: &out)
-        }
-        out.append(UInt8(ascii: "]"))
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// Appends `text` as a JSON string to UTF-8 bytes, escaped as ``canonicalText`` escapes it. Byte by byte is the
-    /// same as scalar by scalar: every character escaped is ASCII, and no byte of a multi-byte UTF-8 sequence is.
-    public static func appendString(_ text: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        var text = text
-        text.withUTF8 { bytes in
-            guard bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c }) else {
-                out.append(contentsOf: bytes)
-                return
+        var length = 2 + max(0, texts.count - 1)
+        for text in texts { length += JSONTextWriter.stringLength(text) }
+        return JSONTextWriter.text(length: length) { writer in
+            writer.append(UInt8(ascii: "["))
+            for (index, text) in texts.enumerated() {
+                if index > 0 { writer.append(UInt8(ascii: ",")) }
+                writer.appendString(text)
             }
-            for byte in bytes {
-                switch byte {
-                case 0x22: out.append(contentsOf: [0x5c, 0x22])
-                case 0x5c: out.append(contentsOf: [0x5c, 0x5c])
-                case 0x0a: out.append(contentsOf: [0x5c, UInt8(ascii: "n")])
-                case 0x0d: out.append(contentsOf: [0x5c, UInt8(ascii: "r")])
-                case 0x09: out.append(contentsOf: [0x5c, UInt8(ascii: "t")])
-                case ..<0x20:
-                    let hex = Array("0123456789abcdef".utf8)
-                    out.append(contentsOf: [
-                        0x5c, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0x0f)],
-                    ])
-                default: out.append(byte)
-                }
-            }
+            writer.append(UInt8(ascii: "]"))
         }
-        out.append(UInt8(ascii: "\""))
     }
 
     /// The value as a document node without positions, for decoding through the policy decoder.
