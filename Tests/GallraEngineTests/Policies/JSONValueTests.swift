@@ -31,6 +31,25 @@ struct JSONValueTests {
         #expect(JSONValue.stringArrayText([]) == "[]")
     }
 
+    @Test(
+        "a text written into its counted length holds each part as written",
+        arguments: [Int.min, -10, -1, 0, 9, 10, 99, Int.max])
+    func writerParts(number: Int) {
+        let text = "tab\there \"q\" \\ \u{1f} é"
+        let length =
+            JSONTextWriter.stringLength(text) + JSONTextWriter.decimalLength(number) + 3 + "raw".utf8.count
+        let written = JSONTextWriter.text(length: length) { writer in
+            writer.append(literal: "[")
+            writer.appendString(text)
+            writer.append(UInt8(ascii: ","))
+            writer.appendDecimal(number)
+            writer.append(unescaped: "raw")
+            writer.append(literal: "]")
+        }
+        #expect(written == "[" + JSONValue.string(text).canonicalText + "," + String(number) + "raw]")
+        #expect(JSONTextWriter.decimalLength(number) == String(number).utf8.count)
+    }
+
     @Test("the canonical text of a parsed canonical document is the document itself")
     func canonicalRoundTrip() throws {
         let policy = try Policy(parsing: Self.awkward)
