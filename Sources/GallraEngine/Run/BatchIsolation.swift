@@ -111,13 +111,14 @@ extension LivePolicyRun {
                 let settled = acts.settled[plan.index] ?? [:]
                 // The step each row counts under (the capture judges each row once, so its pairs agree).
                 var counting: [String: Int] = [:]
+                counting.reserveCapacity(rows.count)
                 var shared: Set<String> = []
-                for row in rows where settled[row.row] == nil {
+                for row in rows where settled.isEmpty || settled[row.row] == nil {
                     counting[row.row] = row.step
                     if row.shared { shared.insert(row.row) }
                 }
                 entry.rows = (rows, counting, shared)
-                let candidates = Set(counting.keys).subtracting(shared).sorted()
+                let candidates = counting.keys.filter { !shared.contains($0) }.sorted()
                 if !candidates.isEmpty {
                     var rowBindings = bindings
                     rowBindings.rows = "[" + candidates.joined(separator: ",") + "]"
@@ -193,6 +194,7 @@ extension LivePolicyRun {
                     }
                 }
                 var settling = settled
+                settling.reserveCapacity(settled.count + acted.count + anonymized.count + shared.count)
                 for row in acted { settling[row] = action }
                 for row in anonymized { settling[row] = .anonymized }
                 for row in shared { settling[row] = .retained }
