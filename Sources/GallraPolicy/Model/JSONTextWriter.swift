@@ -26,6 +26,7 @@ public struct JSONTextWriter {
         var text = text
         return text.withUTF8 { bytes in
             var length = bytes.count + 2
+            guard needsEscape(bytes) else { return length }
             for byte in bytes where byte < 0x20 || byte == 0x22 || byte == 0x5c {
                 switch byte {
                 case 0x22, 0x5c, 0x0a, 0x0d, 0x09: length += 1
@@ -85,7 +86,7 @@ public struct JSONTextWriter {
         append(UInt8(ascii: "\""))
         var text = text
         text.withUTF8 { bytes in
-            guard bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c }) else {
+            guard Self.needsEscape(bytes) else {
                 append(contentsOf: bytes)
                 return
             }
@@ -112,6 +113,16 @@ public struct JSONTextWriter {
         guard let source = bytes.baseAddress, let target = buffer.baseAddress else { return }
         (target + count).initialize(from: source, count: bytes.count)
         count += bytes.count
+    }
+
+    /// Whether `bytes` hold a byte JSON escapes (`"`, `\`, a control character). A loop without an early exit:
+    /// the compiler checks many bytes at once, and most texts (keys, digests, table names) need no escape.
+    private static func needsEscape(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var found: UInt8 = 0
+        for byte in bytes {
+            found |= (byte < 0x20 ? 1 : 0) | (byte == 0x22 ? 1 : 0) | (byte == 0x5c ? 1 : 0)
+        }
+        return found != 0
     }
 
     private static func hexDigit(_ value: UInt8) -> UInt8 {

@@ -25,6 +25,9 @@ struct JSONValueTests {
     func stringArrayText() {
         let texts = [
             "", "12345", #"quote " and \ backslash"#, "line\nbreak\r\ttab", "\u{1}\u{1f}\u{7f}", "Kund åäö 😀",
+            // Long texts, checked many bytes at a time, with the one byte to escape in the middle or at the end.
+            String(repeating: "a", count: 40) + "\"" + String(repeating: "b", count: 40),
+            String(repeating: "0123456789abcdef", count: 4) + "\u{1}",
         ]
         #expect(JSONValue.stringArrayText(texts) == JSONValue.array(texts.map(JSONValue.string)).canonicalText)
         #expect(JSONValue.stringArrayText(["a\"b\\c\u{1}"]) == #"["a\"b\\c\u0001"]"#)
