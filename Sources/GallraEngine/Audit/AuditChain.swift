@@ -14,20 +14,26 @@ public enum AuditChain {
     /// The hash of a block's records, in their order.
     public static func recordsHash(_ records: [AuditRecord]) -> String {
         var encoder = FieldEncoder(tag: "gallra-audit-records-v1")
-        // A batch's counts name a few tables and actions, each many times: their fields are encoded once.
-        var kinds: [(table: String, action: AuditCount.Action, fields: [UInt8])] = []
+        // A batch's counts name a few tables and actions, each many times: their fields are encoded once (kept in
+        // parallel arrays, searched by index, so that a search copies nothing).
+        var tables: [String] = []
+        var actions: [AuditCount.Action] = []
+        var fields: [[UInt8]] = []
         encoder.append(records.count)
         for record in records {
             encoder.append(record.subjectDigest)
             encoder.append(record.counts.count)
             for count in record.counts {
-                if let kind = kinds.first(where: { $0.action == count.action && $0.table == count.table }) {
-                    encoder.append(encoded: kind.fields)
-                } else {
-                    let fields = FieldEncoder.encoded(count.table, count.action.rawValue)
-                    kinds.append((count.table, count.action, fields))
-                    encoder.append(encoded: fields)
+                var kind = 0
+                while kind < tables.count && (actions[kind] != count.action || tables[kind] != count.table) {
+                    kind += 1
                 }
+                if kind == tables.count {
+                    tables.append(count.table)
+                    actions.append(count.action)
+                    fields.append(FieldEncoder.encoded(count.table, count.action.rawValue))
+                }
+                encoder.append(encoded: fields[kind])
                 encoder.append(count.rows)
             }
         }
