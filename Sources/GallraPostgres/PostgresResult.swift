@@ -68,11 +68,13 @@ public struct PostgresRow: Sendable, RandomAccessCollection {
         return value
     }
 
+    /// The error of ``decode(_:as:)`` for a column the result does not have (out of line: a throw is rare).
     @usableFromInline
     func missingColumn(_ column: String) -> PostgresError {
         PostgresError(.decoding, "the result has no column \"\(column)\"")
     }
 
+    /// The error of ``decode(_:as:)`` for a value that is NULL or not a `type`; it names the column and types only.
     @usableFromInline
     func wrongType(_ index: Int, as type: any PostgresDecodable.Type) -> PostgresError {
         let found = values[index] == .null ? "NULL" : "a value of type OID \(columns[index].typeOID)"
