@@ -55,15 +55,30 @@ public struct PostgresRow: Sendable, RandomAccessCollection {
 
     /// The value of `column` as `T`; throws `.decoding` if the column is missing, NULL for a non-optional `T`,
     /// or of another type. The error names the column and types, never the value.
+    ///
+    /// Inlinable, so that a caller decoding many rows gets it specialized for its `T`, not through the generic path.
+    @inlinable
     public func decode<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws -> T {
         guard let index = columns.firstIndex(where: { $0.name == column }) else {
-            throw PostgresError(.decoding, "the result has no column \"\(column)\"")
+            throw missingColumn(column)
         }
         guard let value = T(postgresValue: values[index]) else {
-            let found = values[index] == .null ? "NULL" : "a value of type OID \(columns[index].typeOID)"
-            throw PostgresError(.decoding, "column \"\(column)\" holds \(found), which is not a \(T.self)")
+            throw wrongType(index, as: T.self)
         }
         return value
+    }
+
+    /// The error of ``decode(_:as:)`` for a column the result does not have (out of line: a throw is rare).
+    @usableFromInline
+    func missingColumn(_ column: String) -> PostgresError {
+        PostgresError(.decoding, "the result has no column \"\(column)\"")
+    }
+
+    /// The error of ``decode(_:as:)`` for a value that is NULL or not a `type`; it names the column and types only.
+    @usableFromInline
+    func wrongType(_ index: Int, as type: any PostgresDecodable.Type) -> PostgresError {
+        let found = values[index] == .null ? "NULL" : "a value of type OID \(columns[index].typeOID)"
+        return PostgresError(.decoding, "column \"\(columns[index].name)\" holds \(found), which is not a \(type)")
     }
 }
 
@@ -90,6 +105,7 @@ extension PostgresValue: PostgresDecodable {
 }
 
 extension Bool: PostgresDecodable {
+    @inlinable
     public init?(postgresValue: PostgresValue) {
         guard let value = postgresValue.bool else { return nil }
         self = value
@@ -97,6 +113,7 @@ extension Bool: PostgresDecodable {
 }
 
 extension Int64: PostgresDecodable {
+    @inlinable
     public init?(postgresValue: PostgresValue) {
         guard let value = postgresValue.int64 else { return nil }
         self = value
@@ -104,6 +121,7 @@ extension Int64: PostgresDecodable {
 }
 
 extension Int: PostgresDecodable {
+    @inlinable
     public init?(postgresValue: PostgresValue) {
         guard let value = postgresValue.int else { return nil }
         self = value
@@ -132,6 +150,7 @@ extension Double: PostgresDecodable {
 }
 
 extension String: PostgresDecodable {
+    @inlinable
     public init?(postgresValue: PostgresValue) {
         guard let value = postgresValue.string else { return nil }
         self = value

@@ -1,4 +1,5 @@
 import Crypto
+import GallraPolicy
 
 /// The audit trail's hash chain: each batch writes one block holding a record per subject it
 /// processed; a block's hash covers its records and the previous block's hash, so editing,
@@ -13,17 +14,30 @@ public enum AuditChain {
     /// The hash of a block's records, in their order.
     public static func recordsHash(_ records: [AuditRecord]) -> String {
         var encoder = FieldEncoder(tag: "gallra-audit-records-v1")
+        // A batch's counts name a few tables and actions, each many times: their fields are encoded once (kept in
+        // parallel arrays, searched by index, so that a search copies nothing).
+        var tables: [String] = []
+        var actions: [AuditCount.Action] = []
+        var fields: [[UInt8]] = []
         encoder.append(records.count)
         for record in records {
             encoder.append(record.subjectDigest)
             encoder.append(record.counts.count)
             for count in record.counts {
-                encoder.append(count.table)
-                encoder.append(count.action.rawValue)
+                var kind = 0
+                while kind < tables.count && (actions[kind] != count.action || tables[kind] != count.table) {
+                    kind += 1
+                }
+                if kind == tables.count {
+                    tables.append(count.table)
+                    actions.append(count.action)
+                    fields.append(FieldEncoder.encoded(count.table, count.action.rawValue))
+                }
+                encoder.append(encoded: fields[kind])
                 encoder.append(count.rows)
             }
         }
-        return Digest.hex(Digest.sha256(encoder.bytes))
+        return encoder.hexDigest()
     }
 
     /// The hash that seals a block: its own fields, its records' hash and the previous block's hash.
@@ -46,7 +60,7 @@ public enum AuditChain {
         encoder.append(subjects)
         encoder.append(recordsHash)
         encoder.append(previousHash)
-        return Digest.hex(Digest.sha256(encoder.bytes))
+        return encoder.hexDigest()
     }
 
     /// A new block after `previous` (nil for the first block), sealed over `records`.
@@ -95,7 +109,7 @@ extension AuditChain {
         encoder.append(databaseRole)
         encoder.append(osUser)
         encoder.append(previousHash)
-        return Digest.hex(Digest.sha256(encoder.bytes))
+        return encoder.hexDigest()
     }
 
     /// The hash of one record of `gallra.audit_event` (a hold placed or released, a correction): SHA-256 over its
@@ -121,7 +135,7 @@ extension AuditChain {
         encoder.append(databaseRole)
         encoder.append(osUser)
         encoder.append(previousHash)
-        return Digest.hex(Digest.sha256(encoder.bytes))
+        return encoder.hexDigest()
     }
 }
 
@@ -211,7 +225,13 @@ public struct AuditRecord: Sendable, Hashable, Codable {
 
     public init(subjectDigest: String, counts: [AuditCount]) {
         self.subjectDigest = subjectDigest
-        self.counts = counts.sorted { ($0.table, $0.action.rawValue) < ($1.table, $1.action.rawValue) }
+        self.counts = counts.sorted(by: AuditCount.recordOrder)
+    }
+
+    /// A record whose `counts` are in ``AuditCount/recordOrder`` already, each table and action once.
+    init(subjectDigest: String, orderedCounts counts: [AuditCount]) {
+        self.subjectDigest = subjectDigest
+        self.counts = counts
     }
 }
 
@@ -233,6 +253,11 @@ public struct AuditCount: Sendable, Hashable, Codable {
         self.table = table
         self.action = action
         self.rows = rows
+    }
+
+    /// The order of a record's counts: by table, then action.
+    static func recordOrder(_ left: AuditCount, _ right: AuditCount) -> Bool {
+        (left.table, left.action.rawValue) < (right.table, right.action.rawValue)
     }
 }
 
@@ -259,7 +284,8 @@ public struct SubjectDigester: Sendable {
 
     /// The digest of subject `key` of `table` (schema-qualified, as the plan names it).
     public func digest(table: String, key subjectKey: String) -> String {
-        Digest.hex(authenticationCode(table: table, key: subjectKey))
+        // Its bytes read in place: iterating the code itself goes through its storage byte by byte.
+        authenticationCode(table: table, key: subjectKey).withUnsafeBytes { Digest.hex($0) }
     }
 
     /// The digest of subject `key` of `table` as its 32 bytes: ``digest(table:key:)`` is their hex.
@@ -279,22 +305,91 @@ public struct SubjectDigester: Sendable {
     }
 }
 
-/// Length-prefixed fields: `<byte length>:<bytes>\n` each, after a version tag.
+/// Length-prefixed fields: `<byte length>:<bytes>\n` each, after a version tag, hashed with SHA-256 as they come
+/// (a batch's records in pieces of ``chunk`` bytes, not in one buffer as large as they are).
 private struct FieldEncoder {
-    var bytes: [UInt8]
+    private var bytes: [UInt8]
+    private var hash = SHA256()
+    /// How many bytes are gathered before they are hashed.
+    static let chunk = 16 * 1024
 
     init(tag: String) {
         bytes = Array(tag.utf8) + [0x0a]
     }
 
     mutating func append(_ text: String) {
-        bytes.append(contentsOf: String(text.utf8.count).utf8)
-        bytes.append(0x3a)
-        bytes.append(contentsOf: text.utf8)
-        bytes.append(0x0a)
+        bytes.appendField(text)
+        flushIfFull()
     }
 
+    /// The number as its decimal text, `String(number)`, without making the string.
     mutating func append(_ number: Int) {
-        append(String(number))
+        bytes.appendDecimal(JSONTextWriter.decimalLength(number))
+        bytes.append(0x3a)
+        bytes.appendDecimal(number)
+        bytes.append(0x0a)
+        flushIfFull()
+    }
+
+    /// Fields encoded apart (``encoded(_:)``), appended as they are.
+    mutating func append(encoded fields: [UInt8]) {
+        bytes.append(contentsOf: fields)
+        flushIfFull()
+    }
+
+    /// `texts` as fields, without a tag: to append to an encoder many times.
+    static func encoded(_ texts: String...) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for text in texts { bytes.appendField(text) }
+        return bytes
+    }
+
+    /// SHA-256 (hex) of the tag and every field.
+    mutating func hexDigest() -> String {
+        hash.update(data: bytes)
+        bytes = []
+        return Digest.hex(hash.finalize())
+    }
+
+    private mutating func flushIfFull() {
+        guard bytes.count >= Self.chunk else { return }
+        hash.update(data: bytes)
+        bytes.removeAll(keepingCapacity: true)
+    }
+}
+
+extension [UInt8] {
+    /// Appends `text` as a field: `<byte length>:<bytes>\n`.
+    fileprivate mutating func appendField(_ text: String) {
+        appendDecimal(text.utf8.count)
+        append(0x3a)
+        append(utf8: text)
+        append(0x0a)
+    }
+
+    /// Appends `number` in decimal, as `String(number)` writes it.
+    fileprivate mutating func appendDecimal(_ number: Int) {
+        if number < 0 { append(UInt8(ascii: "-")) }
+        var magnitude = number.magnitude
+        guard magnitude >= 10 else {
+            append(UInt8(ascii: "0") + UInt8(magnitude))
+            return
+        }
+        // The digits from the last, into a buffer as long as the longest (20), then appended at once.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var start = digits.count
+            while magnitude > 0 {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            }
+            append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
+        }
+    }
+
+    /// Appends the UTF-8 bytes of `text` as one copy (appending its `utf8` view goes byte by byte).
+    fileprivate mutating func append(utf8 text: String) {
+        var text = text
+        text.withUTF8 { append(contentsOf: $0) }
     }
 }

@@ -90,44 +90,43 @@ public enum AuditTrail {
     /// batch's records are its largest client-side work, and a generic encoder spends most of a batch's client
     /// time on them.
     static func recordsJSON(_ records: [AuditRecord]) -> String {
-        var quoted: [String: String] = [:]
-        func quote(_ text: String) -> String {
-            if let known = quoted[text] { return known }
-            let value = JSONValue.string(text).canonicalText
-            quoted[text] = value
-            return value
-        }
-        // The size, to allocate once: the batch's largest buffer. Exact while digests need no escaping (hex).
-        var size = 2
+        // Its length first, then the text straight into the string (``JSONTextWriter``): the batch's largest text.
+        let digest: StaticString = #"{"subject_digest":"#
+        let counts: StaticString = #","counts":["#
+        let action: StaticString = #"{"action":""#
+        let rows: StaticString = #"","rows":"#
+        let table: StaticString = #","table":"#
+        var length = 2 + max(0, records.count - 1)
         for record in records {
-            size += 34 + record.subjectDigest.utf8.count
+            length += digest.utf8CodeUnitCount + JSONTextWriter.stringLength(record.subjectDigest)
+            length += counts.utf8CodeUnitCount + 2 + max(0, record.counts.count - 1)
             for count in record.counts {
-                size += 32 + count.action.rawValue.utf8.count + quote(count.table).utf8.count
-                size += count.rows < 10 ? 1 : String(count.rows).utf8.count
+                length += action.utf8CodeUnitCount + count.action.rawValue.utf8.count + rows.utf8CodeUnitCount
+                length += JSONTextWriter.decimalLength(count.rows) + table.utf8CodeUnitCount
+                length += JSONTextWriter.stringLength(count.table) + 1
             }
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(size)
-        out.append(UInt8(ascii: "["))
-        for (index, record) in records.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: #"{"subject_digest":"#.utf8)
-            out.append(contentsOf: JSONValue.string(record.subjectDigest).canonicalText.utf8)
-            out.append(contentsOf: #","counts":["#.utf8)
-            for (number, count) in record.counts.enumerated() {
-                if number > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: #"{"action":""#.utf8)
-                out.append(contentsOf: count.action.rawValue.utf8)
-                out.append(contentsOf: #"","rows":"#.utf8)
-                out.append(contentsOf: String(count.rows).utf8)
-                out.append(contentsOf: #","table":"#.utf8)
-                out.append(contentsOf: quote(count.table).utf8)
-                out.append(UInt8(ascii: "}"))
+        return JSONTextWriter.text(length: length) { out in
+            out.append(UInt8(ascii: "["))
+            for (index, record) in records.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(literal: digest)
+                out.appendString(record.subjectDigest)
+                out.append(literal: counts)
+                for (number, count) in record.counts.enumerated() {
+                    if number > 0 { out.append(UInt8(ascii: ",")) }
+                    out.append(literal: action)
+                    out.append(unescaped: count.action.rawValue)
+                    out.append(literal: rows)
+                    out.appendDecimal(count.rows)
+                    out.append(literal: table)
+                    out.appendString(count.table)
+                    out.append(UInt8(ascii: "}"))
+                }
+                out.append(literal: "]}")
             }
-            out.append(contentsOf: "]}".utf8)
+            out.append(UInt8(ascii: "]"))
         }
-        out.append(UInt8(ascii: "]"))
-        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -24,13 +24,17 @@ public enum Digest {
 
     /// Lower-case hexadecimal.
     public static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
         var text = [UInt8]()
-        text.reserveCapacity(bytes.underestimatedCount * 2)
+        // A digest's sequence may not tell its length: room for SHA-256's 32 bytes at least.
+        text.reserveCapacity(max(bytes.underestimatedCount, 32) * 2)
         for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0f)])
+            text.append(hexDigit(byte >> 4))
+            text.append(hexDigit(byte & 0x0f))
         }
         return String(decoding: text, as: UTF8.self)
+    }
+
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") - 10 + value
     }
 }

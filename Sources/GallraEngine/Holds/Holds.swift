@@ -222,10 +222,23 @@ public enum Holds {
               AND (h.released_at IS NOT NULL OR h.until <= $4::timestamptz OR d.erased)
             """,
             [
-                .text(subjectTable), .jsonb(JSONValue.array(keys.map(JSONValue.string)).canonicalText),
-                .jsonb(JSONValue.array(digests.map(JSONValue.string)).canonicalText), .timestamptz(asOf),
-                .jsonb(JSONValue.array(erased.map(JSONValue.bool)).canonicalText), .text(policy),
+                .text(subjectTable), .jsonb(JSONValue.stringArrayText(keys)),
+                .jsonb(JSONValue.stringArrayText(digests)), .timestamptz(asOf), .jsonb(booleansText(erased)),
+                .text(policy),
             ])
+    }
+
+    /// `JSONValue.array(values.map(JSONValue.bool)).canonicalText`, written straight into one buffer.
+    static func booleansText(_ values: [Bool]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(2 + 6 * values.count)
+        out.append(UInt8(ascii: "["))
+        for (index, value) in values.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: value ? "true".utf8 : "false".utf8)
+        }
+        out.append(UInt8(ascii: "]"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     // MARK: - Rows

@@ -42,6 +42,7 @@ extension LivePolicyRun {
     /// part back and splits it in two, until the refusing subject stands alone: it is added to `left`, and every
     /// other subject goes on in the batch's transaction. One refusing subject in a batch of n costs about 2 log2 n
     /// extra runs of the steps over ever smaller parts. Any other error ends the batch's transaction as before.
+    /// `bindings.keys` holds `part`'s keys, and `captured` the rows of `part`'s subjects only.
     func isolate(
         _ part: [String], plans: [StepPlan], captured: [Int: [CapturedRow]], bindings: Engine.Bindings,
         acts: inout BatchActs, left: inout [LeftSubject], on connection: isolated PostgresConnection
@@ -64,9 +65,12 @@ extension LivePolicyRun {
             }
             let half = part.count / 2
             for half in [Array(part[..<half]), Array(part[half...])] {
+                var bindings = bindings
+                bindings.keys = Engine.jsonArray(half)
+                let members = Set(half)
                 try await isolate(
-                    half, plans: plans, captured: captured, bindings: bindings, acts: &acts, left: &left,
-                    on: connection)
+                    half, plans: plans, captured: captured.mapValues { $0.filter { members.contains($0.subject) } },
+                    bindings: bindings, acts: &acts, left: &left, on: connection)
             }
             return
         }
@@ -77,14 +81,12 @@ extension LivePolicyRun {
     /// The batch's steps, in apply order, for the subjects `part` (all of the batch, or part of it when a subject
     /// is being isolated): counts go to `acts`. Every statement's input is known before the first runs (the rows
     /// the subjects point to were captured, and earlier parts settled theirs), so they go in one pipeline: one
-    /// round trip for all the steps.
+    /// round trip for all the steps. `bindings.keys` holds `part`'s keys, and `captured` the rows of `part`'s subjects
+    /// only.
     func steps(
         _ part: [String], plans: [StepPlan], captured: [Int: [CapturedRow]], bindings: Engine.Bindings,
         acts: inout BatchActs, on connection: isolated PostgresConnection
     ) async throws {
-        var bindings = bindings
-        bindings.keys = Engine.jsonArray(part)
-        let members = Set(part)
         /// What a plan sends, and where its results are in the pipeline's.
         struct Sent {
             var act: Int?
@@ -105,17 +107,18 @@ extension LivePolicyRun {
             } else if let actOnRows = plan.actOnRows {
                 // The rows of the step and its twins (referenced steps acting alike on one table) that this part's
                 // subjects point to.
-                let rows = (captured[plan.index] ?? []).filter { members.contains($0.subject) }
+                let rows = captured[plan.index] ?? []
                 let settled = acts.settled[plan.index] ?? [:]
                 // The step each row counts under (the capture judges each row once, so its pairs agree).
                 var counting: [String: Int] = [:]
+                counting.reserveCapacity(rows.count)
                 var shared: Set<String> = []
-                for row in rows where settled[row.row] == nil {
+                for row in rows where settled.isEmpty || settled[row.row] == nil {
                     counting[row.row] = row.step
                     if row.shared { shared.insert(row.row) }
                 }
                 entry.rows = (rows, counting, shared)
-                let candidates = Set(counting.keys).subtracting(shared).sorted()
+                let candidates = counting.keys.filter { !shared.contains($0) }.sorted()
                 if !candidates.isEmpty {
                     var rowBindings = bindings
                     rowBindings.rows = "[" + candidates.joined(separator: ",") + "]"
@@ -139,16 +142,22 @@ extension LivePolicyRun {
             let table = plan.step.table.description
             let action: AuditCount.Action = plan.step.action.mayDelete ? .deleted : .anonymized
             if let act = entry.act {
+                // A row per subject the step acted for; none when it found no rows.
+                guard !results[act].isEmpty else { continue }
+                let column = acts.perSubject.column(table: table, action: action)
+                let keptColumn =
+                    plan.deletesOrAnonymizes ? acts.perSubject.column(table: table, action: .anonymized) : 0
                 var rows = 0
                 var anonymized = 0
                 for row in results[act] {
                     let subject = try row.decode("subject", as: String.self)
                     let count = try row.decode("rows", as: Int.self)
-                    acts.perSubject.add(count, subject: subject, table: table, action: action)
+                    let counted = acts.perSubject.row(of: subject)
+                    if let counted { acts.perSubject.add(count, row: counted, column: column) }
                     rows += count
                     if plan.deletesOrAnonymizes {
                         let kept = try row.decode("anonymized", as: Int.self)
-                        acts.perSubject.add(kept, subject: subject, table: table, action: .anonymized)
+                        if let counted { acts.perSubject.add(kept, row: counted, column: keptColumn) }
                         anonymized += kept
                         if plan.step.relation == .subject, count > 0 { acts.deletedSubjects.insert(subject) }
                     }
@@ -173,8 +182,9 @@ extension LivePolicyRun {
                     acts.steps[counting[row] ?? plan.index].anonymized += 1
                 }
                 for row in shared { acts.steps[counting[row] ?? plan.index].retained.insert(row) }
-                var seen: Set<[String]> = []
-                for row in rows where seen.insert([row.subject, row.row]).inserted {
+                var seen: Set<SubjectRow> = []
+                seen.reserveCapacity(rows.count)
+                for row in rows where seen.insert(SubjectRow(subject: row.subject, row: row.row)).inserted {
                     if acted.contains(row.row) {
                         acts.perSubject.add(1, subject: row.subject, table: table, action: action)
                     } else if anonymized.contains(row.row) {
@@ -186,6 +196,7 @@ extension LivePolicyRun {
                     }
                 }
                 var settling = settled
+                settling.reserveCapacity(settled.count + acted.count + anonymized.count + shared.count)
                 for row in acted { settling[row] = action }
                 for row in anonymized { settling[row] = .anonymized }
                 for row in shared { settling[row] = .retained }
@@ -193,4 +204,10 @@ extension LivePolicyRun {
             }
         }
     }
+}
+
+/// A subject and a row it points to, counted once for the subject however many of a step's twins reach the row.
+private struct SubjectRow: Hashable {
+    var subject: String
+    var row: String
 }

@@ -41,6 +41,6 @@ extension Engine {
 
     /// A JSON array of strings.
     static func jsonArray(_ texts: [String]) -> String {
-        JSONValue.array(texts.map(JSONValue.string)).canonicalText
+        JSONValue.stringArrayText(texts)
     }
 }

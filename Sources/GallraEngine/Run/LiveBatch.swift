@@ -48,7 +48,8 @@ extension LivePolicyRun {
         }
         var subjects = confirmed
         let subjectTable = policy.resolved.subject.table.description
-        bindings.keys = Engine.jsonArray(subjects)
+        // Usually every key picked is still due: its list is bound already.
+        if confirmed != keys { bindings.keys = Engine.jsonArray(subjects) }
         var left: [LeftSubject] = []
         var captured: [Int: [CapturedRow]] = [:]
         do {
@@ -94,6 +95,8 @@ extension LivePolicyRun {
             subjects.removeAll { held.contains($0) }
             acts = BatchActs(subjects: subjects, steps: plans.count)
             refused = []
+            bindings.keys = Engine.jsonArray(subjects)
+            captured = captured.mapValues { $0.filter { !held.contains($0.subject) } }
             setLockTimeout(options.lockTimeout, on: connection)
             if !subjects.isEmpty {
                 try await isolate(
@@ -104,9 +107,11 @@ extension LivePolicyRun {
         connection.enqueue("RELEASE SAVEPOINT gallra_steps")
         if probing { setLockTimeout(options.lockTimeout, on: connection) }
         left += refused
-        let leftKeys = Set(left.compactMap(\.key))
-        subjects.removeAll { leftKeys.contains($0) }
-        bindings.keys = Engine.jsonArray(subjects)
+        if !refused.isEmpty {
+            let leftKeys = Set(refused.compactMap(\.key))
+            subjects.removeAll { leftKeys.contains($0) }
+            bindings.keys = Engine.jsonArray(subjects)
+        }
         guard !subjects.isEmpty else {
             return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, 0, []) }, left: left)
         }
@@ -133,22 +138,21 @@ extension LivePolicyRun {
             consentEvents += events
         }
 
-        let records = subjects.map { subject in
-            AuditRecord(
-                subjectDigest: digester.digest(table: subjectTable, key: subject),
-                counts: perSubject.counts(of: subject))
+        let (records, audited) = perSubject.records(of: subjects) { subject in
+            digester.digest(table: subjectTable, key: subject)
         }
         // The block, its records and the head go with COMMIT, as do the statements below.
         try AuditTrail.enqueueAppend(
             records: records, after: erasedAndHead[1], run: runID, policy: name, policyVersion: policy.version,
             keyCheck: digester.keyCheck, on: connection)
         // Their ended holds name them by digest from now on, as the audit trail does.
+        let deletesSubjectRow = planner.deletesSubjectRow
         let forget = Holds.forgetKeys(
             subjectTable: subjectTable, keys: subjects, digests: records.map(\.subjectDigest),
-            erased: subjects.map { planner.deletesSubjectRow || deletedSubjects.contains($0) }, policy: name,
+            erased: subjects.map { deletesSubjectRow || deletedSubjects.contains($0) }, policy: name,
             asOf: bindings.asOf)
         connection.enqueue(forget.sql, forget.parameters, prepared: true)
-        if !planner.deletesSubjectRow {
+        if !deletesSubjectRow {
             // Subjects whose row remains; a subject row deleted (by a delete-or-anonymize) is gone with its key.
             let remaining =
                 deletedSubjects.isEmpty
@@ -159,12 +163,6 @@ extension LivePolicyRun {
                 SELECT $1, k, $2::uuid FROM jsonb_array_elements_text($3::jsonb) AS k
                 """,
                 [.text(name), .text(runID), .jsonb(remaining)], prepared: true)
-        }
-        var audited: [AuditCountKey: Int] = [:]
-        for record in records {
-            for count in record.counts {
-                audited[AuditCountKey(table: count.table, action: count.action), default: 0] += count.rows
-            }
         }
         return BatchOutcome(
             picked: keys, subjects: subjects.count, steps: stepCounts, consentEvents: consentEvents, left: left,

@@ -62,6 +62,21 @@ public enum JSONValue: Sendable, Hashable {
         out += "\""
     }
 
+    /// `JSONValue.array(texts.map(JSONValue.string)).canonicalText`, written straight into the string's storage
+    /// (``JSONTextWriter``): the lists of keys and digests a batch binds are its most frequent JSON.
+    public static func stringArrayText(_ texts: [String]) -> String {
+        var length = 2 + max(0, texts.count - 1)
+        for text in texts { length += JSONTextWriter.stringLength(text) }
+        return JSONTextWriter.text(length: length) { writer in
+            writer.append(UInt8(ascii: "["))
+            for (index, text) in texts.enumerated() {
+                if index > 0 { writer.append(UInt8(ascii: ",")) }
+                writer.appendString(text)
+            }
+            writer.append(UInt8(ascii: "]"))
+        }
+    }
+
     /// The value as a document node without positions, for decoding through the policy decoder.
     var node: DocumentNode {
         switch self {

@@ -34,6 +34,24 @@ struct AuditChainTests {
         #expect(blocks[0].expectedHash(records: Self.records).hash == blocks[0].hash)
     }
 
+    @Test func theRecordsHashIsSHA256OfLengthPrefixedFields() {
+        // Computed apart from the code, from the encoding: SHA-256 of "gallra-audit-records-v1\n", then each field
+        // as `<byte length>:<text>\n` ("shop.åäö" is 11 bytes), numbers in decimal: the record count, and per record
+        // the digest, the count of counts, and per count the table, the action and the rows.
+        let records = [
+            Self.records[0],
+            AuditRecord(
+                subjectDigest: String(repeating: "b", count: 64),
+                counts: [
+                    AuditCount(table: "shop.åäö", action: .retained, rows: 1_234_567_890),
+                    AuditCount(table: "shop.order", action: .anonymized, rows: 10),
+                ]),
+            AuditRecord(subjectDigest: String(repeating: "c", count: 64), counts: []),
+        ]
+        #expect(
+            AuditChain.recordsHash(records) == "e3b18226290883330e8ab4dbb3eda4d31dec02198b9f77d1bbce01bda9611204")
+    }
+
     @Test func countsAreSortedSoOrderOfWritingDoesNotMatter() {
         let reordered = AuditRecord(
             subjectDigest: Self.records[0].subjectDigest, counts: Self.records[0].counts.reversed())

@@ -21,6 +21,38 @@ struct JSONValueTests {
         limits: { max_fraction: 0.05 }
         """
 
+    @Test("a list of strings written straight into bytes is the canonical text of the list")
+    func stringArrayText() {
+        let texts = [
+            "", "12345", #"quote " and \ backslash"#, "line\nbreak\r\ttab", "\u{1}\u{1f}\u{7f}", "Kund åäö 😀",
+            // Long texts, checked many bytes at a time, with the one byte to escape in the middle or at the end.
+            String(repeating: "a", count: 40) + "\"" + String(repeating: "b", count: 40),
+            String(repeating: "0123456789abcdef", count: 4) + "\u{1}",
+        ]
+        #expect(JSONValue.stringArrayText(texts) == JSONValue.array(texts.map(JSONValue.string)).canonicalText)
+        #expect(JSONValue.stringArrayText(["a\"b\\c\u{1}"]) == #"["a\"b\\c\u0001"]"#)
+        #expect(JSONValue.stringArrayText([]) == "[]")
+    }
+
+    @Test(
+        "a text written into its counted length holds each part as written",
+        arguments: [Int.min, -10, -1, 0, 9, 10, 99, Int.max])
+    func writerParts(number: Int) {
+        let text = "tab\there \"q\" \\ \u{1f} é"
+        let length =
+            JSONTextWriter.stringLength(text) + JSONTextWriter.decimalLength(number) + 3 + "raw".utf8.count
+        let written = JSONTextWriter.text(length: length) { writer in
+            writer.append(literal: "[")
+            writer.appendString(text)
+            writer.append(UInt8(ascii: ","))
+            writer.appendDecimal(number)
+            writer.append(unescaped: "raw")
+            writer.append(literal: "]")
+        }
+        #expect(written == "[" + JSONValue.string(text).canonicalText + "," + String(number) + "raw]")
+        #expect(JSONTextWriter.decimalLength(number) == String(number).utf8.count)
+    }
+
     @Test("the canonical text of a parsed canonical document is the document itself")
     func canonicalRoundTrip() throws {
         let policy = try Policy(parsing: Self.awkward)
