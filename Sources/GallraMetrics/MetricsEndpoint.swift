@@ -113,7 +113,7 @@ public struct MetricsEndpoint: Sendable {
                         if status == .ok {
                             headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
                         } else if status == .methodNotAllowed {
-                            headers.add(name: "Allow", value: "GET")
+                            headers.add(name: "Allow", value: "GET, HEAD")
                         }
                         try await outbound.write(
                             .head(HTTPResponseHead(version: head.version, status: status, headers: headers)))
