@@ -6,10 +6,11 @@
 #
 # Why: the kernel maps a binary's code into a process in windows of 64 kB around each page it faults in
 # (fault-around), and the resident set counts every page so mapped. The code a run executes is about 2 MB of the
-# binary's 25 MB, but spread over all of it, it kept some 14 MB resident; packed at the start of .text by the
-# symbol order it keeps a few. An order that is out of date costs memory, never correctness: a function missing
-# from it is placed after the listed ones, a listed name that no longer exists is skipped. Run this again after
-# changes that move much of what a run executes (new dependencies, a new code path of the service or of a run).
+# binary's 25 MB, but spread over all of it, it kept some 14 MB resident; placed first by the symbol order, about
+# 8 MB (the Swift runtime's and Foundation's objects come without function sections and move as a whole). An
+# order that is out of date costs memory, never correctness: a function missing from it is placed after the
+# listed ones, a listed name that no longer exists is skipped. Run this again after changes that move much of
+# what a run executes (new dependencies, a new code path of the service or of a run).
 #
 # How: on a throwaway PostgreSQL with the demo shop (FOOTPRINT_CUSTOMERS customers, default 2000), runs under
 # valgrind's callgrind `gallra version`, `migrate`, `policy apply`, the service (`gallra run`) until it is ready
