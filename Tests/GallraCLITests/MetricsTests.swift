@@ -292,7 +292,8 @@ struct MetricsTests {
         }
     }
 
-    @Test("the endpoint answers 404 off /metrics and 405 to another method, on one kept-alive connection")
+    @Test(
+        "the endpoint answers 404 off /metrics and 405 to another method, keeps a connection alive, closes an idle one")
     func endpointStatuses() async throws {
         try await withExpiredCustomers(count: 5) { _, conninfo, keyFile in
             let port = try Self.freePort()
@@ -329,6 +330,21 @@ struct MetricsTests {
                     "HEAD /metrics 200 \(metricsType) None False",
                     "same connection True",
                 ], "\(result.stdout)")
+            // A connection that sends nothing is closed after 15 s.
+            let idle = """
+                import socket, sys, time
+                connection = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=40)
+                started = time.monotonic()
+                print(connection.recv(1) == b"", round(time.monotonic() - started))
+                """
+            let closed = try await run("/usr/bin/python3", ["-c", idle, "\(port)"])
+            try #require(closed.status == 0, "\(closed.stderr)")
+            let fields = closed.stdout.split(separator: " ")
+            #expect(fields.first == "True", "\(closed.stdout)")
+            #expect(
+                fields.count == 2
+                    && (14...20).contains(Int(fields[1].trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0),
+                "\(closed.stdout)")
             daemon.signal(SIGTERM)
             #expect(try await daemon.waitForExit(within: 15) == 0, "\(daemon.log)")
         }
