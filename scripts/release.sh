@@ -23,6 +23,8 @@ else
         "log: $log)"
 fi
 started=$SECONDS
+# The linker reads the symbol order, but the build does not know it as an input: a new order relinks.
+if [ scripts/hot-functions.txt -nt .build/release/gallra ]; then rm -f .build/release/gallra; fi
 # "[12/1360] Compiling Crypto AES.swift": a line when a Swift module starts compiling, when the C sources
 # (BoringSSL, libyaml: "Compiling x509.cc") do, and when gallra is linked.
 stages() {
