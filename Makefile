@@ -14,7 +14,7 @@ SYSCONFDIR ?= /etc
 # `make install GALLRA_BINARY=path` installs that binary instead of building a release one.
 GALLRA_BINARY ?=
 
-.PHONY: all build release deb deb-test test faults faults-quick demo demo-reset bench footprint clean format lint install uninstall
+.PHONY: all build release deb deb-test test faults faults-quick demo demo-reset bench footprint hot-functions clean format lint install uninstall
 
 all: build
 
@@ -67,6 +67,11 @@ bench:
 # What the release binary costs: its size, the idle service's resident memory, a run's peak (bench/footprint.sh).
 footprint: release
 	bench/footprint.sh
+
+# The functions a service's start and a live run execute, which the release build's linker places first
+# (scripts/hot-functions.txt); needs valgrind.
+hot-functions: release
+	scripts/hot-functions.sh
 
 format:
 	swift format --in-place --recursive Package.swift Plugins Sources Tests

@@ -8,10 +8,9 @@ set -euo pipefail
 # extracts); unzip: the CSV export tests test the archives with it; python3-prometheus-client, python3-yaml: the
 # metrics tests parse the exposition format and the example alert rules with them. dpkg-dev, help2man, lintian:
 # `make deb` (dpkg-shlibdeps, the manual page, the package's check); debootstrap: the package's test installs it
-# into a minimal Debian root. libcurl4-openssl-dev: the release build links the Swift runtime statically, and
-# FoundationNetworking (which FlyingFox, the metrics endpoint's HTTP server, brings in) calls libcurl.
+# into a minimal Debian root.
 packages=(pkg-config libpq-dev libsystemd-dev postgresql postgresql-contrib systemd util-linux procps tzdata python3-jsonschema chromium
-    time zlib1g-dev unzip python3-prometheus-client python3-yaml dpkg-dev help2man lintian debootstrap libcurl4-openssl-dev)
+    time zlib1g-dev unzip python3-prometheus-client python3-yaml dpkg-dev help2man lintian debootstrap)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

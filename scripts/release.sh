@@ -5,7 +5,11 @@
 # - a position-dependent executable: no relocations to apply when it starts, so the pages of its tables
 #   stay those of the file instead of private copies, a few megabytes of each process's memory;
 # - no symbols exported but those the shared libraries need: the dynamic loader searches the executable's
-#   symbol table for every symbol it binds, and a table of 12,000 names costs each process a megabyte.
+#   symbol table for every symbol it binds, and a table of 12,000 names costs each process a megabyte;
+# - each function in a section of its own, and lld placing first the functions that a service's start and a live
+#   run execute (scripts/hot-functions.txt, written by scripts/hot-functions.sh): the kernel maps code into a
+#   process in 64 kB windows around each page it touches, so the 2 MB a run executes, spread over 25 MB of code,
+#   kept 14 MB of it resident; placed first, about 8 MB.
 # The compiler's output goes to .build/release-build.log; the terminal gets a line per stage (each module as
 # it starts compiling, with the time so far), and the log's errors if the build fails.
 set -euo pipefail
@@ -19,6 +23,8 @@ else
         "log: $log)"
 fi
 started=$SECONDS
+# The linker reads the symbol order, but the build does not know it as an input: a new order relinks.
+if [ scripts/hot-functions.txt -nt .build/release/gallra ]; then rm -f .build/release/gallra; fi
 # "[12/1360] Compiling Crypto AES.swift": a line when a Swift module starts compiling, when the C sources
 # (BoringSSL, libyaml: "Compiling x509.cc") do, and when gallra is linked.
 stages() {
@@ -35,7 +41,10 @@ stages() {
 }
 status=0
 swift build -c release --static-swift-stdlib --product gallra -Xswiftc -Xclang-linker -Xswiftc -no-pie \
-    -Xlinker --no-export-dynamic "$@" 2>&1 | tee "$log" | stages || status=$?
+    -Xlinker --no-export-dynamic \
+    -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xswiftc -use-ld=lld \
+    -Xlinker --symbol-ordering-file="$PWD/scripts/hot-functions.txt" -Xlinker --no-warn-symbol-ordering \
+    "$@" 2>&1 | tee "$log" | stages || status=$?
 if [ "$status" -ne 0 ]; then
     echo "release: the build failed after $((SECONDS - started)) s; its errors (all of it in $log):" >&2
     grep -E "error:" "$log" | sort -u | head -n 40 >&2 || tail -n 40 "$log" >&2

@@ -1,11 +1,7 @@
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
-import FlyingFox
-import FlyingSocks
 import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
 
 /// Where `GET /metrics` listens (`metrics.listen`): an IPv4 address or a bracketed IPv6 address, and a port.
 public struct MetricsListenAddress: Sendable, Hashable, CustomStringConvertible {
@@ -46,11 +42,14 @@ public struct MetricsListenAddress: Sendable, Hashable, CustomStringConvertible 
     public var description: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
-/// `GET /metrics` over HTTP/1.1 (FlyingFox: a small server on the sockets API, without SwiftNIO), serving the
-/// export's registry as it stands at each request.
+/// `GET /metrics` over HTTP/1.1 (SwiftNIO's HTTP/1 codec on one event loop thread of its own), serving the
+/// export's registry as it stands at each request. Any other path answers 404, another method on `/metrics` 405.
 public struct MetricsEndpoint: Sendable {
     public let address: MetricsListenAddress
     let export: MetricsExport
+
+    /// A connection that sends nothing for this long is closed, so that idle or stalled clients cannot pile up.
+    static let idleTimeout = TimeAmount.seconds(15)
 
     public init(address: MetricsListenAddress, export: MetricsExport) {
         self.address = address
@@ -60,32 +59,93 @@ public struct MetricsEndpoint: Sendable {
     /// Listens until the task is cancelled; throws when it cannot listen (the address is taken, or the unit's
     /// `SocketBindDeny=` refuses it).
     public func run(logger: Logger) async throws {
-        let server: HTTPServer
-        // FlyingFox's own logger prints to stdout: its lines go to gallra's log instead.
-        let log = EndpointLog(logger: logger)
-        if address.isIPv6 {
-            server = HTTPServer(address: try .inet6(ip6: address.host, port: address.port), logger: log)
-        } else {
-            server = HTTPServer(address: try .inet(ip4: address.host, port: address.port), logger: log)
+        // One thread: a scrape every few seconds needs no more, and the thread exists only with the endpoint.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            try await serve(on: group, logger: logger)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
         }
-        let export = self.export
-        await server.appendRoute("GET /metrics") { _ in
-            HTTPResponse(
-                statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: Data(export.exposition()))
-        }
+        try await group.shutdownGracefully()
+    }
+
+    private func serve(on group: MultiThreadedEventLoopGroup, logger: Logger) async throws {
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: address.host, port: Int(address.port)) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
+                    try channel.pipeline.syncOperations.addHandler(CloseIdleConnection())
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
+                        wrappingChannelSynchronously: channel)
+                }
+            }
         logger.info("metrics: serving GET /metrics on \(address)", metadata: ["metrics.listen": "\(address)"])
-        try await server.run()
+        // Cancelling the task ends the iteration over connections, and each connection's over its requests.
+        try await withThrowingDiscardingTaskGroup { connections in
+            try await server.executeThenClose { inbound in
+                for try await connection in inbound {
+                    connections.addTask { await respond(on: connection, logger: logger) }
+                }
+            }
+        }
+    }
+
+    /// Answers a connection's requests in order until the client closes it, asks to, or falls idle.
+    private func respond(
+        on connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, logger: Logger
+    ) async {
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var request: HTTPRequestHead?
+                for try await part in inbound {
+                    switch part {
+                    case .head(let head): request = head
+                    case .body: break
+                    case .end:
+                        guard let head = request else { continue }
+                        request = nil
+                        let (status, body) = answer(head)
+                        var headers = HTTPHeaders()
+                        headers.add(name: "Content-Length", value: String(body.readableBytes))
+                        if status == .ok {
+                            headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+                        } else if status == .methodNotAllowed {
+                            headers.add(name: "Allow", value: "GET, HEAD")
+                        }
+                        try await outbound.write(
+                            .head(HTTPResponseHead(version: head.version, status: status, headers: headers)))
+                        if head.method != .HEAD { try await outbound.write(.body(.byteBuffer(body))) }
+                        try await outbound.write(.end(nil))
+                        if !head.isKeepAlive { return }
+                    }
+                }
+            }
+        } catch {
+            logger.debug("metrics endpoint: a connection ended: \(error)")
+        }
+    }
+
+    /// The status and body for a request.
+    private func answer(_ head: HTTPRequestHead) -> (HTTPResponseStatus, ByteBuffer) {
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        guard path == "/metrics" else { return (.notFound, ByteBuffer()) }
+        guard head.method == .GET || head.method == .HEAD else { return (.methodNotAllowed, ByteBuffer()) }
+        return (.ok, ByteBuffer(bytes: export.exposition()))
     }
 }
 
-/// FlyingFox's log lines in gallra's log: its connections at debug level, its failures as warnings and errors.
-struct EndpointLog: FlyingSocks.Logging {
-    var logger: Logger
+/// Closes a connection when `IdleStateHandler` reports it idle.
+final class CloseIdleConnection: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
 
-    func logDebug(_ debug: @autoclosure () -> String) { logger.debug("metrics endpoint: \(debug())") }
-    func logInfo(_ info: @autoclosure () -> String) { logger.debug("metrics endpoint: \(info())") }
-    func logWarning(_ warning: @autoclosure () -> String) { logger.warning("metrics endpoint: \(warning())") }
-    func logError(_ error: @autoclosure () -> String) { logger.error("metrics endpoint: \(error())") }
-    func logCritical(_ critical: @autoclosure () -> String) { logger.error("metrics endpoint: \(critical())") }
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
 }

@@ -292,6 +292,64 @@ struct MetricsTests {
         }
     }
 
+    @Test(
+        "the endpoint answers 404 off /metrics and 405 to another method, keeps a connection alive, closes an idle one")
+    func endpointStatuses() async throws {
+        try await withExpiredCustomers(count: 5) { _, conninfo, keyFile in
+            let port = try Self.freePort()
+            let daemon = try DaemonProcess(
+                database: conninfo, keyFile: keyFile, environment: ["GALLRA_METRICS_LISTEN": "127.0.0.1:\(port)"])
+            try await waitUntil("the endpoint listens", within: 20) {
+                daemon.log.contains("metrics: serving GET /metrics on 127.0.0.1:\(port)")
+            }
+            // One connection for every request: the local port it was made from must not change.
+            let script = """
+                import http.client, sys
+                connection = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+                connection.connect()
+                local = connection.sock.getsockname()
+                for method, path in [("GET", "/metrics"), ("GET", "/metrics?name=x"), ("GET", "/"),
+                                     ("GET", "/metrics/x"), ("POST", "/metrics"), ("HEAD", "/metrics")]:
+                    connection.request(method, path)
+                    response = connection.getresponse()
+                    body = response.read()
+                    print(method, path, response.status, response.getheader("Content-Type"),
+                          response.getheader("Allow"), len(body) > 0)
+                print("same connection", connection.sock is not None and connection.sock.getsockname() == local)
+                """
+            let result = try await run("/usr/bin/python3", ["-c", script, "\(port)"])
+            try #require(result.status == 0, "\(result.stderr)")
+            let metricsType = "text/plain; version=0.0.4; charset=utf-8"
+            #expect(
+                result.stdout.split(separator: "\n") == [
+                    "GET /metrics 200 \(metricsType) None True",
+                    "GET /metrics?name=x 200 \(metricsType) None True",
+                    "GET / 404 None None False",
+                    "GET /metrics/x 404 None None False",
+                    "POST /metrics 405 None GET, HEAD False",
+                    "HEAD /metrics 200 \(metricsType) None False",
+                    "same connection True",
+                ], "\(result.stdout)")
+            // A connection that sends nothing is closed after 15 s.
+            let idle = """
+                import socket, sys, time
+                connection = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=40)
+                started = time.monotonic()
+                print(connection.recv(1) == b"", round(time.monotonic() - started))
+                """
+            let closed = try await run("/usr/bin/python3", ["-c", idle, "\(port)"])
+            try #require(closed.status == 0, "\(closed.stderr)")
+            let fields = closed.stdout.split(separator: " ")
+            #expect(fields.first == "True", "\(closed.stdout)")
+            #expect(
+                fields.count == 2
+                    && (14...20).contains(Int(fields[1].trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0),
+                "\(closed.stdout)")
+            daemon.signal(SIGTERM)
+            #expect(try await daemon.waitForExit(within: 15) == 0, "\(daemon.log)")
+        }
+    }
+
     @Test("run --once writes the textfile with the run's counts")
     func runOnceWritesTheTextfile() async throws {
         try await DemoShop.with(customers: 200) { shop in
