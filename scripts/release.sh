@@ -23,6 +23,16 @@ else
         "log: $log)"
 fi
 started=$SECONDS
+# What the compiler and the linker are given besides the package's own settings.
+flags=(-Xswiftc -Xclang-linker -Xswiftc -no-pie -Xlinker --no-export-dynamic
+    -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xswiftc -use-ld=lld
+    -Xlinker --symbol-ordering-file="$PWD/scripts/hot-functions.txt" -Xlinker --no-warn-symbol-ordering)
+# The compiler keeps an object whose code has not changed even when the flags have (function sections): the
+# objects of a build made with other flags are compiled again, once.
+stamp=.build/release-flags
+if [ -d .build/release/ ] && [ "$(cat "$stamp" 2>/dev/null)" != "${flags[*]}" ]; then
+    find .build/release/ -path "*.build/*.o" -delete
+fi
 # The linker reads the symbol order, but the build does not know it as an input: a new order relinks.
 if [ scripts/hot-functions.txt -nt .build/release/gallra ]; then rm -f .build/release/gallra; fi
 # "[12/1360] Compiling Crypto AES.swift": a line when a Swift module starts compiling, when the C sources
@@ -40,14 +50,12 @@ stages() {
     done
 }
 status=0
-swift build -c release --static-swift-stdlib --product gallra -Xswiftc -Xclang-linker -Xswiftc -no-pie \
-    -Xlinker --no-export-dynamic \
-    -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xswiftc -use-ld=lld \
-    -Xlinker --symbol-ordering-file="$PWD/scripts/hot-functions.txt" -Xlinker --no-warn-symbol-ordering \
-    "$@" 2>&1 | tee "$log" | stages || status=$?
+swift build -c release --static-swift-stdlib --product gallra "${flags[@]}" "$@" 2>&1 | tee "$log" | stages \
+    || status=$?
 if [ "$status" -ne 0 ]; then
     echo "release: the build failed after $((SECONDS - started)) s; its errors (all of it in $log):" >&2
     grep -E "error:" "$log" | sort -u | head -n 40 >&2 || tail -n 40 "$log" >&2
     exit "$status"
 fi
+echo "${flags[*]}" >"$stamp"
 echo "release: .build/release/gallra built in $((SECONDS - started)) s"
