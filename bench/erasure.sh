@@ -50,14 +50,7 @@ trap cleanup EXIT INT TERM
 
 
 log "starting a throwaway PostgreSQL, loading the demo shop ($customers customers)"
-server=$(scripts/pg.sh start "$work/pg")
-quiet psql "$server" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE shop"
-unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID JOURNAL_STREAM CREDENTIALS_DIRECTORY GALLRA_CONFIG
-while read -r name; do unset "$name"; done < <(env | sed -n 's/^\(\(GALLRA\|PG\)[A-Z_]*\)=.*/\1/p')
-export GALLRA_DATABASE="$server dbname=shop"
-quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -f config/demo/schema.sql
-quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -v customers="$customers" \
-    -v as_of='2026-11-29 00:00:00+00' -f config/demo/generate.sql
+bench_demo_shop "$customers" '2026-11-29 00:00:00+00'
 quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -c "VACUUM ANALYZE"
 (umask 077; head -c 48 /dev/urandom | base64 >"$work/audit-key")
 export GALLRA_AUDIT_KEY_FILE="$work/audit-key"

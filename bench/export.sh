@@ -45,14 +45,7 @@ trap cleanup EXIT INT TERM
 
 
 log "starting a throwaway PostgreSQL, loading the demo shop ($customers customers, $orders more orders for one)"
-server=$(scripts/pg.sh start "$work/pg")
-quiet psql "$server" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE shop"
-unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID JOURNAL_STREAM CREDENTIALS_DIRECTORY GALLRA_CONFIG
-while read -r name; do unset "$name"; done < <(env | sed -n 's/^\(\(GALLRA\|PG\)[A-Z_]*\)=.*/\1/p')
-export GALLRA_DATABASE="$server dbname=shop"
-quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -f config/demo/schema.sql
-quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -v customers="$customers" \
-    -v as_of='2026-11-29 00:00:00+00' -f config/demo/generate.sql
+bench_demo_shop "$customers" '2026-11-29 00:00:00+00'
 # Customer 1 gets copies of an order (their own if they have one), each with its own id and time.
 quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -c "
     INSERT INTO shop.\"order\" (customer_id, placed_at, status, email, full_name, phone, birth_date,

@@ -54,20 +54,7 @@ fi
 
 bench_binary "$@"
 
-work=$(mktemp -d /tmp/gallra-footprint.XXXXXX)
-chmod 0755 "$work"
-service_pid=""
-cleanup() {
-    status=$?
-    if [ -n "$service_pid" ] && kill -0 "$service_pid" 2>/dev/null; then
-        kill -TERM "$service_pid" 2>/dev/null || true
-        wait "$service_pid" 2>/dev/null || true
-    fi
-    scripts/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
-    rm -rf "$work"
-    exit $status
-}
-trap cleanup EXIT INT TERM
+bench_work footprint
 
 # -- The binary on disk ---------------------------------------------------------------------------------------
 bytes=$(stat -c %s "$gallra")
@@ -84,16 +71,7 @@ echo "binary_icu_data_bytes $((16#${icu_hex:-0}))"
 
 # -- The demo shop on a throwaway server -----------------------------------------------------------------------
 log "starting a throwaway PostgreSQL, loading the demo shop ($customers customers)"
-# Set-up output (NOTICEs, migrations, the validator's warnings) goes to a file, shown only when a step fails.
-server=$(scripts/pg.sh start "$work/pg")
-quiet psql "$server" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE shop"
-# Only what this script sets reaches gallra: no PG* defaults, no journal or systemd of the caller's.
-unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID JOURNAL_STREAM CREDENTIALS_DIRECTORY GALLRA_CONFIG
-while read -r name; do unset "$name"; done < <(env | sed -n 's/^\(\(GALLRA\|PG\)[A-Z_]*\)=.*/\1/p')
-export GALLRA_DATABASE="$server dbname=shop"
-quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -f config/demo/schema.sql
-quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -v customers="$customers" -v as_of="$as_of" \
-    -f config/demo/generate.sql
+bench_demo_shop "$customers" "$as_of"
 quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -c "VACUUM ANALYZE"
 (umask 077; head -c 48 /dev/urandom | base64 >"$work/audit-key")
 export GALLRA_AUDIT_KEY_FILE="$work/audit-key"

@@ -38,20 +38,7 @@ done
 
 bench_binary "$@"
 
-work=$(mktemp -d /tmp/gallra-hot.XXXXXX)
-chmod 0755 "$work"
-service_pid=""
-cleanup() {
-    status=$?
-    if [ -n "$service_pid" ] && kill -0 "$service_pid" 2>/dev/null; then
-        kill -TERM "$service_pid" 2>/dev/null || true
-        wait "$service_pid" 2>/dev/null || true
-    fi
-    scripts/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
-    rm -rf "$work"
-    exit $status
-}
-trap cleanup EXIT INT TERM
+bench_work hot
 
 # valgrind cannot read the release binary's DWARF; its symbol table names the functions.
 objcopy --strip-debug "$gallra" "$work/gallra"
@@ -63,14 +50,7 @@ profiled() { # NAME ARGS...: runs the binary under callgrind, its profile in $wo
 }
 
 log "starting a throwaway PostgreSQL, loading the demo shop ($customers customers)"
-server=$(scripts/pg.sh start "$work/pg")
-quiet psql "$server" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE shop"
-unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID JOURNAL_STREAM CREDENTIALS_DIRECTORY GALLRA_CONFIG
-while read -r name; do unset "$name"; done < <(env | sed -n 's/^\(\(GALLRA\|PG\)[A-Z_]*\)=.*/\1/p')
-export GALLRA_DATABASE="$server dbname=shop"
-quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -f config/demo/schema.sql
-quiet psql "$GALLRA_DATABASE" -qX -v ON_ERROR_STOP=1 -v customers="$customers" -v as_of="$as_of" \
-    -f config/demo/generate.sql
+bench_demo_shop "$customers" "$as_of"
 (umask 077; head -c 48 /dev/urandom | base64 >"$work/audit-key")
 export GALLRA_AUDIT_KEY_FILE="$work/audit-key"
 
