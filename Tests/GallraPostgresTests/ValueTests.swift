@@ -70,6 +70,34 @@ struct ValueTests {
         }
     }
 
+    /// An array literal reads back element for element, whatever the texts hold, and each element is read by the
+    /// type the statement casts the literal to.
+    @Test func arrayLiteralsReadBackAsTheirElements() async throws {
+        let texts = [
+            "plain", "", "NULL", "null", "a,b", "{braces}", "\"quoted\"", #"back\slash"#, #"\""#, "  spaced  ",
+            "tab\there", "line\nbreak", "héllo 👋🏽 中文", "'single'", "[1]", "=ANY",
+        ]
+        try await TestDatabase.with { _, connection in
+            let rows = try await connection.query(
+                "SELECT t, n FROM unnest($1::text[]) WITH ORDINALITY AS a(t, n) ORDER BY n",
+                [.text(PostgresArrayLiteral.text(texts))])
+            #expect(try rows.map { try $0.decode("t", as: String.self) } == texts)
+            #expect(try rows.map { try $0.decode("n", as: Int.self) } == Array(1...texts.count))
+            let numbers = try await connection.query(
+                "SELECT $1::bigint[] = ARRAY[-9223372036854775808, 0, 42]::bigint[] AS same, cardinality($2::uuid[]) AS n",
+                [
+                    .text(PostgresArrayLiteral.text(["-9223372036854775808", "0", "42"])),
+                    .text(PostgresArrayLiteral.text([])),
+                ])[0]
+            #expect(numbers["same"] == .bool(true))
+            #expect(numbers["n"] == .int32(0))
+            // A text that is not of the type is the type's own error, naming the text.
+            await #expect(throws: PostgresError.self) {
+                try await connection.query("SELECT $1::bigint[]", [.text(PostgresArrayLiteral.text(["1", "x"]))])
+            }
+        }
+    }
+
     @Test func nanRoundTrips() async throws {
         try await TestDatabase.with { _, connection in
             let row = try await connection.query(

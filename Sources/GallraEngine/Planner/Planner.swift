@@ -190,10 +190,10 @@ public struct Planner: Sendable {
         }
     }
 
-    /// A replay: the subject's key is one of `$replayKeys` (a jsonb array of key texts), compared in the key's own
+    /// A replay: the subject's key is one of `$replayKeys` (an array literal of key texts), compared in the key's own
     /// type so that the key index serves it.
     func replayRule(_ sql: inout SQLBuilder, alias: String) -> String {
-        "\(key(alias)) = ANY (ARRAY(SELECT jsonb_array_elements_text(\(sql.bind(.replayKeys))::jsonb))::\(resolved.subject.keyType)[])"
+        "\(key(alias)) = ANY (\(sql.bind(.replayKeys))::\(resolved.subject.keyType)[])"
     }
 
     /// Whether some exemption holds for `alias` (never null), or nil when the policy has none (or replays).
@@ -442,7 +442,7 @@ public struct Planner: Sendable {
             """
     }
 
-    /// Which subjects a step acts for: the batch's keys (bound as one jsonb array of texts), or every due subject.
+    /// Which subjects a step acts for: the batch's keys (bound as one array literal of their texts), or every due subject.
     public enum SubjectSet: Sendable, Hashable {
         case batch
         case due
@@ -460,9 +460,9 @@ public struct Planner: Sendable {
         }
     }
 
-    /// The batch's keys as an array of the key's type.
+    /// The batch's keys as an array of the key's type (`$keys` is their array literal, read by the type's input).
     func batchKeys(_ sql: inout SQLBuilder) -> String {
-        "ARRAY(SELECT jsonb_array_elements_text(\(sql.bind(.keys))::jsonb))::\(resolved.subject.keyType)[]"
+        "\(sql.bind(.keys))::\(resolved.subject.keyType)[]"
     }
 
     /// Whether the subject-table row `alias` belongs to `set` (never null): for the due subjects, the due
@@ -491,7 +491,7 @@ public enum ErasureScope: Sendable, Hashable {
 public enum PlanParameter: Sendable, Hashable {
     /// The run's instant (`timestamptz`).
     case asOf
-    /// The batch's subject keys: a jsonb array of texts.
+    /// The batch's subject keys: an array literal of their texts (``PostgresArrayLiteral``), bound as `text`.
     case keys
     /// The last key of the previous batch, as text.
     case afterKey
@@ -507,7 +507,7 @@ public enum PlanParameter: Sendable, Hashable {
     case runID
     /// Captured rows to act on: a jsonb array of objects keyed by column name.
     case rows
-    /// A replay's subject keys: a jsonb array of texts (``Planner/replaying``).
+    /// A replay's subject keys: an array literal of their texts, bound as `text` (``Planner/replaying``).
     case replayKeys
     /// A constant interval.
     case interval(String)

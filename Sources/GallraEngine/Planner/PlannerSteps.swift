@@ -514,7 +514,7 @@ extension Planner {
     /// The batch's keys as a subquery, for `expr IN (...)`: the server hashes it once per statement, where
     /// `= ANY` of an array compares with each key in turn.
     func batchKeySet(_ sql: inout SQLBuilder) -> String {
-        "SELECT b.k::\(resolved.subject.keyType) FROM jsonb_array_elements_text(\(sql.bind(.keys))::jsonb) AS b(k)"
+        "SELECT unnest(\(batchKeys(&sql)))"
     }
 
     /// The subjects' data that no longer shares a row of `target` through `reference` once they are processed:

@@ -66,7 +66,7 @@ extension LivePolicyRun {
             let half = part.count / 2
             for half in [Array(part[..<half]), Array(part[half...])] {
                 var bindings = bindings
-                bindings.keys = Engine.jsonArray(half)
+                bindings.keys = Engine.keyArray(half)
                 let members = Set(half)
                 try await isolate(
                     half, plans: plans, captured: captured.mapValues { $0.filter { members.contains($0.subject) } },

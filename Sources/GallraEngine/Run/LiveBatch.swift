@@ -24,7 +24,7 @@ extension LivePolicyRun {
         // The first attempt's keys fix the batch's range; the next batch may pick after it from now on.
         if picked.set(keys) { await published(keys) }
         guard !keys.isEmpty else { return BatchOutcome(picked: [], subjects: 0, steps: []) }
-        bindings.keys = Engine.jsonArray(keys)
+        bindings.keys = Engine.keyArray(keys)
 
         // Rows the subjects point to: identified and locked before any step breaks the path to them. While one of
         // them may be held by another transaction, the capture waits only briefly for a lock (`lockProbe`): when it
@@ -49,7 +49,7 @@ extension LivePolicyRun {
         var subjects = confirmed
         let subjectTable = policy.resolved.subject.table.description
         // Usually every key picked is still due: its list is bound already.
-        if confirmed != keys { bindings.keys = Engine.jsonArray(subjects) }
+        if confirmed != keys { bindings.keys = Engine.keyArray(subjects) }
         var left: [LeftSubject] = []
         var captured: [Int: [CapturedRow]] = [:]
         do {
@@ -61,7 +61,7 @@ extension LivePolicyRun {
             left += busy
             let held = Set(busy.compactMap(\.key))
             subjects.removeAll { held.contains($0) }
-            bindings.keys = Engine.jsonArray(subjects)
+            bindings.keys = Engine.keyArray(subjects)
             guard !subjects.isEmpty else {
                 return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, 0, []) }, left: left)
             }
@@ -95,7 +95,7 @@ extension LivePolicyRun {
             subjects.removeAll { held.contains($0) }
             acts = BatchActs(subjects: subjects, steps: plans.count)
             refused = []
-            bindings.keys = Engine.jsonArray(subjects)
+            bindings.keys = Engine.keyArray(subjects)
             captured = captured.mapValues { $0.filter { !held.contains($0.subject) } }
             setLockTimeout(options.lockTimeout, on: connection)
             if !subjects.isEmpty {
@@ -110,7 +110,7 @@ extension LivePolicyRun {
         if !refused.isEmpty {
             let leftKeys = Set(refused.compactMap(\.key))
             subjects.removeAll { leftKeys.contains($0) }
-            bindings.keys = Engine.jsonArray(subjects)
+            bindings.keys = Engine.keyArray(subjects)
         }
         guard !subjects.isEmpty else {
             return BatchOutcome(picked: keys, subjects: 0, steps: plans.map { _ in (0, 0, []) }, left: left)
@@ -126,8 +126,8 @@ extension LivePolicyRun {
             PostgresStatement(
                 """
                 SELECT e.subject_key, e.events
-                FROM gallra.erase_consent($1, ARRAY(SELECT jsonb_array_elements_text($2::jsonb))) AS e
-                """, [.text(subjectTable), .jsonb(bindings.keys)], prepared: true),
+                FROM gallra.erase_consent($1, $2::text[]) AS e
+                """, [.text(subjectTable), .text(bindings.keys)], prepared: true),
             PostgresStatement(AuditTrail.lockHead, prepared: true),
         ])
         for row in erasedAndHead[0] {
@@ -156,13 +156,13 @@ extension LivePolicyRun {
             // Subjects whose row remains; a subject row deleted (by a delete-or-anonymize) is gone with its key.
             let remaining =
                 deletedSubjects.isEmpty
-                ? bindings.keys : Engine.jsonArray(subjects.filter { !deletedSubjects.contains($0) })
+                ? bindings.keys : Engine.keyArray(subjects.filter { !deletedSubjects.contains($0) })
             connection.enqueue(
                 """
                 INSERT INTO gallra.processed (policy, subject_key, run)
-                SELECT $1, k, $2::uuid FROM jsonb_array_elements_text($3::jsonb) AS k
+                SELECT $1, k, $2::uuid FROM unnest($3::text[]) AS k
                 """,
-                [.text(name), .text(runID), .jsonb(remaining)], prepared: true)
+                [.text(name), .text(runID), .text(remaining)], prepared: true)
         }
         return BatchOutcome(
             picked: keys, subjects: subjects.count, steps: stepCounts, consentEvents: consentEvents, left: left,
@@ -192,7 +192,7 @@ extension LivePolicyRun {
         var left: [LeftSubject] = []
         for plan in plans {
             guard let lockFree = plan[keyPath: probe], !remaining.isEmpty else { continue }
-            bindings.keys = Engine.jsonArray(remaining)
+            bindings.keys = Engine.keyArray(remaining)
             let busy = Set(
                 try await connection.query(lockFree.sql, Engine.values(lockFree, bindings)).map {
                     try $0.decode("subject", as: String.self)

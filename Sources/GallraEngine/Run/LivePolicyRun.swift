@@ -23,7 +23,7 @@ struct LivePolicyRun: Sendable {
         let connection = engine.connection
         let limits = policy.resolved.policy.limits
         var bindings = Engine.Bindings(asOf: asOf, policyName: name, runID: runID)
-        if let keys = policy.replayKeys { bindings.replayKeys = Engine.jsonArray(keys) }
+        if let keys = policy.replayKeys { bindings.replayKeys = Engine.keyArray(keys) }
         bindings.salt = Digest.hex(Digest.hmacSHA256(key: auditKey.bytes, message: Array("hash:\(name)".utf8)))
 
         let counts = planner.countSubjects()

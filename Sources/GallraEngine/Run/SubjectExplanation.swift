@@ -204,7 +204,7 @@ extension Engine {
         let resolved = policy.resolved
         let planner = try Planner(resolved, requests: policy.requests)
         var bindings = Bindings(asOf: asOf, policyName: resolved.name.rawValue)
-        bindings.keys = jsonArray([key])
+        bindings.keys = keyArray([key])
         var standing = PolicyStanding(
             policy: resolved.name.rawValue, version: policy.version, state: policy.state.rawValue, verdict: .noSubject,
             rule: Self.words(resolved.policy.rule), exemptions: [], steps: [], consentEvents: 0)

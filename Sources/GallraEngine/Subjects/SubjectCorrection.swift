@@ -340,7 +340,7 @@ public enum SubjectCorrection {
             statement,
             Engine.Bindings(
                 asOf: PostgresTimestamp(microsecondsSince2000: 0), policyName: "",
-                keys: Engine.jsonArray([key])))
+                keys: Engine.keyArray([key])))
     }
 
     /// The server's refusal of a value (a type, a length, a constraint) as a ``CorrectionError`` that names the

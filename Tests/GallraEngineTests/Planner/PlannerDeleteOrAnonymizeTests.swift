@@ -49,7 +49,7 @@ struct PlannerDeleteOrAnonymizeTests {
         let lock = try #require(plan.lock)
         #expect(
             lock.sql.hasPrefix(
-                #"SELECT FROM "shop"."order" AS x, unnest(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))::bigint[]) AS s("id") WHERE x."customer_id" = s."id""#
+                #"SELECT FROM "shop"."order" AS x, unnest($1::bigint[]) AS s("id") WHERE x."customer_id" = s."id""#
             ))
         #expect(lock.sql.hasSuffix("FOR UPDATE OF x"))
         #expect(lock.parameters == [.keys])
@@ -86,7 +86,7 @@ struct PlannerDeleteOrAnonymizeTests {
         let act = try #require(plan.act?.sql)
         #expect(
             act.contains(
-                #"UPDATE "shop"."customer" AS x SET "email" = $1::text::text WHERE x."id" = ANY (ARRAY(SELECT jsonb_array_elements_text($2::jsonb))::bigint[]) AND (EXISTS (SELECT FROM "shop"."order" AS h1 WHERE h1."customer_id" = x."id") OR EXISTS (SELECT FROM "shop"."customer" AS h2 WHERE h2."referred_by" = x."id" AND (h2.tableoid, h2.ctid) <> (x.tableoid, x.ctid))) RETURNING x."id"::text AS subject"#
+                #"UPDATE "shop"."customer" AS x SET "email" = $1::text::text WHERE x."id" = ANY ($2::bigint[]) AND (EXISTS (SELECT FROM "shop"."order" AS h1 WHERE h1."customer_id" = x."id") OR EXISTS (SELECT FROM "shop"."customer" AS h2 WHERE h2."referred_by" = x."id" AND (h2.tableoid, h2.ctid) <> (x.tableoid, x.ctid))) RETURNING x."id"::text AS subject"#
             ))
         // The row may be deleted: subjects are locked against new references; kept ones are remembered as processed.
         #expect(!planner.deletesSubjectRow)

@@ -161,7 +161,7 @@ struct PlannerTests {
         let pick = planner.pickBatch(afterKey: true)
         #expect(
             pick.sql.contains(
-                #"WHERE s."id" = ANY (ARRAY(SELECT jsonb_array_elements_text($1::jsonb))::bigint[])"#), "\(pick.sql)")
+                #"WHERE s."id" = ANY ($1::bigint[])"#), "\(pick.sql)")
         #expect(!pick.sql.contains("last_seen_at"))
         #expect(!pick.sql.contains("legal_hold"))
         #expect(pick.sql.contains("FROM gallra.hold AS h"))
@@ -283,7 +283,7 @@ struct PlannerTests {
         // update nulls the link.
         #expect(
             update.sql.contains(
-                #"'hex')::text FROM unnest(ARRAY(SELECT jsonb_array_elements_text($3::jsonb))::bigint[]) AS s("id") WHERE x."customer_id" = s."id" AND x."customer_id" = ANY (ARRAY(SELECT jsonb_array_elements_text($3::jsonb))::bigint[]) RETURNING s."id"::text AS subject)"#
+                #"'hex')::text FROM unnest($3::bigint[]) AS s("id") WHERE x."customer_id" = s."id" AND x."customer_id" = ANY ($3::bigint[]) RETURNING s."id"::text AS subject)"#
             ))
         #expect(update.sql.hasSuffix("SELECT subject, count(*) AS rows FROM d GROUP BY subject"))
         #expect(update.parameters == [.salt, .text("[redacted]"), .keys])
@@ -305,7 +305,7 @@ struct PlannerTests {
                 Self.step(Self.customer, [], .subject, .delete),
             ]))
         let plans = planner.stepPlans()
-        let keys = #"x."customer_id" = ANY (ARRAY(SELECT jsonb_array_elements_text($1::jsonb))::bigint[])"#
+        let keys = #"x."customer_id" = ANY ($1::bigint[])"#
         let subject = #"RETURNING x."customer_id"::bigint::text AS subject)"#
         #expect(
             try #require(plans[0].act).sql.hasPrefix(
@@ -330,7 +330,7 @@ struct PlannerTests {
         // Two hops from the key: the batch's keys, then the first table by its link.
         #expect(
             try #require(plans[0].act).sql.hasPrefix(
-                #"WITH d AS (DELETE FROM "shop"."order_line" AS x USING unnest(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))::bigint[]) AS s("id"), "shop"."order" AS j1 WHERE j1."customer_id" = s."id" AND x."order_id" = j1."id" AND j1."customer_id" = ANY ("#
+                #"WITH d AS (DELETE FROM "shop"."order_line" AS x USING unnest($1::bigint[]) AS s("id"), "shop"."order" AS j1 WHERE j1."customer_id" = s."id" AND x."order_id" = j1."id" AND j1."customer_id" = ANY ("#
             ))
         #expect(try #require(plans[0].act).sql.contains(#"RETURNING s."id"::text AS subject"#))
         // A link from another column of the subject row needs the row.
@@ -366,7 +366,7 @@ struct PlannerTests {
         #expect(capture.sql.contains(#"jsonb_build_object('id', x."id")::text AS row"#))
         #expect(
             capture.sql.contains(
-                #"EXISTS (SELECT FROM "shop"."customer" AS o1 WHERE o1."address_id" = x."id" AND NOT (o1."id" IN (SELECT b.k::bigint FROM jsonb_array_elements_text($1::jsonb) AS b(k)) OR coalesce((o1."last_seen_at" < "#
+                #"EXISTS (SELECT FROM "shop"."customer" AS o1 WHERE o1."address_id" = x."id" AND NOT (o1."id" IN (SELECT unnest($1::bigint[])) OR coalesce((o1."last_seen_at" < "#
             ), "a customer shares the address unless it is one of the batch's subjects or due itself")
         #expect(capture.sql.contains(#"EXISTS (SELECT FROM "shop"."store" AS o2 WHERE o2."address_id" = x."id")"#))
         // Rows to anonymize are locked as strongly as their update needs: rows referencing them can still be inserted.
@@ -475,11 +475,11 @@ struct PlannerTests {
         // The pairs read each row's key from the link before it: the rows themselves are looked up once, in `r`.
         #expect(
             capture.sql.contains(
-                #"WITH p AS (SELECT s."id"::text AS subject, s."address_id" AS k1, 0 AS via FROM "shop"."customer" AS s WHERE s."id" = ANY (ARRAY(SELECT jsonb_array_elements_text($1::jsonb))::bigint[]) AND s."address_id" IS NOT NULL"#
+                #"WITH p AS (SELECT s."id"::text AS subject, s."address_id" AS k1, 0 AS via FROM "shop"."customer" AS s WHERE s."id" = ANY ($1::bigint[]) AND s."address_id" IS NOT NULL"#
             ))
         #expect(
             capture.sql.contains(
-                #"UNION ALL SELECT s."id"::text AS subject, l."shipping_address_id" AS k1, 1 AS via FROM unnest(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))::bigint[]) AS s("id"), "shop"."order" AS l WHERE l."customer_id" = s."id" AND l."customer_id" = ANY (ARRAY(SELECT jsonb_array_elements_text($1::jsonb))::bigint[]) AND l."shipping_address_id" IS NOT NULL)"#
+                #"UNION ALL SELECT s."id"::text AS subject, l."shipping_address_id" AS k1, 1 AS via FROM unnest($1::bigint[]) AS s("id"), "shop"."order" AS l WHERE l."customer_id" = s."id" AND l."customer_id" = ANY ($1::bigint[]) AND l."shipping_address_id" IS NOT NULL)"#
             ))
         // A hashing step is done once `gallra.processed_row` holds the fingerprint of what it wrote: a scalar
         // probe per row, under the first twin's path.
