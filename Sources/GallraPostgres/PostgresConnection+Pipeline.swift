@@ -82,10 +82,17 @@ extension PostgresConnection {
 
     /// What a pipeline sent, in order: each has its own results.
     private enum Sent {
-        /// The preparation of a statement under a name.
-        case preparation(PreparedKey, name: String)
+        /// The preparation, under a name, of the statement at this index of the pipeline (sent just before it).
+        case preparation(PreparedKey, name: String, for: Int)
         /// The statement at this index of the pipeline.
         case statement(Int)
+
+        /// The statement that this preparation or statement belongs to, whose SQL its errors name.
+        var statementIndex: Int {
+            switch self {
+            case .preparation(_, _, let index), .statement(let index): index
+            }
+        }
     }
 
     func takeQueued() -> [PostgresStatement] {
@@ -147,7 +154,7 @@ extension PostgresConnection {
                 else {
                     throw connectionFailure(conn, sql: statement.sql, fallback: "could not send the statement")
                 }
-                sent += [.preparation(key, name: name), .statement(index)]
+                sent += [.preparation(key, name: name, for: index), .statement(index)]
                 continue
             }
             guard try send(conn, statement) else {
@@ -173,11 +180,7 @@ extension PostgresConnection {
         defer { if let last { PQclear(last) } }
         var position = 0
         func statementIndex(_ position: Int) -> Int {
-            guard position < sent.count else { return statements.count - 1 }
-            switch sent[position] {
-            case .statement(let index): return index
-            case .preparation: return position + 1 < sent.count ? statementIndex(position + 1) : statements.count - 1
-            }
+            position < sent.count ? sent[position].statementIndex : statements.count - 1
         }
         readResults: while true {
             try awaitResult(conn, sql: statements[statementIndex(position)].sql, watch: &watch)
@@ -186,7 +189,7 @@ extension PostgresConnection {
                 // The end of one statement's or preparation's results.
                 if position < sent.count {
                     switch sent[position] {
-                    case .preparation(let key, let name):
+                    case .preparation(let key, let name, _):
                         if let result = last, PQresultStatus(result) == PGRES_COMMAND_OK { preparedNames[key] = name }
                     case .statement(let index) where failure == nil:
                         if let result = last {
