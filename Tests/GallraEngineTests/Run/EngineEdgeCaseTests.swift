@@ -11,6 +11,68 @@ import Testing
 
 @Suite("Live runs on edge-case schemas, against hand-written oracles")
 struct EngineEdgeCaseTests {
+    // MARK: - Text keys that need quoting in a list
+
+    /// Subject keys with commas, braces, quotes, backslashes, spaces, the word NULL and the empty string, two to a
+    /// batch: every statement that names a batch's subjects reads them from one bound list of keys.
+    static let awkwardKeysSchema = #"""
+        CREATE SCHEMA app;
+        CREATE TABLE app.account (handle text PRIMARY KEY, last_seen timestamptz NOT NULL);
+        CREATE TABLE app.note (id integer PRIMARY KEY, handle text NOT NULL REFERENCES app.account, body text NOT NULL);
+        CREATE TABLE app.login (id integer PRIMARY KEY, handle text REFERENCES app.account, ip text);
+        INSERT INTO app.account VALUES
+            ('a,b', '2024-01-01 00:00+00'), ('{x}', '2024-01-01 00:00+00'), ('"q"', '2024-01-01 00:00+00'),
+            (E'back\\slash', '2024-01-01 00:00+00'), ('NULL', '2024-01-01 00:00+00'), (' sp ', '2024-01-01 00:00+00'),
+            ('', '2024-01-01 00:00+00'), ('é ü', '2024-01-01 00:00+00'), (E'\\"', '2024-01-01 00:00+00'),
+            ('null', '2026-11-01 00:00+00'), ('b,a', '2026-11-01 00:00+00'), ('{}', '2026-11-01 00:00+00');
+        INSERT INTO app.note VALUES
+            (1, 'a,b', 'one'), (2, '{x}', 'two'), (3, '"q"', 'three'), (4, E'back\\slash', 'four'), (5, 'NULL', 'five'),
+            (6, ' sp ', 'six'), (7, '', 'seven'), (8, 'é ü', 'eight'), (9, E'\\"', 'nine'), (10, 'null', 'ten'),
+            (11, 'b,a', 'eleven'), (12, '{}', 'twelve');
+        INSERT INTO app.login VALUES
+            (1, 'a,b', '192.0.2.1'), (2, 'NULL', '192.0.2.2'), (3, '', '192.0.2.3'), (4, 'null', '192.0.2.4'),
+            (5, E'\\"', '192.0.2.5'), (6, '{}', '192.0.2.6');
+        """#
+
+    @Test func textKeysThatNeedQuotingInAListAreProcessedAsThemselves() async throws {
+        try await TestDatabase.with { database, connection in
+            try await EdgeCase.load(Self.awkwardKeysSchema, into: database, on: connection)
+            let policy = try await EdgeCase.policy(
+                """
+                policy: awkward-keys
+                state: active
+                subject: { table: app.account, key: handle }
+                expires: { inactive_for: 1 year, activity: last_seen }
+                data:
+                  - { table: app.note, delete: true }
+                  - { table: app.login, anonymize: { ip: null, handle: null } }
+                  - { table: app.account, delete: true }
+                limits: { batch_size: 2, max_fraction: 1 }
+                """, on: connection)
+            let due = ["a,b", "{x}", "\"q\"", #"back\slash"#, "NULL", " sp ", "", "é ü", #"\""#]
+            let oracles = [
+                TableOracle(table: "app.account", key: "t.handle", deleted: due),
+                TableOracle(table: "app.note", key: "t.id", deleted: (1...9).map(String.init)),
+                TableOracle(
+                    table: "app.login", key: "t.id", anonymized: ["1", "2", "3", "5"], columns: ["ip", "handle"]),
+            ]
+            let before = try await oracles.snapshots(on: connection)
+
+            let (dry, live) = try await EdgeCase.run(policy, on: connection)
+
+            EdgeCase.expectSameNumbers(dry: dry, live: live)
+            #expect(live.expiring == 9)
+            #expect(live.processed == 9)
+            #expect(live.batches == 5)
+            for oracle in oracles { oracle.expectCounted(in: live) }
+            try await oracles.expectDone(since: before, on: connection)
+            // The audit trail holds one record per subject, under the digest of its exact key.
+            let recorded = try await scalar(
+                "SELECT count(*) AS n FROM gallra.audit_subject", as: Int.self, on: connection)
+            #expect(recorded == 9)
+        }
+    }
+
     // MARK: - Quoted mixed-case names
 
     static let quotedSchema = #"""
