@@ -442,7 +442,8 @@ public struct Planner: Sendable {
             """
     }
 
-    /// Which subjects a step acts for: the batch's keys (bound as one array literal of their texts), or every due subject.
+    /// Which subjects a step acts for: the batch's keys (bound as one array literal of their texts), or every due
+    /// subject.
     public enum SubjectSet: Sendable, Hashable {
         case batch
         case due
