@@ -223,22 +223,9 @@ public enum Holds {
             """,
             [
                 .text(subjectTable), .jsonb(JSONValue.stringArrayText(keys)),
-                .jsonb(JSONValue.stringArrayText(digests)), .timestamptz(asOf), .jsonb(booleansText(erased)),
+                .jsonb(JSONValue.stringArrayText(digests)), .timestamptz(asOf), .jsonb(JSONValue.boolArrayText(erased)),
                 .text(policy),
             ])
-    }
-
-    /// `JSONValue.array(values.map(JSONValue.bool)).canonicalText`, written straight into one buffer.
-    static func booleansText(_ values: [Bool]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(2 + 6 * values.count)
-        out.append(UInt8(ascii: "["))
-        for (index, value) in values.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: value ? "true".utf8 : "false".utf8)
-        }
-        out.append(UInt8(ascii: "]"))
-        return String(decoding: out, as: UTF8.self)
     }
 
     // MARK: - Rows

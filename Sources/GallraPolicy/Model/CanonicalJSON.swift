@@ -63,7 +63,7 @@ public enum JSONValue: Sendable, Hashable {
     }
 
     /// `JSONValue.array(texts.map(JSONValue.string)).canonicalText`, written straight into the string's storage
-    /// (``JSONTextWriter``): the lists of keys and digests a batch binds are its most frequent JSON.
+    /// (``JSONTextWriter``): a batch binds lists of keys and digests in it.
     public static func stringArrayText(_ texts: [String]) -> String {
         var length = 2 + max(0, texts.count - 1)
         for text in texts { length += JSONTextWriter.stringLength(text) }
@@ -75,6 +75,19 @@ public enum JSONValue: Sendable, Hashable {
             }
             writer.append(UInt8(ascii: "]"))
         }
+    }
+
+    /// `JSONValue.array(values.map(JSONValue.bool)).canonicalText`, written straight into one buffer.
+    public static func boolArrayText(_ values: [Bool]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(2 + 6 * values.count)
+        out.append(UInt8(ascii: "["))
+        for (index, value) in values.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: value ? "true".utf8 : "false".utf8)
+        }
+        out.append(UInt8(ascii: "]"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The value as a document node without positions, for decoding through the policy decoder.

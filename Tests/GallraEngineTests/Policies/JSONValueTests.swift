@@ -34,6 +34,14 @@ struct JSONValueTests {
         #expect(JSONValue.stringArrayText([]) == "[]")
     }
 
+    @Test("a list of booleans written straight into bytes is the canonical text of the list")
+    func boolArrayText() {
+        let values = [true, false, false, true]
+        #expect(JSONValue.boolArrayText(values) == JSONValue.array(values.map(JSONValue.bool)).canonicalText)
+        #expect(JSONValue.boolArrayText(values) == "[true,false,false,true]")
+        #expect(JSONValue.boolArrayText([]) == "[]")
+    }
+
     @Test(
         "a text written into its counted length holds each part as written",
         arguments: [Int.min, -10, -1, 0, 9, 10, 99, Int.max])
