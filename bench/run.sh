@@ -27,6 +27,11 @@
 #                         default): the limit and the full-speed gallra runs again, on tables that do not fit
 #                         in the buffer pool (runs named limit-sb128MB, gallra-b1000-sb128MB ...); "none" skips
 #                         them. Our own server only
+#   BENCH_FAST_BGWRITER   "DELAY MAXPAGES MULTIPLIER": a third server configuration, the small buffer pool again
+#                         with a background writer that keeps up (bgwriter_delay, bgwriter_lru_maxpages,
+#                         bgwriter_lru_multiplier; default "10ms 1000 10"), so that the backends running the purge
+#                         find clean buffers instead of writing out dirty ones themselves (runs named
+#                         limit-sb128MB-bgw, gallra-b1000-sb128MB-bgw ...); "none" skips it
 #   BENCH_PGDATA          a directory for the throwaway server that outlives the invocation: the next
 #                         invocation with the same BENCH_N reuses its template instead of generating it again
 #   BENCH_SKIP            space-separated run groups to skip: naive anonymize plan guard live
@@ -63,6 +68,11 @@ WALC=${BENCH_WAL_COMPRESSION:-off}
 ram_mb=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
 BUFFERS=${BENCH_SHARED_BUFFERS:-$(( ram_mb / 4 < 8192 ? ram_mb / 4 : 8192 ))MB}
 SMALL_BUFFERS=${BENCH_SMALL_BUFFERS:-128MB}
+FAST_BGWRITER=${BENCH_FAST_BGWRITER:-10ms 1000 10}
+[[ "$FAST_BGWRITER" =~ ^[0-9]+(ms|s)?\ [0-9]+\ [0-9]+(\.[0-9]+)?$ || "$FAST_BGWRITER" = none ]] || {
+    echo "bench/run.sh: BENCH_FAST_BGWRITER=\"$FAST_BGWRITER\" is not \"DELAY MAXPAGES MULTIPLIER\" (e.g. \"10ms 1000 10\") or none" >&2
+    exit 64
+}
 for b in "BENCH_SHARED_BUFFERS=$BUFFERS" "BENCH_SMALL_BUFFERS=$SMALL_BUFFERS"; do
     [[ "${b#*=}" =~ ^[0-9]+(kB|MB|GB|TB)?$ || "$b" = BENCH_SMALL_BUFFERS=none ]] || {
         echo "bench/run.sh: $b is not a size; give one as PostgreSQL writes it, e.g. 256MB or 4GB" >&2
@@ -138,6 +148,9 @@ ALTER SYSTEM SET checkpoint_timeout = '1h';
 ALTER SYSTEM SET wal_compression = '$WALC';
 ALTER SYSTEM SET maintenance_work_mem = '512MB';
 ALTER SYSTEM SET shared_buffers = '$BUFFERS';
+ALTER SYSTEM RESET bgwriter_delay;
+ALTER SYSTEM RESET bgwriter_lru_maxpages;
+ALTER SYSTEM RESET bgwriter_lru_multiplier;
 SQL
     scripts/pg.sh restart "$pgdir"
 else
@@ -145,6 +158,9 @@ else
 fi
 q() { psql "$server dbname=${2:-$RUNDB}" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
 buffers=$(q "SHOW shared_buffers" postgres)
+# The background writer's settings: PostgreSQL's own on our server, whatever they are on another.
+bgwriter=default
+[ "$own_server" = 1 ] || bgwriter=as-set
 log "shared_buffers $buffers, wal_compression $(q "SHOW wal_compression" postgres)"
 # libpq conninfo parts for pganonymize
 host=$(psql "$server dbname=postgres" -qAtX -c "SELECT coalesce(inet_server_addr()::text, current_setting('unix_socket_directories'))" | cut -d, -f1)
@@ -291,15 +307,15 @@ io_counters() {
 record() { # NAME SUBJECTS ROWS [SCALE_TO_SUBJECTS] [extra json]
     local name=$1 subjects=$2 rows=$3 scale=${4:-} extra=${5:-"{}"}
     read -r _ kind t0 t1 wal longest rss lockwait <"$work/m.$name"
-    python3 - "$name" "$kind" "$t0" "$t1" "$wal" "$longest" "$rss" "$subjects" "$rows" "$scale" "$extra" "$N" "$WALC" "${lockwait:-0}" "$buffers" "$work/sampler.$name" "$work/io0.$name" "$work/io1.$name" >>"$results" <<'PY'
+    python3 - "$name" "$kind" "$t0" "$t1" "$wal" "$longest" "$rss" "$subjects" "$rows" "$scale" "$extra" "$N" "$WALC" "${lockwait:-0}" "$buffers" "$bgwriter" "$work/sampler.$name" "$work/io0.$name" "$work/io1.$name" >>"$results" <<'PY'
 import json, os, sys
-name, kind, t0, t1, wal, longest, rss, subjects, rows, scale, extra, n, walc, lockwait, buffers, sampler, io0, io1 = sys.argv[1:]
+name, kind, t0, t1, wal, longest, rss, subjects, rows, scale, extra, n, walc, lockwait, buffers, bgwriter, sampler, io0, io1 = sys.argv[1:]
 samples = [l.split() for l in open(sampler)] if os.path.exists(sampler) else []
 samples = [(float(f[0]), int(f[3])) for f in samples if len(f) == 4]
 wall = float(t1) - float(t0)
 subjects, rows = int(subjects), int(rows)
 r = {"run": name, "kind": kind, "bench_n": int(n), "wal_compression": walc, "shared_buffers": buffers,
-     "wall_s": round(wall, 3), "subjects": subjects, "rows": rows,
+     "bgwriter": bgwriter, "wall_s": round(wall, 3), "subjects": subjects, "rows": rows,
      "subjects_per_s": round(subjects / wall, 1) if wall else None,
      "rows_per_s": round(rows / wall, 1) if wall else None,
      "wal_bytes": int(float(wal)), "wal_bytes_per_subject": round(float(wal) / subjects, 1) if subjects else None,
@@ -354,9 +370,9 @@ autovacuum() { # on|off
 }
 autovacuum off
 
-# 1. The limit. SUFFIX names the server configuration of the runs ("" or -sbSIZE).
+# 1. The limit. SUFFIX names the server configuration of the runs ("", -sbSIZE or -sbSIZE-bgw).
 limit_run() { # SUFFIX
-    log "1. the limit: one set-based transaction (bench/limit.sql), shared_buffers $buffers"
+    log "1. the limit: one set-based transaction (bench/limit.sql), shared_buffers $buffers, background writer $bgwriter"
     fresh
     measure "limit$1" sql psql "$db" -qAtX -v ON_ERROR_STOP=1 -v as_of="$AS_OF" -v salt="$salt" -f bench/limit.sql
     IFS='|' read -r lim_subjects lim_rows <"$work/out.limit$1"
@@ -381,7 +397,7 @@ gallra_runs() { # SUFFIX
     for b in $BATCHES; do
         for p in $PARALLEL; do
             name="gallra-b$b$(suffix "$p")$1"
-            log "4. gallra run --once, batch $b, parallel $p, shared_buffers $buffers"
+            log "4. gallra run --once, batch $b, parallel $p, shared_buffers $buffers, background writer $bgwriter"
             fresh
             policy "$b" "$work/policy-$name.yaml" 0 "$p"
             GALLRA_DATABASE="$db" "$gallra" policy apply "$work/policy-$name.yaml" >/dev/null
@@ -396,17 +412,41 @@ gallra_runs ""
 
 # The second server configuration: the limit and the same gallra runs with a buffer pool far smaller than the
 # purged tables (PostgreSQL's default 128MB), where a page a batch changes is seldom still in the pool when the
-# next batch comes to it. Then back to the first for the other runs.
+# next batch comes to it; and once more with a background writer that keeps up (BENCH_FAST_BGWRITER), where the
+# purge's backend finds clean buffers to read into instead of writing out dirty ones itself. Then back to the first
+# for the other runs.
 set_buffers() { # SIZE
     q "ALTER SYSTEM SET shared_buffers = '$1'" postgres
     scripts/pg.sh restart "$pgdir"
     buffers=$(q "SHOW shared_buffers" postgres)
+}
+# The background writer of a third configuration: DELAY MAXPAGES MULTIPLIER, or none for PostgreSQL's own.
+set_bgwriter() { # [DELAY MAXPAGES MULTIPLIER]
+    if [ $# = 3 ]; then
+        q "ALTER SYSTEM SET bgwriter_delay = '$1'" postgres
+        q "ALTER SYSTEM SET bgwriter_lru_maxpages = $2" postgres
+        q "ALTER SYSTEM SET bgwriter_lru_multiplier = $3" postgres
+        bgwriter="$1/$2/$3"
+    else
+        for setting in bgwriter_delay bgwriter_lru_maxpages bgwriter_lru_multiplier; do
+            q "ALTER SYSTEM RESET $setting" postgres
+        done
+        bgwriter=default
+    fi
+    q "SELECT pg_reload_conf()" postgres >/dev/null
 }
 if [ "$SMALL_BUFFERS" != none ] && [ "$own_server" = 1 ]; then
     big_subjects=$lim_subjects
     set_buffers "$SMALL_BUFFERS"
     limit_run "-sb$SMALL_BUFFERS"
     gallra_runs "-sb$SMALL_BUFFERS"
+    if [ "$FAST_BGWRITER" != none ]; then
+        # shellcheck disable=SC2086 # three settings
+        set_bgwriter $FAST_BGWRITER
+        limit_run "-sb$SMALL_BUFFERS-bgw"
+        gallra_runs "-sb$SMALL_BUFFERS-bgw"
+        set_bgwriter
+    fi
     set_buffers "$BUFFERS"
     lim_subjects=$big_subjects
 elif [ "$SMALL_BUFFERS" != none ]; then
@@ -749,11 +789,13 @@ import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 limit = next(r for r in runs if r["run"] == "limit")
 # Each run's ratios are to the limit of its own server configuration.
-limits = {r["shared_buffers"]: r for r in runs if r["run"].split("-sb")[0] == "limit"}
+def config(r):
+    return (r.get("shared_buffers"), r.get("bgwriter", "default"))
+limits = {config(r): r for r in runs if r["run"].split("-sb")[0] == "limit"}
 for r in runs:
     if r["kind"] == "oltp" or not r["rows"]:
         continue
-    limit = limits.get(r.get("shared_buffers"), limits[runs[0]["shared_buffers"]])
+    limit = limits.get(config(r), limits[config(runs[0])])
     r["rows_per_s_vs_limit"] = round(r["rows_per_s"] / limit["rows_per_s"], 3)
     if r.get("wal_bytes_per_subject") and not r["run"].startswith("live"):
         r["wal_per_subject_vs_limit"] = round(r["wal_bytes_per_subject"] / limit["wal_bytes_per_subject"], 3)
@@ -792,8 +834,9 @@ console = sys.stderr if len(sys.argv) > 2 else sys.stdout
 print("", file=console)
 # One connection at the limit: gallra at full speed on one connection against the single statement.
 for r in (r for r in runs if r["run"].split("-sb")[0] == "gallra-b1000"):
-    own_limit = limits.get(r.get("shared_buffers"), limit)
-    print(f"one connection: gallra batch 1000, pause 0, shared_buffers {r.get('shared_buffers')}, "
+    own_limit = limits.get(config(r), limit)
+    bgwriter = "" if r.get("bgwriter", "default") == "default" else f", background writer {r['bgwriter']}"
+    print(f"one connection: gallra batch 1000, pause 0, shared_buffers {r.get('shared_buffers')}{bgwriter}, "
           f"{r['rows_per_s_vs_limit']}x the single statement's rows/s at "
           f"{r['bench_n']} customers ({r['wall_s']} s against {own_limit['wall_s']} s), "
           f"{r.get('round_trips_per_batch')} round trips per batch", file=console)

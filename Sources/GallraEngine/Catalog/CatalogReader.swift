@@ -144,17 +144,28 @@ public enum CatalogReader {
             }
         }
 
-        // shared_buffers is counted in blocks (pg_settings.unit 8kB).
+        // shared_buffers is counted in blocks (pg_settings.unit 8kB), bgwriter_delay in milliseconds.
         let path = try await connection.query(
             """
             SELECT array_to_json(current_schemas(false))::text AS path, current_user::text AS role,
                    (SELECT s.setting::int8 * current_setting('block_size')::int8 FROM pg_settings AS s
-                    WHERE s.name = 'shared_buffers') AS shared_buffers
+                    WHERE s.name = 'shared_buffers') AS shared_buffers,
+                   (SELECT s.setting::int4 FROM pg_settings AS s WHERE s.name = 'bgwriter_delay') AS bgwriter_delay,
+                   current_setting('bgwriter_lru_maxpages')::int4 AS bgwriter_lru_maxpages,
+                   current_setting('bgwriter_lru_multiplier')::float8 AS bgwriter_lru_multiplier
             """)
         let searchPath = try path.first.map { try nameList($0, "path").compactMap { $0 } } ?? []
         let role = try path.first?.decode("role", as: String.self)
         let sharedBuffers = try path.first?.decode("shared_buffers", as: Int64?.self)
-        return Catalog(tables: Array(tables.values), searchPath: searchPath, role: role, sharedBuffers: sharedBuffers)
+        var backgroundWriter: BackgroundWriter?
+        if let row = path.first, let delay = try row.decode("bgwriter_delay", as: Int?.self) {
+            backgroundWriter = BackgroundWriter(
+                delayMilliseconds: delay, maxPages: try row.decode("bgwriter_lru_maxpages"),
+                multiplier: try row.decode("bgwriter_lru_multiplier"))
+        }
+        return Catalog(
+            tables: Array(tables.values), searchPath: searchPath, role: role, sharedBuffers: sharedBuffers,
+            backgroundWriter: backgroundWriter)
     }
 
     /// Asks the server whether a CHECK constraint over one column holds with the column null, and with it set to

@@ -10,14 +10,18 @@ public struct Catalog: Sendable, Hashable, Codable {
     public var role: String?
     /// The server's buffer pool (`shared_buffers`) in bytes; nil if unknown.
     public var sharedBuffers: Int64?
+    /// The server's background writer; nil if unknown.
+    public var backgroundWriter: BackgroundWriter?
 
     public init(
-        tables: [CatalogTable], searchPath: [String] = ["public"], role: String? = nil, sharedBuffers: Int64? = nil
+        tables: [CatalogTable], searchPath: [String] = ["public"], role: String? = nil, sharedBuffers: Int64? = nil,
+        backgroundWriter: BackgroundWriter? = nil
     ) {
         self.tables = Dictionary(tables.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.searchPath = searchPath
         self.role = role
         self.sharedBuffers = sharedBuffers
+        self.backgroundWriter = backgroundWriter
     }
 
     /// The table a policy's name refers to: exact when qualified, else the first match along the search path.
@@ -268,4 +272,25 @@ public struct CatalogIndex: Sendable, Hashable, Codable {
         self.isUnique = isUnique
         self.isPartial = isPartial
     }
+}
+
+/// The server's background writer, which writes dirty buffers out ahead of the server processes that need a clean
+/// one to read a page into. What it leaves, a process writes out itself before it can read.
+public struct BackgroundWriter: Sendable, Hashable, Codable {
+    /// `bgwriter_delay`: the pause between its rounds, in milliseconds.
+    public var delayMilliseconds: Int
+    /// `bgwriter_lru_maxpages`: buffers it writes out in one round at most; 0 stops it.
+    public var maxPages: Int
+    /// `bgwriter_lru_multiplier`: how many buffers it cleans a round, as a multiple of those the server processes
+    /// took in recent rounds.
+    public var multiplier: Double
+
+    public init(delayMilliseconds: Int, maxPages: Int, multiplier: Double) {
+        self.delayMilliseconds = delayMilliseconds
+        self.maxPages = maxPages
+        self.multiplier = multiplier
+    }
+
+    /// Buffers it writes out in a second at most.
+    public var pagesPerSecond: Int { maxPages * 1000 / max(1, delayMilliseconds) }
 }

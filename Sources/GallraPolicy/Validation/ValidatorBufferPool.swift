@@ -16,6 +16,33 @@ extension PolicyValidator {
                 + "statement over all subjects would visit once; a shared_buffers that holds these tables keeps "
                 + "those pages in memory (docs/scaling.md)",
             at: "limits.batch_size")
+        checkBackgroundWriter()
+    }
+
+    /// Buffers a second below which the background writer is taken not to keep up with a purge whose tables do not
+    /// fit in `shared_buffers`. PostgreSQL's own settings write 500 (100 every 200 ms); one connection purging the
+    /// demo shop at full speed with 128 MB of buffers had 43,000 to 53,000 written out a second (docs/benchmark.md).
+    static let backgroundWriterKeepingUp = 10_000
+
+    /// Warns, for a policy whose tables are larger than the buffer pool, when the background writer writes out
+    /// fewer than ``backgroundWriterKeepingUp`` buffers a second: the server process running the batches then
+    /// writes out most of the pages they changed itself, before it can read the next one into their buffer.
+    mutating func checkBackgroundWriter() {
+        guard let writer = catalog.backgroundWriter, writer.pagesPerSecond < Self.backgroundWriterKeepingUp else {
+            return
+        }
+        let pace =
+            writer.maxPages == 0
+            ? "is off (bgwriter_lru_maxpages 0)"
+            : "writes out at most \(writer.pagesPerSecond) buffers a second (bgwriter_lru_maxpages \(writer.maxPages) "
+                + "every bgwriter_delay \(writer.delayMilliseconds)ms)"
+        warning(
+            "the server's background writer \(pace): with tables larger than shared_buffers, the server process "
+                + "running the batches writes out most of the pages they changed itself, before it can read the next "
+                + "(a ninth of a run's time in docs/benchmark.md); a writer that keeps up, such as "
+                + "bgwriter_lru_maxpages 1000 every bgwriter_delay 10ms with bgwriter_lru_multiplier 10, does that "
+                + "on a core of its own (docs/scaling.md)",
+            at: "limits.batch_size")
     }
 
     /// A size in bytes as PostgreSQL prints one (`pg_size_pretty`): `128 MB`, `1.9 GB`.

@@ -194,7 +194,9 @@ struct CatalogReaderTests {
         }
     }
 
-    @Test("sizes: each table with its indexes as of its last ANALYZE, and the server's shared_buffers, in bytes")
+    @Test(
+        "sizes: each table with its indexes as of its last ANALYZE, the server's shared_buffers in bytes, and its background writer"
+    )
     func sizes() async throws {
         try await TestDatabase.with { _, connection in
             try await execute(edgeCaseSchema, on: connection)
@@ -206,13 +208,21 @@ struct CatalogReaderTests {
             let measured = try await connection.query(
                 #"""
                 SELECT (pg_relation_size('"Shop"."Order Items"') + pg_indexes_size('"Shop"."Order Items"'))::int8 AS bytes,
-                       pg_size_bytes(current_setting('shared_buffers')) AS pool
+                       pg_size_bytes(current_setting('shared_buffers')) AS pool,
+                       (extract(epoch FROM current_setting('bgwriter_delay')::interval) * 1000)::float8 AS delay,
+                       current_setting('bgwriter_lru_maxpages') AS pages,
+                       current_setting('bgwriter_lru_multiplier') AS multiplier
                 """#
             ).first
             let bytes = try #require(try measured?.decode("bytes", as: Int64.self))
             #expect(bytes > 8192 * 10)
             #expect(catalog.tables[QualifiedName(schema: "Shop", name: "Order Items")]?.bytes == bytes)
             #expect(catalog.sharedBuffers == (try measured?.decode("pool", as: Int64.self)))
+            // The background writer's settings as the server shows them ("200ms", "100", "2"), read in their units.
+            let writer = try #require(catalog.backgroundWriter)
+            #expect(Double(writer.delayMilliseconds) == (try measured?.decode("delay", as: Double.self)))
+            #expect("\(writer.maxPages)" == (try measured?.decode("pages", as: String.self)))
+            #expect(writer.multiplier == Double(try measured?.decode("multiplier", as: String.self) ?? ""))
             // A view has no size, nor a partitioned table (its partitions have theirs).
             #expect(catalog.tables[QualifiedName(schema: "Shop", name: "customer_names")]?.bytes == nil)
             #expect(catalog.tables[QualifiedName(schema: "Shop", name: "event")]?.bytes == nil)
@@ -393,11 +403,12 @@ struct CatalogReaderTests {
 }
 
 extension Catalog {
-    /// The catalog without the sizes of its tables and of the server's buffer pool, which depend on the server
-    /// and on the rows (the test of sizes checks them).
+    /// The catalog without the sizes of its tables, of the server's buffer pool and its background writer, which
+    /// depend on the server and on the rows (the test of sizes checks them).
     var withoutSizes: Catalog {
         var catalog = self
         catalog.sharedBuffers = nil
+        catalog.backgroundWriter = nil
         for name in catalog.tables.keys { catalog.tables[name]?.bytes = nil }
         return catalog
     }

@@ -3,13 +3,18 @@ import Testing
 
 @Suite("Validator: tables larger than the buffer pool")
 struct ValidatorBufferPoolTests {
-    /// The demo shop with every table at `bytes` and the server's `shared_buffers` at `pool`.
-    static func shop(tablesOf bytes: Int64?, pool: Int64?) -> Catalog {
+    /// The demo shop with every table at `bytes`, the server's `shared_buffers` at `pool` and its background
+    /// writer `writer`.
+    static func shop(tablesOf bytes: Int64?, pool: Int64?, writer: BackgroundWriter? = nil) -> Catalog {
         var catalog = Fixtures.demoShop
         for name in catalog.tables.keys { catalog.tables[name]?.bytes = bytes }
         catalog.sharedBuffers = pool
+        catalog.backgroundWriter = writer
         return catalog
     }
+
+    /// PostgreSQL's own settings: 100 buffers every 200 ms.
+    static let defaultWriter = BackgroundWriter(delayMilliseconds: 200, maxPages: 100, multiplier: 2)
 
     static let mebibyte: Int64 = 1024 * 1024
 
@@ -38,6 +43,47 @@ struct ValidatorBufferPoolTests {
             let result = validation(fixedExample, against: catalog)
             #expect(result.errors.isEmpty, "\(result.errors)")
             #expect(!result.warnings.contains { $0.path == "limits.batch_size" })
+        }
+    }
+
+    @Test("a background writer slower than the purge, with tables larger than shared_buffers: a second warning")
+    func slowBackgroundWriter() throws {
+        let result = validation(
+            fixedExample,
+            against: Self.shop(tablesOf: 300 * Self.mebibyte, pool: 128 * Self.mebibyte, writer: Self.defaultWriter))
+        #expect(result.errors.isEmpty, "\(result.errors)")
+        let warnings = result.warnings.filter { $0.path == "limits.batch_size" }
+        #expect(warnings.count == 2)
+        #expect(
+            warnings.last?.message
+                == "the server's background writer writes out at most 500 buffers a second (bgwriter_lru_maxpages 100 every bgwriter_delay 200ms): with tables larger than shared_buffers, the server process running the batches writes out most of the pages they changed itself, before it can read the next (a ninth of a run's time in docs/benchmark.md); a writer that keeps up, such as bgwriter_lru_maxpages 1000 every bgwriter_delay 10ms with bgwriter_lru_multiplier 10, does that on a core of its own (docs/scaling.md)"
+        )
+        #expect(warnings.last?.location?.line == 20)
+
+        let off = validation(
+            fixedExample,
+            against: Self.shop(
+                tablesOf: 300 * Self.mebibyte, pool: 128 * Self.mebibyte,
+                writer: BackgroundWriter(delayMilliseconds: 200, maxPages: 0, multiplier: 2)))
+        #expect(
+            off.warnings.last?.message.hasPrefix(
+                "the server's background writer is off (bgwriter_lru_maxpages 0): with tables larger than shared_buffers"
+            )
+                == true)
+    }
+
+    @Test("a background writer that keeps up, or tables that fit: no warning about it")
+    func backgroundWriterKeepsUpOrNotNeeded() {
+        let fast = BackgroundWriter(delayMilliseconds: 10, maxPages: 1000, multiplier: 10)
+        #expect(fast.pagesPerSecond == 100_000)
+        #expect(Self.defaultWriter.pagesPerSecond == 500)
+        for catalog in [
+            Self.shop(tablesOf: 300 * Self.mebibyte, pool: 128 * Self.mebibyte, writer: fast),
+            Self.shop(tablesOf: 10 * Self.mebibyte, pool: 128 * Self.mebibyte, writer: Self.defaultWriter),
+            Self.shop(tablesOf: 300 * Self.mebibyte, pool: 128 * Self.mebibyte, writer: nil),
+        ] {
+            let result = validation(fixedExample, against: catalog)
+            #expect(!result.warnings.contains { $0.message.contains("background writer") })
         }
     }
 
