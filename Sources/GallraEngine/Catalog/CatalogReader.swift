@@ -151,8 +151,7 @@ public enum CatalogReader {
                    (SELECT s.setting::int8 * current_setting('block_size')::int8 FROM pg_settings AS s
                     WHERE s.name = 'shared_buffers') AS shared_buffers,
                    (SELECT s.setting::int4 FROM pg_settings AS s WHERE s.name = 'bgwriter_delay') AS bgwriter_delay,
-                   current_setting('bgwriter_lru_maxpages')::int4 AS bgwriter_lru_maxpages,
-                   current_setting('bgwriter_lru_multiplier')::float8 AS bgwriter_lru_multiplier
+                   current_setting('bgwriter_lru_maxpages')::int4 AS bgwriter_lru_maxpages
             """)
         let searchPath = try path.first.map { try nameList($0, "path").compactMap { $0 } } ?? []
         let role = try path.first?.decode("role", as: String.self)
@@ -160,8 +159,7 @@ public enum CatalogReader {
         var backgroundWriter: BackgroundWriter?
         if let row = path.first, let delay = try row.decode("bgwriter_delay", as: Int?.self) {
             backgroundWriter = BackgroundWriter(
-                delayMilliseconds: delay, maxPages: try row.decode("bgwriter_lru_maxpages"),
-                multiplier: try row.decode("bgwriter_lru_multiplier"))
+                delayMilliseconds: delay, maxPages: try row.decode("bgwriter_lru_maxpages"))
         }
         return Catalog(
             tables: Array(tables.values), searchPath: searchPath, role: role, sharedBuffers: sharedBuffers,

@@ -281,14 +281,10 @@ public struct BackgroundWriter: Sendable, Hashable, Codable {
     public var delayMilliseconds: Int
     /// `bgwriter_lru_maxpages`: buffers it writes out in one round at most; 0 stops it.
     public var maxPages: Int
-    /// `bgwriter_lru_multiplier`: how many buffers it cleans a round, as a multiple of those the server processes
-    /// took in recent rounds.
-    public var multiplier: Double
 
-    public init(delayMilliseconds: Int, maxPages: Int, multiplier: Double) {
+    public init(delayMilliseconds: Int, maxPages: Int) {
         self.delayMilliseconds = delayMilliseconds
         self.maxPages = maxPages
-        self.multiplier = multiplier
     }
 
     /// Buffers it writes out in a second at most.

@@ -210,19 +210,17 @@ struct CatalogReaderTests {
                 SELECT (pg_relation_size('"Shop"."Order Items"') + pg_indexes_size('"Shop"."Order Items"'))::int8 AS bytes,
                        pg_size_bytes(current_setting('shared_buffers')) AS pool,
                        (extract(epoch FROM current_setting('bgwriter_delay')::interval) * 1000)::float8 AS delay,
-                       current_setting('bgwriter_lru_maxpages') AS pages,
-                       current_setting('bgwriter_lru_multiplier') AS multiplier
+                       current_setting('bgwriter_lru_maxpages') AS pages
                 """#
             ).first
             let bytes = try #require(try measured?.decode("bytes", as: Int64.self))
             #expect(bytes > 8192 * 10)
             #expect(catalog.tables[QualifiedName(schema: "Shop", name: "Order Items")]?.bytes == bytes)
             #expect(catalog.sharedBuffers == (try measured?.decode("pool", as: Int64.self)))
-            // The background writer's settings as the server shows them ("200ms", "100", "2"), read in their units.
+            // The background writer's pace as the server shows it ("200ms", "100"), read in milliseconds and buffers.
             let writer = try #require(catalog.backgroundWriter)
             #expect(Double(writer.delayMilliseconds) == (try measured?.decode("delay", as: Double.self)))
             #expect("\(writer.maxPages)" == (try measured?.decode("pages", as: String.self)))
-            #expect(writer.multiplier == Double(try measured?.decode("multiplier", as: String.self) ?? ""))
             // A view has no size, nor a partitioned table (its partitions have theirs).
             #expect(catalog.tables[QualifiedName(schema: "Shop", name: "customer_names")]?.bytes == nil)
             #expect(catalog.tables[QualifiedName(schema: "Shop", name: "event")]?.bytes == nil)

@@ -14,7 +14,7 @@ struct ValidatorBufferPoolTests {
     }
 
     /// PostgreSQL's own settings: 100 buffers every 200 ms.
-    static let defaultWriter = BackgroundWriter(delayMilliseconds: 200, maxPages: 100, multiplier: 2)
+    static let defaultWriter = BackgroundWriter(delayMilliseconds: 200, maxPages: 100)
 
     static let mebibyte: Int64 = 1024 * 1024
 
@@ -64,7 +64,7 @@ struct ValidatorBufferPoolTests {
             fixedExample,
             against: Self.shop(
                 tablesOf: 300 * Self.mebibyte, pool: 128 * Self.mebibyte,
-                writer: BackgroundWriter(delayMilliseconds: 200, maxPages: 0, multiplier: 2)))
+                writer: BackgroundWriter(delayMilliseconds: 200, maxPages: 0)))
         #expect(
             off.warnings.last?.message.hasPrefix(
                 "the server's background writer is off (bgwriter_lru_maxpages 0): with tables larger than shared_buffers"
@@ -74,7 +74,7 @@ struct ValidatorBufferPoolTests {
 
     @Test("a background writer that keeps up, or tables that fit: no warning about it")
     func backgroundWriterKeepsUpOrNotNeeded() {
-        let fast = BackgroundWriter(delayMilliseconds: 10, maxPages: 1000, multiplier: 10)
+        let fast = BackgroundWriter(delayMilliseconds: 10, maxPages: 1000)
         #expect(fast.pagesPerSecond == 100_000)
         #expect(Self.defaultWriter.pagesPerSecond == 500)
         for catalog in [
