@@ -29,9 +29,10 @@
 #                         them. Our own server only
 #   BENCH_FAST_BGWRITER   "DELAY MAXPAGES MULTIPLIER": a third server configuration, the small buffer pool again
 #                         with a background writer that keeps up (bgwriter_delay, bgwriter_lru_maxpages,
-#                         bgwriter_lru_multiplier; default "10ms 1000 10"), so that the backends running the purge
-#                         find clean buffers instead of writing out dirty ones themselves (runs named
-#                         limit-sb128MB-bgw, gallra-b1000-sb128MB-bgw ...); "none" skips it
+#                         bgwriter_lru_multiplier; default "10ms 1000 2", PostgreSQL's own multiplier), so that
+#                         the backends running the purge find clean buffers instead of writing out dirty ones
+#                         themselves (runs named limit-sb128MB-bgw, gallra-b1000-sb128MB-bgw ...); "none"
+#                         skips it
 #   BENCH_PGDATA          a directory for the throwaway server that outlives the invocation: the next
 #                         invocation with the same BENCH_N reuses its template instead of generating it again
 #   BENCH_SKIP            space-separated run groups to skip: naive anonymize plan guard live
@@ -68,9 +69,9 @@ WALC=${BENCH_WAL_COMPRESSION:-off}
 ram_mb=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
 BUFFERS=${BENCH_SHARED_BUFFERS:-$(( ram_mb / 4 < 8192 ? ram_mb / 4 : 8192 ))MB}
 SMALL_BUFFERS=${BENCH_SMALL_BUFFERS:-128MB}
-FAST_BGWRITER=${BENCH_FAST_BGWRITER:-10ms 1000 10}
+FAST_BGWRITER=${BENCH_FAST_BGWRITER:-10ms 1000 2}
 [[ "$FAST_BGWRITER" =~ ^[0-9]+(ms|s)?\ [0-9]+\ [0-9]+(\.[0-9]+)?$ || "$FAST_BGWRITER" = none ]] || {
-    echo "bench/run.sh: BENCH_FAST_BGWRITER=\"$FAST_BGWRITER\" is not \"DELAY MAXPAGES MULTIPLIER\" (e.g. \"10ms 1000 10\") or none" >&2
+    echo "bench/run.sh: BENCH_FAST_BGWRITER=\"$FAST_BGWRITER\" is not \"DELAY MAXPAGES MULTIPLIER\" (e.g. \"10ms 1000 2\") or none" >&2
     exit 64
 }
 for b in "BENCH_SHARED_BUFFERS=$BUFFERS" "BENCH_SMALL_BUFFERS=$SMALL_BUFFERS"; do

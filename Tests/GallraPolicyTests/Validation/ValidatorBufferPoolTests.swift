@@ -56,9 +56,20 @@ struct ValidatorBufferPoolTests {
         #expect(warnings.count == 2)
         #expect(
             warnings.last?.message
-                == "the server's background writer writes out at most 500 buffers a second (bgwriter_lru_maxpages 100 every bgwriter_delay 200ms): with tables larger than shared_buffers, the server process running the batches writes out most of the pages they changed itself, before it can read the next (a ninth of a run's time in docs/benchmark.md); a writer that keeps up, such as bgwriter_lru_maxpages 1000 every bgwriter_delay 10ms with bgwriter_lru_multiplier 10, does that on a core of its own (docs/scaling.md)"
+                == "the server's background writer writes out at most 500 buffers a second (bgwriter_lru_maxpages 100 every bgwriter_delay 200ms): with tables larger than shared_buffers, the server process running the batches writes out most of the pages they changed itself, before it can read the next (a ninth of a run's time in docs/benchmark.md); a writer that keeps up, such as bgwriter_lru_maxpages 1000 every bgwriter_delay 10ms, does that on a core of its own (docs/scaling.md)"
         )
         #expect(warnings.last?.location?.line == 20)
+
+        // A writer allowed 20,000 buffers a second still left most of them to the purge.
+        let slower = validation(
+            fixedExample,
+            against: Self.shop(
+                tablesOf: 300 * Self.mebibyte, pool: 128 * Self.mebibyte,
+                writer: BackgroundWriter(delayMilliseconds: 50, maxPages: 1000)))
+        #expect(
+            slower.warnings.last?.message.hasPrefix(
+                "the server's background writer writes out at most 20000 buffers a second (bgwriter_lru_maxpages 1000 every bgwriter_delay 50ms):"
+            ) == true)
 
         let off = validation(
             fixedExample,
@@ -75,10 +86,13 @@ struct ValidatorBufferPoolTests {
     @Test("a background writer that keeps up, or tables that fit: no warning about it")
     func backgroundWriterKeepsUpOrNotNeeded() {
         let fast = BackgroundWriter(delayMilliseconds: 10, maxPages: 1000)
+        let justFastEnough = BackgroundWriter(delayMilliseconds: 20, maxPages: 1000)
         #expect(fast.pagesPerSecond == 100_000)
+        #expect(justFastEnough.pagesPerSecond == 50_000)
         #expect(Self.defaultWriter.pagesPerSecond == 500)
         for catalog in [
             Self.shop(tablesOf: 300 * Self.mebibyte, pool: 128 * Self.mebibyte, writer: fast),
+            Self.shop(tablesOf: 300 * Self.mebibyte, pool: 128 * Self.mebibyte, writer: justFastEnough),
             Self.shop(tablesOf: 10 * Self.mebibyte, pool: 128 * Self.mebibyte, writer: Self.defaultWriter),
             Self.shop(tablesOf: 300 * Self.mebibyte, pool: 128 * Self.mebibyte, writer: nil),
         ] {
