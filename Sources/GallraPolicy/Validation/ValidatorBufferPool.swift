@@ -22,7 +22,7 @@ extension PolicyValidator {
     /// Buffers a second below which the background writer is taken not to keep up with a purge whose tables do not
     /// fit in `shared_buffers`. PostgreSQL's own settings write 500 (100 every 200 ms); one connection purging the
     /// demo shop at full speed with 128 MB of buffers had about 48,000 written out a second, and a writer allowed
-    /// 20,000 left 60 % of them to the purge, one allowed 50,000 a fifth, one allowed 100,000 2 % (docs/benchmark.md).
+    /// 20,000 left 62 % of them to the purge, one allowed 50,000 a fifth, one allowed 100,000 2 % (docs/benchmark.md).
     static let backgroundWriterKeepingUp = 50_000
 
     /// Warns, for a policy whose tables are larger than the buffer pool, when the background writer writes out
