@@ -421,7 +421,7 @@ set_buffers() { # SIZE
     scripts/pg.sh restart "$pgdir"
     buffers=$(q "SHOW shared_buffers" postgres)
 }
-# The background writer of a third configuration: DELAY MAXPAGES MULTIPLIER, or none for PostgreSQL's own.
+# The background writer of the third configuration: DELAY MAXPAGES MULTIPLIER, or no arguments for PostgreSQL's own.
 set_bgwriter() { # [DELAY MAXPAGES MULTIPLIER]
     if [ $# = 3 ]; then
         q "ALTER SYSTEM SET bgwriter_delay = '$1'" postgres
